@@ -1,0 +1,106 @@
+#ifndef BCD_IMAGE_H
+#define BCD_IMAGE_H
+/**
+ * @file bcd/image.h
+ * Decoding (JPEG, PNG) and the preprocessing pipeline, each step a pure function.
+ *
+ * The pipeline, bit for bit as OpenCV does it on uint8/float32 data:
+ *   decode → RGB→YUV, equalize Y, YUV→RGB (bcd_image_equalize)
+ *          → float32, centre square crop, area resize to 224×224, round to uint8
+ *            (bcd_image_crop_resize)
+ *          → scale to [0,1], ImageNet mean/std, CHW float32 (bcd_image_to_tensor).
+ * bcd_image_preprocess() runs all three.
+ */
+#include "common.h"
+#include "ctx.h"
+
+BCD_BEGIN_DECLS
+
+/** Side of the square network input. */
+#define BCD_INPUT_SIZE 224
+/** Number of floats in one preprocessed tensor (3 × 224 × 224). */
+#define BCD_TENSOR_LEN (3 * BCD_INPUT_SIZE * BCD_INPUT_SIZE)
+/** Default limit on decoded pixels (width × height). */
+#define BCD_DEFAULT_MAX_PIXELS 100000000u
+/** Default limit on either side in pixels. */
+#define BCD_DEFAULT_MAX_DIMENSION 65500u
+
+/**
+ * An 8-bit image in memory, rows top to bottom, no padding between rows.
+ * Images made by the library are freed with bcd_image_free(); the struct may also be
+ * filled by the caller over its own buffer to pass pixels in (the library never frees
+ * or keeps such a buffer).
+ */
+typedef struct bcd_image {
+    uint32_t width;
+    uint32_t height;
+    uint32_t channels; /**< 3 (RGB, interleaved) for every image the library returns */
+    uint8_t *data;     /**< width * height * channels bytes */
+} bcd_image;
+
+/**
+ * Decode a JPEG or PNG held in memory; the format is chosen from the magic bytes.
+ * The EXIF orientation (JPEG APP1, PNG eXIf) is applied, alpha is dropped (as PIL's
+ * convert("RGB") does: the colour values are kept, not blended), grey is expanded,
+ * 16-bit samples are reduced to 8 bits, CMYK/YCCK JPEGs are converted to RGB.
+ * The size limits of ctx (BCD_MAX_PIXELS, BCD_MAX_DIMENSION) are checked from the
+ * header, before the pixel buffer is allocated. Any libjpeg warning (truncated data,
+ * extraneous bytes) is treated as an error: a half-decoded image is never returned.
+ * @param[out] out  the new RGB image; caller frees with bcd_image_free(). Untouched on failure.
+ * @param ctx       receives the error detail on failure; configuration source.
+ * @param data      encoded bytes; borrowed for the call only.
+ * @return BCD_OK, BCD_EFORMAT (not JPEG/PNG, corrupt, truncated, unsupported),
+ *         BCD_ELIMIT (too large), BCD_EINVAL, BCD_ENOMEM.
+ * Threads: one thread per ctx at a time.
+ */
+BCD_API bcd_status bcd_image_decode(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len);
+
+/** As bcd_image_decode(), reading the file at path (BCD_ENOTFOUND/BCD_EIO if unreadable). */
+BCD_API bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const char *path);
+
+/** Free an image made by the library. NULL: no-op. */
+BCD_API void bcd_image_free(bcd_image *img);
+
+/**
+ * RGB→YUV, histogram equalization of Y, YUV→RGB, all on uint8, exactly as OpenCV's
+ * cvtColor(COLOR_RGB2YUV), equalizeHist, cvtColor(COLOR_YUV2RGB).
+ * @param[out] out  new image of the same size; caller frees with bcd_image_free().
+ * @param in        RGB image (channels == 3); borrowed.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOMEM.
+ */
+BCD_API bcd_status bcd_image_equalize(bcd_image **out, const bcd_image *in);
+
+/**
+ * Convert to float32, crop the centred square of side min(w,h) (offset rounded down),
+ * resize it to size×size as OpenCV's resize(INTER_AREA) on float32, and round to
+ * uint8 (to nearest, ties to even, clamped to 0..255).
+ * @param[out] out  new size×size RGB image; caller frees with bcd_image_free().
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOMEM.
+ */
+BCD_API bcd_status bcd_image_crop_resize(bcd_image **out, const bcd_image *in, uint32_t size);
+
+/**
+ * Scale a 224×224 RGB image to [0,1] and normalize with the ImageNet mean
+ * (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225) into CHW float32.
+ * @param out      BCD_TENSOR_LEN floats, written by the call.
+ * @return BCD_OK, BCD_EINVAL (wrong size or out_len).
+ */
+BCD_API bcd_status bcd_image_to_tensor(float *out, size_t out_len, const bcd_image *in);
+
+/**
+ * The whole preprocessing pipeline (equalize, crop and resize, tensor) on a decoded
+ * RGB image.
+ * @param out      BCD_TENSOR_LEN floats, written by the call.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOMEM.
+ */
+BCD_API bcd_status bcd_image_preprocess(float *out, size_t out_len, const bcd_image *in);
+
+/**
+ * Encode an RGB image as PNG into a file (used to write preprocessed images).
+ * @return BCD_OK, BCD_EIO, BCD_EINVAL, BCD_ENOMEM.
+ */
+BCD_API bcd_status bcd_image_write_png(bcd_ctx *ctx, const bcd_image *img, const char *path);
+
+BCD_END_DECLS
+
+#endif

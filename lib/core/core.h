@@ -1,0 +1,90 @@
+/* Internal core API shared by all layers. Not installed. */
+#ifndef BCD_CORE_INTERNAL_H
+#define BCD_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bcd/common.h"
+#include "bcd/ctx.h"
+
+struct bcd_error {
+    bcd_status status;
+    char code[64];
+    char message[512];
+    char *details_json;      /* owned, may be NULL */
+    char correlation_id[64]; /* empty if none */
+};
+
+/* Configuration keys, in a fixed order. */
+enum bcd__cfg_key {
+    BCD__CFG_SUPABASE_URL,
+    BCD__CFG_SUPABASE_SERVICE_ROLE_KEY,
+    BCD__CFG_SUPABASE_STORAGE_BUCKET,
+    BCD__CFG_STORE,
+    BCD__CFG_DATA_DIR,
+    BCD__CFG_MODEL,
+    BCD__CFG_DEVICE,
+    BCD__CFG_THREADS,
+    BCD__CFG_MAX_PIXELS,
+    BCD__CFG_MAX_DIMENSION,
+    BCD__CFG_COUNT
+};
+
+struct bcd_ctx {
+    bcd_error err;
+    bool has_err;
+    char *explicit_val[BCD__CFG_COUNT]; /* bcd_ctx_set() */
+    char *env_val[BCD__CFG_COUNT];      /* environment */
+    char *file_val[BCD__CFG_COUNT];     /* .env file */
+    char *default_data_dir;             /* computed default */
+    bcd_log_fn log_fn;
+    void *log_user;
+};
+
+/* Record a failure on err and return status. fmt is printf-like. */
+bcd_status bcd__fail(bcd_error *err, bcd_status status, const char *code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+bcd_status bcd__vfail(bcd_error *err, bcd_status status, const char *code, const char *fmt, va_list ap);
+/* As bcd__fail on ctx (ctx may be NULL: only the status is returned). */
+bcd_status bcd__ctx_fail(bcd_ctx *ctx, bcd_status status, const char *code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Attach details JSON (copied) to err; ignored on allocation failure. */
+void bcd__error_set_details(bcd_error *err, const char *details_json);
+void bcd__error_set_correlation_id(bcd_error *err, const char *id);
+void bcd__error_clear(bcd_error *err);
+void bcd__error_copy(bcd_error *dst, const bcd_error *src);
+/* Every fallible public call that takes ctx clears its error on entry. */
+void bcd__ctx_clear(bcd_ctx *ctx);
+
+/* Effective config value (NULL if unset) and typed helpers. Secrets included. */
+const char *bcd__cfg(const bcd_ctx *ctx, enum bcd__cfg_key key);
+unsigned long long bcd__cfg_ull(const bcd_ctx *ctx, enum bcd__cfg_key key, unsigned long long dflt);
+
+void bcd__log(const bcd_ctx *ctx, bcd_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Memory and strings. */
+char *bcd__strdup(const char *s);
+char *bcd__strndup(const char *s, size_t n);
+/* Overwrite and free a secret string. */
+void bcd__free_secret(char *s);
+
+/* Read a whole file (NUL appended, not counted in *len). max_len 0: no limit. */
+bcd_status bcd__read_file(bcd_ctx *ctx, const char *path, size_t max_len, unsigned char **out, size_t *len);
+
+/* Random UUID v4 (OpenSSL RAND) into buf[37]. */
+bcd_status bcd__uuid_v4(char buf[37]);
+bool bcd__uuid_valid(const char *s);
+
+#endif
