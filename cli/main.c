@@ -1,3 +1,284 @@
+/* bcd-cli: parse arguments, call one public operation, print its result or the error
+ * envelope, map the status to an exit code. No logic of its own. */
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
-#include <bcd.h>
-int main(void) { printf("%s\n", bcd_version()); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct cli_command *const groups[] = {cli_image_commands};
+static const int *const group_sizes[] = {&cli_image_ncommands};
+#define NGROUPS (sizeof groups / sizeof groups[0])
+
+static const struct {
+    bcd_status status;
+    int code;
+} exit_codes[] = {
+    {BCD_ERROR, 1},   {BCD_EINVAL, 3},  {BCD_ENOMEM, 4},        {BCD_EIO, 5},   {BCD_EFORMAT, 6},
+    {BCD_ELIMIT, 7},  {BCD_ENOTFOUND, 8}, {BCD_ECONFLICT, 9},   {BCD_ESTATE, 10}, {BCD_EUNSUPPORTED, 11},
+    {BCD_EAUTH, 12},  {BCD_ENET, 13},   {BCD_EDOMAIN, 14},
+};
+
+int cli_exit_code(bcd_status st)
+{
+    if (st == BCD_OK)
+        return EXIT_OK;
+    for (size_t i = 0; i < sizeof exit_codes / sizeof exit_codes[0]; i++)
+        if (exit_codes[i].status == st)
+            return exit_codes[i].code;
+    return EXIT_INTERNAL;
+}
+
+static void print_envelope(const bcd_error *e, bcd_status st)
+{
+    char *json = NULL;
+    if (e && bcd_error_json(&json, e) == BCD_OK) {
+        fprintf(stderr, "%s\n", json);
+        bcd_free(json);
+    } else {
+        fprintf(stderr,
+                "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":{},\"correlation_id\":null}}\n",
+                bcd_status_name(st), bcd_strerror(st));
+    }
+}
+
+int cli_fail_ctx(struct cli *c, bcd_status st)
+{
+    print_envelope(bcd_ctx_last_error(c->ctx), st);
+    return cli_exit_code(st);
+}
+
+/* Escape s for a JSON string literal into buf. */
+static void json_escape(char *buf, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)ch;
+        } else if (ch < 0x20) {
+            o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", ch);
+        } else {
+            buf[o++] = (char)ch;
+        }
+    }
+    buf[o] = '\0';
+}
+
+static void vprint_envelope(const char *code, const char *fmt, va_list ap)
+{
+    char msg[512], esc[1100];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_escape(esc, sizeof esc, msg);
+    fprintf(stderr, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":{},\"correlation_id\":null}}\n",
+            code, esc);
+}
+
+int cli_fail(bcd_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprint_envelope(bcd_status_name(st), fmt, ap);
+    va_end(ap);
+    return cli_exit_code(st);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprint_envelope("usage_error", fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try 'bcd-cli --help'.\n");
+    return EXIT_USAGE;
+}
+
+static const char general_help[] =
+    "Options (anywhere on the line):\n"
+    "  --json            print results as JSON (default: readable text)\n"
+    "  --model SPEC      embedding model: builtin (default) or a TorchScript file (BCD_MODEL)\n"
+    "  --user ID         the caller's user id (local store)\n"
+    "  --store NAME      local (default) or supabase (BCD_STORE)\n"
+    "  --data-dir DIR    local store folder (BCD_DATA_DIR)\n"
+    "  --env-file FILE   read configuration from FILE instead of ./.env\n"
+    "  -h, --help        help for bcd-cli or for a command\n"
+    "  --version         print the version\n"
+    "\n"
+    "Configuration: explicit options, then environment variables, then the .env file:\n"
+    "  SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_STORAGE_BUCKET, BCD_STORE,\n"
+    "  BCD_DATA_DIR, BCD_MODEL, BCD_DEVICE, BCD_THREADS, BCD_MAX_PIXELS, BCD_MAX_DIMENSION.\n"
+    "  Secrets are never printed.\n"
+    "\n"
+    "Errors are printed on stderr as {\"error\":{\"code\",\"message\",\"details\",\"correlation_id\"}}.\n"
+    "Exit status: 0 success, 1 internal error, 2 usage error, 3 invalid input, 4 out of memory,\n"
+    "  5 I/O error, 6 corrupt or unsupported data, 7 limit exceeded, 8 not found, 9 conflict,\n"
+    "  10 precondition not met, 11 not supported by this build, 12 unauthorized,\n"
+    "  13 network or server error, 14 mathematically undefined.\n";
+
+static void print_help(void)
+{
+    printf("bcd-cli %s: longitudinal body-photo change detection\n\n"
+           "Usage: bcd-cli [OPTIONS] COMMAND [ARGS]\n\nCommands:\n",
+           bcd_version());
+    for (size_t g = 0; g < NGROUPS; g++)
+        for (int i = 0; i < *group_sizes[g]; i++) {
+            char left[64];
+            snprintf(left, sizeof left, "%s %s", groups[g][i].words, groups[g][i].args);
+            printf("  %-34s %s\n", left, groups[g][i].summary);
+        }
+    printf("\nRun 'bcd-cli COMMAND --help' for the options of a command.\n\n%s", general_help);
+}
+
+static void print_command_help(const struct cli_command *cmd)
+{
+    printf("Usage: bcd-cli %s %s\n\n%s\n\n%s\n", cmd->words, cmd->args, cmd->summary, cmd->help);
+}
+
+/* Options: name, whether it takes a value, where the value goes. */
+struct opt {
+    const char *name;
+    size_t off; /* offset of a const char * in struct cli, or 0 for flags/special */
+};
+#define OPT(n, field) {n, offsetof(struct cli, field)}
+static const struct opt value_opts[] = {
+    OPT("--user", user),   OPT("--out", out),   OPT("--order-index", order_index),
+    OPT("--model", model), OPT("--heatmaps", heatmaps),
+};
+
+/* Count the words of a command ("session create" = 2). */
+static int word_count(const char *words)
+{
+    int n = 1;
+    for (const char *p = words; *p; p++)
+        n += *p == ' ';
+    return n;
+}
+
+/* The command whose words are the first of the positional words, longest match first. */
+static const struct cli_command *find_command(const char **words, int nwords, int *used)
+{
+    const struct cli_command *best = NULL;
+    int best_n = 0;
+    for (size_t g = 0; g < NGROUPS; g++)
+        for (int i = 0; i < *group_sizes[g]; i++) {
+            const struct cli_command *cmd = &groups[g][i];
+            int n = word_count(cmd->words);
+            if (n > nwords || n <= best_n)
+                continue;
+            char joined[128] = "";
+            for (int w = 0; w < n; w++) {
+                if (w)
+                    strncat(joined, " ", sizeof joined - strlen(joined) - 1);
+                strncat(joined, words[w], sizeof joined - strlen(joined) - 1);
+            }
+            if (strcmp(joined, cmd->words) == 0) {
+                best = cmd;
+                best_n = n;
+            }
+        }
+    *used = best_n;
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    const char *words[CLI_MAX_ARGS];
+    int nwords = 0;
+    bool version = false, dashdash = false;
+    const char *env_file = NULL, *store = NULL, *data_dir = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (dashdash || a[0] != '-' || strcmp(a, "-") == 0) {
+            if (nwords == CLI_MAX_ARGS)
+                return cli_usage_error("too many arguments");
+            words[nwords++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            dashdash = true;
+            continue;
+        }
+        if (strcmp(a, "--json") == 0) {
+            c.json = true;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            c.help = true;
+            continue;
+        }
+        if (strcmp(a, "--version") == 0) {
+            version = true;
+            continue;
+        }
+        /* --name=value or --name value */
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        const char *val = eq ? eq + 1 : NULL;
+        const char **dst = NULL;
+        for (size_t k = 0; k < sizeof value_opts / sizeof value_opts[0]; k++)
+            if (strlen(value_opts[k].name) == nlen && strncmp(a, value_opts[k].name, nlen) == 0)
+                dst = (const char **)((char *)&c + value_opts[k].off);
+        if (!dst) {
+            if (nlen == 7 && strncmp(a, "--store", 7) == 0)
+                dst = &store;
+            else if (nlen == 10 && strncmp(a, "--data-dir", 10) == 0)
+                dst = &data_dir;
+            else if (nlen == 10 && strncmp(a, "--env-file", 10) == 0)
+                dst = &env_file;
+            else
+                return cli_usage_error("unknown option '%.*s'", (int)nlen, a);
+        }
+        if (!val) {
+            if (i + 1 >= argc)
+                return cli_usage_error("option '%s' needs a value", a);
+            val = argv[++i];
+        }
+        *dst = val;
+    }
+
+    if (version && nwords == 0) {
+        printf("bcd-cli %s (libbcd %s)\n", BCD_VERSION_STRING, bcd_version());
+        return EXIT_OK;
+    }
+    int used = 0;
+    const struct cli_command *cmd = nwords ? find_command(words, nwords, &used) : NULL;
+    if (!cmd) {
+        if (c.help || nwords == 0) {
+            print_help();
+            return c.help ? EXIT_OK : EXIT_USAGE;
+        }
+        return cli_usage_error("unknown command '%s'", words[0]);
+    }
+    if (c.help) {
+        print_command_help(cmd);
+        return EXIT_OK;
+    }
+    c.npos = nwords - used;
+    for (int i = 0; i < c.npos; i++)
+        c.pos[i] = words[used + i];
+    if (c.npos < cmd->min_pos || (cmd->max_pos >= 0 && c.npos > cmd->max_pos))
+        return cli_usage_error("'%s' expects %s", cmd->words, cmd->args);
+
+    if (bcd_ctx_new(&c.ctx) != BCD_OK) {
+        fprintf(stderr, "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"details\":{},"
+                        "\"correlation_id\":null}}\n");
+        return cli_exit_code(BCD_ENOMEM);
+    }
+    bcd_status st = bcd_ctx_load_env(c.ctx, env_file);
+    if (st == BCD_OK && store)
+        st = bcd_ctx_set(c.ctx, "BCD_STORE", store);
+    if (st == BCD_OK && data_dir)
+        st = bcd_ctx_set(c.ctx, "BCD_DATA_DIR", data_dir);
+    if (st == BCD_OK && c.model)
+        st = bcd_ctx_set(c.ctx, "BCD_MODEL", c.model);
+    int rc = st == BCD_OK ? cmd->run(&c) : cli_fail_ctx(&c, st);
+    if (fflush(stdout) != 0 && rc == EXIT_OK)
+        rc = cli_exit_code(BCD_EIO);
+    bcd_ctx_free(c.ctx);
+    return rc;
+}

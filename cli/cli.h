@@ -1,0 +1,63 @@
+/* bcd-cli: shared declarations of the command files. The CLI uses the public API only. */
+#ifndef BCD_CLI_H
+#define BCD_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <bcd.h>
+
+/* Exit codes (documented in `bcd-cli --help` and the man page). */
+enum {
+    EXIT_OK = 0,
+    EXIT_INTERNAL = 1,
+    EXIT_USAGE = 2,
+};
+
+#define CLI_MAX_ARGS 64
+
+/* Parsed command line: options may stand before or after the command words. */
+struct cli {
+    bcd_ctx *ctx;
+    bool json;
+    bool help;
+    const char *user;
+    const char *out;
+    const char *order_index;
+    const char *model;
+    const char *heatmaps;
+    int npos;
+    const char *pos[CLI_MAX_ARGS]; /* positional words after the command words */
+};
+
+struct cli_command {
+    const char *words;   /* "session create" */
+    const char *args;    /* "SESSION ANGLE FILE" */
+    const char *summary; /* one line */
+    const char *help;    /* the rest of --help */
+    int min_pos, max_pos;
+    int (*run)(struct cli *c);
+};
+
+/* Print the failure of the last call on ctx as the error envelope on stderr and return
+ * the exit code of its status. */
+int cli_fail_ctx(struct cli *c, bcd_status st);
+/* Print an error envelope built from a (code, message) pair, for failures detected by
+ * the CLI itself (usage errors). Returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Print an envelope for a failure the CLI detected itself; returns the status's exit code. */
+int cli_fail(bcd_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int cli_exit_code(bcd_status st);
+
+extern const struct cli_command cli_image_commands[];
+extern const int cli_image_ncommands;
+
+#endif

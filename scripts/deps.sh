@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install the Debian packages libbcd needs, only those that are missing.
+#   scripts/deps.sh          build + run (library, CLI, examples)
+#   scripts/deps.sh --test   also what the test suite needs
+# Runs apt-get as root, through sudo otherwise. Set BCD_NO_INSTALL=1 to only report.
+set -eu
+
+BUILD="gcc g++ meson ninja-build pkg-config libjpeg62-turbo-dev libpng-dev libcjson-dev
+libssl-dev libsqlite3-dev libcurl4-openssl-dev"
+TEST="check libsubunit-dev python3 python3-numpy python3-opencv python3-pytest"
+
+want="$BUILD"
+[ "${1:-}" = "--test" ] && want="$BUILD $TEST"
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "libbcd: installing missing packages:$missing" >&2
+if [ "${BCD_NO_INSTALL:-0}" = 1 ]; then
+    echo "libbcd: BCD_NO_INSTALL=1, not installing" >&2
+    exit 1
+fi
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,218 @@
+/* Unit tests of lib/core: statuses, error detail, configuration, UUIDs. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bcd.h"
+#include "core/core.h"
+
+static char tmpdir[] = "/tmp/bcd-core-XXXXXX";
+
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+START_TEST(test_status_names_stable)
+{
+    ck_assert_str_eq(bcd_status_name(BCD_OK), "ok");
+    ck_assert_str_eq(bcd_status_name(BCD_EINVAL), "invalid_argument");
+    ck_assert_str_eq(bcd_status_name(BCD_ENOTFOUND), "not_found");
+    ck_assert_str_eq(bcd_status_name(BCD_EUNSUPPORTED), "unsupported");
+    ck_assert_int_eq(BCD_EDOMAIN, -13);
+    /* every status in range has its own name and text; out of range gets a fallback */
+    for (int s = 0; s >= BCD_EDOMAIN; s--) {
+        ck_assert_str_ne(bcd_status_name(s), "unknown");
+        ck_assert_str_ne(bcd_strerror(s), "unknown status");
+        for (int t = s - 1; t >= BCD_EDOMAIN; t--)
+            ck_assert_str_ne(bcd_status_name(s), bcd_status_name(t));
+    }
+    ck_assert_str_eq(bcd_status_name(-999), "unknown");
+    ck_assert_str_eq(bcd_strerror(42), "unknown status");
+}
+END_TEST
+
+START_TEST(test_version)
+{
+    ck_assert_str_eq(bcd_version(), BCD_VERSION_STRING);
+    ck_assert_int_eq(bcd_version_number(), BCD_VERSION_NUMBER);
+    ck_assert_int_eq(BCD_VERSION_NUMBER, BCD_VERSION_MAJOR * 10000 + BCD_VERSION_MINOR * 100 + BCD_VERSION_PATCH);
+}
+END_TEST
+
+START_TEST(test_error_detail_and_envelope)
+{
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    ck_assert_ptr_null(bcd_ctx_last_error(ctx));
+    ck_assert_int_eq(bcd__ctx_fail(ctx, BCD_ENOTFOUND, "session_not_found", "session %s not found", "x\"y"),
+                     BCD_ENOTFOUND);
+    bcd__error_set_details(&ctx->err, "{\"session_id\":\"x\"}");
+    bcd__error_set_correlation_id(&ctx->err, "abc-123");
+    const bcd_error *e = bcd_ctx_last_error(ctx);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(bcd_error_status(e), BCD_ENOTFOUND);
+    ck_assert_str_eq(bcd_error_code(e), "session_not_found");
+    ck_assert_str_eq(bcd_error_message(e), "session x\"y not found");
+    char *json = NULL;
+    ck_assert_int_eq(bcd_error_json(&json, e), BCD_OK);
+    ck_assert_str_eq(json, "{\"error\":{\"code\":\"session_not_found\",\"message\":\"session x\\\"y not found\","
+                           "\"details\":{\"session_id\":\"x\"},\"correlation_id\":\"abc-123\"}}");
+    bcd_free(json);
+    /* the next fallible call on the ctx clears the detail */
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MODEL", "builtin"), BCD_OK);
+    ck_assert_ptr_null(bcd_ctx_last_error(ctx));
+    /* a NULL error prints as success-shaped envelope pieces */
+    ck_assert_str_eq(bcd_error_code(NULL), "ok");
+    ck_assert_ptr_null(bcd_error_correlation_id(NULL));
+    bcd_ctx_free(ctx);
+    bcd_ctx_free(NULL);
+}
+END_TEST
+
+START_TEST(test_config_defaults_and_setters)
+{
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_STORE"), "local");
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_MODEL"), "builtin");
+    ck_assert_str_eq(bcd_ctx_get(ctx, "SUPABASE_STORAGE_BUCKET"), "bcd-images");
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_MAX_PIXELS"), "100000000");
+    ck_assert_ptr_nonnull(bcd_ctx_get(ctx, "BCD_DATA_DIR"));
+    ck_assert_ptr_null(bcd_ctx_get(ctx, "SUPABASE_SERVICE_ROLE_KEY"));
+    ck_assert_ptr_null(bcd_ctx_get(ctx, "NOT_A_KEY"));
+
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_STORE", "redis"), BCD_EINVAL);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "invalid_config_value");
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_THREADS", "-1"), BCD_EINVAL);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MAX_PIXELS", "0"), BCD_EINVAL);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "SUPABASE_URL", "ftp://x"), BCD_EINVAL);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "NOPE", "1"), BCD_EINVAL);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "unknown_config_key");
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_THREADS", "4"), BCD_OK);
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_THREADS"), "4");
+    ck_assert_int_eq(bcd__cfg_ull(ctx, BCD__CFG_THREADS, 0), 4);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_THREADS", NULL), BCD_OK);
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_THREADS"), "0");
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_config_precedence_and_dotenv)
+{
+    const char *path = write_tmp("env1", "# comment\n"
+                                         "export SUPABASE_URL=\"http://127.0.0.1:54321\"\n"
+                                         "SUPABASE_SERVICE_ROLE_KEY='sb_secret_abcdef'\n"
+                                         "BCD_MODEL=from-file.pt  # trailing comment\n"
+                                         "BCD_THREADS=3\n"
+                                         "OPENROUTER_API_KEY=ignored\n\n");
+    setenv("BCD_THREADS", "5", 1);
+    unsetenv("BCD_MODEL");
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, path), BCD_OK);
+    ck_assert_str_eq(bcd_ctx_get(ctx, "SUPABASE_URL"), "http://127.0.0.1:54321");
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_MODEL"), "from-file.pt");
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_THREADS"), "5"); /* environment beats the file */
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_THREADS", "7"), BCD_OK);
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_THREADS"), "7"); /* explicit beats environment */
+    /* the secret is usable inside, never shown outside */
+    ck_assert_str_eq(bcd__cfg(ctx, BCD__CFG_SUPABASE_SERVICE_ROLE_KEY), "sb_secret_abcdef");
+    ck_assert_str_eq(bcd_ctx_get(ctx, "SUPABASE_SERVICE_ROLE_KEY"), "<set>");
+    char *json = NULL;
+    ck_assert_int_eq(bcd_ctx_config_json(&json, ctx), BCD_OK);
+    ck_assert_ptr_null(strstr(json, "sb_secret"));
+    ck_assert_ptr_nonnull(strstr(json, "\"SUPABASE_SERVICE_ROLE_KEY\":\"<set>\""));
+    bcd_free(json);
+    unsetenv("BCD_THREADS");
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_dotenv_errors)
+{
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, "/nonexistent/.env"), BCD_ENOTFOUND);
+    const char *bad = write_tmp("env2", "BCD_MODEL=a\nthis line is wrong\n");
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, bad), BCD_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(bcd_error_message(bcd_ctx_last_error(ctx)), ":2:"));
+    /* a failed load changes nothing */
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_MODEL"), "builtin");
+    const char *badval = write_tmp("env3", "BCD_STORE=mongo\n");
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, badval), BCD_EINVAL);
+    setenv("BCD_DEVICE", "tpu", 1);
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, NULL), BCD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(bcd_error_message(bcd_ctx_last_error(ctx)), "BCD_DEVICE"));
+    unsetenv("BCD_DEVICE");
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_uuid)
+{
+    char a[37], b[37];
+    ck_assert_int_eq(bcd__uuid_v4(a), BCD_OK);
+    ck_assert_int_eq(bcd__uuid_v4(b), BCD_OK);
+    ck_assert(bcd__uuid_valid(a));
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(a[14], '4');
+    ck_assert(strchr("89ab", a[19]) != NULL);
+    ck_assert(!bcd__uuid_valid("not-a-uuid"));
+    ck_assert(!bcd__uuid_valid("123e4567-e89b-12d3-a456-42661417400g"));
+    ck_assert(bcd__uuid_valid("123e4567-e89b-12d3-a456-426614174000"));
+    ck_assert(!bcd__uuid_valid(NULL));
+}
+END_TEST
+
+START_TEST(test_read_file)
+{
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    const char *p = write_tmp("f", "hello");
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(bcd__read_file(ctx, p, 0, &buf, &len), BCD_OK);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_str_eq((char *)buf, "hello");
+    free(buf);
+    ck_assert_int_eq(bcd__read_file(ctx, p, 4, &buf, &len), BCD_ELIMIT);
+    ck_assert_int_eq(bcd__read_file(ctx, "/nonexistent", 0, &buf, &len), BCD_ENOTFOUND);
+    ck_assert_int_eq(bcd__read_file(ctx, "/tmp", 0, &buf, &len), BCD_EIO);
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir))
+        return EXIT_FAILURE;
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_status_names_stable);
+    tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_error_detail_and_envelope);
+    tcase_add_test(tc, test_config_defaults_and_setters);
+    tcase_add_test(tc, test_config_precedence_and_dotenv);
+    tcase_add_test(tc, test_dotenv_errors);
+    tcase_add_test(tc, test_uuid);
+    tcase_add_test(tc, test_read_file);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
