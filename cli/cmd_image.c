@@ -155,12 +155,13 @@ static int cmd_embed(struct cli *c)
     return EXIT_OK;
 }
 
-/* A JSON document starts with '{' or '[' after white space; anything else is an image. */
-static bool looks_like_json(const char *path)
+/* A JSON document starts with '{' or '[' after white space; anything else is an image.
+ * -1: the file cannot be opened. */
+static int looks_like_json(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return false;
+        return -1;
     int ch;
     while ((ch = fgetc(f)) == ' ' || ch == '\n' || ch == '\r' || ch == '\t')
         ;
@@ -197,7 +198,9 @@ static int read_vector(struct cli *c, const char *path, float **v, size_t *dim)
 
 static int cmd_distance(struct cli *c)
 {
-    bool ja = looks_like_json(c->pos[0]), jb = looks_like_json(c->pos[1]);
+    int ja = looks_like_json(c->pos[0]), jb = looks_like_json(c->pos[1]);
+    if (ja < 0 || jb < 0)
+        return cli_fail(BCD_ENOTFOUND, "cannot open %s", c->pos[ja < 0 ? 0 : 1]);
     if (ja != jb)
         return cli_usage_error("distance takes two embedding JSON files or two images");
     float *a = NULL, *b = NULL, *vecs = NULL;
