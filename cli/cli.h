@@ -56,6 +56,8 @@ int cli_fail(bcd_status st, const char *fmt, ...)
 #endif
     ;
 int cli_exit_code(bcd_status st);
+/* Print a result document: as is with --json, as readable text otherwise. */
+int cli_print_result(struct cli *c, const char *json);
 
 extern const struct cli_command cli_image_commands[];
 extern const int cli_image_ncommands;
