@@ -84,7 +84,7 @@ static const cJSON *find_array(const cJSON *root, cJSON **owned, int depth)
     if (cJSON_IsArray(root))
         return root;
     if (cJSON_IsString(root) && depth > 0 && !*owned) {
-        *owned = cJSON_Parse(root->valuestring);
+        *owned = cJSON_ParseWithOpts(root->valuestring, NULL, 1);
         return *owned && cJSON_IsArray(*owned) ? *owned : NULL;
     }
     if (!cJSON_IsObject(root) || depth > 2)
@@ -108,7 +108,7 @@ bcd_status bcd_vector_from_json(float **out, size_t *dim, bcd_ctx *ctx, const ch
     bcd__ctx_clear(ctx);
     if (!out || !dim || !json)
         return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "vector_from_json needs out, dim and json");
-    cJSON *root = cJSON_Parse(json);
+    cJSON *root = cJSON_ParseWithOpts(json, NULL, 1); /* nothing but whitespace may follow */
     if (!root)
         return bcd__ctx_fail(ctx, BCD_EFORMAT, "invalid_json", "not valid JSON");
 
