@@ -61,5 +61,7 @@ int cli_print_result(struct cli *c, const char *json);
 
 extern const struct cli_command cli_image_commands[];
 extern const int cli_image_ncommands;
+extern const struct cli_command cli_session_commands[];
+extern const int cli_session_ncommands;
 
 #endif

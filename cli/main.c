@@ -8,8 +8,8 @@
 
 #include "cli.h"
 
-static const struct cli_command *const groups[] = {cli_image_commands};
-static const int *const group_sizes[] = {&cli_image_ncommands};
+static const struct cli_command *const groups[] = {cli_session_commands, cli_image_commands};
+static const int *const group_sizes[] = {&cli_session_ncommands, &cli_image_ncommands};
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
 static const struct {
@@ -100,7 +100,8 @@ static const char general_help[] =
     "Options (anywhere on the line):\n"
     "  --json            print results as JSON (default: readable text)\n"
     "  --model SPEC      embedding model: builtin (default) or a TorchScript file (BCD_MODEL)\n"
-    "  --user ID         the caller's user id (local store)\n"
+    "  --user ID         the caller's user id (default: BCD_USER, then the login name)\n"
+    "  --order-index N   position of an image within its angle (image add/register)\n"
     "  --store NAME      local (default) or supabase (BCD_STORE)\n"
     "  --data-dir DIR    local store folder (BCD_DATA_DIR)\n"
     "  --env-file FILE   read configuration from FILE instead of ./.env\n"
@@ -127,7 +128,10 @@ static void print_help(void)
         for (int i = 0; i < *group_sizes[g]; i++) {
             char left[64];
             snprintf(left, sizeof left, "%s %s", groups[g][i].words, groups[g][i].args);
-            printf("  %-34s %s\n", left, groups[g][i].summary);
+            if (strlen(left) > 34)
+                printf("  %s\n  %-34s %s\n", left, "", groups[g][i].summary);
+            else
+                printf("  %-34s %s\n", left, groups[g][i].summary);
         }
     printf("\nRun 'bcd-cli COMMAND --help' for the options of a command.\n\n%s", general_help);
 }

@@ -1,18 +1,38 @@
 #!/bin/sh
-# The main job on the bundled example: two checks of six angles each, embedded with the
-# built-in embedder (or BCD_MODEL), compared angle by angle.
+# The main job with bcd-cli on the bundled example: two checks of one (synthetic) person,
+# six angles each, stored in the local store, analyzed, and compared.
 #   examples/demo.sh [PATH/TO/bcd-cli]
+# Uses a fresh data directory under /tmp unless BCD_DATA_DIR is set, the built-in
+# embedder unless BCD_MODEL names a TorchScript model, and the user "example-user"
+# unless BCD_USER is set.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cli=${1:-bcd-cli}
 data="$here/data"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+if [ -z "${BCD_DATA_DIR:-}" ]; then
+    BCD_DATA_DIR=$(mktemp -d /tmp/bcd-demo-XXXXXX)
+    export BCD_DATA_DIR
+fi
+export BCD_USER="${BCD_USER:-example-user}"
 
-echo "libbcd example: comparing check1 and check2 of the bundled synthetic person"
-for angle in front left right up down raised; do
-    "$cli" embed "$data/check1/$angle.jpg" > "$tmp/a.json"
-    "$cli" embed "$data/check2/$angle.jpg" > "$tmp/b.json"
-    printf '  %-7s ' "$angle"
-    "$cli" distance "$tmp/a.json" "$tmp/b.json"
-done
+# Pull one field out of a flat JSON answer (the CLI prints JSON with --json).
+field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+new_check() {
+    sid=$("$cli" --json session create | field session_id)
+    for angle in front left right up down raised; do
+        "$cli" --json image add "$sid" "$angle" "$data/$1/$angle.jpg" >/dev/null
+    done
+    "$cli" --json session complete "$sid" >/dev/null
+    echo "$sid"
+}
+
+echo "== libbcd example: data in $BCD_DATA_DIR, user $BCD_USER, model ${BCD_MODEL:-builtin}"
+first=$(new_check check1)
+second=$(new_check check2)
+echo "== check 1 ($first): analyze"
+"$cli" analyze "$first"
+echo "== check 2 ($second): analyze"
+"$cli" analyze "$second"
+echo "== compare check 2 with check 1"
+"$cli" compare "$second" "$first"

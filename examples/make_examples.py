@@ -74,8 +74,8 @@ def main(outdir):
         later_moles = list(moles)
         if angle == "left":
             x, y, r, dark = later_moles[0]
-            later_moles[0] = (x, y, r * 2.2, min(0.9, dark + 0.2))   # a mole that grew
-            later_moles.append((W * 0.45, H * 0.55, 14.0, 0.8))       # a new dark spot
+            later_moles[0] = (x, y, r * 3.0, min(0.9, dark + 0.25))  # a mole that grew
+            later_moles.append((W * 0.45, H * 0.55, 26.0, 0.85))      # a new dark spot
         second = draw_moles(base.copy(), later_moles)
         second = nuisance(second, np.random.default_rng(2000 + i))
         for check, img in ((1, first), (2, second)):

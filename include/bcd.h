@@ -14,6 +14,8 @@
 #include "bcd/ctx.h"
 #include "bcd/image.h"
 #include "bcd/embed.h"
+#include "bcd/detect.h"
 #include "bcd/analysis.h"
+#include "bcd/service.h"
 
 #endif

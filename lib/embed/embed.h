@@ -22,5 +22,8 @@ struct bcd_embedder {
 
 /* Backends fill ops, impl, dim and name of a zeroed embedder. */
 bcd_status bcd__builtin_open(bcd_embedder *e, bcd_ctx *ctx);
+/* A TorchScript file run by the libbcd-torch module (torch.c); BCD_EUNSUPPORTED
+ * "torch_unavailable" when the module cannot be found or opened. */
+bcd_status bcd__torch_open(bcd_embedder *e, bcd_ctx *ctx, const char *path);
 
 #endif

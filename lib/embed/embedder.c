@@ -26,8 +26,7 @@ bcd_status bcd_embedder_open(bcd_embedder **out, bcd_ctx *ctx, const char *spec)
             st = bcd__ctx_fail(ctx, BCD_ENOTFOUND, "model_not_found",
                                "model '%s' is neither \"builtin\" nor an existing TorchScript file", spec);
         else
-            st = bcd__ctx_fail(ctx, BCD_EUNSUPPORTED, "torch_unavailable",
-                               "cannot load '%s': libbcd was built without libtorch", spec);
+            st = bcd__torch_open(e, ctx, spec);
     }
     if (st != BCD_OK) {
         free(e);

@@ -156,3 +156,21 @@ def test_decompression_bomb_refused(cli):
     r = cli("embed", os.path.join(EXAMPLES, "check1", "front.jpg"), env_extra={"BCD_MAX_PIXELS": "1000"})
     assert r.rc == 7
     assert r.error()["code"] == "image_too_large"
+
+
+def test_man_page_and_completion_cover_every_command(cli):
+    """Every command listed by --help is documented in bcd-cli(1) and completed by bash."""
+    from conftest import SOURCE
+    man = open(os.path.join(SOURCE, "cli", "bcd-cli.1")).read()
+    comp = open(os.path.join(SOURCE, "cli", "completion", "bcd-cli")).read()
+    lines = cli("--help").out.split("Commands:\n")[1].split("\n\n")[0].splitlines()
+    words = []
+    for line in lines:
+        if line.startswith("  ") and not line.startswith("   "):
+            toks = line.split()
+            words.append(" ".join(t for t in toks[:2] if t.islower() and t.isalpha()))
+    assert len(words) >= 10
+    for w in words:
+        assert ".B " + w in man or ".BI \"" + w in man, w
+        for part in w.split():
+            assert part in comp, part

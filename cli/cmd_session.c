@@ -1,0 +1,130 @@
+/* bcd-cli commands on sessions, images and analyses: each calls one service operation. */
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The caller: --user, else BCD_USER, else the login name (local store, one person). */
+static const char *caller(struct cli *c)
+{
+    if (c->user)
+        return c->user;
+    const char *u = getenv("BCD_USER");
+    if (u && *u)
+        return u;
+    struct passwd *pw = getpwuid(getuid());
+    return pw ? pw->pw_name : NULL;
+}
+
+static int parse_order_index(struct cli *c, int *out)
+{
+    *out = -1;
+    if (!c->order_index)
+        return EXIT_OK;
+    char *end;
+    long v = strtol(c->order_index, &end, 10);
+    if (*c->order_index == '\0' || *end || v < 0 || v > 1000000)
+        return cli_usage_error("--order-index must be a non-negative integer, got '%s'", c->order_index);
+    *out = (int)v;
+    return EXIT_OK;
+}
+
+enum op {
+    OP_CREATE, OP_COMPLETE, OP_LIST, OP_INFO, OP_THUMBS, OP_ADD, OP_REGISTER, OP_PREVIEW,
+    OP_ANALYZE, OP_COMPARE, OP_GET,
+};
+
+/* Open the service, run one operation, print its result or its error. */
+static int run_op(struct cli *c, enum op op)
+{
+    const char *user = caller(c);
+    if (!user)
+        return cli_usage_error("no user: pass --user ID or set BCD_USER");
+    int order = -1;
+    if ((op == OP_ADD || op == OP_REGISTER) && parse_order_index(c, &order) != EXIT_OK)
+        return EXIT_USAGE;
+    bcd_service *svc = NULL;
+    bcd_status st = bcd_service_open(&svc, c->ctx);
+    if (st != BCD_OK)
+        return cli_fail_ctx(c, st);
+    char *out = NULL;
+    const char *const *p = c->pos;
+    switch (op) {
+    case OP_CREATE: st = bcd_session_create(&out, svc, user); break;
+    case OP_COMPLETE: st = bcd_session_complete(&out, svc, user, p[0]); break;
+    case OP_LIST: st = bcd_session_list(&out, svc, user); break;
+    case OP_INFO: st = bcd_session_info(&out, svc, user, p[0]); break;
+    case OP_THUMBS: st = bcd_session_thumbnails(&out, svc, user, p[0]); break;
+    case OP_ADD: st = bcd_image_add(&out, svc, user, p[0], p[1], p[2], order); break;
+    case OP_REGISTER: st = bcd_image_register(&out, svc, user, p[0], p[1], p[2], order); break;
+    case OP_PREVIEW: st = bcd_image_preview(&out, svc, user, p[0], p[1]); break;
+    case OP_ANALYZE: st = bcd_session_analyze(&out, svc, user, p[0], NULL); break;
+    case OP_COMPARE: st = bcd_session_compare(&out, svc, user, p[0], p[1]); break;
+    case OP_GET: st = bcd_analysis_get(&out, svc, user, p[0]); break;
+    }
+    int rc;
+    if (st == BCD_OK) {
+        rc = cli_print_result(c, out);
+    } else {
+        char *env = NULL;
+        if (bcd_error_json(&env, bcd_service_last_error(svc)) == BCD_OK)
+            fprintf(stderr, "%s\n", env);
+        bcd_free(env);
+        rc = cli_exit_code(st);
+    }
+    bcd_free(out);
+    bcd_service_free(svc);
+    return rc;
+}
+
+#define OP_FN(name, op) \
+    static int name(struct cli *c) { return run_op(c, op); }
+OP_FN(cmd_create, OP_CREATE)
+OP_FN(cmd_complete, OP_COMPLETE)
+OP_FN(cmd_list, OP_LIST)
+OP_FN(cmd_info, OP_INFO)
+OP_FN(cmd_thumbs, OP_THUMBS)
+OP_FN(cmd_add, OP_ADD)
+OP_FN(cmd_register, OP_REGISTER)
+OP_FN(cmd_preview, OP_PREVIEW)
+OP_FN(cmd_analyze, OP_ANALYZE)
+OP_FN(cmd_compare, OP_COMPARE)
+OP_FN(cmd_get, OP_GET)
+
+#define USER_HELP "  --user ID   the caller (default: BCD_USER, then the login name)\n  --json      print JSON"
+
+const struct cli_command cli_session_commands[] = {
+    {"session create", "", "Create a session for the caller, print its id",
+     "Prints {\"session_id\":UUID,\"status\":\"created\"}.\n" USER_HELP, 0, 0, cmd_create},
+    {"session complete", "SESSION", "Mark a session completed (needs 3 distinct angles)",
+     "Analysis only runs on completed sessions; at least 3 of the 6 angles must have images.\n" USER_HELP, 1, 1,
+     cmd_complete},
+    {"session list", "", "List the caller's sessions, oldest first", USER_HELP, 0, 0, cmd_list},
+    {"session info", "SESSION", "First/current session, total, previous session id",
+     "previous_session_id is the session just before this one in time.\n" USER_HELP, 1, 1, cmd_info},
+    {"session thumbnails", "SESSION", "Paths / file:// URLs of every angle in one call", USER_HELP, 1, 1,
+     cmd_thumbs},
+    {"image add", "SESSION ANGLE FILE [--order-index N]", "Copy a photo into the store and register it",
+     "ANGLE is one of front, left, right, up, down, raised. The file is decoded once to check\n"
+     "it is a JPEG or PNG; its bytes are stored unchanged. Without --order-index the next\n"
+     "index of the angle is used.\n" USER_HELP,
+     3, 3, cmd_add},
+    {"image register", "SESSION ANGLE PATH [--order-index N]", "Register an image already in storage",
+     "Idempotent per (session, path). For an angle, --order-index must equal the number of\n"
+     "images it already has (0-based); a different path in a taken slot is a conflict.\n" USER_HELP,
+     3, 3, cmd_register},
+    {"image preview", "SESSION ANGLE", "Where to read the photo of one angle", USER_HELP, 2, 2, cmd_preview},
+    {"analyze", "SESSION [--model builtin|PATH]", "Analyze a completed session and store the result",
+     "Embeds all angles in one batch and scores each against the caller's earlier sessions\n"
+     "(change_score = cosine distance to their mean). Re-analysis replaces the stored result.\n"
+     "  --model SPEC  builtin (default, BCD_MODEL) or a TorchScript file\n" USER_HELP,
+     1, 1, cmd_analyze},
+    {"compare", "CURRENT PREVIOUS", "Per-angle deltas, distance, stability and trend of two checks",
+     "Both sessions must be analyzed. overall_trend: stable (< 0.1), mild_variation (< 0.25),\n"
+     "significant_shift.\n" USER_HELP,
+     2, 2, cmd_compare},
+    {"analysis get", "SESSION", "The stored analysis of a session (no recomputation)", USER_HELP, 1, 1, cmd_get},
+};
+const int cli_session_ncommands = sizeof cli_session_commands / sizeof cli_session_commands[0];

@@ -1,0 +1,496 @@
+/*
+ * Alignment of the previous photo onto the current one: a similarity transform found by
+ * an exhaustive normalized cross-correlation search on ~32 px images, refined
+ * coarse-to-fine by robust Gauss-Newton (forward-additive Lucas-Kanade) with a global
+ * gain and offset, on log-grey pyramids.
+ *
+ * Why no FFT: phase correlation would find the translation in O(n log n), but the
+ * search runs on images of ~32×24 pixels where a direct search over ±25 % shifts,
+ * five rotations and three scales costs ~3 M multiply-adds (a few ms), and unlike
+ * phase correlation it scores rotation and scale hypotheses and the overlap directly.
+ * Log grey turns exposure into an offset and gamma into a gain, which the photometric
+ * terms of the fit absorb.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detect_internal.h"
+
+#define MAX_LEVELS 12
+#define COARSE_SIDE 40   /* the search runs on the first level whose longer side is <= this */
+#define SCORE_SIDE 160   /* the fit is scored on the first level whose longer side is <= this */
+#define NCAND 3          /* hypotheses from the search refined to the next level */
+#define SEARCH_FRAC 0.25 /* translation search range, fraction of each side */
+#define MIN_SEARCH_OVERLAP 0.5
+
+static const double search_scales[] = { 0.93, 1.0, 1.075 };
+static const double search_rot_deg[] = { -8.0, -4.0, 0.0, 4.0, 8.0 };
+
+struct pyr {
+    int n;
+    bcd__plane *img[MAX_LEVELS]; /* blurred log grey */
+    bcd__plane *gx[MAX_LEVELS], *gy[MAX_LEVELS];
+    double cx[MAX_LEVELS], cy[MAX_LEVELS];
+};
+
+static void pyr_free(struct pyr *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        bcd__plane_free(p->img[i]);
+        bcd__plane_free(p->gx[i]);
+        bcd__plane_free(p->gy[i]);
+    }
+    p->n = 0;
+}
+
+static bcd__plane *gradient(const bcd__plane *p, bool along_x)
+{
+    bcd__plane *g = bcd__plane_new(p->w, p->h);
+    if (!g)
+        return NULL;
+    int w = p->w, h = p->h;
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            float d;
+            if (along_x) {
+                int x0 = x > 0 ? x - 1 : x, x1 = x < w - 1 ? x + 1 : x;
+                d = x1 > x0 ? (p->px[(size_t)y * w + x1] - p->px[(size_t)y * w + x0]) / (float)(x1 - x0) : 0.0f;
+            } else {
+                int y0 = y > 0 ? y - 1 : y, y1 = y < h - 1 ? y + 1 : y;
+                d = y1 > y0 ? (p->px[(size_t)y1 * w + x] - p->px[(size_t)y0 * w + x]) / (float)(y1 - y0) : 0.0f;
+            }
+            g->px[(size_t)y * w + x] = d;
+        }
+    }
+    return g;
+}
+
+/* Build levels 0..nlev-1 (each a 2x reduction, blurred by sigma 1 for the fit). */
+static bool pyr_build(struct pyr *p, const bcd__plane *base, int nlev, bool grads)
+{
+    memset(p, 0, sizeof *p);
+    bcd__plane *cur = NULL;
+    const bcd__plane *src = base;
+    for (int k = 0; k < nlev; k++) {
+        if (k > 0) {
+            bcd__plane *h = bcd__plane_half(src);
+            bcd__plane_free(cur);
+            cur = h;
+            if (!cur)
+                return false;
+            src = cur;
+        }
+        p->img[k] = bcd__plane_blur(src, k == 0 ? 0.8f : 1.0f);
+        p->n = k + 1;
+        if (!p->img[k])
+            goto fail;
+        if (grads) {
+            p->gx[k] = gradient(p->img[k], true);
+            p->gy[k] = gradient(p->img[k], false);
+            if (!p->gx[k] || !p->gy[k])
+                goto fail;
+        }
+        double sc = ldexp(1.0, -k);
+        p->cx[k] = ((base->w - 1) * 0.5 + 0.5) * sc - 0.5;
+        p->cy[k] = ((base->h - 1) * 0.5 + 0.5) * sc - 0.5;
+    }
+    bcd__plane_free(cur);
+    return true;
+fail:
+    bcd__plane_free(cur);
+    return false;
+}
+
+struct params {
+    double a, b, tx, ty; /* tx, ty in pixels of the level they were last used at */
+    double g, h;
+};
+
+/* Normalized cross-correlation and overlap fraction of current vs warped previous. */
+static double score_at(const struct pyr *C, const struct pyr *P, int k, const struct params *pr, double *overlap)
+{
+    const bcd__plane *c = C->img[k], *p = P->img[k];
+    double sc = 0, scc = 0, sp = 0, spp = 0, scp = 0;
+    size_t n = 0;
+    for (int y = 0; y < c->h; y++) {
+        double yy = y - C->cy[k];
+        for (int x = 0; x < c->w; x++) {
+            double xx = x - C->cx[k];
+            double u = pr->a * xx - pr->b * yy + pr->tx + P->cx[k];
+            double v = pr->b * xx + pr->a * yy + pr->ty + P->cy[k];
+            if (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
+                continue;
+            double pv = bcd__plane_at(p, (float)u, (float)v), cv = c->px[(size_t)y * c->w + x];
+            sc += cv;
+            scc += cv * cv;
+            sp += pv;
+            spp += pv * pv;
+            scp += cv * pv;
+            n++;
+        }
+    }
+    *overlap = (double)n / ((double)c->w * c->h);
+    if (n < 16)
+        return 0.0;
+    double vc = scc - sc * sc / n, vp = spp - sp * sp / n;
+    if (vc <= 1e-12 || vp <= 1e-12)
+        return 0.0;
+    return (scp - sc * sp / n) / sqrt(vc * vp);
+}
+
+bool bcd__detect_solve(double A[6][6], const double *b, double *x, int n)
+{
+    double L[6][6] = { { 0 } };
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j <= i; j++) {
+            double s = A[i][j];
+            for (int k = 0; k < j; k++)
+                s -= L[i][k] * L[j][k];
+            if (i == j) {
+                if (s <= 1e-15)
+                    return false;
+                L[i][i] = sqrt(s);
+            } else {
+                L[i][j] = s / L[j][j];
+            }
+        }
+    }
+    double y[6];
+    for (int i = 0; i < n; i++) {
+        double s = b[i];
+        for (int k = 0; k < i; k++)
+            s -= L[i][k] * y[k];
+        y[i] = s / L[i][i];
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        double s = y[i];
+        for (int k = i + 1; k < n; k++)
+            s -= L[k][i] * x[k];
+        x[i] = s / L[i][i];
+    }
+    return true;
+}
+
+/*
+ * Gauss-Newton iterations at level k. Residual e = g P(W(x)) + h - C(x), Huber
+ * weights with the scale 1.4826 * median |e| of the previous pass. Coordinates are
+ * divided by the level's half-size so the normal equations stay well conditioned.
+ */
+static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct params *pr, int maxit, int step,
+                         float *ebuf)
+{
+    const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k];
+    double S = 0.5 * (c->w > c->h ? c->w : c->h);
+    double sigma = -1.0;
+    for (int it = 0; it <= maxit; it++) {
+        bool measuring = sigma < 0; /* the first pass only measures the residual scale */
+        double H[6][6] = { { 0 } }, bv[6] = { 0 };
+        size_t ne = 0, n = 0;
+        for (int y = 0; y < c->h; y += step) {
+            double yy = y - C->cy[k];
+            for (int x = 0; x < c->w; x += step) {
+                double xx = x - C->cx[k];
+                double u = pr->a * xx - pr->b * yy + pr->tx + P->cx[k];
+                double v = pr->b * xx + pr->a * yy + pr->ty + P->cy[k];
+                if (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
+                    continue;
+                float fu = (float)u, fv = (float)v;
+                double pv = bcd__plane_at(p, fu, fv);
+                double e = pr->g * pv + pr->h - c->px[(size_t)y * c->w + x];
+                ebuf[ne++] = (float)fabs(e);
+                n++;
+                if (measuring)
+                    continue;
+                double wgt = 1.0, ae = fabs(e), kh = 1.345 * sigma;
+                if (ae > kh)
+                    wgt = kh / ae;
+                double Gu = bcd__plane_at(gx, fu, fv) * pr->g, Gv = bcd__plane_at(gy, fu, fv) * pr->g;
+                double xs = xx / S, ys = yy / S;
+                double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, pv, 1.0 };
+                for (int i = 0; i < 6; i++) {
+                    double wj = wgt * J[i];
+                    bv[i] += wj * e;
+                    for (int j = 0; j <= i; j++)
+                        H[i][j] += wj * J[j];
+                }
+            }
+        }
+        if (n < 32)
+            return;
+        /* median of |e| for the next pass' Huber scale */
+        sigma = 1.4826 * bcd__detect_median(ebuf, ne);
+        if (sigma < 1e-4)
+            sigma = 1e-4;
+        if (measuring)
+            continue;
+        for (int i = 0; i < 6; i++)
+            for (int j = 0; j < i; j++)
+                H[j][i] = H[i][j];
+        for (int i = 0; i < 6; i++)
+            H[i][i] *= 1.0 + 1e-6;
+        double d[6], rhs[6];
+        for (int i = 0; i < 6; i++)
+            rhs[i] = -bv[i];
+        if (!bcd__detect_solve(H, rhs, d, 6))
+            return;
+        pr->a += d[0] / S;
+        pr->b += d[1] / S;
+        pr->tx += d[2];
+        pr->ty += d[3];
+        pr->g += d[4];
+        pr->h += d[5];
+        if (fabs(d[2]) < 0.003 && fabs(d[3]) < 0.003 && fabs(d[0]) < 0.003 && fabs(d[1]) < 0.003)
+            return;
+    }
+}
+
+struct cand {
+    double ncc;
+    struct params p;
+};
+
+static int cmp_cand(const void *a, const void *b)
+{
+    double x = ((const struct cand *)a)->ncc, y = ((const struct cand *)b)->ncc;
+    return (x < y) - (x > y);
+}
+
+/* Exhaustive search at the coarsest level. Fills up to NCAND distinct candidates. */
+static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct cand *out)
+{
+    const bcd__plane *c = C->img[k], *p = P->img[k];
+    int Rx = (int)ceil(SEARCH_FRAC * c->w), Ry = (int)ceil(SEARCH_FRAC * c->h);
+    int ew = c->w + 2 * Rx, eh = c->h + 2 * Ry;
+    int nsx = 2 * Rx + 1, nsy = 2 * Ry + 1;
+    int ncomb = (int)(sizeof search_scales / sizeof *search_scales * (sizeof search_rot_deg / sizeof *search_rot_deg));
+    float *canvas = malloc((size_t)ew * eh * sizeof(float));
+    float *grid = malloc((size_t)nsx * nsy * sizeof(float));
+    struct cand *all = malloc((size_t)ncomb * nsx * nsy * sizeof *all);
+    int nall = 0, nout = 0;
+    if (!canvas || !grid || !all)
+        goto done;
+    size_t N = (size_t)c->w * c->h;
+    for (size_t si = 0; si < sizeof search_scales / sizeof *search_scales; si++) {
+        for (size_t ri = 0; ri < sizeof search_rot_deg / sizeof *search_rot_deg; ri++) {
+            double th = search_rot_deg[ri] * M_PI / 180.0;
+            double a = search_scales[si] * cos(th), b = search_scales[si] * sin(th);
+            /* canvas(i, j) = P(A ((i - Rx, j - Ry) - cc) + cp), NaN outside P */
+            for (int j = 0; j < eh; j++) {
+                double yy = j - Ry - C->cy[k];
+                for (int i = 0; i < ew; i++) {
+                    double xx = i - Rx - C->cx[k];
+                    double u = a * xx - b * yy + P->cx[k], v = b * xx + a * yy + P->cy[k];
+                    canvas[(size_t)j * ew + i] = (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
+                                                     ? NAN
+                                                     : bcd__plane_at(p, (float)u, (float)v);
+                }
+            }
+            for (int dy = -Ry; dy <= Ry; dy++) {
+                for (int dx = -Rx; dx <= Rx; dx++) {
+                    double sc = 0, scc = 0, sp = 0, spp = 0, scp = 0;
+                    size_t n = 0;
+                    for (int y = 0; y < c->h; y++) {
+                        const float *cr = c->px + (size_t)y * c->w;
+                        const float *er = canvas + (size_t)(y + dy + Ry) * ew + dx + Rx;
+                        for (int x = 0; x < c->w; x++) {
+                            float e = er[x];
+                            if (e != e)
+                                continue;
+                            double cv = cr[x];
+                            sc += cv;
+                            scc += cv * cv;
+                            sp += e;
+                            spp += (double)e * e;
+                            scp += cv * e;
+                            n++;
+                        }
+                    }
+                    float ncc = -2.0f;
+                    if (n >= MIN_SEARCH_OVERLAP * N) {
+                        double vc = scc - sc * sc / n, vp = spp - sp * sp / n;
+                        if (vc > 1e-12 && vp > 1e-12)
+                            ncc = (float)((scp - sc * sp / n) / sqrt(vc * vp));
+                    }
+                    grid[(size_t)(dy + Ry) * nsx + dx + Rx] = ncc;
+                }
+            }
+            /* local maxima of the shift grid become candidates; shift d in current
+             * pixels means t = A d */
+            for (int gy = 0; gy < nsy; gy++) {
+                for (int gxi = 0; gxi < nsx; gxi++) {
+                    float v = grid[(size_t)gy * nsx + gxi];
+                    if (v <= -1.5f)
+                        continue;
+                    bool peak = true;
+                    for (int oy = -1; oy <= 1 && peak; oy++)
+                        for (int ox = -1; ox <= 1; ox++) {
+                            int yy = gy + oy, xx = gxi + ox;
+                            if ((ox || oy) && yy >= 0 && xx >= 0 && yy < nsy && xx < nsx &&
+                                grid[(size_t)yy * nsx + xx] > v) {
+                                peak = false;
+                                break;
+                            }
+                        }
+                    if (!peak)
+                        continue;
+                    double dx = gxi - Rx, dy = gy - Ry;
+                    struct cand *cd = &all[nall++];
+                    cd->ncc = v;
+                    cd->p.a = a;
+                    cd->p.b = b;
+                    cd->p.tx = a * dx - b * dy;
+                    cd->p.ty = b * dx + a * dy;
+                    cd->p.g = 1.0;
+                    cd->p.h = 0.0;
+                }
+            }
+        }
+    }
+    qsort(all, (size_t)nall, sizeof *all, cmp_cand);
+    for (int i = 0; i < nall && nout < NCAND; i++) {
+        bool distinct = true;
+        for (int j = 0; j < nout; j++) {
+            double ddx = all[i].p.tx - out[j].p.tx, ddy = all[i].p.ty - out[j].p.ty;
+            if (ddx * ddx + ddy * ddy <= 2.0 * 2.0) {
+                distinct = false;
+                break;
+            }
+        }
+        if (distinct)
+            out[nout++] = all[i];
+    }
+done:
+    free(canvas);
+    free(grid);
+    free(all);
+    return nout;
+}
+
+static void to_level(struct params *p, int from, int to)
+{
+    double f = ldexp(1.0, from - to);
+    p->tx *= f;
+    p->ty *= f;
+}
+
+bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev)
+{
+    int longer = cur->w > cur->h ? cur->w : cur->h;
+    int nlev = 1, coarse = 0, scorelev = 0;
+    /* levels down to the first whose longer side is <= COARSE_SIDE; both frames must
+     * keep at least 8 px on each side */
+    while (nlev < MAX_LEVELS && (longer >> (nlev - 1)) > COARSE_SIDE) {
+        int nw = cur->w >> nlev, nh = cur->h >> nlev, pw = prev->w >> nlev, ph = prev->h >> nlev;
+        if (nw < 8 || nh < 8 || pw < 8 || ph < 8)
+            break;
+        nlev++;
+    }
+    coarse = nlev - 1;
+    while (scorelev < coarse && (longer >> scorelev) > SCORE_SIDE)
+        scorelev++;
+
+    struct pyr C, P;
+    memset(&C, 0, sizeof C);
+    memset(&P, 0, sizeof P);
+    bcd_status st = BCD_ENOMEM;
+    size_t nmax = (size_t)cur->w * cur->h;
+    float *ebuf = malloc(nmax * sizeof(float));
+    bool okc = pyr_build(&C, cur, nlev, false);
+    bool okp = okc && pyr_build(&P, prev, nlev, true);
+    if (!ebuf || !okc || !okp)
+        goto done;
+
+    struct cand cands[NCAND];
+    int nc = coarse_search(&C, &P, coarse, cands);
+    struct params best = { 1.0, 0.0, 0.0, 0.0, 1.0, 0.0 };
+    int bestlev = coarse;
+    if (nc > 0) {
+        /* refine each hypothesis at the coarsest two levels, keep the best fit */
+        double bestncc = -2.0;
+        int mid = coarse > 0 ? coarse - 1 : 0;
+        for (int i = 0; i < nc; i++) {
+            struct params p = cands[i].p;
+            refine_level(&C, &P, coarse, &p, 15, 1, ebuf);
+            if (mid != coarse) {
+                to_level(&p, coarse, mid);
+                refine_level(&C, &P, mid, &p, 15, 1, ebuf);
+            }
+            double ov;
+            double ncc = score_at(&C, &P, mid, &p, &ov);
+            if (ov < MIN_SEARCH_OVERLAP)
+                ncc -= 1.0;
+            if (ncc > bestncc) {
+                bestncc = ncc;
+                best = p;
+                bestlev = mid;
+            }
+        }
+    }
+    for (int k = bestlev - 1; k >= 0; k--) {
+        to_level(&best, k + 1, k);
+        int side = (cur->w >> k) > (cur->h >> k) ? (cur->w >> k) : (cur->h >> k);
+        int step = side > 300 ? 2 : 1;
+        refine_level(&C, &P, k, &best, k == 0 ? 8 : 12, step, ebuf);
+    }
+    if (bestlev < 0)
+        bestlev = 0;
+    double ov = 0.0;
+    struct params ps = best;
+    to_level(&ps, 0, scorelev);
+    out->score = score_at(&C, &P, scorelev, &ps, &ov);
+    out->overlap = ov;
+    out->a = best.a;
+    out->b = best.b;
+    out->tx = best.tx;
+    out->ty = best.ty;
+    out->gain = best.g;
+    out->bias = best.h;
+    if (!isfinite(out->a) || !isfinite(out->b) || !isfinite(out->tx) || !isfinite(out->ty)) {
+        out->a = 1.0;
+        out->b = out->tx = out->ty = 0.0;
+        out->score = 0.0;
+        out->overlap = 0.0;
+    }
+    st = BCD_OK;
+done:
+    free(ebuf);
+    pyr_free(&C);
+    pyr_free(&P);
+    return st;
+}
+
+void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev[3], const bcd__align *al)
+{
+    int w = dst[0]->w, h = dst[0]->h, pw = prev[0]->w, ph = prev[0]->h;
+    double ccx = (w - 1) * 0.5, ccy = (h - 1) * 0.5;
+    double cpx = (pw - 1) * 0.5, cpy = (ph - 1) * 0.5;
+    for (int y = 0; y < h; y++) {
+        double yy = y - ccy;
+        /* u, v are affine in x: start of the row and step */
+        double u = al->a * -ccx - al->b * yy + al->tx + cpx;
+        double v = al->b * -ccx + al->a * yy + al->ty + cpy;
+        for (int x = 0; x < w; x++, u += al->a, v += al->b) {
+            size_t i = (size_t)y * w + x;
+            if (u < 0 || v < 0 || u > pw - 1 || v > ph - 1) {
+                dst[0]->px[i] = dst[1]->px[i] = dst[2]->px[i] = 0.0f;
+                mask[i] = 0;
+                continue;
+            }
+            int x0 = (int)u, y0 = (int)v;
+            if (x0 > pw - 2)
+                x0 = pw - 2;
+            if (y0 > ph - 2)
+                y0 = ph - 2;
+            float fx = (float)(u - x0), fy = (float)(v - y0);
+            float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+            size_t j = (size_t)y0 * pw + x0;
+            for (int c = 0; c < 3; c++) {
+                const float *s = prev[c]->px + j;
+                dst[c]->px[i] = w00 * s[0] + w01 * s[1] + w10 * s[pw] + w11 * s[pw + 1];
+            }
+            mask[i] = 1;
+        }
+    }
+}

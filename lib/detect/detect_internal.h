@@ -1,0 +1,126 @@
+/* Internal API of lib/detect, shared between its files and its unit tests. Not installed. */
+#ifndef BCD_DETECT_INTERNAL_H
+#define BCD_DETECT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bcd/detect.h"
+#include "core/core.h"
+
+/* A single-channel float image, rows top to bottom, no padding. */
+typedef struct bcd__plane {
+    int w, h;
+    float *px;
+} bcd__plane;
+
+bcd__plane *bcd__plane_new(int w, int h);
+void bcd__plane_free(bcd__plane *p);
+
+/* Bilinear sample; the caller guarantees 0 <= u <= w-1 and 0 <= v <= h-1. */
+static inline float bcd__plane_at(const bcd__plane *p, float u, float v)
+{
+    int x = (int)u, y = (int)v;
+    if (x > p->w - 2)
+        x = p->w - 2;
+    if (y > p->h - 2)
+        y = p->h - 2;
+    if (x < 0)
+        x = 0;
+    if (y < 0)
+        y = 0;
+    float fx = u - (float)x, fy = v - (float)y;
+    const float *r0 = p->px + (size_t)y * p->w + x;
+    const float *r1 = p->h > 1 ? r0 + p->w : r0;
+    int dx = p->w > 1 ? 1 : 0;
+    float top = r0[0] + fx * (r0[dx] - r0[0]);
+    float bot = r1[0] + fx * (r1[dx] - r1[0]);
+    return top + fy * (bot - top);
+}
+
+/* The element of rank n/2 (the upper median); reorders v. 0 for n == 0. */
+float bcd__detect_median(float *v, size_t n);
+
+/* 2x2 area reduction (floor of odd sizes); NULL on OOM or when a side would be 0. */
+bcd__plane *bcd__plane_half(const bcd__plane *p);
+/* Separable Gaussian blur (clamped borders) into a new plane; sigma <= 0 copies. */
+bcd__plane *bcd__plane_blur(const bcd__plane *p, float sigma);
+
+/* An RGB photo reduced to working size: three float planes (0..255). */
+typedef struct bcd__work {
+    int w, h;            /* working size */
+    uint32_t ow, oh;     /* original size */
+    double fx, fy;       /* working pixels per original pixel (w / ow, h / oh) */
+    bcd__plane *c[3];    /* R, G, B */
+} bcd__work;
+
+/* Reduce img by area averaging so that its longer side is at most long_side (never
+ * enlarged). */
+bcd_status bcd__work_load(bcd__work *out, const bcd_image *img, int long_side);
+void bcd__work_clear(bcd__work *wk);
+/* 2x2 area reduction of a work image (sides >= 2 required); fx, fy stay exact. */
+bcd_status bcd__work_half(bcd__work *out, const bcd__work *in);
+/* Grey (luma, 0..255) and log-grey ln(luma + 4) planes of a work image. */
+bcd__plane *bcd__work_grey(const bcd__work *wk);
+bcd__plane *bcd__plane_log(const bcd__plane *grey);
+
+/* Photo quality measures (see detect.h for the definitions). */
+typedef struct bcd__quality {
+    double blur_variance;
+    double clipped_fraction;
+    double subject_fraction;
+} bcd__quality;
+void bcd__detect_quality(bcd__quality *q, const bcd__work *wk, const bcd__plane *grey);
+
+/*
+ * Similarity between working grids: a current working pixel x maps to the previous
+ * working pixel u = A (x - cc) + cp + t, A = [[a, -b], [b, a]], cc and cp the frame
+ * centres ((w-1)/2, (h-1)/2) of each working image.
+ */
+typedef struct bcd__align {
+    double a, b, tx, ty;
+    double gain, bias; /* log-grey photometric fit: gain * prev + bias ~ cur */
+    double score;      /* normalized cross-correlation of the overlap */
+    double overlap;    /* fraction of the current frame covered by the previous one */
+} bcd__align;
+
+/* Align two log-grey working planes. Returns BCD_OK or BCD_ENOMEM; a poor fit is
+ * reported through score and overlap, never as a failure. */
+bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev);
+
+/* Solve the symmetric positive definite system A x = b (n <= 6) by Cholesky;
+ * false if it is singular. Only the lower triangle of A is read. */
+bool bcd__detect_solve(double A[6][6], const double *b, double *x, int n);
+
+/* Warp the three planes of prev into the current grid (bilinear; planes of at least
+ * 2x2); mask[i] = 1 where covered, else 0 (and the pixel 0). */
+void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev[3], const bcd__align *al);
+
+/* Photometric matching: rewrite the warped previous channels P[3] so that they match
+ * the current ones C[3] on the masked overlap. */
+bcd_status bcd__detect_photometric(bcd__plane *P[3], bcd__plane *const C[3], const uint8_t *mask);
+
+/* The change map of an aligned, matched pair. */
+typedef struct bcd__region {
+    int x0, y0, x1, y1; /* inclusive working-pixel box */
+    double evidence;
+    double score;       /* logistic of evidence, [0,1] */
+} bcd__region;
+
+typedef struct bcd__changemap {
+    bcd__plane *map;     /* per working pixel evidence (>= 0), in noise units above the floor */
+    double noise;        /* robust noise level of the pair */
+    double evidence;     /* strongest region's evidence */
+    int nregions;
+    bcd__region *regions;
+    int cols, rows;
+    float *cells;        /* cols*rows, [0,1] or -1 */
+} bcd__changemap;
+
+bcd_status bcd__detect_changemap(bcd__changemap *out, bcd__plane *const C[3], bcd__plane *const P[3],
+                                 const uint8_t *mask, int grid);
+void bcd__changemap_clear(bcd__changemap *cm);
+/* local_change from evidence: a calibrated logistic. */
+double bcd__detect_score(double evidence);
+
+#endif

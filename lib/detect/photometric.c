@@ -1,0 +1,130 @@
+/*
+ * Photometric matching of the warped previous photo to the current one.
+ *
+ * Per channel, on log values l = ln(v + 1):  l_cur ~ alpha l_prev + beta + gx X + gy Y,
+ * X and Y the pixel position scaled to [-1, 1]. In log space an exposure or white
+ * balance gain is an offset and a gamma is a slope, so the model is exact for the
+ * usual re-exposure nuisances (up to clipping and the +1), and the ramp absorbs a
+ * gentle lighting gradient across the frame. The fit is iteratively reweighted least
+ * squares with Tukey's biweight (scale from the median absolute residual), on lightly
+ * blurred planes, over pixels that are not clipped in either photo: a changed area of a
+ * few percent of the frame gets weight ~0 and does not pull the fit.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detect_internal.h"
+
+#define NPAR 4
+#define STEP 2
+#define IRLS_ITERS 6
+
+/* Fit one channel; par = {alpha, beta, gx, gy}. */
+static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane *p, const uint8_t *mask,
+                        float *xs, float *ys, float *xx, float *yy, float *res)
+{
+    int w = c->w, h = c->h;
+    size_t n = 0;
+    for (int y = 0; y < h; y += STEP) {
+        for (int x = 0; x < w; x += STEP) {
+            size_t i = (size_t)y * w + x;
+            if (!mask[i])
+                continue;
+            float cv = c->px[i], pv = p->px[i];
+            if (cv <= 3.0f || cv >= 250.0f || pv <= 3.0f || pv >= 250.0f)
+                continue;
+            xs[n] = logf(pv + 1.0f);
+            ys[n] = logf(cv + 1.0f);
+            xx[n] = (float)(2.0 * x / (w > 1 ? w - 1 : 1) - 1.0);
+            yy[n] = (float)(2.0 * y / (h > 1 ? h - 1 : 1) - 1.0);
+            n++;
+        }
+    }
+    par[0] = 1.0;
+    par[1] = par[2] = par[3] = 0.0;
+    if (n < 64) {
+        /* too little overlap for a model: match the means only */
+        double sc = 0.0, sp = 0.0;
+        size_t m = 0;
+        for (size_t i = 0; i < (size_t)w * h; i++)
+            if (mask[i]) {
+                sc += logf(c->px[i] + 1.0f);
+                sp += logf(p->px[i] + 1.0f);
+                m++;
+            }
+        if (m > 0)
+            par[1] = (sc - sp) / m;
+        return;
+    }
+    double scale = -1.0;
+    for (int it = 0; it < IRLS_ITERS; it++) {
+        double A[6][6] = { { 0 } }, b[NPAR] = { 0 };
+        for (size_t i = 0; i < n; i++) {
+            double wgt = 1.0;
+            if (scale > 0) {
+                double r = (ys[i] - (par[0] * xs[i] + par[1] + par[2] * xx[i] + par[3] * yy[i])) / (4.685 * scale);
+                if (fabs(r) >= 1.0)
+                    continue;
+                wgt = (1.0 - r * r) * (1.0 - r * r);
+            }
+            double J[NPAR] = { xs[i], 1.0, xx[i], yy[i] };
+            for (int a = 0; a < NPAR; a++) {
+                b[a] += wgt * J[a] * ys[i];
+                for (int k = 0; k <= a; k++)
+                    A[a][k] += wgt * J[a] * J[k];
+            }
+        }
+        for (int a = 0; a < NPAR; a++)
+            A[a][a] += 1e-9 + (a >= 2 ? 1e-6 * A[1][1] : 0.0);
+        double sol[NPAR];
+        if (!bcd__detect_solve(A, b, sol, NPAR))
+            break;
+        if (!(sol[0] > 0.3 && sol[0] < 3.0))
+            break; /* implausible tone curve: keep the previous estimate */
+        memcpy(par, sol, sizeof sol);
+        for (size_t i = 0; i < n; i++)
+            res[i] = fabsf(ys[i] - (float)(par[0] * xs[i] + par[1] + par[2] * xx[i] + par[3] * yy[i]));
+        scale = 1.4826 * bcd__detect_median(res, n);
+        if (scale < 0.004)
+            scale = 0.004;
+    }
+}
+
+bcd_status bcd__detect_photometric(bcd__plane *P[3], bcd__plane *const C[3], const uint8_t *mask)
+{
+    int w = C[0]->w, h = C[0]->h;
+    size_t cap = ((size_t)(w + STEP - 1) / STEP) * ((size_t)(h + STEP - 1) / STEP);
+    float *buf = malloc(5 * cap * sizeof(float));
+    if (!buf)
+        return BCD_ENOMEM;
+    bcd_status st = BCD_OK;
+    for (int ch = 0; ch < 3; ch++) {
+        bcd__plane *cb = bcd__plane_blur(C[ch], 1.0f);
+        bcd__plane *pb = cb ? bcd__plane_blur(P[ch], 1.0f) : NULL;
+        if (!pb) {
+            bcd__plane_free(cb);
+            st = BCD_ENOMEM;
+            break;
+        }
+        double par[NPAR];
+        fit_channel(par, cb, pb, mask, buf, buf + cap, buf + 2 * cap, buf + 3 * cap, buf + 4 * cap);
+        bcd__plane_free(cb);
+        bcd__plane_free(pb);
+        float *px = P[ch]->px;
+        for (int y = 0; y < h; y++) {
+            double yn = 2.0 * y / (h > 1 ? h - 1 : 1) - 1.0;
+            for (int x = 0; x < w; x++) {
+                size_t i = (size_t)y * w + x;
+                if (!mask[i])
+                    continue;
+                double xn = 2.0 * x / (w > 1 ? w - 1 : 1) - 1.0;
+                float l = (float)(par[0] * logf(px[i] + 1.0f) + par[1] + par[2] * xn + par[3] * yn);
+                float v = expf(l) - 1.0f;
+                px[i] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+            }
+        }
+    }
+    free(buf);
+    return st;
+}

@@ -1,0 +1,155 @@
+/* Comparison of two analyzed sessions of a user (the seed's compare-sessions). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bcd/analysis.h"
+#include "service_internal.h"
+
+/* Load a session's analysis; "never analyzed" is a precondition failure here. */
+static bcd_status load(bcd_service *svc, const struct bcd__session_row *row, struct bcd__analysis *a)
+{
+    if (strcmp(row->status, "completed") != 0) {
+        bcd__svc_fail(svc, BCD_ESTATE, "session_not_completed", "session %s is not completed", row->id);
+        goto blame;
+    }
+    bcd_status st = bcd__store_analysis_get(svc->store, row->id, a);
+    if (st == BCD_ENOTFOUND) {
+        bcd__svc_fail(svc, BCD_ESTATE, "session_not_analyzed", "session %s has not been analyzed yet", row->id);
+        goto blame;
+    }
+    return st == BCD_OK ? BCD_OK : bcd__svc_from_store(svc, st);
+blame:;
+    cJSON *d = cJSON_CreateObject();
+    if (d)
+        cJSON_AddStringToObject(d, "session_id", row->id);
+    bcd__svc_details(svc, d);
+    return BCD_ESTATE;
+}
+
+/* Cosine distance of two stored embeddings if both exist and come from the same model;
+ * false otherwise (missing, other model, degenerate). */
+static bool embedding_distance(const struct bcd__analysis *c, const float *cv, const struct bcd__analysis *p,
+                               const float *pv, double *out)
+{
+    if (!cv || !pv || c->dim != p->dim || strcmp(c->model, p->model) != 0)
+        return false;
+    return bcd_vector_cosine_distance(out, NULL, cv, c->dim, pv, p->dim) == BCD_OK;
+}
+
+bcd_status bcd_session_compare(char **out, bcd_service *svc, const char *user_id, const char *current_session_id,
+                               const char *previous_session_id)
+{
+    if (!svc)
+        return BCD_EINVAL;
+    bcd__svc_clear(svc);
+    if (!out)
+        return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");
+    struct bcd__session_row cur, prev;
+    bcd_status st = bcd__svc_check_user(svc, user_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_session_id(svc, current_session_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_session_id(svc, previous_session_id);
+    if (st == BCD_OK)
+        st = bcd__svc_owned_session(svc, user_id, current_session_id, &cur);
+    if (st == BCD_OK)
+        st = bcd__svc_owned_session(svc, user_id, previous_session_id, &prev);
+    if (st != BCD_OK)
+        return st;
+    if (strcmp(cur.id, prev.id) == 0)
+        return bcd__svc_fail(svc, BCD_EINVAL, "same_session", "cannot compare session %s with itself", cur.id);
+
+    struct bcd__analysis *a = calloc(2, sizeof *a);
+    if (!a)
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+    struct bcd__analysis *c = &a[0], *p = &a[1];
+    if ((st = load(svc, &cur, c)) != BCD_OK || (st = load(svc, &prev, p)) != BCD_OK)
+        goto done;
+
+    bool ok = true;
+    cJSON *root = cJSON_CreateObject();
+    bcd__j_bool(&ok, root, "success", true);
+    cJSON *d = bcd__j_obj(&ok, root, "data");
+    bcd__j_str(&ok, d, "current_session_id", cur.id);
+    bcd__j_str(&ok, d, "previous_session_id", prev.id);
+    cJSON *per = bcd__j_arr(&ok, d, "per_angle");
+    cJSON *only_cur = cJSON_CreateArray(), *only_prev = cJSON_CreateArray();
+    double sum_c = 0.0, sum_p = 0.0;
+    size_t common = 0;
+    for (size_t i = 0; i < c->n_angles; i++) {
+        size_t j = 0;
+        while (j < p->n_angles && strcmp(p->angles[j].angle, c->angles[i].angle) != 0)
+            j++;
+        if (j == p->n_angles) {
+            bcd__j_push_str(&ok, only_cur, c->angles[i].angle);
+            continue;
+        }
+        double cs = c->angles[i].change_score, ps = p->angles[j].change_score, dist;
+        cJSON *it = cJSON_CreateObject();
+        if (!it || !cJSON_AddItemToArray(per, it)) {
+            cJSON_Delete(it);
+            ok = false;
+            break;
+        }
+        bcd__j_str(&ok, it, "angle_type", c->angles[i].angle);
+        bcd__j_num(&ok, it, "current_score", cs);
+        bcd__j_num(&ok, it, "previous_score", ps);
+        bcd__j_num(&ok, it, "delta", cs - ps);
+        bcd__j_num(&ok, it, "delta_magnitude", fabs(cs - ps));
+        if (embedding_distance(c, c->angle_vec[i], p, p->angle_vec[j], &dist))
+            bcd__j_num(&ok, it, "embedding_distance", dist);
+        else
+            bcd__j_null(&ok, it, "embedding_distance");
+        sum_c += cs;
+        sum_p += ps;
+        common++;
+    }
+    for (size_t j = 0; j < p->n_angles; j++) {
+        size_t i = 0;
+        while (i < c->n_angles && strcmp(c->angles[i].angle, p->angles[j].angle) != 0)
+            i++;
+        if (i == c->n_angles)
+            bcd__j_push_str(&ok, only_prev, p->angles[j].angle);
+    }
+
+    double overall;
+    const char *method = "embedding";
+    if (!embedding_distance(c, c->session_vec, p, p->session_vec, &overall)) {
+        /* seed fallback: the change of the mean per-angle score */
+        method = "score";
+        if (common) {
+            overall = fabs(sum_c / (double)common - sum_p / (double)common);
+        } else {
+            double mc = 0.0, mp = 0.0;
+            for (size_t i = 0; i < c->n_angles; i++)
+                mc += c->angles[i].change_score / (double)c->n_angles;
+            for (size_t j = 0; j < p->n_angles; j++)
+                mp += p->angles[j].change_score / (double)p->n_angles;
+            overall = fabs(mc - mp);
+        }
+    }
+    bcd__j_num(&ok, d, "overall_delta", overall);
+    bcd__j_num(&ok, d, "stability_index", fmax(0.0, 1.0 - overall));
+    bcd__j_str(&ok, d, "overall_trend", bcd_trend_label(overall));
+    bcd__j_str(&ok, d, "comparison_method", method);
+    bcd__j_num(&ok, d, "current_change_score", c->overall_change_score);
+    bcd__j_num(&ok, d, "previous_change_score", p->overall_change_score);
+    bcd__j_str(&ok, d, "current_model", c->model);
+    bcd__j_str(&ok, d, "previous_model", p->model);
+    if (!d || !only_cur || !cJSON_AddItemToObject(d, "angles_only_in_current", only_cur)) {
+        cJSON_Delete(only_cur);
+        ok = false;
+    }
+    if (!d || !only_prev || !cJSON_AddItemToObject(d, "angles_only_in_previous", only_prev)) {
+        cJSON_Delete(only_prev);
+        ok = false;
+    }
+    st = bcd__svc_emit(svc, root, ok, out);
+done:
+    bcd__analysis_clear(c);
+    bcd__analysis_clear(p);
+    free(a);
+    return st;
+}

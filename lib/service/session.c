@@ -1,0 +1,499 @@
+/* Sessions and images: create, complete, list, info, register, add, preview, thumbnails. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bcd/image.h"
+#include "service_internal.h"
+
+#define ENTER(svc)                                                                                                \
+    do {                                                                                                          \
+        if (!(svc))                                                                                               \
+            return BCD_EINVAL;                                                                                    \
+        bcd__svc_clear(svc);                                                                                      \
+        if (!out)                                                                                                 \
+            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");                            \
+    } while (0)
+
+static void session_json(bool *ok, cJSON *o, const struct bcd__session_row *r)
+{
+    bcd__j_str(ok, o, "session_id", r->id);
+    bcd__j_str(ok, o, "status", r->status);
+    bcd__j_str(ok, o, "created_at", r->created_at);
+    bcd__j_str(ok, o, "updated_at", r->updated_at);
+    bcd__j_int(ok, o, "image_count", (double)r->image_count);
+    bcd__j_bool(ok, o, "analyzed", r->analyzed);
+}
+
+bcd_status bcd_session_create(char **out, bcd_service *svc, const char *user_id)
+{
+    ENTER(svc);
+    bcd_status st = bcd__svc_check_user(svc, user_id);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__session_row row;
+    st = bcd__store_session_create(svc->store, user_id, &row);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    bcd__j_str(&ok, o, "session_id", row.id);
+    bcd__j_str(&ok, o, "status", row.status);
+    bcd__j_str(&ok, o, "user_id", row.user_id);
+    bcd__j_str(&ok, o, "created_at", row.created_at);
+    return bcd__svc_emit(svc, o, ok, out);
+}
+
+/* Distinct angles present in a list of images, as a bit set over bcd__angles. */
+static unsigned angle_set(const struct bcd__image_row *imgs, size_t n)
+{
+    unsigned set = 0;
+    for (size_t i = 0; i < n; i++) {
+        int a = bcd__angle_index(imgs[i].angle);
+        if (a >= 0)
+            set |= 1u << a;
+    }
+    return set;
+}
+
+static int popcount6(unsigned set)
+{
+    int c = 0;
+    for (int i = 0; i < BCD__ANGLE_COUNT; i++)
+        c += (set >> i) & 1u;
+    return c;
+}
+
+static cJSON *angles_array(unsigned set)
+{
+    cJSON *a = cJSON_CreateArray();
+    bool ok = true;
+    for (int i = 0; a && i < BCD__ANGLE_COUNT; i++)
+        if (set & (1u << i))
+            bcd__j_push_str(&ok, a, bcd__angles[i]);
+    if (!ok) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    return a;
+}
+
+bcd_status bcd_session_complete(char **out, bcd_service *svc, const char *user_id, const char *session_id)
+{
+    ENTER(svc);
+    struct bcd__session_row row;
+    bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &row);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__image_row *imgs = NULL;
+    size_t n = 0;
+    st = bcd__store_image_list(svc->store, row.id, &imgs, &n);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    unsigned set = angle_set(imgs, n);
+    free(imgs);
+    bool already = strcmp(row.status, "completed") == 0;
+    if (!already) {
+        if (popcount6(set) < BCD_MIN_ANGLES) {
+            bcd__svc_fail(svc, BCD_ESTATE, "insufficient_angles",
+                          "session %s has images of %d distinct angle%s; at least %d are required", row.id,
+                          popcount6(set), popcount6(set) == 1 ? "" : "s", BCD_MIN_ANGLES);
+            cJSON *d = cJSON_CreateObject();
+            if (d) {
+                cJSON *arr = angles_array(set);
+                if (arr)
+                    cJSON_AddItemToObject(d, "angles_present", arr);
+                cJSON_AddNumberToObject(d, "required", BCD_MIN_ANGLES);
+            }
+            bcd__svc_details(svc, d);
+            return BCD_ESTATE;
+        }
+        st = bcd__store_session_set_status(svc->store, row.id, "completed", &row);
+        if (st != BCD_OK)
+            return bcd__svc_from_store(svc, st);
+    }
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    bcd__j_str(&ok, o, "session_id", row.id);
+    bcd__j_str(&ok, o, "status", row.status);
+    cJSON *arr = angles_array(set);
+    if (!arr || !o || !cJSON_AddItemToObject(o, "angles", arr)) {
+        cJSON_Delete(arr);
+        ok = false;
+    }
+    bcd__j_int(&ok, o, "image_count", (double)n);
+    bcd__j_bool(&ok, o, "already_completed", already);
+    bcd__j_str(&ok, o, "updated_at", row.updated_at);
+    return bcd__svc_emit(svc, o, ok, out);
+}
+
+bcd_status bcd_session_list(char **out, bcd_service *svc, const char *user_id)
+{
+    ENTER(svc);
+    bcd_status st = bcd__svc_check_user(svc, user_id);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__session_row *rows = NULL;
+    size_t n = 0;
+    st = bcd__store_session_list(svc->store, user_id, &rows, &n);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    bcd__j_str(&ok, o, "user_id", user_id);
+    bcd__j_int(&ok, o, "count", (double)n);
+    cJSON *arr = bcd__j_arr(&ok, o, "sessions");
+    for (size_t i = 0; ok && i < n; i++) {
+        cJSON *it = cJSON_CreateObject();
+        if (!it || !cJSON_AddItemToArray(arr, it)) {
+            cJSON_Delete(it);
+            ok = false;
+            break;
+        }
+        session_json(&ok, it, &rows[i]);
+    }
+    free(rows);
+    return bcd__svc_emit(svc, o, ok, out);
+}
+
+bcd_status bcd_session_info(char **out, bcd_service *svc, const char *user_id, const char *session_id)
+{
+    ENTER(svc);
+    struct bcd__session_row row;
+    bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &row);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__session_row *rows = NULL;
+    size_t n = 0;
+    st = bcd__store_session_list(svc->store, user_id, &rows, &n);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    size_t idx = n;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rows[i].id, row.id) == 0)
+            idx = i;
+    if (idx == n) { /* deleted in between */
+        free(rows);
+        return bcd__svc_fail(svc, BCD_ENOTFOUND, "session_not_found", "session %s not found", row.id);
+    }
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    bcd__j_str(&ok, o, "session_id", row.id);
+    bcd__j_bool(&ok, o, "is_first_session", idx == 0);
+    bcd__j_bool(&ok, o, "is_current", idx == n - 1);
+    bcd__j_int(&ok, o, "total_sessions", (double)n);
+    bcd__j_int(&ok, o, "position", (double)(idx + 1));
+    bcd__j_str(&ok, o, "created_at", row.created_at);
+    bcd__j_str(&ok, o, "status", row.status);
+    bcd__j_bool(&ok, o, "analyzed", row.analyzed);
+    bcd__j_str(&ok, o, "previous_session_id", idx > 0 ? rows[idx - 1].id : NULL);
+    bcd__j_str(&ok, o, "next_session_id", idx + 1 < n ? rows[idx + 1].id : NULL);
+    free(rows);
+    return bcd__svc_emit(svc, o, ok, out);
+}
+
+static bcd_status check_path(bcd_service *svc, const char *path)
+{
+    if (!path || !*path)
+        return bcd__svc_fail(svc, BCD_EINVAL, "invalid_path", "an image path is required");
+    size_t n = strlen(path);
+    if (n >= BCD__PATH_MAX)
+        return bcd__svc_fail(svc, BCD_EINVAL, "invalid_path", "the image path is %zu bytes long, limit %d", n,
+                             BCD__PATH_MAX - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)path[i] < 0x20)
+            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_path", "the image path contains a control character");
+    return BCD_OK;
+}
+
+static void image_json(bool *ok, cJSON *o, const struct bcd__image_row *r, bool created)
+{
+    bcd__j_bool(ok, o, "ok", true);
+    bcd__j_bool(ok, o, "created", created);
+    bcd__j_str(ok, o, "image_id", r->id);
+    bcd__j_str(ok, o, "session_id", r->session_id);
+    bcd__j_str(ok, o, "angle", r->angle);
+    bcd__j_str(ok, o, "image_type", r->angle);
+    bcd__j_int(ok, o, "order_index", r->order_index);
+    bcd__j_str(ok, o, "storage_path", r->storage_path);
+}
+
+/* Register through the store; the store's detail becomes the service's. */
+static bcd_status do_register(bcd_service *svc, const struct bcd__image_row *in, struct bcd__image_row *row,
+                              bool *created)
+{
+    bcd_status st = bcd__store_image_register(svc->store, in, row, created);
+    return st == BCD_OK ? BCD_OK : bcd__svc_from_store(svc, st);
+}
+
+bcd_status bcd_image_register(char **out, bcd_service *svc, const char *user_id, const char *session_id,
+                              const char *angle, const char *path, int order_index)
+{
+    ENTER(svc);
+    struct bcd__session_row srow;
+    bcd_status st = bcd__svc_check_user(svc, user_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_session_id(svc, session_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_angle(svc, angle);
+    if (st == BCD_OK)
+        st = check_path(svc, path);
+    if (st == BCD_OK)
+        st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__image_row *in = calloc(2, sizeof *in);
+    if (!in)
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+    struct bcd__image_row *row = in + 1;
+    snprintf(in->session_id, sizeof in->session_id, "%s", srow.id);
+    snprintf(in->angle, sizeof in->angle, "%s", angle);
+    snprintf(in->storage_path, sizeof in->storage_path, "%s", path);
+    in->order_index = order_index < 0 ? -1 : order_index;
+    in->size_bytes = -1;
+    bool created = false;
+    st = do_register(svc, in, row, &created);
+    if (st == BCD_OK) {
+        bool ok = true;
+        cJSON *o = cJSON_CreateObject();
+        image_json(&ok, o, row, created);
+        st = bcd__svc_emit(svc, o, ok, out);
+    }
+    free(in);
+    return st;
+}
+
+bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, const char *session_id,
+                         const char *angle, const char *file_path, int order_index)
+{
+    ENTER(svc);
+    struct bcd__session_row srow;
+    bcd_status st = bcd__svc_check_user(svc, user_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_session_id(svc, session_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_angle(svc, angle);
+    if (st == BCD_OK && (!file_path || !*file_path))
+        st = bcd__svc_fail(svc, BCD_EINVAL, "invalid_path", "an image file is required");
+    if (st == BCD_OK)
+        st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
+    if (st != BCD_OK)
+        return st;
+
+    unsigned char *data = NULL;
+    size_t len = 0;
+    bcd_image *img = NULL;
+    struct bcd__image_row *in = NULL;
+    bool blob_created = false, registered = false;
+    char key[BCD__PATH_MAX] = "";
+
+    st = bcd__read_file(svc->ctx, file_path, BCD__MAX_IMAGE_FILE, &data, &len);
+    if (st != BCD_OK) {
+        bcd__svc_from_ctx(svc, st);
+        goto done;
+    }
+    /* validate: decode once (format, corruption, size limits) */
+    bcd__ctx_clear(svc->ctx);
+    st = bcd_image_decode(&img, svc->ctx, data, len);
+    if (st != BCD_OK) {
+        bcd__svc_from_ctx(svc, st);
+        if (st == BCD_EFORMAT) {
+            char prefix[320];
+            snprintf(prefix, sizeof prefix, "%.256s is not a usable JPEG or PNG image: ", file_path);
+            bcd__svc_prefix(svc, prefix);
+        }
+        goto done;
+    }
+    const char *ctype, *ext;
+    if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
+        ctype = "image/jpeg";
+        ext = "jpg";
+    } else {
+        ctype = "image/png";
+        ext = "png";
+    }
+    char sha[65];
+    if (bcd__sha256_hex(data, len, sha) != BCD_OK) {
+        st = bcd__svc_fail(svc, BCD_ERROR, "digest_failure", "cannot compute SHA-256");
+        goto done;
+    }
+    st = bcd__store_blob_put(svc->store, srow.id, sha, ext, data, len, key, &blob_created);
+    if (st != BCD_OK) {
+        bcd__svc_from_store(svc, st);
+        goto done;
+    }
+    in = calloc(2, sizeof *in);
+    if (!in) {
+        st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+        goto done;
+    }
+    struct bcd__image_row *row = in + 1;
+    snprintf(in->session_id, sizeof in->session_id, "%s", srow.id);
+    snprintf(in->angle, sizeof in->angle, "%s", angle);
+    snprintf(in->storage_path, sizeof in->storage_path, "%s", key);
+    snprintf(in->content_type, sizeof in->content_type, "%s", ctype);
+    snprintf(in->sha256, sizeof in->sha256, "%s", sha);
+    in->size_bytes = (int64_t)len;
+    in->order_index = order_index < 0 ? -1 : order_index;
+    bool created = false;
+    st = do_register(svc, in, row, &created);
+    if (st != BCD_OK)
+        goto done;
+    registered = true;
+    if (!created && strcmp(row->angle, angle) != 0) {
+        st = bcd__svc_fail(svc, BCD_ECONFLICT, "duplicate_image",
+                           "this file is already registered in session %s as angle %s #%d", srow.id, row->angle,
+                           row->order_index);
+        cJSON *d = cJSON_CreateObject();
+        if (d) {
+            cJSON_AddStringToObject(d, "image_id", row->id);
+            cJSON_AddStringToObject(d, "angle", row->angle);
+            cJSON_AddNumberToObject(d, "order_index", row->order_index);
+        }
+        bcd__svc_details(svc, d);
+        goto done;
+    }
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    image_json(&ok, o, row, created);
+    bcd__j_str(&ok, o, "content_type", row->content_type[0] ? row->content_type : ctype);
+    bcd__j_int(&ok, o, "size_bytes", (double)len);
+    bcd__j_str(&ok, o, "sha256", sha);
+    bcd__j_int(&ok, o, "width", img->width);
+    bcd__j_int(&ok, o, "height", img->height);
+    st = bcd__svc_emit(svc, o, ok, out);
+done:
+    if (st != BCD_OK && blob_created && !registered) {
+        /* leave no orphan behind (the store keeps a blob that a row references);
+         * the error already recorded on svc stays */
+        bcd__store_blob_delete(svc->store, key);
+    }
+    free(in);
+    bcd_image_free(img);
+    free(data);
+    return st;
+}
+
+/* First image (lowest order_index) of each angle; idx[a] = index into imgs or -1. */
+static void first_per_angle(const struct bcd__image_row *imgs, size_t n, long idx[BCD__ANGLE_COUNT])
+{
+    for (int a = 0; a < BCD__ANGLE_COUNT; a++)
+        idx[a] = -1;
+    for (size_t i = 0; i < n; i++) {
+        int a = bcd__angle_index(imgs[i].angle);
+        if (a >= 0 && (idx[a] < 0 || imgs[i].order_index < imgs[idx[a]].order_index))
+            idx[a] = (long)i;
+    }
+}
+
+bcd_status bcd_image_preview(char **out, bcd_service *svc, const char *user_id, const char *session_id,
+                             const char *angle)
+{
+    ENTER(svc);
+    struct bcd__session_row srow;
+    bcd_status st = bcd__svc_check_user(svc, user_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_session_id(svc, session_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_angle(svc, angle);
+    if (st == BCD_OK)
+        st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__image_row *imgs = NULL;
+    size_t n = 0;
+    st = bcd__store_image_list(svc->store, srow.id, &imgs, &n);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    long idx[BCD__ANGLE_COUNT];
+    first_per_angle(imgs, n, idx);
+    long i = idx[bcd__angle_index(angle)];
+    if (i < 0) {
+        free(imgs);
+        return bcd__svc_fail(svc, BCD_ENOTFOUND, "image_not_found", "session %s has no %s image", srow.id, angle);
+    }
+    char *url = NULL, *path = NULL;
+    int expires = -1;
+    st = bcd__store_blob_locate(svc->store, imgs[i].storage_path, &url, &path, &expires);
+    if (st != BCD_OK) {
+        free(imgs);
+        return bcd__svc_from_store(svc, st);
+    }
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    bcd__j_str(&ok, o, "session_id", srow.id);
+    bcd__j_str(&ok, o, "image_type", angle);
+    bcd__j_str(&ok, o, "preview_url", url);
+    bcd__j_str(&ok, o, "path", path);
+    if (expires >= 0)
+        bcd__j_int(&ok, o, "expires_in", expires);
+    else
+        bcd__j_null(&ok, o, "expires_in");
+    bcd__j_str(&ok, o, "content_type", imgs[i].content_type[0] ? imgs[i].content_type : NULL);
+    bcd__j_str(&ok, o, "image_id", imgs[i].id);
+    free(url);
+    free(path);
+    free(imgs);
+    return bcd__svc_emit(svc, o, ok, out);
+}
+
+bcd_status bcd_session_thumbnails(char **out, bcd_service *svc, const char *user_id, const char *session_id)
+{
+    ENTER(svc);
+    struct bcd__session_row srow;
+    bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__image_row *imgs = NULL;
+    size_t n = 0;
+    st = bcd__store_image_list(svc->store, srow.id, &imgs, &n);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    long idx[BCD__ANGLE_COUNT];
+    first_per_angle(imgs, n, idx);
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    bcd__j_str(&ok, o, "session_id", srow.id);
+    cJSON *thumbs = bcd__j_obj(&ok, o, "thumbnails");
+    cJSON *paths = bcd__j_obj(&ok, o, "paths");
+    cJSON *missing = cJSON_CreateArray();
+    int count = 0, expires_all = -1;
+    for (int a = 0; ok && a < BCD__ANGLE_COUNT; a++) {
+        if (idx[a] < 0)
+            continue;
+        char *url = NULL, *path = NULL;
+        int expires = -1;
+        st = bcd__store_blob_locate(svc->store, imgs[idx[a]].storage_path, &url, &path, &expires);
+        if (st == BCD_ENOTFOUND) {
+            bcd__j_push_str(&ok, missing, bcd__angles[a]);
+            st = BCD_OK;
+            continue;
+        }
+        if (st != BCD_OK) {
+            bcd__svc_from_store(svc, st);
+            break;
+        }
+        bcd__j_str(&ok, thumbs, bcd__angles[a], url);
+        bcd__j_str(&ok, paths, bcd__angles[a], path);
+        expires_all = expires;
+        count++;
+        free(url);
+        free(path);
+    }
+    free(imgs);
+    if (st != BCD_OK) {
+        cJSON_Delete(missing);
+        cJSON_Delete(o);
+        return st;
+    }
+    bcd__j_int(&ok, o, "count", count);
+    if (expires_all >= 0)
+        bcd__j_int(&ok, o, "expires_in", expires_all);
+    else
+        bcd__j_null(&ok, o, "expires_in");
+    if (!missing || !o || !cJSON_AddItemToObject(o, "missing", missing)) {
+        cJSON_Delete(missing);
+        ok = false;
+    }
+    return bcd__svc_emit(svc, o, ok, out);
+}

@@ -1,0 +1,1480 @@
+/* The `local` store: one SQLite database plus a blob folder under the data directory.
+ *
+ *   <data_dir>/bcd.sqlite3    sessions, images, analyses, embeddings (WAL mode)
+ *   <data_dir>/blobs/<session_id>/<sha256>.<ext>    image files, content addressed
+ *
+ * Atomicity: every operation that writes more than one row runs in one
+ * `BEGIN IMMEDIATE ... COMMIT` transaction (WAL, synchronous=FULL), so a failure or a
+ * crash at any point leaves the database as it was before the operation. Blobs are
+ * written to a temporary file in the final folder, fsynced, renamed into place and the
+ * folder fsynced; readers never see a partial blob.
+ * Folders are created 0700 and the database file 0600 (the -wal/-shm files inherit its
+ * mode): these are photos of people's bodies.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define DB_NAME "bcd.sqlite3"
+#define BLOB_DIR "blobs"
+#define BUSY_TIMEOUT_MS 10000
+
+/* Schema history. Version N is reached by running migrations[0..N-1] in order, each in
+ * the same transaction as the user_version update. Append only: never edit a step that
+ * has shipped. The tables mirror the seeds' (sessions, images, session_analysis,
+ * angle_analysis, session_embeddings; images.image_type is the angle) with a `seq`
+ * tie-breaker for sessions created in the same microsecond. */
+static const char *const migrations[] = {
+    /* 1: sessions, images and the seed's analysis tables. */
+    "CREATE TABLE sessions ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL CHECK (length(user_id) > 0),"
+    "  status TEXT NOT NULL DEFAULT 'created' CHECK (status IN ('created', 'completed')),"
+    "  created_at TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL UNIQUE"
+    ");"
+    "CREATE INDEX sessions_by_user ON sessions (user_id, created_at, seq);"
+    "CREATE TABLE images ("
+    "  id TEXT PRIMARY KEY,"
+    "  session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+    "  image_type TEXT NOT NULL"
+    "    CHECK (image_type IN ('front', 'left', 'right', 'up', 'down', 'raised')),"
+    "  order_index INTEGER NOT NULL CHECK (order_index >= 0),"
+    "  storage_path TEXT NOT NULL CHECK (length(storage_path) > 0),"
+    "  content_type TEXT,"
+    "  size_bytes INTEGER,"
+    "  sha256 TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  UNIQUE (session_id, storage_path),"
+    "  UNIQUE (session_id, image_type, order_index)"
+    ");"
+    "CREATE TABLE session_analysis ("
+    "  session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,"
+    "  overall_change_score REAL NOT NULL,"
+    "  confidence REAL NOT NULL,"
+    "  summary TEXT NOT NULL,"
+    "  model TEXT NOT NULL,"
+    "  dim INTEGER NOT NULL,"
+    "  baseline_sessions INTEGER NOT NULL DEFAULT 0,"
+    "  details TEXT,"
+    "  created_at TEXT NOT NULL"
+    ");"
+    "CREATE TABLE angle_analysis ("
+    "  id INTEGER PRIMARY KEY,"
+    "  session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+    "  angle_type TEXT NOT NULL"
+    "    CHECK (angle_type IN ('front', 'left', 'right', 'up', 'down', 'raised')),"
+    "  change_score REAL NOT NULL,"
+    "  summary TEXT NOT NULL,"
+    "  image_count INTEGER NOT NULL DEFAULT 1,"
+    "  baseline_sessions INTEGER NOT NULL DEFAULT 0,"
+    "  sharpness REAL,"
+    "  blur_variance REAL,"
+    "  clipped_fraction REAL,"
+    "  quality REAL,"
+    "  created_at TEXT NOT NULL,"
+    "  UNIQUE (session_id, angle_type)"
+    ");"
+    "CREATE TABLE session_embeddings ("
+    "  session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,"
+    "  model TEXT NOT NULL,"
+    "  dim INTEGER NOT NULL CHECK (dim > 0),"
+    "  checksum TEXT NOT NULL,"
+    "  embedding TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL"
+    ");",
+    /* 2: per-angle embeddings (per-angle baselines and comparisons). */
+    "CREATE TABLE angle_embeddings ("
+    "  session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+    "  angle TEXT NOT NULL CHECK (angle IN ('front', 'left', 'right', 'up', 'down', 'raised')),"
+    "  model TEXT NOT NULL,"
+    "  dim INTEGER NOT NULL CHECK (dim > 0),"
+    "  checksum TEXT NOT NULL,"
+    "  embedding TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (session_id, angle)"
+    ");"
+    "CREATE INDEX images_by_session ON images (session_id, image_type, order_index);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* Canonical angle order for ORDER BY. */
+#define ANGLE_ORDER(col)                                                                                          \
+    "CASE " col " WHEN 'front' THEN 0 WHEN 'left' THEN 1 WHEN 'right' THEN 2 WHEN 'up' THEN 3 "                   \
+    "WHEN 'down' THEN 4 WHEN 'raised' THEN 5 ELSE 6 END"
+
+struct local {
+    sqlite3 *db;
+    char *dir;       /* absolute data directory */
+    char *db_path;
+    char *blob_dir;
+    int fail_after;  /* test fault injection: < 0 off */
+    int fail_mode;
+};
+
+static struct local *L_of(bcd_store *s)
+{
+    return (struct local *)s->impl;
+}
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+/* Record a SQLite failure; rc is the (extended) result code. */
+static bcd_status sqlfail(bcd_store *s, int rc, const char *what)
+{
+    struct local *L = L_of(s);
+    const char *msg = L && L->db && sqlite3_errcode(L->db) == rc ? sqlite3_errmsg(L->db) : sqlite3_errstr(rc);
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return bcd__fail(&s->err, BCD_EIO, "store_busy",
+                         "%s: the local store is locked by another process (%s); try again", what, msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt", "%s: the local database is damaged (%s)", what,
+                         msg);
+    case SQLITE_CONSTRAINT:
+        return bcd__fail(&s->err, BCD_ECONFLICT, "constraint_violation", "%s: %s", what, msg);
+    case SQLITE_NOMEM:
+        return bcd__fail(&s->err, BCD_ENOMEM, "out_of_memory", "%s: out of memory", what);
+    case SQLITE_FULL:
+        return bcd__fail(&s->err, BCD_EIO, "store_full", "%s: disk full (%s)", what, msg);
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_CANTOPEN:
+        return bcd__fail(&s->err, BCD_EIO, "store_unwritable", "%s: %s", what, msg);
+    default:
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "%s: %s", what, msg);
+    }
+}
+
+static bcd_status oom(bcd_store *s)
+{
+    return bcd__fail(&s->err, BCD_ENOMEM, "out_of_memory", "out of memory");
+}
+
+/* ---- statements ------------------------------------------------------------------ */
+
+static bcd_status prep(bcd_store *s, sqlite3_stmt **st, const char *sql)
+{
+    int rc = sqlite3_prepare_v2(L_of(s)->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        *st = NULL;
+        return sqlfail(s, rc, "prepare");
+    }
+    return BCD_OK;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Simulated failure point (test fault injection). True: fail now. */
+static bool fault(struct local *L)
+{
+    if (L->fail_after < 0)
+        return false;
+    if (L->fail_after > 0) {
+        L->fail_after--;
+        return false;
+    }
+    if (L->fail_mode == 1)
+        _exit(86); /* crash: no rollback, no cleanup */
+    L->fail_after = -1;
+    return true;
+}
+
+/* Step a write statement of a transaction to completion. */
+static bcd_status wstep(bcd_store *s, sqlite3_stmt *st, const char *what)
+{
+    if (fault(L_of(s)))
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "%s: simulated I/O failure (fault injection)", what);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return sqlfail(s, rc, what);
+    return BCD_OK;
+}
+
+static bcd_status exec(bcd_store *s, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(L_of(s)->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? BCD_OK : sqlfail(s, rc, what);
+}
+
+static bcd_status begin(bcd_store *s)
+{
+    return exec(s, "BEGIN IMMEDIATE", "begin transaction");
+}
+
+static bcd_status commit(bcd_store *s)
+{
+    if (fault(L_of(s)))
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "commit: simulated I/O failure (fault injection)");
+    return exec(s, "COMMIT", "commit");
+}
+
+/* Roll back whatever is open; keeps the error already recorded. */
+static void rollback(bcd_store *s)
+{
+    if (!sqlite3_get_autocommit(L_of(s)->db))
+        sqlite3_exec(L_of(s)->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* End a write transaction: commit on success, roll back otherwise. */
+static bcd_status finish(bcd_store *s, bcd_status st)
+{
+    if (st == BCD_OK)
+        st = commit(s);
+    if (st != BCD_OK)
+        rollback(s);
+    return st;
+}
+
+/* Copy a text column into buf; false if NULL-free copy does not fit. */
+static bool col_copy(sqlite3_stmt *st, int i, char *buf, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    if (n >= cap) {
+        buf[0] = '\0';
+        return false;
+    }
+    if (n)
+        memcpy(buf, t, n);
+    buf[n] = '\0';
+    return true;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? bcd__strndup((const char *)t, (size_t)sqlite3_column_bytes(st, i)) : NULL;
+}
+
+/* ---- sessions --------------------------------------------------------------------- */
+
+#define SESSION_COLS                                                                                              \
+    "s.id, s.user_id, s.status, s.created_at, s.updated_at, s.seq, "                                             \
+    "(SELECT count(*) FROM images i WHERE i.session_id = s.id), "                                                 \
+    "EXISTS (SELECT 1 FROM session_analysis a WHERE a.session_id = s.id)"
+
+static void read_session(sqlite3_stmt *st, struct bcd__session_row *r)
+{
+    memset(r, 0, sizeof *r);
+    col_copy(st, 0, r->id, sizeof r->id);
+    col_copy(st, 1, r->user_id, sizeof r->user_id);
+    col_copy(st, 2, r->status, sizeof r->status);
+    col_copy(st, 3, r->created_at, sizeof r->created_at);
+    col_copy(st, 4, r->updated_at, sizeof r->updated_at);
+    r->seq = sqlite3_column_int64(st, 5);
+    r->image_count = sqlite3_column_int64(st, 6);
+    r->analyzed = sqlite3_column_int(st, 7) != 0;
+}
+
+/* Read one session inside or outside a transaction. */
+static bcd_status get_session(bcd_store *s, const char *id, struct bcd__session_row *out)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, "SELECT " SESSION_COLS " FROM sessions s WHERE s.id = ?1");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        if (out)
+            read_session(st, out);
+        rc = BCD_OK;
+    } else if (r == SQLITE_DONE) {
+        rc = bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %s not found", id);
+    } else {
+        rc = sqlfail(s, r, "read session");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bcd_status l_session_get(bcd_store *s, const char *id, struct bcd__session_row *out)
+{
+    return get_session(s, id, out);
+}
+
+static bcd_status l_session_create(bcd_store *s, const char *user_id, struct bcd__session_row *out)
+{
+    char id[BCD__ID_LEN], now[BCD__TS_LEN];
+    if (bcd__uuid_v4(id) != BCD_OK)
+        return bcd__fail(&s->err, BCD_ERROR, "random_failure", "cannot generate a session id");
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    bcd__timestamp_now(now);
+    /* created_at never goes backwards (a clock stepped back must not reorder a user's
+     * history), and seq breaks ties between sessions of the same microsecond. */
+    rc = prep(s, &st,
+              "INSERT INTO sessions (id, user_id, status, created_at, updated_at, seq) "
+              "SELECT ?1, ?2, 'created', c, c, q FROM (SELECT max(?3, coalesce(max(created_at), '')) AS c, "
+              "coalesce(max(seq), 0) + 1 AS q FROM sessions)");
+    if (rc == BCD_OK) {
+        bind_text(st, 1, id);
+        bind_text(st, 2, user_id);
+        bind_text(st, 3, now);
+        rc = wstep(s, st, "create session");
+    }
+    sqlite3_finalize(st);
+    if (rc == BCD_OK)
+        rc = get_session(s, id, out);
+    return finish(s, rc);
+}
+
+static bcd_status l_session_set_status(bcd_store *s, const char *id, const char *status,
+                                       struct bcd__session_row *out)
+{
+    char now[BCD__TS_LEN];
+    bcd__timestamp_now(now);
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    rc = get_session(s, id, NULL);
+    sqlite3_stmt *st = NULL;
+    if (rc == BCD_OK)
+        rc = prep(s, &st, "UPDATE sessions SET status = ?2, updated_at = max(?3, updated_at) WHERE id = ?1");
+    if (rc == BCD_OK) {
+        bind_text(st, 1, id);
+        bind_text(st, 2, status);
+        bind_text(st, 3, now);
+        rc = wstep(s, st, "update session");
+    }
+    sqlite3_finalize(st);
+    if (rc == BCD_OK && out)
+        rc = get_session(s, id, out);
+    return finish(s, rc);
+}
+
+static bcd_status l_session_list(bcd_store *s, const char *user_id, struct bcd__session_row **out, size_t *n)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st,
+                         "SELECT " SESSION_COLS " FROM sessions s WHERE s.user_id = ?1 "
+                         "ORDER BY s.created_at, s.seq");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, user_id);
+    struct bcd__session_row *rows = NULL;
+    size_t cnt = 0, cap = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct bcd__session_row *nr = realloc(rows, ncap * sizeof *nr);
+            if (!nr) {
+                rc = oom(s);
+                break;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        read_session(st, &rows[cnt++]);
+    }
+    if (rc == BCD_OK && r != SQLITE_DONE)
+        rc = sqlfail(s, r, "list sessions");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK) {
+        free(rows);
+        return rc;
+    }
+    *out = rows;
+    *n = cnt;
+    return BCD_OK;
+}
+
+/* ---- images ----------------------------------------------------------------------- */
+
+#define IMAGE_COLS                                                                                                \
+    "id, session_id, image_type, order_index, storage_path, content_type, size_bytes, sha256, created_at"
+
+static void read_image(sqlite3_stmt *st, struct bcd__image_row *r)
+{
+    memset(r, 0, sizeof *r);
+    col_copy(st, 0, r->id, sizeof r->id);
+    col_copy(st, 1, r->session_id, sizeof r->session_id);
+    col_copy(st, 2, r->angle, sizeof r->angle);
+    r->order_index = sqlite3_column_int(st, 3);
+    col_copy(st, 4, r->storage_path, sizeof r->storage_path);
+    col_copy(st, 5, r->content_type, sizeof r->content_type);
+    r->size_bytes = sqlite3_column_type(st, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 6);
+    col_copy(st, 7, r->sha256, sizeof r->sha256);
+    col_copy(st, 8, r->created_at, sizeof r->created_at);
+}
+
+static bcd_status l_image_list(bcd_store *s, const char *session_id, struct bcd__image_row **out, size_t *n)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st,
+                         "SELECT " IMAGE_COLS " FROM images WHERE session_id = ?1 "
+                         "ORDER BY " ANGLE_ORDER("image_type") ", order_index");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, session_id);
+    struct bcd__image_row *rows = NULL;
+    size_t cnt = 0, cap = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct bcd__image_row *nr = realloc(rows, ncap * sizeof *nr);
+            if (!nr) {
+                rc = oom(s);
+                break;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        read_image(st, &rows[cnt++]);
+    }
+    if (rc == BCD_OK && r != SQLITE_DONE)
+        rc = sqlfail(s, r, "list images");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK) {
+        free(rows);
+        return rc;
+    }
+    *out = rows;
+    *n = cnt;
+    return BCD_OK;
+}
+
+/* One image row by (session, path) or by (session, angle, slot); BCD_ENOTFOUND if none. */
+static bcd_status find_image(bcd_store *s, const char *sql, const char *session_id, const char *a, int b,
+                             struct bcd__image_row *out)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, sql);
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, session_id);
+    bind_text(st, 2, a);
+    sqlite3_bind_int(st, 3, b);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        read_image(st, out);
+    } else if (r == SQLITE_DONE) {
+        rc = BCD_ENOTFOUND; /* not an error for the caller: no detail recorded */
+    } else {
+        rc = sqlfail(s, r, "read image");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bcd_status count_angle(bcd_store *s, const char *session_id, const char *angle, int *count)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, "SELECT count(*) FROM images WHERE session_id = ?1 AND image_type = ?2");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, session_id);
+    bind_text(st, 2, angle);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *count = sqlite3_column_int(st, 0);
+    else
+        rc = sqlfail(s, r, "count images");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bcd_status register_locked(bcd_store *s, const struct bcd__image_row *in, struct bcd__image_row *out,
+                                  bool *created)
+{
+    struct bcd__image_row *row = malloc(sizeof *row);
+    if (!row)
+        return oom(s);
+    bcd_status rc = get_session(s, in->session_id, NULL);
+    if (rc != BCD_OK)
+        goto done;
+
+    /* 1. idempotent per (session, path) */
+    rc = find_image(s, "SELECT " IMAGE_COLS " FROM images WHERE session_id = ?1 AND storage_path = ?2",
+                    in->session_id, in->storage_path, 0, row);
+    if (rc == BCD_OK) {
+        *out = *row;
+        *created = false;
+        goto done;
+    }
+    if (rc != BCD_ENOTFOUND)
+        goto done;
+
+    int count = 0;
+    rc = count_angle(s, in->session_id, in->angle, &count);
+    if (rc != BCD_OK)
+        goto done;
+    int idx = in->order_index < 0 ? count : in->order_index;
+
+    /* 3. the slot holds another path */
+    rc = find_image(s,
+                    "SELECT " IMAGE_COLS " FROM images WHERE session_id = ?1 AND image_type = ?2 "
+                    "AND order_index = ?3",
+                    in->session_id, in->angle, idx, row);
+    if (rc == BCD_OK) {
+        rc = bcd__fail(&s->err, BCD_ECONFLICT, "slot_conflict",
+                       "slot %s #%d of session %s already holds another image", in->angle, idx, in->session_id);
+        char details[256];
+        snprintf(details, sizeof details, "{\"angle\":\"%s\",\"order_index\":%d,\"existing_image_id\":\"%s\"}",
+                 in->angle, idx, row->id);
+        bcd__error_set_details(&s->err, details);
+        goto done;
+    }
+    if (rc != BCD_ENOTFOUND)
+        goto done;
+
+    /* 4. contiguous order per (session, angle) */
+    if (idx != count) {
+        rc = bcd__fail(&s->err, BCD_ECONFLICT, "order_index_out_of_sequence",
+                       "order_index %d for %s is out of sequence: the next index is %d", idx, in->angle, count);
+        char details[128];
+        snprintf(details, sizeof details, "{\"angle\":\"%s\",\"order_index\":%d,\"expected_order_index\":%d}",
+                 in->angle, idx, count);
+        bcd__error_set_details(&s->err, details);
+        goto done;
+    }
+
+    /* 5. insert */
+    char id[BCD__ID_LEN], now[BCD__TS_LEN];
+    if (bcd__uuid_v4(id) != BCD_OK) {
+        rc = bcd__fail(&s->err, BCD_ERROR, "random_failure", "cannot generate an image id");
+        goto done;
+    }
+    bcd__timestamp_now(now);
+    sqlite3_stmt *st;
+    rc = prep(s, &st,
+              "INSERT INTO images (id, session_id, image_type, order_index, storage_path, content_type, "
+              "size_bytes, sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    if (rc != BCD_OK)
+        goto done;
+    bind_text(st, 1, id);
+    bind_text(st, 2, in->session_id);
+    bind_text(st, 3, in->angle);
+    sqlite3_bind_int(st, 4, idx);
+    bind_text(st, 5, in->storage_path);
+    bind_text(st, 6, in->content_type[0] ? in->content_type : NULL);
+    if (in->size_bytes >= 0)
+        sqlite3_bind_int64(st, 7, in->size_bytes);
+    else
+        sqlite3_bind_null(st, 7);
+    bind_text(st, 8, in->sha256[0] ? in->sha256 : NULL);
+    bind_text(st, 9, now);
+    rc = wstep(s, st, "register image");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK)
+        goto done;
+    rc = prep(s, &st, "UPDATE sessions SET updated_at = max(?2, updated_at) WHERE id = ?1");
+    if (rc != BCD_OK)
+        goto done;
+    bind_text(st, 1, in->session_id);
+    bind_text(st, 2, now);
+    rc = wstep(s, st, "update session");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK)
+        goto done;
+    /* ?3 is not in this query: binding it is a harmless SQLITE_RANGE */
+    rc = find_image(s, "SELECT " IMAGE_COLS " FROM images WHERE session_id = ?1 AND id = ?2", in->session_id, id,
+                    0, row);
+    if (rc == BCD_ENOTFOUND)
+        rc = bcd__fail(&s->err, BCD_ERROR, "internal_error", "registered image vanished");
+    if (rc == BCD_OK) {
+        *out = *row;
+        *created = true;
+    }
+done:
+    free(row);
+    return rc;
+}
+
+static bcd_status l_image_register(bcd_store *s, const struct bcd__image_row *in, struct bcd__image_row *out,
+                                   bool *created)
+{
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    return finish(s, register_locked(s, in, out, created));
+}
+
+/* ---- blobs ------------------------------------------------------------------------ */
+
+static bool valid_hex(const char *s, size_t n)
+{
+    if (!s || strlen(s) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool valid_ext(const char *e)
+{
+    size_t n = e ? strlen(e) : 0;
+    if (n == 0 || n > 8)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((e[i] >= 'a' && e[i] <= 'z') || (e[i] >= '0' && e[i] <= '9')))
+            return false;
+    return true;
+}
+
+static bcd_status fsync_dir(bcd_store *s, const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot open %s: %s", dir, strerror(errno));
+    int r = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (r != 0 && e != EINVAL) /* some file systems cannot fsync directories */
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot sync %s: %s", dir, strerror(e));
+    return BCD_OK;
+}
+
+/* mkdir that accepts an existing directory; *made tells whether it was created. */
+static int mkdir_one(const char *path, bool *made)
+{
+    if (mkdir(path, 0700) == 0) {
+        if (made)
+            *made = true;
+        return 0;
+    }
+    struct stat st;
+    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    return -1;
+}
+
+static bcd_status write_all(bcd_store *s, int fd, const void *data, size_t len, const char *path)
+{
+    const unsigned char *p = data;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return bcd__fail(&s->err, BCD_EIO, errno == ENOSPC ? "store_full" : "store_io_error",
+                             "cannot write %s: %s", path, strerror(errno));
+        p += w;
+        len -= (size_t)w;
+    }
+    return BCD_OK;
+}
+
+static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *sha, const char *ext,
+                             const void *data, size_t len, char *key, bool *created)
+{
+    struct local *L = L_of(s);
+    if (!bcd__uuid_valid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
+    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", L->blob_dir, session_id) >= sizeof dir ||
+        (size_t)snprintf(path, sizeof path, "%s/%s", L->blob_dir, key) >= sizeof path ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", dir) >= sizeof tmp)
+        return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "data directory path is too long");
+
+    bool made = false;
+    if (mkdir_one(dir, &made) != 0)
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot create %s: %s", dir, strerror(errno));
+    if (made) {
+        bcd_status rc = fsync_dir(s, L->blob_dir);
+        if (rc != BCD_OK)
+            return rc;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
+        /* content addressed: same name, same size = same bytes (sha256) */
+        *created = false;
+        return BCD_OK;
+    }
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot create a file in %s: %s", dir,
+                         strerror(errno));
+    bcd_status rc = write_all(s, fd, data, len, tmp);
+    if (rc == BCD_OK && fsync(fd) != 0)
+        rc = bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot sync %s: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && rc == BCD_OK)
+        rc = bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot close %s: %s", tmp, strerror(errno));
+    if (rc == BCD_OK && rename(tmp, path) != 0)
+        rc = bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot rename %s: %s", tmp, strerror(errno));
+    if (rc != BCD_OK) {
+        unlink(tmp);
+        return rc;
+    }
+    rc = fsync_dir(s, dir);
+    if (rc != BCD_OK)
+        return rc;
+    *created = true;
+    return BCD_OK;
+}
+
+/* A blob key is "<uuid>/<64 hex>.<ext>": never absolute, never "..". */
+static bool valid_key(const char *key)
+{
+    if (!key || strlen(key) < 38 || key[36] != '/')
+        return false;
+    char id[BCD__ID_LEN], hex[65];
+    memcpy(id, key, 36);
+    id[36] = '\0';
+    const char *name = key + 37;
+    const char *dot = strchr(name, '.');
+    if (!bcd__uuid_valid(id) || !dot || dot - name != 64)
+        return false;
+    memcpy(hex, name, 64);
+    hex[64] = '\0';
+    return valid_hex(hex, 64) && valid_ext(dot + 1);
+}
+
+static bcd_status l_blob_delete(bcd_store *s, const char *key)
+{
+    struct local *L = L_of(s);
+    if (!valid_key(key))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a blob key: %s", key);
+    /* never remove a blob that an image row references */
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, "SELECT 1 FROM images WHERE storage_path = ?1 LIMIT 1");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, key);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r == SQLITE_ROW)
+        return BCD_OK;
+    if (r != SQLITE_DONE)
+        return sqlfail(s, r, "check blob references");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", L->blob_dir, key);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot remove %s: %s", path, strerror(errno));
+    return BCD_OK;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Local file a stored path names, into buf: blob key, absolute path or file:// URL.
+ * BCD_EUNSUPPORTED for remote URLs, BCD_EINVAL for anything else. */
+static bcd_status resolve(bcd_store *s, const char *path, char *buf, size_t cap)
+{
+    struct local *L = L_of(s);
+    if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0)
+        return bcd__fail(&s->err, BCD_EUNSUPPORTED, "remote_image_unsupported",
+                         "the local store cannot fetch remote images (%.200s)", path);
+    if (strncmp(path, "file://", 7) == 0) {
+        const char *p = path + 7;
+        if (strncmp(p, "localhost/", 10) == 0)
+            p += 9;
+        if (*p != '/')
+            return bcd__fail(&s->err, BCD_EINVAL, "invalid_path", "unsupported file URL: %.200s", path);
+        size_t n = 0;
+        for (; *p; p++) {
+            int c = (unsigned char)*p;
+            if (c == '%') {
+                int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
+                if (lo < 0 || (hi == 0 && lo == 0))
+                    return bcd__fail(&s->err, BCD_EINVAL, "invalid_path", "bad escape in file URL: %.200s", path);
+                c = hi * 16 + lo;
+                p += 2;
+            }
+            if (n + 1 >= cap)
+                return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "path too long");
+            buf[n++] = (char)c;
+        }
+        buf[n] = '\0';
+        return BCD_OK;
+    }
+    if (path[0] == '/') {
+        if (strlen(path) >= cap)
+            return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "path too long");
+        strcpy(buf, path);
+        return BCD_OK;
+    }
+    if (!valid_key(path))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing",
+                         "'%.200s' is neither a blob of this store nor an absolute path", path);
+    if ((size_t)snprintf(buf, cap, "%s/%s", L->blob_dir, path) >= cap)
+        return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "path too long");
+    return BCD_OK;
+}
+
+static bcd_status l_blob_get(bcd_store *s, const char *path, size_t max_len, unsigned char **out, size_t *len)
+{
+    char file[PATH_MAX];
+    bcd_status rc = resolve(s, path, file, sizeof file);
+    if (rc != BCD_OK)
+        return rc;
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing", "image file %s does not exist", file);
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "cannot open %s: %s", file, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "%s is not a regular file", file);
+    }
+    size_t size = (size_t)st.st_size;
+    if (max_len && size > max_len) {
+        close(fd);
+        return bcd__fail(&s->err, BCD_ELIMIT, "image_file_too_large", "%s is %zu bytes, limit %zu", file, size,
+                         max_len);
+    }
+    unsigned char *buf = malloc(size + 1);
+    if (!buf) {
+        close(fd);
+        return oom(s);
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != size) {
+        free(buf);
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "short read on %s", file);
+    }
+    buf[size] = '\0';
+    *out = buf;
+    *len = size;
+    return BCD_OK;
+}
+
+/* "file://" + percent-encoded absolute path (RFC 8089). */
+static char *file_url(const char *path)
+{
+    size_t n = strlen(path);
+    char *u = malloc(7 + 3 * n + 1);
+    if (!u)
+        return NULL;
+    static const char hex[] = "0123456789ABCDEF";
+    char *p = u;
+    memcpy(p, "file://", 7);
+    p += 7;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("/-._~", *c)) {
+            *p++ = (char)*c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[*c >> 4];
+            *p++ = hex[*c & 15];
+        }
+    }
+    *p = '\0';
+    return u;
+}
+
+static bcd_status l_blob_locate(bcd_store *s, const char *path, char **url, char **local_path, int *expires_in)
+{
+    if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0) {
+        /* registered as a URL: hand it back as it is */
+        char *u = bcd__strdup(path);
+        if (!u)
+            return oom(s);
+        *url = u;
+        *local_path = NULL;
+        *expires_in = -1;
+        return BCD_OK;
+    }
+    char file[PATH_MAX];
+    bcd_status rc = resolve(s, path, file, sizeof file);
+    if (rc != BCD_OK)
+        return rc;
+    struct stat st;
+    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing", "image file %s does not exist", file);
+    char *u = file_url(file), *lp = bcd__strdup(file);
+    if (!u || !lp) {
+        free(u);
+        free(lp);
+        return oom(s);
+    }
+    *url = u;
+    *local_path = lp;
+    *expires_in = -1;
+    return BCD_OK;
+}
+
+/* ---- analyses --------------------------------------------------------------------- */
+
+static bcd_status insert_embedding(bcd_store *s, const char *sql, const char *session_id, const char *angle,
+                                   const char *model, const float *v, size_t dim, const char *now)
+{
+    char *json = bcd__embedding_to_json(v, dim);
+    char sum[65];
+    if (!json)
+        return oom(s);
+    if (bcd__sha256_hex(json, strlen(json), sum) != BCD_OK) {
+        free(json);
+        return bcd__fail(&s->err, BCD_ERROR, "digest_failure", "cannot compute a checksum");
+    }
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, sql);
+    if (rc == BCD_OK) {
+        bind_text(st, 1, session_id);
+        bind_text(st, 2, model);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)dim);
+        bind_text(st, 4, sum);
+        sqlite3_bind_text(st, 5, json, -1, SQLITE_STATIC);
+        bind_text(st, 6, now);
+        if (angle)
+            bind_text(st, 7, angle);
+        rc = wstep(s, st, "save embedding");
+    }
+    sqlite3_finalize(st);
+    free(json);
+    return rc;
+}
+
+static bcd_status save_locked(bcd_store *s, struct bcd__analysis *a, bool *overwritten)
+{
+    bcd_status rc = get_session(s, a->session_id, NULL);
+    if (rc != BCD_OK)
+        return rc;
+    sqlite3_stmt *st;
+    rc = prep(s, &st, "SELECT 1 FROM session_analysis WHERE session_id = ?1");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, a->session_id);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return sqlfail(s, r, "read analysis");
+    *overwritten = r == SQLITE_ROW;
+
+    static const char *const wipe[] = {
+        "DELETE FROM angle_embeddings WHERE session_id = ?1",
+        "DELETE FROM session_embeddings WHERE session_id = ?1",
+        "DELETE FROM angle_analysis WHERE session_id = ?1",
+        "DELETE FROM session_analysis WHERE session_id = ?1",
+    };
+    for (size_t i = 0; i < sizeof wipe / sizeof wipe[0]; i++) {
+        if ((rc = prep(s, &st, wipe[i])) != BCD_OK)
+            return rc;
+        bind_text(st, 1, a->session_id);
+        rc = wstep(s, st, "replace analysis");
+        sqlite3_finalize(st);
+        if (rc != BCD_OK)
+            return rc;
+    }
+
+    bcd__timestamp_now(a->created_at);
+    rc = prep(s, &st,
+              "INSERT INTO session_analysis (session_id, overall_change_score, confidence, summary, model, dim, "
+              "baseline_sessions, details, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, a->session_id);
+    sqlite3_bind_double(st, 2, a->overall_change_score);
+    sqlite3_bind_double(st, 3, a->confidence);
+    bind_text(st, 4, a->summary ? a->summary : "");
+    bind_text(st, 5, a->model);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)a->dim);
+    sqlite3_bind_int(st, 7, a->baseline_sessions);
+    bind_text(st, 8, a->details_json);
+    bind_text(st, 9, a->created_at);
+    rc = wstep(s, st, "save analysis");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK)
+        return rc;
+
+    for (size_t i = 0; i < a->n_angles; i++) {
+        const struct bcd__angle_analysis *g = &a->angles[i];
+        rc = prep(s, &st,
+                  "INSERT INTO angle_analysis (session_id, angle_type, change_score, summary, image_count, "
+                  "baseline_sessions, sharpness, blur_variance, clipped_fraction, quality, created_at) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+        if (rc != BCD_OK)
+            return rc;
+        bind_text(st, 1, a->session_id);
+        bind_text(st, 2, g->angle);
+        sqlite3_bind_double(st, 3, g->change_score);
+        bind_text(st, 4, g->summary ? g->summary : "");
+        sqlite3_bind_int(st, 5, g->image_count);
+        sqlite3_bind_int(st, 6, g->baseline_sessions);
+        sqlite3_bind_double(st, 7, g->sharpness);
+        sqlite3_bind_double(st, 8, g->blur_variance);
+        sqlite3_bind_double(st, 9, g->clipped_fraction);
+        sqlite3_bind_double(st, 10, g->quality);
+        bind_text(st, 11, a->created_at);
+        rc = wstep(s, st, "save angle analysis");
+        sqlite3_finalize(st);
+        if (rc != BCD_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < a->n_angles; i++) {
+        if (!a->angle_vec[i])
+            continue;
+        rc = insert_embedding(s,
+                              "INSERT INTO angle_embeddings (session_id, model, dim, checksum, embedding, "
+                              "created_at, angle) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                              a->session_id, a->angles[i].angle, a->model, a->angle_vec[i], a->dim, a->created_at);
+        if (rc != BCD_OK)
+            return rc;
+    }
+    if (a->session_vec)
+        rc = insert_embedding(s,
+                              "INSERT INTO session_embeddings (session_id, model, dim, checksum, embedding, "
+                              "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                              a->session_id, NULL, a->model, a->session_vec, a->dim, a->created_at);
+    return rc;
+}
+
+static bcd_status l_analysis_save(bcd_store *s, struct bcd__analysis *a, bool *overwritten)
+{
+    if (a->n_angles > BCD__ANGLE_COUNT || ((a->session_vec || a->n_angles) && a->dim == 0))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "malformed analysis");
+    bool ow = false;
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    rc = finish(s, save_locked(s, a, &ow));
+    if (rc == BCD_OK)
+        *overwritten = ow;
+    return rc;
+}
+
+/* Parse a stored embedding row (model, dim, checksum, embedding at columns c..c+3).
+ * Returns BCD_OK with *vec NULL if the row is of another model or dimension. */
+static bcd_status read_embedding(bcd_store *s, sqlite3_stmt *st, int c, const char *want_model, size_t want_dim,
+                                 const char *session_id, float **vec, size_t *dim, char *model, size_t model_cap)
+{
+    *vec = NULL;
+    char m[BCD__MODEL_MAX];
+    col_copy(st, c, m, sizeof m);
+    sqlite3_int64 d = sqlite3_column_int64(st, c + 1);
+    if ((want_model && strcmp(m, want_model) != 0) || d <= 0 || (want_dim && (size_t)d != want_dim))
+        return BCD_OK;
+    const char *text = (const char *)sqlite3_column_text(st, c + 3);
+    const char *sum = (const char *)sqlite3_column_text(st, c + 2);
+    char check[65];
+    if (!text || !sum || bcd__sha256_hex(text, strlen(text), check) != BCD_OK || strcmp(check, sum) != 0)
+        return bcd__fail(&s->err, BCD_EFORMAT, "embedding_corrupt",
+                         "a stored embedding of session %s fails its checksum", session_id);
+    bcd_status rc = bcd__embedding_from_json(text, (size_t)d, vec, NULL);
+    if (rc == BCD_ENOMEM)
+        return oom(s);
+    if (rc != BCD_OK)
+        return bcd__fail(&s->err, BCD_EFORMAT, "embedding_corrupt", "a stored embedding of session %s is malformed",
+                         session_id);
+    if (dim)
+        *dim = (size_t)d;
+    if (model)
+        snprintf(model, model_cap, "%s", m);
+    return BCD_OK;
+}
+
+static bcd_status get_locked(bcd_store *s, const char *session_id, struct bcd__analysis *a)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st,
+                         "SELECT overall_change_score, confidence, summary, model, dim, baseline_sessions, details, "
+                         "created_at FROM session_analysis WHERE session_id = ?1");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, session_id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        snprintf(a->session_id, sizeof a->session_id, "%s", session_id);
+        a->overall_change_score = sqlite3_column_double(st, 0);
+        a->confidence = sqlite3_column_double(st, 1);
+        a->summary = col_dup(st, 2);
+        col_copy(st, 3, a->model, sizeof a->model);
+        a->dim = (size_t)sqlite3_column_int64(st, 4);
+        a->baseline_sessions = sqlite3_column_int(st, 5);
+        a->details_json = col_dup(st, 6);
+        col_copy(st, 7, a->created_at, sizeof a->created_at);
+        if (!a->summary)
+            rc = oom(s);
+    } else if (r == SQLITE_DONE) {
+        rc = bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
+                       session_id);
+    } else {
+        rc = sqlfail(s, r, "read analysis");
+    }
+    sqlite3_finalize(st);
+    if (rc != BCD_OK)
+        return rc;
+
+    rc = prep(s, &st,
+              "SELECT angle_type, change_score, summary, image_count, baseline_sessions, sharpness, blur_variance, "
+              "clipped_fraction, quality FROM angle_analysis WHERE session_id = ?1 "
+              "ORDER BY " ANGLE_ORDER("angle_type"));
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, session_id);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW && a->n_angles < BCD__ANGLE_COUNT) {
+        struct bcd__angle_analysis *g = &a->angles[a->n_angles++];
+        col_copy(st, 0, g->angle, sizeof g->angle);
+        g->change_score = sqlite3_column_double(st, 1);
+        g->summary = col_dup(st, 2);
+        g->image_count = sqlite3_column_int(st, 3);
+        g->baseline_sessions = sqlite3_column_int(st, 4);
+        g->sharpness = sqlite3_column_double(st, 5);
+        g->blur_variance = sqlite3_column_double(st, 6);
+        g->clipped_fraction = sqlite3_column_double(st, 7);
+        g->quality = sqlite3_column_double(st, 8);
+        if (!g->summary) {
+            rc = oom(s);
+            break;
+        }
+    }
+    if (rc == BCD_OK && r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = sqlfail(s, r, "read angle analysis");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK)
+        return rc;
+
+    rc = prep(s, &st, "SELECT angle, model, dim, checksum, embedding FROM angle_embeddings WHERE session_id = ?1");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, session_id);
+    while (rc == BCD_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        char angle[16];
+        col_copy(st, 0, angle, sizeof angle);
+        for (size_t i = 0; i < a->n_angles; i++) {
+            if (strcmp(a->angles[i].angle, angle) != 0 || a->angle_vec[i])
+                continue;
+            rc = read_embedding(s, st, 1, a->model, a->dim, session_id, &a->angle_vec[i], NULL, NULL, 0);
+            break;
+        }
+    }
+    if (rc == BCD_OK && r != SQLITE_DONE)
+        rc = sqlfail(s, r, "read embeddings");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK)
+        return rc;
+
+    rc = prep(s, &st, "SELECT model, dim, checksum, embedding FROM session_embeddings WHERE session_id = ?1");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, session_id);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        rc = read_embedding(s, st, 0, a->model, a->dim, session_id, &a->session_vec, NULL, NULL, 0);
+    else if (r != SQLITE_DONE)
+        rc = sqlfail(s, r, "read embeddings");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bcd_status l_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out)
+{
+    struct bcd__analysis a;
+    memset(&a, 0, sizeof a);
+    /* one read transaction: a concurrent re-analysis is seen entirely or not at all */
+    bcd_status rc = exec(s, "BEGIN", "begin transaction");
+    if (rc != BCD_OK)
+        return rc;
+    rc = get_locked(s, session_id, &a);
+    sqlite3_exec(L_of(s)->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != BCD_OK) {
+        bcd__analysis_clear(&a);
+        return rc;
+    }
+    *out = a;
+    return BCD_OK;
+}
+
+static bcd_status l_embeddings_for_user(bcd_store *s, const char *user_id, const char *model,
+                                        struct bcd__embedding **out, size_t *n)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st,
+                         "SELECT e.session_id, '', e.model, e.dim, e.checksum, e.embedding "
+                         "FROM session_embeddings e JOIN sessions s ON s.id = e.session_id "
+                         "WHERE s.user_id = ?1 AND (?2 IS NULL OR e.model = ?2) "
+                         "UNION ALL "
+                         "SELECT e.session_id, e.angle, e.model, e.dim, e.checksum, e.embedding "
+                         "FROM angle_embeddings e JOIN sessions s ON s.id = e.session_id "
+                         "WHERE s.user_id = ?1 AND (?2 IS NULL OR e.model = ?2)");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, user_id);
+    bind_text(st, 2, model);
+    struct bcd__embedding *rows = NULL;
+    size_t cnt = 0, cap = 0;
+    int r = SQLITE_DONE;
+    while (rc == BCD_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct bcd__embedding *nr = realloc(rows, ncap * sizeof *nr);
+            if (!nr) {
+                rc = oom(s);
+                break;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        struct bcd__embedding *e = &rows[cnt];
+        memset(e, 0, sizeof *e);
+        col_copy(st, 0, e->session_id, sizeof e->session_id);
+        col_copy(st, 1, e->angle, sizeof e->angle);
+        rc = read_embedding(s, st, 2, NULL, 0, e->session_id, &e->vec, &e->dim, e->model, sizeof e->model);
+        if (rc == BCD_OK && e->vec)
+            cnt++;
+    }
+    if (rc == BCD_OK && r != SQLITE_DONE)
+        rc = sqlfail(s, r, "read embeddings");
+    sqlite3_finalize(st);
+    if (rc != BCD_OK) {
+        bcd__embeddings_free(rows, cnt);
+        return rc;
+    }
+    *out = rows;
+    *n = cnt;
+    return BCD_OK;
+}
+
+/* ---- open / close ----------------------------------------------------------------- */
+
+static void l_close(bcd_store *s)
+{
+    struct local *L = L_of(s);
+    if (!L)
+        return;
+    if (L->db)
+        sqlite3_close_v2(L->db);
+    free(L->dir);
+    free(L->db_path);
+    free(L->blob_dir);
+    free(L);
+    s->impl = NULL;
+}
+
+static const struct bcd__store_ops local_ops = {
+    .name = "local",
+    .close = l_close,
+    .session_create = l_session_create,
+    .session_get = l_session_get,
+    .session_set_status = l_session_set_status,
+    .session_list = l_session_list,
+    .image_list = l_image_list,
+    .image_register = l_image_register,
+    .blob_put = l_blob_put,
+    .blob_delete = l_blob_delete,
+    .blob_get = l_blob_get,
+    .blob_locate = l_blob_locate,
+    .analysis_save = l_analysis_save,
+    .analysis_get = l_analysis_get,
+    .embeddings_for_user = l_embeddings_for_user,
+};
+
+/* mkdir -p with mode 0700 for the folders it creates. */
+static bcd_status make_dirs(bcd_error *err, const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return bcd__fail(err, BCD_EINVAL, "invalid_data_dir", "invalid data directory path");
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir_one(buf, NULL) != 0)
+            return bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir_one(buf, NULL) != 0)
+        return bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot create %s: %s", buf, strerror(errno));
+    return BCD_OK;
+}
+
+static bcd_status user_version(bcd_store *s, int *v)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, "PRAGMA user_version");
+    if (rc != BCD_OK)
+        return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    else
+        rc = sqlfail(s, r, "read schema version");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bcd_status migrate(bcd_store *s, int target)
+{
+    int v = 0;
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    rc = user_version(s, &v);
+    if (rc == BCD_OK && v > SCHEMA_VERSION)
+        rc = bcd__fail(&s->err, BCD_EUNSUPPORTED, "store_schema_too_new",
+                       "the local store %s has schema version %d; this libbcd understands up to %d (upgrade libbcd)",
+                       L_of(s)->db_path, v, SCHEMA_VERSION);
+    for (int i = v; rc == BCD_OK && i < target; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "migrate schema to version %d", i + 1);
+        rc = exec(s, migrations[i], what);
+    }
+    if (rc == BCD_OK && v < target) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", target);
+        rc = exec(s, sql, "set schema version");
+    }
+    if (rc == BCD_OK)
+        rc = exec(s, "COMMIT", "commit migration");
+    if (rc != BCD_OK)
+        rollback(s);
+    return rc;
+}
+
+/* Switch to WAL (persistent in the file). Changing the journal mode does not wait on
+ * the busy handler when another connection holds a lock (several processes opening a
+ * new store at once), so retry here for up to the busy timeout. */
+static bcd_status enable_wal(bcd_store *s)
+{
+    struct local *L = L_of(s);
+    for (int waited = 0;; waited += 5) {
+        sqlite3_stmt *st;
+        bcd_status rc = prep(s, &st, "PRAGMA journal_mode = WAL");
+        if (rc != BCD_OK)
+            return rc;
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            const char *mode = (const char *)sqlite3_column_text(st, 0);
+            if (!mode || sqlite3_stricmp(mode, "wal") != 0)
+                bcd__log(s->ctx, BCD_LOG_WARN, "local store %s: WAL unavailable, journal mode %s", L->db_path,
+                         mode ? mode : "?");
+            sqlite3_finalize(st);
+            return BCD_OK;
+        }
+        sqlite3_finalize(st);
+        if (((r & 0xff) != SQLITE_BUSY && (r & 0xff) != SQLITE_LOCKED) || waited >= BUSY_TIMEOUT_MS)
+            return sqlfail(s, r, "enable WAL");
+        sqlite3_sleep(5);
+    }
+}
+
+int bcd__store_local_schema_version(void)
+{
+    return SCHEMA_VERSION;
+}
+
+bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data_dir, int target_version,
+                                 bcd_error *err)
+{
+    if (!data_dir)
+        data_dir = bcd__cfg(ctx, BCD__CFG_DATA_DIR);
+    if (!data_dir || !*data_dir)
+        return bcd__fail(err, BCD_EINVAL, "invalid_data_dir", "no data directory configured (BCD_DATA_DIR)");
+    if (target_version <= 0 || target_version > SCHEMA_VERSION)
+        target_version = SCHEMA_VERSION;
+    bcd_status rc = make_dirs(err, data_dir);
+    if (rc != BCD_OK)
+        return rc;
+
+    bcd_store *s = calloc(1, sizeof *s);
+    struct local *L = calloc(1, sizeof *L);
+    char abs[PATH_MAX];
+    if (!s || !L) {
+        free(s);
+        free(L);
+        return bcd__fail(err, BCD_ENOMEM, "out_of_memory", "out of memory");
+    }
+    s->ops = &local_ops;
+    s->ctx = ctx;
+    s->impl = L;
+    L->fail_after = -1;
+    if (!realpath(data_dir, abs)) {
+        rc = bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot resolve %s: %s", data_dir, strerror(errno));
+        goto fail;
+    }
+    size_t n = strlen(abs);
+    L->dir = bcd__strdup(abs);
+    L->db_path = malloc(n + sizeof "/" DB_NAME);
+    L->blob_dir = malloc(n + sizeof "/" BLOB_DIR);
+    if (!L->dir || !L->db_path || !L->blob_dir) {
+        rc = bcd__fail(err, BCD_ENOMEM, "out_of_memory", "out of memory");
+        goto fail;
+    }
+    snprintf(L->db_path, n + sizeof "/" DB_NAME, "%s/" DB_NAME, abs);
+    snprintf(L->blob_dir, n + sizeof "/" BLOB_DIR, "%s/" BLOB_DIR, abs);
+    if ((rc = make_dirs(err, L->blob_dir)) != BCD_OK)
+        goto fail;
+
+    /* create the file ourselves so that it is private (sqlite would use 0644) */
+    int fd = open(L->db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = bcd__fail(err, BCD_EIO, "store_unwritable", "cannot open %s: %s", L->db_path, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+
+    int r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (r != SQLITE_OK) {
+        rc = bcd__fail(err, BCD_EIO, "store_unavailable", "cannot open %s: %s", L->db_path, sqlite3_errstr(r));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(L->db, 1);
+    sqlite3_busy_timeout(L->db, BUSY_TIMEOUT_MS);
+    /* WAL: readers never block the writer; synchronous=FULL: a committed analysis
+     * survives a power cut; secure_delete: replaced rows are overwritten on disk. */
+    rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
+              "configure database");
+    if (rc == BCD_OK)
+        rc = enable_wal(s);
+    if (rc == BCD_OK)
+        rc = migrate(s, target_version);
+    if (rc != BCD_OK) {
+        bcd__error_copy(err, &s->err);
+        goto fail;
+    }
+    *out = s;
+    return BCD_OK;
+fail:
+    bcd__store_close(s);
+    return rc;
+}
+
+void bcd__store_local_fail_after(bcd_store *s, int n, int mode)
+{
+    if (!s || s->ops != &local_ops)
+        return;
+    L_of(s)->fail_after = n < 0 ? -1 : n;
+    L_of(s)->fail_mode = mode;
+}
+
+const char *bcd__store_local_db_path(const bcd_store *s)
+{
+    return s && s->ops == &local_ops ? ((const struct local *)s->impl)->db_path : NULL;
+}

@@ -1,0 +1,171 @@
+/* Benchmark driver for tests/bench/bench_embed.py: libbcd end to end on one session.
+ *
+ *   bench_embed MODEL RUNS IMAGE...
+ *
+ * Times, in this order: loading the libbcd-torch module (libtorch's start-up cost, when
+ * BCD_TORCH_MODULE names it), opening the embedder on MODEL (model load, freeze and
+ * optimize, probe), then RUNS times: decode + preprocess every image, embed them in one
+ * batch, and embed them one at a time. Prints one "key value" per line (seconds, KiB);
+ * per-run values are medians over the runs, "first_*" are the first run's.
+ * Uses the public API only, like any program linked to libbcd.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bcd.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* VmHWM, the peak resident set of this process image. Not getrusage()'s ru_maxrss:
+ * Linux carries that over from the parent's memory across fork + exec. */
+static long peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static long current_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * 4;
+}
+
+static int fail(bcd_ctx *ctx, const char *what)
+{
+    const bcd_error *e = bcd_ctx_last_error(ctx);
+    fprintf(stderr, "bench_embed: %s: %s (%s)\n", what, bcd_error_message(e), bcd_error_code(e));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: bench_embed MODEL RUNS IMAGE...\n");
+        return 2;
+    }
+    const char *model = argv[1];
+    int runs = atoi(argv[2]);
+    int n = argc - 3;
+    char **images = argv + 3;
+    if (runs < 1)
+        runs = 1;
+
+    printf("rss_start_kib %ld\n", current_rss_kib());
+    const char *module = getenv("BCD_TORCH_MODULE");
+    if (module && *module) {
+        double t0 = now();
+        void *dl = dlopen(module, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+        if (!dl) {
+            fprintf(stderr, "bench_embed: %s\n", dlerror());
+            return 1;
+        }
+        printf("module_load_s %.6f\n", now() - t0);
+        printf("rss_after_module_kib %ld\n", current_rss_kib());
+    }
+
+    bcd_ctx *ctx = NULL;
+    if (bcd_ctx_new(&ctx) != BCD_OK || bcd_ctx_load_env(ctx, NULL) != BCD_OK)
+        return 1;
+    bcd_embedder *e = NULL;
+    double t0 = now();
+    if (bcd_embedder_open(&e, ctx, model) != BCD_OK)
+        return fail(ctx, "open model");
+    printf("model_open_s %.6f\n", now() - t0);
+    printf("rss_after_open_kib %ld\n", current_rss_kib());
+    printf("peak_rss_after_open_kib %ld\n", peak_rss_kib());
+    printf("model_name %s\n", bcd_embedder_name(e));
+    const size_t dim = bcd_embedder_dim(e);
+
+    float *tensors = malloc((size_t)n * BCD_TENSOR_LEN * sizeof *tensors);
+    float *out = malloc((size_t)n * dim * sizeof *out);
+    double *dec = calloc((size_t)runs, sizeof *dec), *pre = calloc((size_t)runs, sizeof *pre);
+    double *batch = calloc((size_t)runs, sizeof *batch), *single = calloc((size_t)runs, sizeof *single);
+    if (!tensors || !out || !dec || !pre || !batch || !single)
+        return 1;
+
+    for (int r = 0; r < runs; r++) {
+        for (int i = 0; i < n; i++) {
+            bcd_image *img = NULL;
+            double a = now();
+            if (bcd_image_decode_file(&img, ctx, images[i]) != BCD_OK)
+                return fail(ctx, images[i]);
+            double b = now();
+            if (bcd_image_preprocess(tensors + (size_t)i * BCD_TENSOR_LEN, BCD_TENSOR_LEN, img) != BCD_OK) {
+                fprintf(stderr, "bench_embed: preprocess %s failed\n", images[i]);
+                return 1;
+            }
+            double c = now();
+            if (r == 0 && i == 0)
+                printf("image_size %ux%u\n", img->width, img->height);
+            bcd_image_free(img);
+            dec[r] += b - a;
+            pre[r] += c - b;
+        }
+        if (r == 0)
+            printf("peak_rss_after_first_preprocess_kib %ld\n", peak_rss_kib());
+        double a = now();
+        if (bcd_embedder_embed(e, out, tensors, (size_t)n) != BCD_OK)
+            return fail(ctx, "embed batch");
+        batch[r] = now() - a;
+        a = now();
+        for (int i = 0; i < n; i++)
+            if (bcd_embedder_embed(e, out + (size_t)i * dim, tensors + (size_t)i * BCD_TENSOR_LEN, 1) != BCD_OK)
+                return fail(ctx, "embed one");
+        single[r] = now() - a;
+        if (r == 0) {
+            printf("first_decode_s %.6f\nfirst_preprocess_s %.6f\nfirst_embed_batch_s %.6f\n", dec[0], pre[0],
+                   batch[0]);
+            printf("rss_after_first_kib %ld\n", current_rss_kib());
+            printf("peak_rss_after_first_kib %ld\n", peak_rss_kib());
+        }
+    }
+    printf("images %d\nruns %d\ndim %zu\n", n, runs, dim);
+    printf("decode_s %.6f\n", median(dec, runs));
+    printf("preprocess_s %.6f\n", median(pre, runs));
+    printf("embed_batch_s %.6f\n", median(batch, runs));
+    printf("embed_single_s %.6f\n", median(single, runs));
+    printf("embedding0_head %.6f %.6f %.6f\n", out[0], out[1], out[2]);
+    printf("peak_rss_kib %ld\n", peak_rss_kib());
+    free(single);
+    free(batch);
+    free(pre);
+    free(dec);
+    free(out);
+    free(tensors);
+    bcd_embedder_free(e);
+    bcd_ctx_free(ctx);
+    return 0;
+}
