@@ -105,7 +105,7 @@ def test_embed_shape_and_determinism(cli):
     r = cli("embed", a, b)
     assert r.rc == 0, r.err
     doc = r.json()
-    assert doc["model"] == "builtin-v1"
+    assert doc["model"] == "builtin-v2"
     assert doc["dim"] > 0
     assert [e["file"] for e in doc["embeddings"]] == [a, b]
     assert all(len(e["vector"]) == doc["dim"] for e in doc["embeddings"])

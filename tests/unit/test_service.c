@@ -272,10 +272,10 @@ START_TEST(test_service_open_rejects_supabase_and_null)
     ck_assert_int_eq(bcd_service_open(NULL, ctx), BCD_EINVAL);
     ck_assert_int_eq(bcd_service_open(&other, NULL), BCD_EINVAL);
     ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_STORE", "supabase"), BCD_OK);
-    ck_assert_int_eq(bcd_service_open(&other, ctx), BCD_EUNSUPPORTED);
+    ck_assert_int_eq(bcd_service_open(&other, ctx), BCD_EINVAL);
     ck_assert_ptr_null(other);
-    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "store_unsupported");
-    ck_assert_ptr_nonnull(strstr(bcd_error_message(bcd_ctx_last_error(ctx)), "supabase"));
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "supabase_not_configured");
+    ck_assert_ptr_nonnull(strstr(bcd_error_message(bcd_ctx_last_error(ctx)), "SUPABASE_URL"));
     bcd_service_free(NULL);
     ck_assert_ptr_null(bcd_service_last_error(NULL));
 }
@@ -558,7 +558,7 @@ START_TEST(test_analyze_first_session_establishes_baseline)
     ck_assert_str_eq(str(j, "data.session_id"), id);
     ck_assert(!boolean(j, "data.overwritten"));
     ck_assert(boolean(j, "data.is_first_session"));
-    ck_assert_str_eq(str(j, "data.model"), "builtin-v1");
+    ck_assert_str_eq(str(j, "data.model"), "builtin-v2");
     ck_assert_int_eq((int)num(j, "data.baseline_sessions"), 0);
     ck_assert_int_eq(cJSON_GetArraySize(at(j, "data.session_analysis.per_angle")), 6);
     for (int a = 0; a < 6; a++) {
