@@ -26,6 +26,13 @@ struct cli {
     const char *order_index;
     const char *model;
     const char *heatmaps;
+    const char *jwks;
+    /* asynchronous analysis and workers (cmd_jobs.c) */
+    const char *session;     /* --session: job status of a session */
+    const char *concurrency; /* --concurrency N: worker threads */
+    bool async;              /* --async: analyze queues a job */
+    bool drain;              /* --drain: the worker exits when the queue is empty */
+    const char *html;        /* --html FILE: report writes the HTML report (cmd_report.c) */
     int npos;
     const char *pos[CLI_MAX_ARGS]; /* positional words after the command words */
 };
@@ -63,5 +70,19 @@ extern const struct cli_command cli_image_commands[];
 extern const int cli_image_ncommands;
 extern const struct cli_command cli_session_commands[];
 extern const int cli_session_ncommands;
+extern const struct cli_command cli_auth_commands[];
+extern const int cli_auth_ncommands;
+extern const struct cli_command cli_supabase_commands[];
+extern const int cli_supabase_ncommands;
+/* Asynchronous analysis and workers (cmd_jobs.c). */
+extern const struct cli_command cli_jobs_commands[];
+extern const int cli_jobs_ncommands;
+/* Progress of a long operation on svc, on stderr: only on a terminal and without --json.
+ * Attach before the call, done after it (erases the progress line). */
+void cli_progress_attach(struct cli *c, bcd_service *svc);
+void cli_progress_done(struct cli *c, bcd_service *svc);
+/* Reports and history (cmd_report.c). */
+extern const struct cli_command cli_report_commands[];
+extern const int cli_report_ncommands;
 
 #endif

@@ -60,7 +60,15 @@ static int run_op(struct cli *c, enum op op)
     case OP_ADD: st = bcd_image_add(&out, svc, user, p[0], p[1], p[2], order); break;
     case OP_REGISTER: st = bcd_image_register(&out, svc, user, p[0], p[1], p[2], order); break;
     case OP_PREVIEW: st = bcd_image_preview(&out, svc, user, p[0], p[1]); break;
-    case OP_ANALYZE: st = bcd_session_analyze(&out, svc, user, p[0], NULL); break;
+    case OP_ANALYZE:
+        if (c->async) { /* queue a job for a worker (cmd_jobs.c) */
+            st = bcd_session_analyze_async(&out, svc, user, p[0], c->model);
+            break;
+        }
+        cli_progress_attach(c, svc);
+        st = bcd_session_analyze(&out, svc, user, p[0], NULL);
+        cli_progress_done(c, svc);
+        break;
     case OP_COMPARE: st = bcd_session_compare(&out, svc, user, p[0], p[1]); break;
     case OP_GET: st = bcd_analysis_get(&out, svc, user, p[0]); break;
     }
@@ -116,10 +124,13 @@ const struct cli_command cli_session_commands[] = {
      "images it already has (0-based); a different path in a taken slot is a conflict.\n" USER_HELP,
      3, 3, cmd_register},
     {"image preview", "SESSION ANGLE", "Where to read the photo of one angle", USER_HELP, 2, 2, cmd_preview},
-    {"analyze", "SESSION [--model builtin|PATH]", "Analyze a completed session and store the result",
+    {"analyze", "SESSION [--model builtin|PATH] [--async]", "Analyze a completed session and store the result",
      "Embeds all angles in one batch and scores each against the caller's earlier sessions\n"
      "(change_score = cosine distance to their mean). Re-analysis replaces the stored result.\n"
-     "  --model SPEC  builtin (default, BCD_MODEL) or a TorchScript file\n" USER_HELP,
+     "On a terminal, progress is shown on stderr (not with --json).\n"
+     "  --model SPEC  builtin (default, BCD_MODEL) or a TorchScript file\n"
+     "  --async       queue a job for 'bcd-cli worker' and print {\"status\":\"processing\",\"job_id\"}\n"
+     "                at once; follow it with 'bcd-cli job status JOB'\n" USER_HELP,
      1, 1, cmd_analyze},
     {"compare", "CURRENT PREVIOUS", "Per-angle deltas, distance, stability and trend of two checks",
      "Both sessions must be analyzed. overall_trend: stable (< 0.1), mild_variation (< 0.25),\n"

@@ -8,8 +8,8 @@
 
 #include "cli.h"
 
-static const struct cli_command *const groups[] = {cli_session_commands, cli_image_commands};
-static const int *const group_sizes[] = {&cli_session_ncommands, &cli_image_ncommands};
+static const struct cli_command *const groups[] = {cli_session_commands, cli_image_commands, cli_auth_commands, cli_supabase_commands, cli_jobs_commands, cli_report_commands};
+static const int *const group_sizes[] = {&cli_session_ncommands, &cli_image_ncommands, &cli_auth_ncommands, &cli_supabase_ncommands, &cli_jobs_ncommands, &cli_report_ncommands};
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
 static const struct {
@@ -102,6 +102,11 @@ static const char general_help[] =
     "  --model SPEC      embedding model: builtin (default) or a TorchScript file (BCD_MODEL)\n"
     "  --user ID         the caller's user id (default: BCD_USER, then the login name)\n"
     "  --order-index N   position of an image within its angle (image add/register)\n"
+    "  --async           analyze: queue a job for a worker and return at once\n"
+    "  --session ID      job status: the newest job of this session\n"
+    "  --concurrency N   worker: jobs run at once (threads)\n"
+    "  --drain           worker: exit once no job is queued or running\n"
+    "  --html FILE       report: write the HTML report to FILE\n"
     "  --store NAME      local (default) or supabase (BCD_STORE)\n"
     "  --data-dir DIR    local store folder (BCD_DATA_DIR)\n"
     "  --env-file FILE   read configuration from FILE instead of ./.env\n"
@@ -110,7 +115,8 @@ static const char general_help[] =
     "\n"
     "Configuration: explicit options, then environment variables, then the .env file:\n"
     "  SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_STORAGE_BUCKET, BCD_STORE,\n"
-    "  BCD_DATA_DIR, BCD_MODEL, BCD_DEVICE, BCD_THREADS, BCD_MAX_PIXELS, BCD_MAX_DIMENSION.\n"
+    "  BCD_DATA_DIR, BCD_MODEL, BCD_DEVICE, BCD_THREADS, BCD_MAX_PIXELS, BCD_MAX_DIMENSION,\n"
+    "  BCD_HTTP_TIMEOUT_MS, BCD_HTTP_CONNECT_TIMEOUT_MS.\n"
     "  Secrets are never printed.\n"
     "\n"
     "Errors are printed on stderr as {\"error\":{\"code\",\"message\",\"details\",\"correlation_id\"}}.\n"
@@ -150,6 +156,9 @@ struct opt {
 static const struct opt value_opts[] = {
     OPT("--user", user),   OPT("--out", out),   OPT("--order-index", order_index),
     OPT("--model", model), OPT("--heatmaps", heatmaps),
+    OPT("--jwks", jwks),
+    OPT("--session", session), OPT("--concurrency", concurrency), /* jobs (cmd_jobs.c) */
+    OPT("--html", html), /* report (cmd_report.c) */
 };
 
 /* Count the words of a command ("session create" = 2). */
@@ -217,6 +226,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--version") == 0) {
             version = true;
+            continue;
+        }
+        if (strcmp(a, "--async") == 0 || strcmp(a, "--drain") == 0) { /* jobs (cmd_jobs.c) */
+            *(a[2] == 'a' ? &c.async : &c.drain) = true;
             continue;
         }
         /* --name=value or --name value */

@@ -17,5 +17,7 @@
 #include "bcd/detect.h"
 #include "bcd/analysis.h"
 #include "bcd/service.h"
+#include "bcd/auth.h"
+#include "bcd/report.h"
 
 #endif

@@ -6,32 +6,42 @@
  * the current one): alignment, photometric matching, a local change map with changed
  * regions, a heatmap overlay, and a quality gate for each photo.
  *
- * What bcd_detect_compare() does, in order (all on reduced-resolution copies whose
- * longer side is bcd_detect_options.work_size, 512 px by default):
+ * What bcd_detect_compare() does, in order. Both photos are first reduced (area
+ * averaging) to the same working size, whose longer side is
+ * bcd_detect_options.work_size (512 px by default, never enlarged); quality is measured
+ * there, everything else at half that size (256 px), where the smallest change of
+ * interest (0.5 % of the frame) is still ~17 px across and noise and JPEG artefacts
+ * are averaged away.
  *
  *  1. Quality of both photos: blur (variance of the Laplacian of the grey image),
  *     exposure clipping (fraction of pixels whose luma is <= 2 or >= 253) and the
- *     fraction of the frame taken by the subject (skin-coloured pixels, or pixels that
- *     differ from the colour of the frame's border when the border is not skin).
+ *     fraction of the frame taken by the subject (skin-coloured pixels; see
+ *     lib/detect/quality.c for the colour box).
  *  2. Alignment: a similarity transform (translation, rotation, scale) that maps the
  *     previous photo onto the current one, found by an exhaustive normalized
  *     cross-correlation search over translation (±25 % of the frame), rotation
- *     (±8°) and scale (±8 %) on a 32 px image, then refined coarse-to-fine by
- *     robust Gauss-Newton (Lucas-Kanade) on log-grey pyramids with a global gain and
- *     offset (so exposure and gamma do not bias it). Fit measures: normalized
- *     cross-correlation of the overlap after warping, and the overlap fraction.
+ *     (±8°) and scale (±7 %) on a ~32 px image, then refined coarse-to-fine by
+ *     robust Gauss-Newton (Lucas-Kanade, Huber weights) with a global gain and offset,
+ *     on pyramids of log luma plus the main chroma axis (so exposure, gamma and white
+ *     balance do not bias it, and a silhouette that differs from the background only
+ *     in colour still counts). Clipped pixels are left out. Fit measures: the
+ *     normalized cross-correlation of the overlap after warping (Tukey-weighted, so
+ *     that a real change does not count as misfit) and the overlap fraction.
  *  3. Photometric matching of the warped previous photo to the current one on the
  *     overlap: per colour channel, log(current) ~ gain * log(previous) + offset plus a
  *     linear ramp across the frame, fitted by iteratively reweighted least squares
  *     (Tukey weights, so a changed area does not pull the fit). This absorbs
- *     exposure, gamma, white balance and a gentle lighting gradient.
- *  4. Change map: per pixel, the colour difference (log luminance and two log
- *     chroma axes) between the two photos, taken as the smallest over a 3×3
- *     neighbourhood so that sub-pixel misalignment at edges does not count, plus the
- *     difference of local contrast (texture); the difference is expressed in units
- *     of the pair's own noise level and only the part above a noise floor is kept.
- *     Connected areas above threshold become changed regions; local_change is a
- *     calibrated logistic of the strongest region's evidence.
+ *     exposure, gamma, white balance and a gentle lighting gradient; differences
+ *     that clipping in either photo explains are removed.
+ *  4. Change map: per pixel, the colour difference (log luma and two log chroma axes)
+ *     between the two photos, taken as the smallest over a 3×3 neighbourhood so that
+ *     sub-pixel misalignment at edges does not count, plus the difference of local
+ *     contrast (texture); only the part above a noise floor (3× the pair's median
+ *     difference, at least 0.05 in log units) is kept. Connected areas of it become
+ *     changed regions, scored by their "evidence" (area in per mille of the frame
+ *     times the mean excess contrast); local_change is a logistic of the strongest
+ *     region's evidence, 0.5 at evidence 0.25 (e.g. a spot of 0.25 % of the frame
+ *     that is 10 % darker than the noise floor).
  *
  * Ownership: results are made by the library and freed with bcd_detect_result_free();
  * strings handed out are freed with bcd_free(); pointers returned by accessors are
@@ -57,13 +67,15 @@ typedef struct bcd_detect_result bcd_detect_result;
 #define BCD_DETECT_DEFAULT_HEATMAP_SIDE 1024u
 /**
  * Default blur threshold: a photo is "blurred" when the variance of the 3×3 Laplacian
- * of its grey image (0..255), reduced to the working size, is below this. Sharp body
- * photos measure roughly 30–1000 at 512 px; a Gaussian blur of sigma 2 px at that
- * size (sigma ~12 px on a 3024×4032 photo) brings them under ~10.
+ * of its grey image (0..255), reduced to the working size, is below this. Sharp
+ * photos of skin measure ~10–1000 at 512 px (smooth skin before a plain wall is at the
+ * low end); a Gaussian blur of sigma 1.5 px at that size (sigma ~12 px on a
+ * 3024×4032 photo) brings them under ~3. The measure depends on the working size:
+ * set the threshold with the size.
  */
-#define BCD_DETECT_DEFAULT_BLUR_THRESHOLD 12.0
+#define BCD_DETECT_DEFAULT_BLUR_THRESHOLD 5.0
 /** Default clipping threshold: "clipped" when more than this fraction of pixels is clipped. */
-#define BCD_DETECT_DEFAULT_CLIP_THRESHOLD 0.10
+#define BCD_DETECT_DEFAULT_CLIP_THRESHOLD 0.15
 /** Default framing threshold: "subject_too_small" when the subject covers less than this fraction. */
 #define BCD_DETECT_DEFAULT_SUBJECT_THRESHOLD 0.20
 /** Default alignment threshold on the normalized cross-correlation of the overlap. */

@@ -10,6 +10,11 @@
  *            (bcd_image_crop_resize)
  *          → scale to [0,1], ImageNet mean/std, CHW float32 (bcd_image_to_tensor).
  * bcd_image_preprocess() runs all three.
+ *
+ * Threads: the steps (equalize, crop_resize, to_tensor, preprocess) take no ctx and touch
+ * no shared state: any thread, and one input image may be read by several threads at
+ * once. Decoding and writing use a ctx: one thread per ctx at a time. Their failures are
+ * reported by status only (there is no handle to hold detail).
  */
 #include "common.h"
 #include "ctx.h"
@@ -55,18 +60,31 @@ typedef struct bcd_image {
  */
 BCD_API bcd_status bcd_image_decode(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len);
 
-/** As bcd_image_decode(), reading the file at path (BCD_ENOTFOUND/BCD_EIO if unreadable). */
+/**
+ * As bcd_image_decode(), reading the file at path.
+ * @param[out] out  the new RGB image; caller frees with bcd_image_free(). Untouched on failure.
+ * @param path      borrowed for the call.
+ * @return as bcd_image_decode(), plus BCD_ENOTFOUND ("file_not_found") and BCD_EIO
+ *         ("file_unreadable"). Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ */
 BCD_API bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const char *path);
 
-/** Free an image made by the library. NULL: no-op. */
+/**
+ * Free an image made by the library (never one the caller filled over its own buffer).
+ * NULL: no-op.
+ * Threads: any thread, once no other thread reads img.
+ */
 BCD_API void bcd_image_free(bcd_image *img);
 
 /**
  * RGB→YUV, histogram equalization of Y, YUV→RGB, all on uint8, exactly as OpenCV's
  * cvtColor(COLOR_RGB2YUV), equalizeHist, cvtColor(COLOR_YUV2RGB).
  * @param[out] out  new image of the same size; caller frees with bcd_image_free().
- * @param in        RGB image (channels == 3); borrowed.
- * @return BCD_OK, BCD_EINVAL, BCD_ENOMEM.
+ *                  Untouched on failure.
+ * @param in        RGB image (channels == 3); borrowed for the call.
+ * @return BCD_OK, BCD_EINVAL (NULL, not 3 channels, empty), BCD_ENOMEM. Status only.
+ * Threads: any thread.
  */
 BCD_API bcd_status bcd_image_equalize(bcd_image **out, const bcd_image *in);
 
@@ -75,29 +93,45 @@ BCD_API bcd_status bcd_image_equalize(bcd_image **out, const bcd_image *in);
  * resize it to size×size as OpenCV's resize(INTER_AREA) on float32, and round to
  * uint8 (to nearest, ties to even, clamped to 0..255).
  * @param[out] out  new size×size RGB image; caller frees with bcd_image_free().
- * @return BCD_OK, BCD_EINVAL, BCD_ENOMEM.
+ *                  Untouched on failure.
+ * @param in        RGB image; borrowed for the call.
+ * @return BCD_OK, BCD_EINVAL (NULL, not 3 channels, empty, size 0), BCD_ENOMEM.
+ *         Status only.
+ * Threads: any thread.
  */
 BCD_API bcd_status bcd_image_crop_resize(bcd_image **out, const bcd_image *in, uint32_t size);
 
 /**
  * Scale a 224×224 RGB image to [0,1] and normalize with the ImageNet mean
  * (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225) into CHW float32.
- * @param out      BCD_TENSOR_LEN floats, written by the call.
- * @return BCD_OK, BCD_EINVAL (wrong size or out_len).
+ * @param out      BCD_TENSOR_LEN floats owned by the caller, written by the call.
+ * @param in       224×224 RGB image; borrowed for the call.
+ * @return BCD_OK, BCD_EINVAL (wrong size or out_len). Status only.
+ * Threads: any thread.
  */
 BCD_API bcd_status bcd_image_to_tensor(float *out, size_t out_len, const bcd_image *in);
 
 /**
  * The whole preprocessing pipeline (equalize, crop and resize, tensor) on a decoded
  * RGB image.
- * @param out      BCD_TENSOR_LEN floats, written by the call.
- * @return BCD_OK, BCD_EINVAL, BCD_ENOMEM.
+ * @param out      BCD_TENSOR_LEN floats owned by the caller, written by the call.
+ * @param in       RGB image of any size; borrowed for the call.
+ * @return BCD_OK, BCD_EINVAL (NULL, not 3 channels, empty, out_len too small),
+ *         BCD_ENOMEM. Status only.
+ * Threads: any thread.
  */
 BCD_API bcd_status bcd_image_preprocess(float *out, size_t out_len, const bcd_image *in);
 
 /**
- * Encode an RGB image as PNG into a file (used to write preprocessed images).
- * @return BCD_OK, BCD_EIO, BCD_EINVAL, BCD_ENOMEM.
+ * Encode an RGB image as PNG into a file (used to write preprocessed images). The PNG is
+ * written to a temporary file next to path and renamed over it, so a failure leaves an
+ * existing file as it was.
+ * @param ctx   receives the error detail on failure.
+ * @param img   borrowed for the call.
+ * @param path  borrowed for the call.
+ * @return BCD_OK, BCD_EIO (cannot create or write the file), BCD_EINVAL, BCD_ENOMEM.
+ *         Detail on ctx.
+ * Threads: one thread per ctx at a time.
  */
 BCD_API bcd_status bcd_image_write_png(bcd_ctx *ctx, const bcd_image *img, const char *path);
 

@@ -4,7 +4,8 @@
  * @file bcd/service.h
  * The operations users call: sessions of six-angle photos, image registration, analysis,
  * comparison and the queries around them, over a store (BCD_STORE: "local", the
- * default, an SQLite database plus a blob folder under BCD_DATA_DIR).
+ * default, an SQLite database plus a blob folder under BCD_DATA_DIR; or "supabase", a
+ * Supabase project's Postgres (PostgREST) and Storage, see supabase/README.md).
  *
  * Every operation takes the caller's user id. A session that belongs to another user is
  * reported exactly like a session that does not exist (BCD_ENOTFOUND,
@@ -32,6 +33,8 @@
  * meanwhile.
  * @since 0.1
  */
+#include <signal.h> /* sig_atomic_t of bcd_worker_options */
+
 #include "common.h"
 #include "ctx.h"
 
@@ -47,23 +50,40 @@ typedef struct bcd_service bcd_service;
 /**
  * Open the service over the store chosen by BCD_STORE of ctx: "local" (default) opens
  * or creates the database and blob folder under BCD_DATA_DIR (folders 0700, files 0600)
- * and migrates its schema; "supabase" is not available yet (BCD_EUNSUPPORTED,
- * "store_unsupported").
+ * and migrates its schema; "supabase" uses SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and
+ * SUPABASE_STORAGE_BUCKET (BCD_EINVAL "supabase_not_configured" when URL or key are
+ * missing) and contacts the project only when an operation needs it.
+ *
+ * The supabase store: user ids are Supabase Auth user ids (lowercase UUIDs, else
+ * BCD_EINVAL "invalid_user_id"); image blobs live in the bucket (object keys like the
+ * local store's); previews and thumbnails are signed URLs valid for 3600 s; failures to
+ * reach the project are BCD_ENET ("network_error", "network_timeout", "server_error",
+ * "rate_limited"), a refused key BCD_EAUTH ("supabase_unauthorized"), a project without
+ * libbcd's schema BCD_EIO ("store_schema_missing"); these carry the X-Correlation-Id
+ * that was sent (bcd_error_correlation_id()). Requests are retried (idempotent ones
+ * only) on connection failures, 408, 429 and 5xx. The key never appears in messages.
  * @param[out] out  the new service; caller frees with bcd_service_free(). Untouched on failure.
  * @param ctx       configuration, logging; borrowed, must outlive the service. Receives the
  *                  error detail when opening fails.
  * @return BCD_OK, BCD_EINVAL, BCD_EIO (data directory or database unusable),
  *         BCD_EFORMAT (not a libbcd database, "store_corrupt"), BCD_EUNSUPPORTED
- *         (supabase store; schema newer than this libbcd, "store_schema_too_new"), BCD_ENOMEM.
+ *         (schema newer than this libbcd, "store_schema_too_new"), BCD_ENOMEM.
+ *         Detail on ctx (there is no svc yet).
+ * Threads: one thread per ctx at a time.
  */
 BCD_API bcd_status bcd_service_open(bcd_service **out, bcd_ctx *ctx);
 
-/** Close the store and free the service (and the embedder it keeps). NULL: no-op. */
+/**
+ * Close the store and free the service (and the embedder it keeps); the ctx it borrows
+ * is not freed. Errors borrowed from it become invalid. NULL: no-op.
+ * Threads: not while another thread uses svc.
+ */
 BCD_API void bcd_service_free(bcd_service *svc);
 
 /**
  * Error detail of the last failed operation on svc; NULL if it succeeded.
  * Borrowed, valid until the next operation on svc.
+ * Threads: one thread per svc at a time (the thread that made the failing call).
  */
 BCD_API const bcd_error *bcd_service_last_error(const bcd_service *svc);
 
@@ -73,6 +93,8 @@ BCD_API const bcd_error *bcd_service_last_error(const bcd_service *svc);
  * created_at is ISO 8601 UTC with microseconds; sessions of a user are ordered by it,
  * ties broken by creation order.
  * @return BCD_OK, BCD_EINVAL, BCD_EIO, BCD_ENOMEM.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_create(char **out, bcd_service *svc, const char *user_id);
 
@@ -83,6 +105,8 @@ BCD_API bcd_status bcd_session_create(char **out, bcd_service *svc, const char *
  * Result: {"session_id", "status": "completed", "angles": [...], "image_count",
  * "already_completed": bool}.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND, BCD_ESTATE, BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_complete(char **out, bcd_service *svc, const char *user_id,
                                         const char *session_id);
@@ -92,6 +116,8 @@ BCD_API bcd_status bcd_session_complete(char **out, bcd_service *svc, const char
  * Result: {"user_id", "count", "sessions": [{"session_id", "status", "created_at",
  * "updated_at", "image_count", "analyzed"}]}.
  * @return BCD_OK, BCD_EINVAL, BCD_EIO, BCD_ENOMEM.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_list(char **out, bcd_service *svc, const char *user_id);
 
@@ -101,6 +127,8 @@ BCD_API bcd_status bcd_session_list(char **out, bcd_service *svc, const char *us
  * "total_sessions", "created_at", "status", "previous_session_id" (the session just
  * before this one in created_at order, null for the first), "next_session_id"}.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND, BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_info(char **out, bcd_service *svc, const char *user_id, const char *session_id);
 
@@ -118,6 +146,8 @@ BCD_API bcd_status bcd_session_info(char **out, bcd_service *svc, const char *us
  * "angle", "image_type", "order_index", "storage_path"}.
  * @param path  at most 4095 bytes.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session), BCD_ECONFLICT, BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_image_register(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                       const char *angle, const char *path, int order_index);
@@ -134,6 +164,8 @@ BCD_API bcd_status bcd_image_register(char **out, bcd_service *svc, const char *
  * @param order_index  < 0: the next index for the angle.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session or file), BCD_EFORMAT (not an
  *         image, corrupt), BCD_ELIMIT (too large), BCD_ECONFLICT, BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                  const char *angle, const char *file_path, int order_index);
@@ -185,6 +217,8 @@ BCD_API bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND, BCD_ESTATE, BCD_EFORMAT, BCD_ELIMIT,
  *         BCD_EUNSUPPORTED (model needs libtorch), BCD_EDOMAIN (degenerate embedding),
  *         BCD_EIO, BCD_ENOMEM, BCD_ERROR (embedder failure).
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                        const char *model_spec);
@@ -196,6 +230,8 @@ BCD_API bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char 
  * "created_at", "per_angle": [{"angle_type", "change_score", "summary", ...}]}}}.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND ("session_not_found", or
  *         "analysis_not_found" if never analyzed), BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *user_id, const char *session_id);
 
@@ -215,6 +251,8 @@ BCD_API bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *us
  * "comparison_method", "angles_only_in_current": [...], "angles_only_in_previous": [...]}}.
  * @return BCD_OK, BCD_EINVAL (also "same_session"), BCD_ENOTFOUND, BCD_ESTATE
  *         ("session_not_completed", "session_not_analyzed"), BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_compare(char **out, bcd_service *svc, const char *user_id,
                                        const char *current_session_id, const char *previous_session_id);
@@ -226,6 +264,8 @@ BCD_API bcd_status bcd_session_compare(char **out, bcd_service *svc, const char 
  * file), "expires_in" (seconds, null: never), "content_type"}.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session, or "image_not_found" for the
  *         angle, or "image_file_missing"), BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_image_preview(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                      const char *angle);
@@ -236,9 +276,200 @@ BCD_API bcd_status bcd_image_preview(char **out, bcd_service *svc, const char *u
  * "count", "expires_in"}. Angles without images are left out; an image whose file is
  * missing is left out too and listed in "missing": [...].
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND, BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_thumbnails(char **out, bcd_service *svc, const char *user_id,
                                           const char *session_id);
+
+/**
+ * A signed URL for uploading one photo straight to storage (the seed's
+ * POST /images/signed-url), for a browser or another client that holds the bytes; then
+ * register the returned path with bcd_image_register(). Only the supabase store has
+ * them (local: BCD_EUNSUPPORTED "store_unsupported"). The object key is
+ * "<session_id>/<angle>/<random uuid>-<filename>".
+ * Result: {"uploadUrl" (absolute; HTTP PUT of the raw bytes), "token", "path" (the key
+ * to register), "headers": {"Content-Type"}, "publicUrl" (null: the bucket is private),
+ * "method": "PUT", "session_id", "image_type", "expires_in" (null: set by the server,
+ * 2 h on hosted Supabase)}. The URL creates the object once; it cannot replace it.
+ * @param filename  1-128 bytes of letters, digits, '.', '_', '-', ending in .jpg, .jpeg
+ *                  or .png (BCD_EINVAL "invalid_filename", "unsupported_content_type").
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND, BCD_EUNSUPPORTED, BCD_ENET, BCD_EAUTH.
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_image_upload_url(char **out, bcd_service *svc, const char *user_id, const char *session_id,
+                                        const char *angle, const char *filename);
+
+/* ---- Asynchronous analysis, jobs and workers (@since 0.2) ------------------------------ */
+
+/**
+ * One progress report of a long operation: bcd_session_analyze() (through
+ * bcd_service_set_progress()) and bcd_worker_run(). Borrowed by the callback for the
+ * duration of the call; copy what you keep.
+ *
+ * Stages of an analysis: "read" (images read and decoded, done of total), "embed"
+ * (total images in one batch), "score", "save", "analyzed".
+ * Stages of a worker, besides those of the analyses it runs: "claimed" (a job started:
+ * done = attempt, total = allowed attempts), "done" (the job completed), "retry" (it
+ * failed and will be tried again after a backoff; message: the error), "failed" (it
+ * failed for good; message: the error), "lease_lost" (another worker took the job over
+ * after this one's lease expired; nothing was recorded for it), "idle" (no job to run
+ * now: sent when the worker becomes idle and about once a second while it is),
+ * "store_error" (the queue could not be reached; retried with backoff; message),
+ * "stopping" (the stop flag was seen or the queue is drained).
+ * @since 0.2
+ */
+typedef struct bcd_progress_event {
+    unsigned int version;   /**< BCD_PROGRESS_EVENT_VERSION */
+    const char *stage;      /**< what is being done (see above) */
+    size_t done;            /**< steps of the stage done ... */
+    size_t total;           /**< ... of total (0: not counted) */
+    double elapsed_s;       /**< seconds since the analysis (or the worker run) started */
+    const char *session_id; /**< the session concerned, or NULL */
+    const char *job_id;     /**< the job concerned (worker), or NULL */
+    int worker;             /**< worker thread (0 .. concurrency-1), -1 outside a worker */
+    size_t jobs_done;       /**< worker: jobs completed by this bcd_worker_run() so far */
+    size_t jobs_failed;     /**< worker: jobs failed for good so far */
+    const char *message;    /**< human text (an error for "retry", "failed", "store_error"), or NULL */
+} bcd_progress_event;
+#define BCD_PROGRESS_EVENT_VERSION 1
+
+/** Receives progress reports; user is the pointer given with the callback. */
+typedef void (*bcd_progress_fn)(void *user, const bcd_progress_event *ev);
+
+/**
+ * Report the progress of long operations on svc (bcd_session_analyze()) to fn, called
+ * synchronously in the thread of the operation. fn must be quick and must not call
+ * into svc. fn NULL: no reports (the default).
+ * @return BCD_OK, BCD_EINVAL (svc NULL).
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_service_set_progress(bcd_service *svc, bcd_progress_fn fn, void *user);
+
+/** Attempts of an analysis job before it is failed for good. */
+#define BCD_JOB_MAX_ATTEMPTS 3
+
+/**
+ * Queue the analysis of a session and return at once. A worker (bcd_worker_run(),
+ * `bcd-cli worker`), in this process or another one on any machine sharing the store,
+ * runs it later: exactly bcd_session_analyze() for the same user, session and model,
+ * whose result is saved by the same atomic write.
+ *
+ * Checked now, as bcd_session_analyze() does: the session is the caller's
+ * (BCD_ENOTFOUND), completed (BCD_ESTATE "session_not_completed") and has images of
+ * at least BCD_MIN_ANGLES distinct angles (BCD_ESTATE "insufficient_angles").
+ * Idempotent: while a job of the session is queued or running, that job is returned
+ * ("created": false); once it finished (done or failed) a new job is queued.
+ *
+ * A job is tried up to BCD_JOB_MAX_ATTEMPTS times: a failure that may pass (I/O,
+ * network, a worker that died: its lease expires) is retried with exponential backoff;
+ * one that cannot (corrupt or missing image, session no longer completed) fails the job
+ * at once. A failed job keeps its error (bcd_job_status()).
+ *
+ * Result: {"status": "processing", "job_id", "session_id", "job_status": "queued" |
+ * "running", "created": bool, "created_at"}.
+ * @param model_spec  as bcd_session_analyze(), kept with the job (a file path must exist
+ *                    where the workers run); NULL: the worker's BCD_MODEL.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND, BCD_ESTATE, BCD_EUNSUPPORTED (the store
+ *         has no job queue), BCD_EIO, BCD_ENET, BCD_ENOMEM.
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_session_analyze_async(char **out, bcd_service *svc, const char *user_id,
+                                             const char *session_id, const char *model_spec);
+
+/**
+ * Status of one of the caller's analysis jobs. A job of another user is reported like a
+ * missing one (BCD_ENOTFOUND "job_not_found").
+ * Result: {"job_id", "session_id", "status": "queued" | "running" | "done" | "failed",
+ * "attempts" (runs started so far), "max_attempts", "error" (message of the last
+ * failure, null if none; a done job has none), "error_code", "model" (null: the
+ * worker's default), "created_at", "updated_at", "started_at" (last start, null before
+ * the first), "finished_at" (null until done or failed), "next_attempt_at" (queued: when
+ * it may start, else null), "lease_expires_at" (running, else null),
+ * "analysis_available" (done: bcd_analysis_get() has the result)}.
+ * @param job_id  UUID text (BCD_EINVAL "invalid_job_id").
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND, BCD_EUNSUPPORTED, BCD_EIO, BCD_ENET.
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_job_status(char **out, bcd_service *svc, const char *user_id, const char *job_id);
+
+/**
+ * bcd_job_status() of the newest job of one of the caller's sessions (BCD_ENOTFOUND
+ * "job_not_found" if the session never had one, "session_not_found" as usual).
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_job_status_for_session(char **out, bcd_service *svc, const char *user_id,
+                                              const char *session_id);
+
+/** Options of bcd_worker_run(); start from BCD_WORKER_OPTIONS_INIT. @since 0.2 */
+typedef struct bcd_worker_options {
+    unsigned int version;           /**< BCD_WORKER_OPTIONS_VERSION */
+    /** Jobs run at once, each in its own thread with its own service, store connection
+     *  and copy of the ctx configuration (so errors never cross threads). 0 or 1: one,
+     *  in the calling thread, on svc itself. At most 64. */
+    unsigned int concurrency;
+    /** Nonzero: return once no job is queued or running (jobs waiting for a retry and jobs
+     *  of other workers count: their lease may still expire). 0: wait for jobs until stopped. */
+    int drain;
+    /** Lease of a claimed job; 0: 60. A worker that stops renewing it (crashed, hung,
+     *  disconnected) loses the job to another worker this long after its last renewal. */
+    unsigned int lease_seconds;
+    /** Renewal interval of the lease while a job runs (in a helper thread per worker, on
+     *  its own store connection); 0: a third of the lease. Must be below the lease. */
+    unsigned int heartbeat_seconds;
+    /** Borrowed; nonzero asks the worker to stop: it finishes the jobs it is running
+     *  (their heartbeats go on), claims no more and returns BCD_OK. Checked between jobs
+     *  and at least every 50 ms while idle; safe to set from a signal handler. NULL: none. */
+    volatile sig_atomic_t *stop;
+    /** Progress reports (stages in bcd_progress_event); calls are serialized (never two
+     *  at once) but may come from any of the worker threads. NULL: none. */
+    bcd_progress_fn progress;
+    void *progress_user;
+    /** Return after this many jobs were claimed (all threads together); 0: no limit. */
+    unsigned int max_jobs;
+    /** Longest sleep while no job is claimable; 0: 1000 ms. */
+    unsigned int poll_ms;
+    /** Backoff of a failed attempt k (1-based): retry_base_ms × 2^(k-1), at most one
+     *  hour; 0: 5000 ms. */
+    unsigned int retry_base_ms;
+} bcd_worker_options;
+#define BCD_WORKER_OPTIONS_VERSION 1
+#define BCD_WORKER_OPTIONS_INIT { BCD_WORKER_OPTIONS_VERSION, 1, 0, 60, 0, NULL, NULL, NULL, 0, 0, 0 }
+
+/**
+ * Fill opts with the defaults of BCD_WORKER_OPTIONS_INIT (for callers that cannot use macros).
+ * @return BCD_OK, BCD_EINVAL (opts NULL or unknown version).
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_worker_options_init(bcd_worker_options *opts, unsigned int version);
+
+/**
+ * Run analysis jobs from svc's store until stopped (opts->stop), drained (opts->drain)
+ * or opts->max_jobs were taken. Any number of workers, in any number of processes and
+ * machines sharing the store, share one queue: a claim takes a job under a lease in one
+ * transaction, so no two workers run a job at once while its lease lasts.
+ *
+ * A job runs bcd_session_analyze() for its user, session and model. Only the lease
+ * holder records the outcome: done, a retry with backoff, or failed with the error.
+ * If a worker's lease expired and another worker took the job over, the late worker's
+ * outcome is dropped ("lease_lost"); its analysis may have been saved (the save
+ * replaces the stored analysis of the session atomically, so the session still has one
+ * analysis) and the job is completed once, by the new holder.
+ *
+ * Threads: the worker threads use their own handles; svc and its ctx are used by the
+ * calling thread only (with concurrency > 1 that thread supervises). A logger set on the
+ * ctx is copied to the worker threads and must then be thread-safe.
+ * @param[out] out  NULL, or a summary: {"jobs_done", "jobs_failed", "jobs_retried",
+ *                  "leases_lost", "elapsed_s", "stopped": bool, "concurrency"}; caller
+ *                  frees with bcd_free().
+ * @param opts      NULL: BCD_WORKER_OPTIONS_INIT.
+ * @return BCD_OK (stopped, drained or max_jobs reached; failed jobs are not failures of
+ *         the worker), BCD_EINVAL (options), BCD_EUNSUPPORTED (the store has no job queue),
+ *         or the store's failure when the queue stays unreachable (BCD_EIO, BCD_ENET,
+ *         BCD_EAUTH) after retries; details in bcd_service_last_error().
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_worker_run(char **out, bcd_service *svc, const bcd_worker_options *opts);
 
 BCD_END_DECLS
 

@@ -29,6 +29,8 @@ enum bcd__cfg_key {
     BCD__CFG_THREADS,
     BCD__CFG_MAX_PIXELS,
     BCD__CFG_MAX_DIMENSION,
+    BCD__CFG_HTTP_TIMEOUT_MS,         /* total time of one HTTP request (lib/net) */
+    BCD__CFG_HTTP_CONNECT_TIMEOUT_MS, /* connection set-up (lib/net) */
     BCD__CFG_COUNT
 };
 

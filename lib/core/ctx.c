@@ -24,6 +24,8 @@ static const struct {
     [BCD__CFG_THREADS] = {"BCD_THREADS", "0", false},
     [BCD__CFG_MAX_PIXELS] = {"BCD_MAX_PIXELS", "100000000", false},
     [BCD__CFG_MAX_DIMENSION] = {"BCD_MAX_DIMENSION", "65500", false},
+    [BCD__CFG_HTTP_TIMEOUT_MS] = {"BCD_HTTP_TIMEOUT_MS", "60000", false},
+    [BCD__CFG_HTTP_CONNECT_TIMEOUT_MS] = {"BCD_HTTP_CONNECT_TIMEOUT_MS", "10000", false},
 };
 
 static int key_index(const char *name)
@@ -76,6 +78,9 @@ static const char *validate(int k, const char *v)
     case BCD__CFG_MAX_PIXELS:
     case BCD__CFG_MAX_DIMENSION:
         return parse_ull(v, &n) && n > 0 ? NULL : "must be a positive integer";
+    case BCD__CFG_HTTP_TIMEOUT_MS:
+    case BCD__CFG_HTTP_CONNECT_TIMEOUT_MS:
+        return parse_ull(v, &n) && n >= 100 && n <= 3600000 ? NULL : "must be an integer from 100 to 3600000 (ms)";
     case BCD__CFG_SUPABASE_URL:
         return strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0 ? NULL
                                                                                 : "must start with http:// or https://";

@@ -24,6 +24,8 @@
 #define NCAND 3          /* hypotheses from the search refined to the next level */
 #define SEARCH_FRAC 0.25 /* translation search range, fraction of each side */
 #define MIN_SEARCH_OVERLAP 0.5
+#define MAX_STEP 2.0 /* px per Gauss-Newton step */
+#define OUTSIDE 1e30f /* search canvas outside the previous photo */
 
 static const double search_scales[] = { 0.93, 1.0, 1.075 };
 static const double search_rot_deg[] = { -8.0, -4.0, 0.0, 4.0, 8.0 };
@@ -67,25 +69,46 @@ static bcd__plane *gradient(const bcd__plane *p, bool along_x)
     return g;
 }
 
-/* Build levels 0..nlev-1 (each a 2x reduction, blurred by sigma 1 for the fit). */
+/*
+ * Build levels 0..nlev-1 (each a 2x area reduction, blurred by sigma ~1 for the fit).
+ * NaN in base marks unusable pixels (clipped); reductions and blurs are normalized
+ * convolutions (sum of value x weight over sum of weight), so the unusable area does
+ * not grow with the blur, and a pixel stays NaN only where less than 30 % of its
+ * neighbourhood was usable.
+ */
 static bool pyr_build(struct pyr *p, const bcd__plane *base, int nlev, bool grads)
 {
     memset(p, 0, sizeof *p);
-    bcd__plane *cur = NULL;
-    const bcd__plane *src = base;
+    bcd__plane *vw = bcd__plane_new(base->w, base->h), *wt = bcd__plane_new(base->w, base->h);
+    if (!vw || !wt)
+        goto fail;
+    for (size_t i = 0; i < (size_t)base->w * base->h; i++) {
+        float v = base->px[i];
+        bool ok = v == v;
+        vw->px[i] = ok ? v : 0.0f;
+        wt->px[i] = ok ? 1.0f : 0.0f;
+    }
     for (int k = 0; k < nlev; k++) {
         if (k > 0) {
-            bcd__plane *h = bcd__plane_half(src);
-            bcd__plane_free(cur);
-            cur = h;
-            if (!cur)
-                return false;
-            src = cur;
+            bcd__plane *h1 = bcd__plane_half(vw), *h2 = bcd__plane_half(wt);
+            bcd__plane_free(vw);
+            bcd__plane_free(wt);
+            vw = h1;
+            wt = h2;
+            if (!vw || !wt)
+                goto fail;
         }
-        p->img[k] = bcd__plane_blur(src, k == 0 ? 0.8f : 1.0f);
+        float sigma = k == 0 ? 0.8f : 1.0f;
+        bcd__plane *bv = bcd__plane_blur(vw, sigma), *bw = bcd__plane_blur(wt, sigma);
+        p->img[k] = bv;
         p->n = k + 1;
-        if (!p->img[k])
+        if (!bv || !bw) {
+            bcd__plane_free(bw);
             goto fail;
+        }
+        for (size_t i = 0; i < (size_t)bv->w * bv->h; i++)
+            bv->px[i] = bw->px[i] >= 0.3f ? bv->px[i] / bw->px[i] : NAN;
+        bcd__plane_free(bw);
         if (grads) {
             p->gx[k] = gradient(p->img[k], true);
             p->gy[k] = gradient(p->img[k], false);
@@ -96,10 +119,12 @@ static bool pyr_build(struct pyr *p, const bcd__plane *base, int nlev, bool grad
         p->cx[k] = ((base->w - 1) * 0.5 + 0.5) * sc - 0.5;
         p->cy[k] = ((base->h - 1) * 0.5 + 0.5) * sc - 0.5;
     }
-    bcd__plane_free(cur);
+    bcd__plane_free(vw);
+    bcd__plane_free(wt);
     return true;
 fail:
-    bcd__plane_free(cur);
+    bcd__plane_free(vw);
+    bcd__plane_free(wt);
     return false;
 }
 
@@ -108,12 +133,18 @@ struct params {
     double g, h;
 };
 
-/* Normalized cross-correlation and overlap fraction of current vs warped previous. */
-static double score_at(const struct pyr *C, const struct pyr *P, int k, const struct params *pr, double *overlap)
+/*
+ * Fit score: normalized cross-correlation of current and warped previous over the
+ * overlap, weighted by Tukey's biweight of the residual g P + h - C (scale 1.4826 MAD),
+ * so that a changed area, which the alignment rightly ignores, does not count as a
+ * poor fit. buf holds 3 * (pixels of level k) floats. Also the overlap fraction.
+ */
+static double score_at(const struct pyr *C, const struct pyr *P, int k, const struct params *pr, double *overlap,
+                       float *buf)
 {
     const bcd__plane *c = C->img[k], *p = P->img[k];
-    double sc = 0, scc = 0, sp = 0, spp = 0, scp = 0;
-    size_t n = 0;
+    size_t npx = (size_t)c->w * c->h, n = 0, inside = 0;
+    float *cv = buf, *pv = buf + npx, *ae = buf + 2 * npx;
     for (int y = 0; y < c->h; y++) {
         double yy = y - C->cy[k];
         for (int x = 0; x < c->w; x++) {
@@ -122,22 +153,41 @@ static double score_at(const struct pyr *C, const struct pyr *P, int k, const st
             double v = pr->b * xx + pr->a * yy + pr->ty + P->cy[k];
             if (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
                 continue;
-            double pv = bcd__plane_at(p, (float)u, (float)v), cv = c->px[(size_t)y * c->w + x];
-            sc += cv;
-            scc += cv * cv;
-            sp += pv;
-            spp += pv * pv;
-            scp += cv * pv;
+            inside++;
+            float a = bcd__plane_at(p, (float)u, (float)v), b = c->px[(size_t)y * c->w + x];
+            if (a != a || b != b)
+                continue; /* clipped in either photo */
+            pv[n] = a;
+            cv[n] = b;
+            ae[n] = fabsf((float)(pr->g * a + pr->h) - b);
             n++;
         }
     }
-    *overlap = (double)n / ((double)c->w * c->h);
-    if (n < 16)
+    *overlap = (double)inside / (double)npx;
+    if (n < 16 || n * 10 < inside)
         return 0.0;
-    double vc = scc - sc * sc / n, vp = spp - sp * sp / n;
+    double scale = 4.685 * 1.4826 * bcd__detect_median(ae, n);
+    if (scale < 1e-3)
+        scale = 1e-3;
+    double sw = 0, sc = 0, scc = 0, sp = 0, spp = 0, scp = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = ((pr->g * pv[i] + pr->h) - cv[i]) / scale;
+        if (fabs(r) >= 1.0)
+            continue;
+        double w = (1.0 - r * r) * (1.0 - r * r);
+        sw += w;
+        sc += w * cv[i];
+        scc += w * cv[i] * cv[i];
+        sp += w * pv[i];
+        spp += w * pv[i] * pv[i];
+        scp += w * cv[i] * pv[i];
+    }
+    if (sw < 16.0)
+        return 0.0;
+    double vc = scc - sc * sc / sw, vp = spp - sp * sp / sw;
     if (vc <= 1e-12 || vp <= 1e-12)
         return 0.0;
-    return (scp - sc * sp / n) / sqrt(vc * vp);
+    return (scp - sc * sp / sw) / sqrt(vc * vp);
 }
 
 bool bcd__detect_solve(double A[6][6], const double *b, double *x, int n)
@@ -184,6 +234,7 @@ static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct
     const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k];
     double S = 0.5 * (c->w > c->h ? c->w : c->h);
     double sigma = -1.0;
+    const struct params start = *pr;
     for (int it = 0; it <= maxit; it++) {
         bool measuring = sigma < 0; /* the first pass only measures the residual scale */
         double H[6][6] = { { 0 } }, bv[6] = { 0 };
@@ -199,6 +250,8 @@ static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct
                 float fu = (float)u, fv = (float)v;
                 double pv = bcd__plane_at(p, fu, fv);
                 double e = pr->g * pv + pr->h - c->px[(size_t)y * c->w + x];
+                if (e != e)
+                    continue; /* clipped */
                 ebuf[ne++] = (float)fabs(e);
                 n++;
                 if (measuring)
@@ -207,6 +260,8 @@ static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct
                 if (ae > kh)
                     wgt = kh / ae;
                 double Gu = bcd__plane_at(gx, fu, fv) * pr->g, Gv = bcd__plane_at(gy, fu, fv) * pr->g;
+                if (Gu != Gu || Gv != Gv)
+                    continue;
                 double xs = xx / S, ys = yy / S;
                 double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, pv, 1.0 };
                 for (int i = 0; i < 6; i++) {
@@ -235,12 +290,23 @@ static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct
             rhs[i] = -bv[i];
         if (!bcd__detect_solve(H, rhs, d, 6))
             return;
+        /* trust region: no geometric step moves a pixel by more than MAX_STEP px */
+        double len = fabs(d[0]) + fabs(d[1]) + fabs(d[2]) + fabs(d[3]);
+        if (len > MAX_STEP)
+            for (int i = 0; i < 6; i++)
+                d[i] *= MAX_STEP / len;
         pr->a += d[0] / S;
         pr->b += d[1] / S;
         pr->tx += d[2];
         pr->ty += d[3];
         pr->g += d[4];
         pr->h += d[5];
+        double sc = sqrt(pr->a * pr->a + pr->b * pr->b);
+        if (!(sc > 0.5 && sc < 2.0 && pr->a > 0.5 * sc && pr->g > 0.2 && pr->g < 5.0 && fabs(pr->tx) < 2.0 * S &&
+              fabs(pr->ty) < 2.0 * S)) {
+            *pr = start; /* diverged: keep what the level started from */
+            return;
+        }
         if (fabs(d[2]) < 0.003 && fabs(d[3]) < 0.003 && fabs(d[0]) < 0.003 && fabs(d[1]) < 0.003)
             return;
     }
@@ -283,22 +349,25 @@ static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct
                     double xx = i - Rx - C->cx[k];
                     double u = a * xx - b * yy + P->cx[k], v = b * xx + a * yy + P->cy[k];
                     canvas[(size_t)j * ew + i] = (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
-                                                     ? NAN
+                                                     ? OUTSIDE
                                                      : bcd__plane_at(p, (float)u, (float)v);
                 }
             }
             for (int dy = -Ry; dy <= Ry; dy++) {
                 for (int dx = -Rx; dx <= Rx; dx++) {
                     double sc = 0, scc = 0, sp = 0, spp = 0, scp = 0;
-                    size_t n = 0;
+                    size_t n = 0, inside = 0;
                     for (int y = 0; y < c->h; y++) {
                         const float *cr = c->px + (size_t)y * c->w;
                         const float *er = canvas + (size_t)(y + dy + Ry) * ew + dx + Rx;
                         for (int x = 0; x < c->w; x++) {
                             float e = er[x];
-                            if (e != e)
+                            if (e == OUTSIDE)
                                 continue;
+                            inside++;
                             double cv = cr[x];
+                            if (e != e || cv != cv)
+                                continue;
                             sc += cv;
                             scc += cv * cv;
                             sp += e;
@@ -308,7 +377,7 @@ static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct
                         }
                     }
                     float ncc = -2.0f;
-                    if (n >= MIN_SEARCH_OVERLAP * N) {
+                    if (inside >= MIN_SEARCH_OVERLAP * N && n * 4 >= inside) {
                         double vc = scc - sc * sc / n, vp = spp - sp * sp / n;
                         if (vc > 1e-12 && vp > 1e-12)
                             ncc = (float)((scp - sc * sp / n) / sqrt(vc * vp));
@@ -396,7 +465,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
     memset(&P, 0, sizeof P);
     bcd_status st = BCD_ENOMEM;
     size_t nmax = (size_t)cur->w * cur->h;
-    float *ebuf = malloc(nmax * sizeof(float));
+    float *ebuf = malloc(3 * nmax * sizeof(float));
     bool okc = pyr_build(&C, cur, nlev, false);
     bool okp = okc && pyr_build(&P, prev, nlev, true);
     if (!ebuf || !okc || !okp)
@@ -418,7 +487,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
                 refine_level(&C, &P, mid, &p, 15, 1, ebuf);
             }
             double ov;
-            double ncc = score_at(&C, &P, mid, &p, &ov);
+            double ncc = score_at(&C, &P, mid, &p, &ov, ebuf);
             if (ov < MIN_SEARCH_OVERLAP)
                 ncc -= 1.0;
             if (ncc > bestncc) {
@@ -439,7 +508,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
     double ov = 0.0;
     struct params ps = best;
     to_level(&ps, 0, scorelev);
-    out->score = score_at(&C, &P, scorelev, &ps, &ov);
+    out->score = score_at(&C, &P, scorelev, &ps, &ov, ebuf);
     out->overlap = ov;
     out->a = best.a;
     out->b = best.b;
@@ -493,4 +562,86 @@ void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev
             mask[i] = 1;
         }
     }
+}
+
+/*
+ * The planes the alignment runs on: "log luma" (the luma-weighted mean of the log
+ * channels, so that a white balance change is an exact offset, not a pattern that
+ * follows the colours) plus the chroma direction along which the
+ * current photo varies most, scaled to the luma's spread. Luma alone can be nearly
+ * flat when skin and background have the same brightness (light skin before a light
+ * wall); the chroma term then carries the silhouette while luma keeps the spots and
+ * the texture. The direction and scale come from the current photo and are applied to
+ * both, so exposure, gamma and white balance stay a gain and an offset.
+ */
+bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, const bcd__work *wc, const bcd__work *wp)
+{
+    const bcd__work *ws[2] = { wc, wp };
+    bcd__plane *L[2] = { 0 }, *Ca[2] = { 0 }, *Cb[2] = { 0 };
+    bcd_status st = BCD_ENOMEM;
+    for (int k = 0; k < 2; k++) {
+        int w = ws[k]->w, h = ws[k]->h;
+        if (!(L[k] = bcd__plane_new(w, h)) || !(Ca[k] = bcd__plane_new(w, h)) || !(Cb[k] = bcd__plane_new(w, h)))
+            goto done;
+        const float *r = ws[k]->c[0]->px, *g = ws[k]->c[1]->px, *b = ws[k]->c[2]->px;
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            float mx = r[i] > g[i] ? r[i] : g[i];
+            mx = b[i] > mx ? b[i] : mx;
+            if (mx >= 250.0f || mx <= 3.0f) {
+                /* clipped: its texture is gone, and the alignment must not use it */
+                L[k]->px[i] = Ca[k]->px[i] = Cb[k]->px[i] = NAN;
+                continue;
+            }
+            float lr = logf(r[i] + 4.0f), lg = logf(g[i] + 4.0f), lb = logf(b[i] + 4.0f);
+            L[k]->px[i] = 0.299f * lr + 0.587f * lg + 0.114f * lb;
+            Ca[k]->px[i] = lr - lg;
+            Cb[k]->px[i] = 0.5f * (lr + lg) - lb;
+        }
+    }
+    /* moments of the current photo */
+    double m[3] = { 0 }, cov[3][3] = { { 0 } };
+    size_t n = 0;
+    for (size_t i = 0; i < (size_t)wc->w * wc->h; i++) {
+        double v[3] = { L[0]->px[i], Ca[0]->px[i], Cb[0]->px[i] };
+        if (v[0] != v[0])
+            continue;
+        n++;
+        for (int a = 0; a < 3; a++) {
+            m[a] += v[a];
+            for (int b = 0; b <= a; b++)
+                cov[a][b] += v[a] * v[b];
+        }
+    }
+    if (n == 0)
+        n = 1;
+    for (int a = 0; a < 3; a++)
+        m[a] /= (double)n;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b <= a; b++)
+            cov[a][b] = cov[b][a] = cov[a][b] / (double)n - m[a] * m[b];
+    /* principal direction of the 2-D chroma covariance */
+    double saa = cov[1][1], sbb = cov[2][2], sab = cov[1][2];
+    double th = 0.5 * atan2(2.0 * sab, saa - sbb);
+    double da = cos(th), db = sin(th);
+    double vq = da * da * saa + 2.0 * da * db * sab + db * db * sbb;
+    double vl = cov[0][0];
+    double beta = vq > 1e-12 ? sqrt(vl / vq) : 0.0;
+    if (beta > 2.0)
+        beta = 2.0;
+    for (int k = 0; k < 2; k++) {
+        size_t np = (size_t)ws[k]->w * ws[k]->h;
+        for (size_t i = 0; i < np; i++)
+            L[k]->px[i] += (float)(beta * (da * Ca[k]->px[i] + db * Cb[k]->px[i]));
+    }
+    *out_c = L[0];
+    *out_p = L[1];
+    L[0] = L[1] = NULL;
+    st = BCD_OK;
+done:
+    for (int k = 0; k < 2; k++) {
+        bcd__plane_free(L[k]);
+        bcd__plane_free(Ca[k]);
+        bcd__plane_free(Cb[k]);
+    }
+    return st;
 }

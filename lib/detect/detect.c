@@ -186,7 +186,7 @@ static bcd_status compare_work(bcd_detect_result *r, const bcd__work *wc0, const
     bcd__work hc = { 0 }, hp = { 0 };
     const bcd__work *wc = &hc, *wp = &hp;
     bcd__plane *gc = bcd__work_grey(wc0), *gp = bcd__work_grey(wp0);
-    bcd__plane *hgc = NULL, *hgp = NULL, *lc = NULL, *lp = NULL;
+    bcd__plane *lc = NULL, *lp = NULL;
     bcd__plane *P[3] = { 0 };
     uint8_t *mask = NULL;
     bcd__changemap cm = { 0 };
@@ -197,8 +197,7 @@ static bcd_status compare_work(bcd_detect_result *r, const bcd__work *wc0, const
     r->flags = quality_flags(&r->qc, o, false) | quality_flags(&r->qp, o, true);
     if (bcd__work_half(&hc, wc0) != BCD_OK || bcd__work_half(&hp, wp0) != BCD_OK)
         goto done;
-    if (!(hgc = bcd__work_grey(wc)) || !(hgp = bcd__work_grey(wp)) || !(lc = bcd__plane_log(hgc)) ||
-        !(lp = bcd__plane_log(hgp)))
+    if (bcd__detect_align_planes(&lc, &lp, wc, wp) != BCD_OK)
         goto done;
 
     bcd__align al;
@@ -281,8 +280,6 @@ done:
     free(mask);
     bcd__plane_free(gc);
     bcd__plane_free(gp);
-    bcd__plane_free(hgc);
-    bcd__plane_free(hgp);
     bcd__plane_free(lc);
     bcd__plane_free(lp);
     bcd__work_clear(&hc);

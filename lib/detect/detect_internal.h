@@ -84,6 +84,10 @@ typedef struct bcd__align {
     double overlap;    /* fraction of the current frame covered by the previous one */
 } bcd__align;
 
+/* The planes alignment runs on (log luma plus the current photo's main chroma axis);
+ * caller frees both. */
+bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, const bcd__work *wc, const bcd__work *wp);
+
 /* Align two log-grey working planes. Returns BCD_OK or BCD_ENOMEM; a poor fit is
  * reported through score and overlap, never as a failure. */
 bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev);

@@ -9,6 +9,9 @@
  * squares with Tukey's biweight (scale from the median absolute residual), on lightly
  * blurred planes, over pixels that are not clipped in either photo: a changed area of a
  * few percent of the frame gets weight ~0 and does not pull the fit.
+ * Clipping: a value at the top (bottom) of the range only says the truth is at least
+ * (at most) that; where the matched previous value and the current one differ in the
+ * direction clipping allows, the previous value is set to the current one.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,6 +22,9 @@
 #define NPAR 4
 #define STEP 2
 #define IRLS_ITERS 6
+/* working-size values at or beyond these are (partly) clipped */
+#define CLIP_HI 247.0f
+#define CLIP_LO 4.0f
 
 /* Fit one channel; par = {alpha, beta, gx, gy}. */
 static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane *p, const uint8_t *mask,
@@ -32,7 +38,7 @@ static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane 
             if (!mask[i])
                 continue;
             float cv = c->px[i], pv = p->px[i];
-            if (cv <= 3.0f || cv >= 250.0f || pv <= 3.0f || pv >= 250.0f)
+            if (cv <= CLIP_LO + 2.0f || cv >= CLIP_HI - 2.0f || pv <= CLIP_LO + 2.0f || pv >= CLIP_HI - 2.0f)
                 continue;
             xs[n] = logf(pv + 1.0f);
             ys[n] = logf(cv + 1.0f);
@@ -119,9 +125,16 @@ bcd_status bcd__detect_photometric(bcd__plane *P[3], bcd__plane *const C[3], con
                 if (!mask[i])
                     continue;
                 double xn = 2.0 * x / (w > 1 ? w - 1 : 1) - 1.0;
-                float l = (float)(par[0] * logf(px[i] + 1.0f) + par[1] + par[2] * xn + par[3] * yn);
+                float raw = px[i], cv = C[ch]->px[i];
+                float l = (float)(par[0] * logf(raw + 1.0f) + par[1] + par[2] * xn + par[3] * yn);
                 float v = expf(l) - 1.0f;
-                px[i] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                /* a clipped value only bounds the truth: where clipping in either photo
+                 * explains the difference, there is none */
+                if ((raw >= CLIP_HI && cv > v) || (cv >= CLIP_HI && v > cv) || (raw <= CLIP_LO && cv < v) ||
+                    (cv <= CLIP_LO && v < cv))
+                    v = cv;
+                px[i] = v;
             }
         }
     }

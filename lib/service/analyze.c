@@ -120,21 +120,13 @@ static void blame_image(bcd_service *svc, const struct bcd__image_row *r)
     bcd__svc_details(svc, d);
 }
 
-/* Read, decode, measure and preprocess one image into tensor. */
-static bcd_status load_image(bcd_service *svc, const struct bcd__image_row *r, float *tensor, struct quality *q)
+/* Decode, measure and preprocess one image (its bytes, read from the store) into tensor. */
+static bcd_status load_image(bcd_service *svc, const struct bcd__image_row *r, const unsigned char *data,
+                             size_t len, float *tensor, struct quality *q)
 {
-    unsigned char *data = NULL;
-    size_t len = 0;
-    bcd_status st = bcd__store_blob_get(svc->store, r->storage_path, BCD__MAX_IMAGE_FILE, &data, &len);
-    if (st != BCD_OK) {
-        bcd__svc_from_store(svc, st);
-        blame_image(svc, r);
-        return st;
-    }
     bcd_image *img = NULL, *small = NULL;
     bcd__ctx_clear(svc->ctx);
-    st = bcd_image_decode(&img, svc->ctx, data, len);
-    free(data);
+    bcd_status st = bcd_image_decode(&img, svc->ctx, data, len);
     if (st != BCD_OK) {
         bcd__svc_from_ctx(svc, st);
         if (st == BCD_EFORMAT) {
@@ -155,6 +147,30 @@ static bcd_status load_image(bcd_service *svc, const struct bcd__image_row *r, f
     }
     bcd_image_free(small);
     bcd_image_free(img);
+    return st;
+}
+
+/* Read m (<= BCD__ANGLE_COUNT) images from the store at once (in parallel where the
+ * store can: a session's six angles are fetched together), then load each. */
+static bcd_status load_batch(bcd_service *svc, const struct bcd__image_row *r, size_t m, float *tensors,
+                             struct quality *q)
+{
+    const char *paths[BCD__ANGLE_COUNT];
+    unsigned char *data[BCD__ANGLE_COUNT] = {0};
+    size_t lens[BCD__ANGLE_COUNT] = {0}, failed = 0;
+    for (size_t k = 0; k < m; k++)
+        paths[k] = r[k].storage_path;
+    bcd_status st = bcd__store_blob_get_many(svc->store, paths, m, BCD__MAX_IMAGE_FILE, data, lens, &failed);
+    if (st != BCD_OK) {
+        bcd__svc_from_store(svc, st);
+        blame_image(svc, &r[failed < m ? failed : 0]);
+        return st;
+    }
+    for (size_t k = 0; k < m; k++) {
+        if (st == BCD_OK)
+            st = load_image(svc, &r[k], data[k], lens[k], tensors + k * BCD_TENSOR_LEN, &q[k]);
+        free(data[k]);
+    }
     return st;
 }
 
@@ -382,11 +398,15 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
         st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory for %zu images", n);
         goto done;
     }
-    for (size_t i = 0; i < n; i++)
-        if ((st = load_image(svc, &imgs[i], tensors + i * BCD_TENSOR_LEN, &q[i])) != BCD_OK)
+    for (size_t i = 0; i < n; i += BCD__ANGLE_COUNT) {
+        size_t m = n - i < BCD__ANGLE_COUNT ? n - i : BCD__ANGLE_COUNT;
+        if ((st = load_batch(svc, imgs + i, m, tensors + i * BCD_TENSOR_LEN, q + i)) != BCD_OK)
             goto done;
+        bcd__svc_progress(svc, "read", i + m, n); /* progress (jobs.c) */
+    }
 
     /* all angles in one batch */
+    bcd__svc_progress(svc, "embed", 0, n); /* progress (jobs.c) */
     bcd__ctx_clear(svc->ctx);
     st = bcd_embedder_embed(emb, embs, tensors, n);
     if (st != BCD_OK) {
@@ -443,6 +463,7 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     }
 
     /* baseline: the user's sessions before this one (created_at order), same model */
+    bcd__svc_progress(svc, "score", 0, 0); /* progress (jobs.c) */
     st = bcd__store_session_list(svc->store, srow->user_id, &sessions, &nsessions);
     if (st != BCD_OK) {
         bcd__svc_from_store(svc, st);
@@ -518,6 +539,7 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
                                const char *model_spec)
 {
     ENTER(svc);
+    bcd__svc_progress_start(svc); /* progress (jobs.c) */
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st != BCD_OK)
@@ -533,9 +555,12 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
     double factors[3] = {0, 0, 0};
     st = analyze(svc, &srow, model_spec, a, &first, factors);
     if (st == BCD_OK) {
+        bcd__svc_progress(svc, "save", 0, 1); /* progress (jobs.c) */
         st = bcd__store_analysis_save(svc->store, a, &overwritten);
         if (st != BCD_OK)
             bcd__svc_from_store(svc, st);
+        else
+            bcd__svc_progress(svc, "analyzed", 1, 1); /* progress (jobs.c) */
     }
     if (st == BCD_OK) {
         bool ok = true;

@@ -21,6 +21,10 @@ struct bcd_service {
     char *emb_spec;
     bcd_error err;
     bool has_err;
+    /* progress of long operations (bcd_service_set_progress(), lib/service/jobs.c) */
+    bcd_progress_fn progress;
+    void *progress_user;
+    double progress_t0;    /* monotonic seconds at the start of the current operation */
 };
 
 /* Error recording on the service (the handle the caller asks). */
@@ -67,5 +71,11 @@ cJSON *bcd__j_arr(bool *ok, cJSON *o, const char *k);
 void bcd__j_push_str(bool *ok, cJSON *arr, const char *v);
 /* Add parsed JSON text under k (null when text is NULL or not valid JSON). */
 void bcd__j_raw(bool *ok, cJSON *o, const char *k, const char *json_text);
+
+/* Progress of a long operation (lib/service/jobs.c): report `stage`, step done of total
+ * to the callback set with bcd_service_set_progress(), if any. bcd__svc_progress_start
+ * marks the start of the operation (elapsed time is measured from there). */
+void bcd__svc_progress_start(bcd_service *svc);
+void bcd__svc_progress(bcd_service *svc, const char *stage, size_t done, size_t total);
 
 #endif

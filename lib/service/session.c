@@ -458,27 +458,32 @@ bcd_status bcd_session_thumbnails(char **out, bcd_service *svc, const char *user
     cJSON *paths = bcd__j_obj(&ok, o, "paths");
     cJSON *missing = cJSON_CreateArray();
     int count = 0, expires_all = -1;
-    for (int a = 0; ok && a < BCD__ANGLE_COUNT; a++) {
-        if (idx[a] < 0)
-            continue;
-        char *url = NULL, *path = NULL;
-        int expires = -1;
-        st = bcd__store_blob_locate(svc->store, imgs[idx[a]].storage_path, &url, &path, &expires);
-        if (st == BCD_ENOTFOUND) {
-            bcd__j_push_str(&ok, missing, bcd__angles[a]);
-            st = BCD_OK;
+    /* every angle in one call (one batch request for remote stores) */
+    const char *want[BCD__ANGLE_COUNT];
+    char *urls[BCD__ANGLE_COUNT], *lpaths[BCD__ANGLE_COUNT];
+    int which[BCD__ANGLE_COUNT];
+    size_t nwant = 0;
+    for (int a = 0; a < BCD__ANGLE_COUNT; a++)
+        if (idx[a] >= 0) {
+            which[nwant] = a;
+            want[nwant++] = imgs[idx[a]].storage_path;
+        }
+    st = bcd__store_blob_locate_many(svc->store, want, nwant, urls, lpaths, &expires_all);
+    if (st != BCD_OK)
+        bcd__svc_from_store(svc, st);
+    for (size_t k = 0; st == BCD_OK && k < nwant; k++) {
+        const char *angle = bcd__angles[which[k]];
+        if (!urls[k]) {
+            bcd__j_push_str(&ok, missing, angle);
             continue;
         }
-        if (st != BCD_OK) {
-            bcd__svc_from_store(svc, st);
-            break;
-        }
-        bcd__j_str(&ok, thumbs, bcd__angles[a], url);
-        bcd__j_str(&ok, paths, bcd__angles[a], path);
-        expires_all = expires;
+        bcd__j_str(&ok, thumbs, angle, urls[k]);
+        bcd__j_str(&ok, paths, angle, lpaths[k]);
         count++;
-        free(url);
-        free(path);
+    }
+    for (size_t k = 0; st == BCD_OK && k < nwant; k++) {
+        free(urls[k]);
+        free(lpaths[k]);
     }
     free(imgs);
     if (st != BCD_OK) {
@@ -495,5 +500,79 @@ bcd_status bcd_session_thumbnails(char **out, bcd_service *svc, const char *user
         cJSON_Delete(missing);
         ok = false;
     }
+    return bcd__svc_emit(svc, o, ok, out);
+}
+
+/* A file name for a direct upload: 1-128 bytes of [A-Za-z0-9._-], not starting with a dot,
+ * ending in .jpg, .jpeg or .png (any case). *ctype: its MIME type. */
+static bcd_status check_filename(bcd_service *svc, const char *name, const char **ctype)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 128 || name[0] == '.')
+        return bcd__svc_fail(svc, BCD_EINVAL, "invalid_filename",
+                             "a file name of 1 to 128 characters not starting with a dot is required");
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_filename",
+                                 "the file name may hold letters, digits, '.', '_' and '-' only");
+    }
+    const char *dot = strrchr(name, '.');
+    char ext[8] = "";
+    for (size_t i = 0; dot && dot[i + 1] && i + 1 < sizeof ext; i++)
+        ext[i] = (char)(dot[i + 1] >= 'A' && dot[i + 1] <= 'Z' ? dot[i + 1] - 'A' + 'a' : dot[i + 1]);
+    if (dot && (strcmp(ext, "jpg") == 0 || strcmp(ext, "jpeg") == 0))
+        *ctype = "image/jpeg";
+    else if (dot && strcmp(ext, "png") == 0)
+        *ctype = "image/png";
+    else
+        return bcd__svc_fail(svc, BCD_EINVAL, "unsupported_content_type",
+                             "only .jpg, .jpeg and .png files can be uploaded, not '%.128s'", name);
+    return BCD_OK;
+}
+
+bcd_status bcd_image_upload_url(char **out, bcd_service *svc, const char *user_id, const char *session_id,
+                                const char *angle, const char *filename)
+{
+    ENTER(svc);
+    struct bcd__session_row srow;
+    const char *ctype = NULL;
+    bcd_status st = bcd__svc_check_user(svc, user_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_session_id(svc, session_id);
+    if (st == BCD_OK)
+        st = bcd__svc_check_angle(svc, angle);
+    if (st == BCD_OK)
+        st = check_filename(svc, filename, &ctype);
+    if (st == BCD_OK)
+        st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
+    if (st != BCD_OK)
+        return st;
+    /* a fresh key per request: two uploads of the same name never collide */
+    char nonce[BCD__ID_LEN], key[BCD__ID_LEN + 16 + BCD__ID_LEN + 130];
+    if (bcd__uuid_v4(nonce) != BCD_OK)
+        return bcd__svc_fail(svc, BCD_ERROR, "random_failure", "cannot generate an object name");
+    snprintf(key, sizeof key, "%s/%s/%s-%s", srow.id, angle, nonce, filename);
+    struct bcd__upload_url u;
+    st = bcd__store_blob_upload_url(svc->store, key, ctype, &u);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    bool ok = true;
+    cJSON *o = cJSON_CreateObject();
+    bcd__j_str(&ok, o, "uploadUrl", u.upload_url);
+    bcd__j_str(&ok, o, "token", u.token);
+    bcd__j_str(&ok, o, "path", key);
+    cJSON *h = bcd__j_obj(&ok, o, "headers");
+    bcd__j_str(&ok, h, "Content-Type", ctype);
+    bcd__j_str(&ok, o, "publicUrl", u.public_url);
+    bcd__j_str(&ok, o, "method", "PUT");
+    bcd__j_str(&ok, o, "session_id", srow.id);
+    bcd__j_str(&ok, o, "image_type", angle);
+    if (u.expires_in >= 0)
+        bcd__j_int(&ok, o, "expires_in", u.expires_in);
+    else
+        bcd__j_null(&ok, o, "expires_in");
+    bcd__upload_url_clear(&u);
     return bcd__svc_emit(svc, o, ok, out);
 }

@@ -105,6 +105,32 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (session_id, angle)"
     ");"
     "CREATE INDEX images_by_session ON images (session_id, image_type, order_index);",
+    /* 3: the analysis job queue (asynchronous analysis; see "job queue" below). Times that
+     * are compared (lease end, earliest next run) are integer milliseconds since the epoch;
+     * at most one queued or running job per session. */
+    "CREATE TABLE jobs ("
+    "  id TEXT PRIMARY KEY,"
+    "  session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,"
+    "  user_id TEXT NOT NULL CHECK (length(user_id) > 0),"
+    "  model TEXT,"
+    "  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),"
+    "  max_attempts INTEGER NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),"
+    "  worker_id TEXT,"
+    "  lease_until_ms INTEGER,"
+    "  run_after_ms INTEGER NOT NULL,"
+    "  error_code TEXT,"
+    "  error TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  updated_at TEXT NOT NULL,"
+    "  started_at TEXT,"
+    "  finished_at TEXT,"
+    "  seq INTEGER NOT NULL UNIQUE,"
+    "  CHECK (status <> 'running' OR (worker_id IS NOT NULL AND lease_until_ms IS NOT NULL))"
+    ");"
+    "CREATE UNIQUE INDEX jobs_one_active_per_session ON jobs (session_id) WHERE status IN ('queued', 'running');"
+    "CREATE INDEX jobs_pending ON jobs (seq) WHERE status IN ('queued', 'running');"
+    "CREATE INDEX jobs_by_session ON jobs (session_id, seq);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1260,6 +1286,382 @@ static bcd_status l_embeddings_for_user(bcd_store *s, const char *user_id, const
     return BCD_OK;
 }
 
+/* ==== job queue ======================================================================
+ * The analysis job queue of store.h ("Analysis job queue"). Every operation is one
+ * `BEGIN IMMEDIATE` transaction: a claim reads the candidates and takes one while
+ * holding the database's write lock, so two workers (threads or processes) never take
+ * the same job, and a crash in the middle leaves the queue as it was.
+ * ==================================================================================== */
+
+#define JOB_COLS                                                                                                  \
+    "id, session_id, user_id, model, status, attempts, max_attempts, worker_id, lease_until_ms, run_after_ms, "  \
+    "error_code, error, created_at, updated_at, started_at, finished_at"
+
+static void read_job(sqlite3_stmt *st, struct bcd__job_row *r)
+{
+    memset(r, 0, sizeof *r);
+    col_copy(st, 0, r->id, sizeof r->id);
+    col_copy(st, 1, r->session_id, sizeof r->session_id);
+    col_copy(st, 2, r->user_id, sizeof r->user_id);
+    col_copy(st, 3, r->model, sizeof r->model);
+    col_copy(st, 4, r->status, sizeof r->status);
+    r->attempts = sqlite3_column_int(st, 5);
+    r->max_attempts = sqlite3_column_int(st, 6);
+    col_copy(st, 7, r->worker_id, sizeof r->worker_id);
+    if (sqlite3_column_type(st, 8) != SQLITE_NULL && strcmp(r->status, "running") == 0)
+        bcd__timestamp_of_ms(sqlite3_column_int64(st, 8), r->lease_expires_at);
+    bcd__timestamp_of_ms(sqlite3_column_int64(st, 9), r->run_after);
+    col_copy(st, 10, r->error_code, sizeof r->error_code);
+    col_copy(st, 11, r->error, sizeof r->error);
+    col_copy(st, 12, r->created_at, sizeof r->created_at);
+    col_copy(st, 13, r->updated_at, sizeof r->updated_at);
+    col_copy(st, 14, r->started_at, sizeof r->started_at);
+    col_copy(st, 15, r->finished_at, sizeof r->finished_at);
+}
+
+/* One job by a query whose ?1 is `key`; BCD_ENOTFOUND "job_not_found" if none. */
+static bcd_status find_job(bcd_store *s, const char *sql, const char *key, struct bcd__job_row *out)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, sql);
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, key);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        read_job(st, out);
+    else if (r == SQLITE_DONE)
+        rc = bcd__fail(&s->err, BCD_ENOTFOUND, "job_not_found", "job %s not found", key);
+    else
+        rc = sqlfail(s, r, "read job");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+#define JOB_BY_ID "SELECT " JOB_COLS " FROM jobs WHERE id = ?1"
+
+static bcd_status l_job_get(bcd_store *s, const char *job_id, struct bcd__job_row *out)
+{
+    return find_job(s, JOB_BY_ID, job_id, out);
+}
+
+static bcd_status l_job_get_for_session(bcd_store *s, const char *session_id, struct bcd__job_row *out)
+{
+    bcd_status rc = find_job(s, "SELECT " JOB_COLS " FROM jobs WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1",
+                             session_id, out);
+    if (rc == BCD_ENOTFOUND)
+        rc = bcd__fail(&s->err, BCD_ENOTFOUND, "job_not_found", "session %s has no analysis job", session_id);
+    return rc;
+}
+
+static bcd_status enqueue_locked(bcd_store *s, const char *session_id, const char *user_id, const char *model,
+                                 int max_attempts, struct bcd__job_row *out, bool *created)
+{
+    bcd_status rc = get_session(s, session_id, NULL);
+    if (rc != BCD_OK)
+        return rc;
+    rc = find_job(s,
+                  "SELECT " JOB_COLS " FROM jobs WHERE session_id = ?1 AND status IN ('queued', 'running') "
+                  "ORDER BY seq DESC LIMIT 1",
+                  session_id, out);
+    if (rc == BCD_OK) {
+        *created = false;
+        return BCD_OK;
+    }
+    if (rc != BCD_ENOTFOUND)
+        return rc;
+    bcd__error_clear(&s->err);
+
+    char id[BCD__ID_LEN], now[BCD__TS_LEN];
+    if (bcd__uuid_v4(id) != BCD_OK)
+        return bcd__fail(&s->err, BCD_ERROR, "random_failure", "cannot generate a job id");
+    bcd__timestamp_now(now);
+    sqlite3_stmt *st;
+    rc = prep(s, &st,
+              "INSERT INTO jobs (id, session_id, user_id, model, status, attempts, max_attempts, run_after_ms, "
+              "created_at, updated_at, seq) SELECT ?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?7, "
+              "coalesce(max(seq), 0) + 1 FROM jobs");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, id);
+    bind_text(st, 2, session_id);
+    bind_text(st, 3, user_id);
+    bind_text(st, 4, model && *model ? model : NULL);
+    sqlite3_bind_int(st, 5, max_attempts);
+    sqlite3_bind_int64(st, 6, bcd__time_ms());
+    bind_text(st, 7, now);
+    rc = wstep(s, st, "enqueue job");
+    sqlite3_finalize(st);
+    if (rc == BCD_OK)
+        rc = find_job(s, JOB_BY_ID, id, out);
+    if (rc == BCD_OK)
+        *created = true;
+    return rc;
+}
+
+static bcd_status l_job_enqueue(bcd_store *s, const char *session_id, const char *user_id, const char *model,
+                                int max_attempts, struct bcd__job_row *out, bool *created)
+{
+    if (max_attempts <= 0)
+        max_attempts = BCD__JOB_DEFAULT_ATTEMPTS;
+    if (max_attempts > BCD__JOB_MAX_ATTEMPTS || !user_id || !*user_id ||
+        (model && strlen(model) >= sizeof out->model))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid job parameters");
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    bool made = false;
+    rc = finish(s, enqueue_locked(s, session_id, user_id, model, max_attempts, out, &made));
+    if (rc == BCD_OK)
+        *created = made;
+    return rc;
+}
+
+/* Run one write statement with up to four bound values: ?1 text, ?2 int64, ?3 text,
+ * ?4 text. *changes receives the number of rows it changed. */
+static bcd_status job_write(bcd_store *s, const char *sql, const char *a, int64_t b, const char *c, const char *d,
+                            int *changes, const char *what)
+{
+    sqlite3_stmt *st;
+    bcd_status rc = prep(s, &st, sql);
+    if (rc != BCD_OK)
+        return rc;
+    int n = sqlite3_bind_parameter_count(st);
+    if (n >= 1)
+        bind_text(st, 1, a);
+    if (n >= 2)
+        sqlite3_bind_int64(st, 2, b);
+    if (n >= 3)
+        bind_text(st, 3, c);
+    if (n >= 4)
+        bind_text(st, 4, d);
+    rc = wstep(s, st, what);
+    sqlite3_finalize(st);
+    if (rc == BCD_OK && changes)
+        *changes = sqlite3_changes(L_of(s)->db);
+    return rc;
+}
+
+static bcd_status claim_locked(bcd_store *s, const char *worker_id, int64_t lease_ms, struct bcd__job_row *out,
+                               bool *claimed, int64_t *wait_ms)
+{
+    char now[BCD__TS_LEN];
+    bcd__timestamp_now(now);
+    const int64_t t = bcd__time_ms();
+
+    /* a worker that died (or hung) on the last allowed attempt: the job has failed */
+    bcd_status rc = job_write(s,
+                              "UPDATE jobs SET status = 'failed', error_code = 'lease_expired', "
+                              "error = 'the worker ' || coalesce(worker_id, '?') || ' stopped renewing its lease "
+                              "on attempt ' || attempts || ' of ' || max_attempts || ' (crashed or hung)', "
+                              "lease_until_ms = NULL, finished_at = ?3, updated_at = ?3 "
+                              "WHERE status = 'running' AND lease_until_ms <= ?2 AND attempts >= max_attempts",
+
+                              worker_id, t, now, NULL, NULL, "expire job leases");
+    if (rc != BCD_OK)
+        return rc;
+
+    sqlite3_stmt *st;
+    rc = prep(s, &st,
+              "SELECT id, status, worker_id FROM jobs WHERE status IN ('queued', 'running') AND "
+              "((status = 'queued' AND run_after_ms <= ?1) OR (status = 'running' AND lease_until_ms <= ?1)) "
+              "ORDER BY seq LIMIT 1");
+    if (rc != BCD_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, t);
+    char id[BCD__ID_LEN] = "", old_status[16] = "", old_worker[BCD__JOB_WORKER_MAX] = "";
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        col_copy(st, 0, id, sizeof id);
+        col_copy(st, 1, old_status, sizeof old_status);
+        col_copy(st, 2, old_worker, sizeof old_worker);
+    } else if (r != SQLITE_DONE) {
+        rc = sqlfail(s, r, "find a job");
+    }
+    sqlite3_finalize(st);
+    if (rc != BCD_OK)
+        return rc;
+
+    if (!id[0]) {
+        /* nothing to do now: when will there be? */
+        rc = prep(s, &st,
+                  "SELECT min(CASE status WHEN 'queued' THEN run_after_ms ELSE lease_until_ms END) FROM jobs "
+                  "WHERE status IN ('queued', 'running')");
+        if (rc != BCD_OK)
+            return rc;
+        r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+                *wait_ms = -1;
+            } else {
+                int64_t next = sqlite3_column_int64(st, 0) - t;
+                *wait_ms = next > 0 ? next : 0;
+            }
+        } else {
+            rc = sqlfail(s, r, "find a job");
+        }
+        sqlite3_finalize(st);
+        *claimed = false;
+        return rc;
+    }
+
+    /* an expired lease taken over: the job's error says so until it finishes */
+    const bool takeover = strcmp(old_status, "running") == 0;
+    char note[BCD__JOB_ERROR_MAX];
+    snprintf(note, sizeof note, "the lease of worker %s expired (crashed or hung); taken over by %s", old_worker,
+             worker_id);
+    rc = prep(s, &st,
+              "UPDATE jobs SET status = 'running', worker_id = ?3, attempts = attempts + 1, lease_until_ms = ?2, "
+              "started_at = ?4, updated_at = ?4, error_code = coalesce(?5, error_code), "
+              "error = coalesce(?6, error) WHERE id = ?1");
+    if (rc != BCD_OK)
+        return rc;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, t + lease_ms);
+    bind_text(st, 3, worker_id);
+    bind_text(st, 4, now);
+    bind_text(st, 5, takeover ? "lease_expired" : NULL);
+    bind_text(st, 6, takeover ? note : NULL);
+    rc = wstep(s, st, "claim job");
+    sqlite3_finalize(st);
+    if (rc == BCD_OK && sqlite3_changes(L_of(s)->db) != 1)
+        rc = bcd__fail(&s->err, BCD_ERROR, "internal_error", "claimed job %s vanished", id);
+    if (rc == BCD_OK)
+        rc = find_job(s, JOB_BY_ID, id, out);
+    if (rc == BCD_OK) {
+        *claimed = true;
+        *wait_ms = 0;
+    }
+    return rc;
+}
+
+static bcd_status check_worker(bcd_store *s, const char *worker_id)
+{
+    if (!worker_id || !*worker_id || strlen(worker_id) >= BCD__JOB_WORKER_MAX)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid worker id");
+    return BCD_OK;
+}
+
+static bcd_status l_job_claim(bcd_store *s, const char *worker_id, int64_t lease_ms, struct bcd__job_row *out,
+                              bool *claimed, int64_t *wait_ms)
+{
+    bcd_status rc = check_worker(s, worker_id);
+    if (rc != BCD_OK)
+        return rc;
+    if (lease_ms <= 0)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "the lease must be positive");
+    bool got = false;
+    int64_t wait = -1;
+    if ((rc = begin(s)) != BCD_OK)
+        return rc;
+    rc = finish(s, claim_locked(s, worker_id, lease_ms, out, &got, &wait));
+    if (rc == BCD_OK) {
+        *claimed = got;
+        *wait_ms = wait;
+    }
+    return rc;
+}
+
+/* The job, checked to be running under worker_id (inside the transaction). */
+static bcd_status held_locked(bcd_store *s, const char *job_id, const char *worker_id, struct bcd__job_row *row)
+{
+    bcd_status rc = find_job(s, JOB_BY_ID, job_id, row);
+    if (rc != BCD_OK)
+        return rc;
+    if (strcmp(row->status, "running") != 0 || strcmp(row->worker_id, worker_id) != 0) {
+        rc = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost",
+                       "worker %s no longer holds job %s (it is %s%s%s)", worker_id, job_id, row->status,
+                       strcmp(row->status, "running") == 0 ? " under worker " : "",
+                       strcmp(row->status, "running") == 0 ? row->worker_id : "");
+        char details[256];
+        snprintf(details, sizeof details, "{\"job_id\":\"%s\",\"status\":\"%s\",\"attempts\":%d}", row->id,
+                 row->status, row->attempts);
+        bcd__error_set_details(&s->err, details);
+    }
+    return rc;
+}
+
+/* The three holder-only operations share one shape: check the holder, write, read back. */
+enum job_end { JOB_HEARTBEAT, JOB_COMPLETE, JOB_FAIL };
+
+static bcd_status end_locked(bcd_store *s, enum job_end what, const char *job_id, const char *worker_id,
+                             int64_t ms, const char *error_code, const char *error, struct bcd__job_row *out)
+{
+    struct bcd__job_row *row = malloc(sizeof *row);
+    if (!row)
+        return oom(s);
+    bcd_status rc = held_locked(s, job_id, worker_id, row);
+    char now[BCD__TS_LEN];
+    bcd__timestamp_now(now);
+    const int64_t t = bcd__time_ms();
+    sqlite3_stmt *st = NULL;
+    if (rc == BCD_OK && what == JOB_HEARTBEAT)
+        rc = job_write(s, "UPDATE jobs SET lease_until_ms = ?2, updated_at = ?3 WHERE id = ?1", job_id, t + ms, now,
+                       NULL, NULL, "renew job lease");
+    else if (rc == BCD_OK && what == JOB_COMPLETE)
+        rc = job_write(s,
+                       "UPDATE jobs SET status = 'done', lease_until_ms = NULL, error_code = NULL, error = NULL, "
+                       "finished_at = ?3, updated_at = ?3 WHERE id = ?1",
+                       job_id, t, now, NULL, NULL, "complete job");
+    else if (rc == BCD_OK) {
+        const bool retry = ms >= 0 && row->attempts < row->max_attempts;
+        rc = prep(s, &st,
+                  retry ? "UPDATE jobs SET status = 'queued', lease_until_ms = NULL, run_after_ms = ?2, "
+                          "error_code = ?3, error = ?4, updated_at = ?5 WHERE id = ?1"
+                        : "UPDATE jobs SET status = 'failed', lease_until_ms = NULL, error_code = ?3, error = ?4, "
+                          "finished_at = ?5, updated_at = ?5 WHERE id = ?1");
+        if (rc == BCD_OK) {
+            char msg[BCD__JOB_ERROR_MAX];
+            snprintf(msg, sizeof msg, "%s", error && *error ? error : "unknown error");
+            bind_text(st, 1, job_id);
+            sqlite3_bind_int64(st, 2, t + (ms > 0 ? ms : 0));
+            bind_text(st, 3, error_code && *error_code ? error_code : "error");
+            bind_text(st, 4, msg);
+            bind_text(st, 5, now);
+            rc = wstep(s, st, "fail job");
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc == BCD_OK)
+        rc = find_job(s, JOB_BY_ID, job_id, row);
+    if (rc == BCD_OK)
+        *out = *row;
+    free(row);
+    return rc;
+}
+
+static bcd_status job_end(bcd_store *s, enum job_end what, const char *job_id, const char *worker_id, int64_t ms,
+                          const char *error_code, const char *error, struct bcd__job_row *out)
+{
+    bcd_status rc = check_worker(s, worker_id);
+    if (rc != BCD_OK)
+        return rc;
+    if (what == JOB_HEARTBEAT && ms <= 0)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "the lease must be positive");
+    if ((rc = begin(s)) != BCD_OK)
+        return rc;
+    return finish(s, end_locked(s, what, job_id, worker_id, ms, error_code, error, out));
+}
+
+static bcd_status l_job_heartbeat(bcd_store *s, const char *job_id, const char *worker_id, int64_t lease_ms,
+                                  struct bcd__job_row *out)
+{
+    return job_end(s, JOB_HEARTBEAT, job_id, worker_id, lease_ms, NULL, NULL, out);
+}
+
+static bcd_status l_job_complete(bcd_store *s, const char *job_id, const char *worker_id, struct bcd__job_row *out)
+{
+    return job_end(s, JOB_COMPLETE, job_id, worker_id, 0, NULL, NULL, out);
+}
+
+static bcd_status l_job_fail(bcd_store *s, const char *job_id, const char *worker_id, const char *error_code,
+                             const char *error, int64_t retry_ms, struct bcd__job_row *out)
+{
+    return job_end(s, JOB_FAIL, job_id, worker_id, retry_ms, error_code, error, out);
+}
+
+/* ==== end of job queue =============================================================== */
+
 /* ---- open / close ----------------------------------------------------------------- */
 
 static void l_close(bcd_store *s)
@@ -1292,6 +1694,14 @@ static const struct bcd__store_ops local_ops = {
     .analysis_save = l_analysis_save,
     .analysis_get = l_analysis_get,
     .embeddings_for_user = l_embeddings_for_user,
+    /* job queue */
+    .job_enqueue = l_job_enqueue,
+    .job_claim = l_job_claim,
+    .job_heartbeat = l_job_heartbeat,
+    .job_complete = l_job_complete,
+    .job_fail = l_job_fail,
+    .job_get = l_job_get,
+    .job_get_for_session = l_job_get_for_session,
 };
 
 /* mkdir -p with mode 0700 for the folders it creates. */

@@ -51,9 +51,7 @@ bcd_status bcd__store_open(bcd_store **out, bcd_ctx *ctx, bcd_error *err)
     if (!kind || strcmp(kind, "local") == 0)
         return bcd__store_local_open(out, ctx, NULL, 0, err);
     if (strcmp(kind, "supabase") == 0)
-        return bcd__fail(err, BCD_EUNSUPPORTED, "store_unsupported",
-                         "the supabase store is not available in this version of libbcd; "
-                         "use BCD_STORE=local");
+        return bcd__store_supabase_open(out, ctx, err);
     return bcd__fail(err, BCD_EINVAL, "invalid_config_value", "BCD_STORE must be local or supabase, not '%s'",
                      kind);
 }
@@ -146,6 +144,75 @@ bcd_status bcd__store_embeddings_for_user(bcd_store *s, const char *user_id, con
     DISPATCH(embeddings_for_user, user_id, model, out, n);
 }
 
+bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
+                                    unsigned char **outs, size_t *lens, size_t *failed)
+{
+    bcd__error_clear(&s->err);
+    *failed = 0;
+    if (s->ops->blob_get_many)
+        return s->ops->blob_get_many(s, paths, n, max_len, outs, lens, failed);
+    for (size_t i = 0; i < n; i++) {
+        bcd_status st = bcd__store_blob_get(s, paths[i], max_len, &outs[i], &lens[i]);
+        if (st != BCD_OK) {
+            for (size_t j = 0; j < i; j++) {
+                free(outs[j]);
+                outs[j] = NULL;
+            }
+            *failed = i;
+            return st;
+        }
+    }
+    return BCD_OK;
+}
+
+bcd_status bcd__store_blob_locate_many(bcd_store *s, const char *const *paths, size_t n, char **urls,
+                                       char **local_paths, int *expires_in)
+{
+    bcd__error_clear(&s->err);
+    *expires_in = -1;
+    if (s->ops->blob_locate_many)
+        return s->ops->blob_locate_many(s, paths, n, urls, local_paths, expires_in);
+    for (size_t i = 0; i < n; i++) {
+        urls[i] = local_paths[i] = NULL;
+        int exp = -1;
+        bcd_status st = bcd__store_blob_locate(s, paths[i], &urls[i], &local_paths[i], &exp);
+        if (st == BCD_ENOTFOUND) {
+            bcd__error_clear(&s->err);
+            continue;
+        }
+        if (st != BCD_OK) {
+            for (size_t j = 0; j < i; j++) {
+                free(urls[j]);
+                free(local_paths[j]);
+                urls[j] = local_paths[j] = NULL;
+            }
+            return st;
+        }
+        *expires_in = exp;
+    }
+    return BCD_OK;
+}
+
+bcd_status bcd__store_blob_upload_url(bcd_store *s, const char *key, const char *content_type,
+                                      struct bcd__upload_url *out)
+{
+    bcd__error_clear(&s->err);
+    if (!s->ops->blob_upload_url)
+        return bcd__fail(&s->err, BCD_EUNSUPPORTED, "store_unsupported",
+                         "the %s store has no upload URLs: add the file with `image add` instead", s->ops->name);
+    return s->ops->blob_upload_url(s, key, content_type, out);
+}
+
+void bcd__upload_url_clear(struct bcd__upload_url *u)
+{
+    if (!u)
+        return;
+    free(u->upload_url);
+    free(u->token);
+    free(u->public_url);
+    memset(u, 0, sizeof *u);
+}
+
 void bcd__timestamp_now(char buf[BCD__TS_LEN])
 {
     struct timespec ts;
@@ -224,4 +291,63 @@ bcd_status bcd__embedding_from_json(const char *text, size_t dim, float **out, s
     if (dim_out)
         *dim_out = n;
     return BCD_OK;
+}
+
+/* ---- Analysis job queue: dispatch (see the job section of store.h) ---------------- */
+
+bcd_status bcd__store_job_enqueue(bcd_store *s, const char *session_id, const char *user_id, const char *model,
+                                  int max_attempts, struct bcd__job_row *out, bool *created)
+{
+    DISPATCH(job_enqueue, session_id, user_id, model, max_attempts, out, created);
+}
+
+bcd_status bcd__store_job_claim(bcd_store *s, const char *worker_id, int64_t lease_ms, struct bcd__job_row *out,
+                                bool *claimed, int64_t *wait_ms)
+{
+    DISPATCH(job_claim, worker_id, lease_ms, out, claimed, wait_ms);
+}
+
+bcd_status bcd__store_job_heartbeat(bcd_store *s, const char *job_id, const char *worker_id, int64_t lease_ms,
+                                    struct bcd__job_row *out)
+{
+    DISPATCH(job_heartbeat, job_id, worker_id, lease_ms, out);
+}
+
+bcd_status bcd__store_job_complete(bcd_store *s, const char *job_id, const char *worker_id,
+                                   struct bcd__job_row *out)
+{
+    DISPATCH(job_complete, job_id, worker_id, out);
+}
+
+bcd_status bcd__store_job_fail(bcd_store *s, const char *job_id, const char *worker_id, const char *error_code,
+                               const char *error, int64_t retry_ms, struct bcd__job_row *out)
+{
+    DISPATCH(job_fail, job_id, worker_id, error_code, error, retry_ms, out);
+}
+
+bcd_status bcd__store_job_get(bcd_store *s, const char *job_id, struct bcd__job_row *out)
+{
+    DISPATCH(job_get, job_id, out);
+}
+
+bcd_status bcd__store_job_get_for_session(bcd_store *s, const char *session_id, struct bcd__job_row *out)
+{
+    DISPATCH(job_get_for_session, session_id, out);
+}
+
+int64_t bcd__time_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void bcd__timestamp_of_ms(int64_t ms, char buf[BCD__TS_LEN])
+{
+    time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)sec * 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, BCD__TS_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, BCD__TS_LEN - n, ".%03d000Z", frac);
 }

@@ -3,7 +3,7 @@
  *
  * A store is a handle over one backend (a struct of function pointers plus one file per
  * backend, as curl's lib/vtls/): `local` (SQLite file + blob folder, lib/store/local.c)
- * and, later, `supabase` (PostgREST + Storage over HTTP). The operations are row and
+ * and `supabase` (PostgREST + Storage over HTTP, lib/store/supabase.c). The operations are row and
  * operation oriented, not SQL oriented, so that an HTTP backend can implement each one
  * with a few requests or one RPC. Every operation is atomic: it either happens completely
  * or leaves the store as it was.
@@ -97,11 +97,22 @@ struct bcd__analysis {
     float *session_vec;          /* dim floats or NULL */
 };
 
+/* A signed URL for uploading one object straight to storage (seed: /images/signed-url).
+ * All strings malloc'd; free with bcd__upload_url_clear(). */
+struct bcd__upload_url {
+    char *upload_url;   /* absolute URL for an HTTP PUT of the bytes */
+    char *token;        /* the token inside upload_url, NULL if the server gave none */
+    char *public_url;   /* where the object is publicly readable, NULL for a private bucket */
+    int expires_in;     /* seconds, -1 if decided by the server and unknown */
+};
+void bcd__upload_url_clear(struct bcd__upload_url *u);
+
 /* Free what a struct bcd__analysis owns (not the struct itself); then zero it. */
 void bcd__analysis_clear(struct bcd__analysis *a);
 void bcd__embeddings_free(struct bcd__embedding *e, size_t n);
 
 typedef struct bcd_store bcd_store;
+struct bcd__job_row; /* analysis job queue: see the block at the end of this file */
 
 struct bcd__store_ops {
     const char *name;
@@ -170,6 +181,37 @@ struct bcd__store_ops {
      * with bcd__embeddings_free(). */
     bcd_status (*embeddings_for_user)(bcd_store *s, const char *user_id, const char *model,
                                       struct bcd__embedding **out, size_t *n);
+
+    /* Optional operations: NULL when a backend lacks them; the bcd__store_* wrappers
+     * then fall back to the operations above (or answer BCD_EUNSUPPORTED). */
+    /* blob_get of n paths at once (remote stores: in parallel). On failure *failed is
+     * the index of the path at fault and no buffer is handed out. outs[i] malloc'd. */
+    bcd_status (*blob_get_many)(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
+                                unsigned char **outs, size_t *lens, size_t *failed);
+    /* blob_locate of n paths at once (one batch request where the backend can). A
+     * missing blob is not an error: its urls[i] and local_paths[i] stay NULL. */
+    bcd_status (*blob_locate_many)(bcd_store *s, const char *const *paths, size_t n, char **urls,
+                                   char **local_paths, int *expires_in);
+    /* A signed URL for uploading `key` (a blob key the service chose) with content_type. */
+    bcd_status (*blob_upload_url)(bcd_store *s, const char *key, const char *content_type,
+                                  struct bcd__upload_url *out);
+
+    /* Analysis job queue (optional block; NULL when the backend has no queue: the
+     * bcd__store_job_* wrappers then answer BCD_EUNSUPPORTED). See the job section at
+     * the end of this file for the semantics. Times: lease_ms and retry_ms in
+     * milliseconds, measured on the store's clock (local: this machine; supabase: the
+     * database server). */
+    bcd_status (*job_enqueue)(bcd_store *s, const char *session_id, const char *user_id, const char *model,
+                              int max_attempts, struct bcd__job_row *out, bool *created);
+    bcd_status (*job_claim)(bcd_store *s, const char *worker_id, int64_t lease_ms, struct bcd__job_row *out,
+                            bool *claimed, int64_t *wait_ms);
+    bcd_status (*job_heartbeat)(bcd_store *s, const char *job_id, const char *worker_id, int64_t lease_ms,
+                                struct bcd__job_row *out);
+    bcd_status (*job_complete)(bcd_store *s, const char *job_id, const char *worker_id, struct bcd__job_row *out);
+    bcd_status (*job_fail)(bcd_store *s, const char *job_id, const char *worker_id, const char *error_code,
+                           const char *error, int64_t retry_ms, struct bcd__job_row *out);
+    bcd_status (*job_get)(bcd_store *s, const char *job_id, struct bcd__job_row *out);
+    bcd_status (*job_get_for_session)(bcd_store *s, const char *session_id, struct bcd__job_row *out);
 };
 
 struct bcd_store {
@@ -179,8 +221,8 @@ struct bcd_store {
     void *impl;
 };
 
-/* Open the store chosen by BCD_STORE of ctx ("local", the default; "supabase" is not
- * implemented yet: BCD_EUNSUPPORTED). On failure the detail is recorded on err. */
+/* Open the store chosen by BCD_STORE of ctx ("local", the default, or "supabase"). On
+ * failure the detail is recorded on err. */
 bcd_status bcd__store_open(bcd_store **out, bcd_ctx *ctx, bcd_error *err);
 /* Close a store; NULL: no-op. */
 void bcd__store_close(bcd_store *s);
@@ -198,6 +240,11 @@ int bcd__store_local_schema_version(void);
 void bcd__store_local_fail_after(bcd_store *s, int n, int mode);
 /* Absolute path of the SQLite file of a local store (borrowed), NULL for other backends. */
 const char *bcd__store_local_db_path(const bcd_store *s);
+
+/* Supabase backend (PostgREST + Storage): SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and
+ * SUPABASE_STORAGE_BUCKET of ctx. Opening checks the configuration only; the server is
+ * first contacted by an operation. BCD_EINVAL "supabase_not_configured". */
+bcd_status bcd__store_supabase_open(bcd_store **out, bcd_ctx *ctx, bcd_error *err);
 
 /* Wrappers: clear s->err, dispatch. */
 bcd_status bcd__store_session_create(bcd_store *s, const char *user_id, struct bcd__session_row *out);
@@ -217,6 +264,14 @@ bcd_status bcd__store_analysis_save(bcd_store *s, struct bcd__analysis *a, bool 
 bcd_status bcd__store_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out);
 bcd_status bcd__store_embeddings_for_user(bcd_store *s, const char *user_id, const char *model,
                                           struct bcd__embedding **out, size_t *n);
+/* Optional operations, with fallbacks: blob_get / blob_locate one by one. */
+bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
+                                    unsigned char **outs, size_t *lens, size_t *failed);
+bcd_status bcd__store_blob_locate_many(bcd_store *s, const char *const *paths, size_t n, char **urls,
+                                       char **local_paths, int *expires_in);
+/* BCD_EUNSUPPORTED "store_unsupported" when the backend has no upload URLs (local). */
+bcd_status bcd__store_blob_upload_url(bcd_store *s, const char *key, const char *content_type,
+                                      struct bcd__upload_url *out);
 
 /* Helpers shared by backends. */
 /* Current UTC time as "YYYY-MM-DDTHH:MM:SS.ffffffZ" into buf[BCD__TS_LEN]. */
@@ -229,5 +284,81 @@ char *bcd__embedding_to_json(const float *v, size_t dim);
 /* Parse; *out malloc'd. BCD_EFORMAT if not an array of dim finite numbers
  * (dim 0: any length, returned in *dim_out). */
 bcd_status bcd__embedding_from_json(const char *text, size_t dim, float **out, size_t *dim_out);
+
+/* ---- Analysis job queue (asynchronous analysis, workers) ------------------------------
+ *
+ * A job asks for the analysis of one session. Life cycle:
+ *
+ *   queued --claim--> running --complete--> done
+ *     ^                  |  \--fail(final, or attempts used up)--> failed
+ *     |                  |
+ *     +--fail(retry_ms)--+   (back to queued, claimable again from run_after on)
+ *     +--lease expired, claimed by another worker (attempts + 1)
+ *
+ * - enqueue is idempotent per session while a job of it is queued or running: that job
+ *   is returned (*created = false). A done or failed job does not count: enqueueing
+ *   again creates a new job (a re-analysis). At most one queued-or-running job per
+ *   session (the backends enforce it with a unique index).
+ * - claim takes, in ONE transaction, the oldest job that is queued with run_after in the
+ *   past, or running with an expired lease (its worker died or hung), sets it running
+ *   under worker_id with a lease until now + lease_ms and counts the attempt. A running
+ *   job whose lease expired on its last allowed attempt is first set failed
+ *   ("lease_expired") instead of being claimed again. Nothing claimable: *claimed =
+ *   false and *wait_ms = the time until the next queued job becomes claimable or the
+ *   next lease expires (0 if already), or -1 when no job is queued or running at all.
+ * - heartbeat, complete and fail act only for the lease holder: the job must be running
+ *   under worker_id, else BCD_ESTATE "job_lease_lost" (another worker took it over, or
+ *   it was finished) and nothing changes; an unknown job is BCD_ENOTFOUND
+ *   "job_not_found". heartbeat sets the lease to now + lease_ms (also after it expired,
+ *   as long as nobody claimed the job meanwhile).
+ * - fail records (error_code, error) on the job. retry_ms >= 0 and attempts <
+ *   max_attempts: the job goes back to queued, claimable from now + retry_ms (the caller
+ *   computes the backoff); otherwise (retry_ms < 0: a permanent error, or the last
+ *   attempt) it is failed for good and keeps the error.
+ * - complete sets done and clears the error.
+ * Every job operation is atomic; *out receives the job as it is after the operation.
+ */
+#define BCD__JOB_WORKER_MAX 96      /* longest worker id (bytes, NUL included) */
+#define BCD__JOB_ERROR_MAX 1024     /* longest stored error message (bytes, NUL included) */
+#define BCD__JOB_DEFAULT_ATTEMPTS 3 /* attempts of a job unless the caller says otherwise */
+#define BCD__JOB_MAX_ATTEMPTS 100
+
+struct bcd__job_row {
+    char id[BCD__ID_LEN];
+    char session_id[BCD__ID_LEN];
+    char user_id[BCD__USER_MAX + 1];
+    char model[BCD__PATH_MAX];          /* model spec to analyze with; "" = the worker's BCD_MODEL */
+    char status[16];                    /* "queued", "running", "done", "failed" */
+    int attempts;                       /* claims so far */
+    int max_attempts;
+    char worker_id[BCD__JOB_WORKER_MAX];/* lease holder while running, else the last one ("" never claimed) */
+    char lease_expires_at[BCD__TS_LEN]; /* running: end of the lease; "" otherwise */
+    char run_after[BCD__TS_LEN];        /* queued: claimable from then on */
+    char error_code[64];                /* last failure; "" none */
+    char error[BCD__JOB_ERROR_MAX];     /* its message; "" none */
+    char created_at[BCD__TS_LEN];
+    char updated_at[BCD__TS_LEN];
+    char started_at[BCD__TS_LEN];       /* last claim; "" never claimed */
+    char finished_at[BCD__TS_LEN];      /* done or failed; "" otherwise */
+};
+
+/* Wrappers: clear s->err, dispatch (BCD_EUNSUPPORTED "store_unsupported" without a queue). */
+bcd_status bcd__store_job_enqueue(bcd_store *s, const char *session_id, const char *user_id, const char *model,
+                                  int max_attempts, struct bcd__job_row *out, bool *created);
+bcd_status bcd__store_job_claim(bcd_store *s, const char *worker_id, int64_t lease_ms, struct bcd__job_row *out,
+                                bool *claimed, int64_t *wait_ms);
+bcd_status bcd__store_job_heartbeat(bcd_store *s, const char *job_id, const char *worker_id, int64_t lease_ms,
+                                    struct bcd__job_row *out);
+bcd_status bcd__store_job_complete(bcd_store *s, const char *job_id, const char *worker_id,
+                                   struct bcd__job_row *out);
+bcd_status bcd__store_job_fail(bcd_store *s, const char *job_id, const char *worker_id, const char *error_code,
+                               const char *error, int64_t retry_ms, struct bcd__job_row *out);
+bcd_status bcd__store_job_get(bcd_store *s, const char *job_id, struct bcd__job_row *out);
+/* The newest job of a session (any status); BCD_ENOTFOUND "job_not_found" if none. */
+bcd_status bcd__store_job_get_for_session(bcd_store *s, const char *session_id, struct bcd__job_row *out);
+/* Current UTC time in milliseconds since the epoch, and the text form of such a time
+ * ("YYYY-MM-DDTHH:MM:SS.ffffffZ", as bcd__timestamp_now()). */
+int64_t bcd__time_ms(void);
+void bcd__timestamp_of_ms(int64_t ms, char buf[BCD__TS_LEN]);
 
 #endif

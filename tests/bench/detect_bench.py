@@ -483,12 +483,14 @@ def run_user(args):
         bank = noise_bank(seed)
         jp, _ = render(rng, to_u8(wprev), cam_p, size_p, bank=bank)
         jc, truth = render(rng, to_u8(wcur), cam_c, size_c, changed, bank=bank)
-        t0 = time.perf_counter()
+        # CPU time of this process: the calls are single-threaded, and wall time on a
+        # shared machine measures the neighbours
+        t0 = time.process_time()
         ic = lib.decode(jc)
         ip = lib.decode(jp)
-        t1 = time.perf_counter()
+        t1 = time.process_time()
         r = lib.compare(ic, ip)
-        t2 = time.perf_counter()
+        t2 = time.process_time()
         info = lib.info(r)
         if dump_dir:
             base = os.path.join(dump_dir, "u%03d_%s" % (uid, angle))
@@ -603,13 +605,57 @@ def report(users, title):
     print("quality: %d misaligned pairs, %d pairs with a quality flag" % (misal, flagged))
     nfull = [a for a in angles if a["full"]]
     rest = [a for a in angles if not a["full"]]
-    print("time per pair: detect %.1f ms mean (%.1f ms for %d full-size 3024x4032 pairs, %.1f ms for "
+    print("CPU time per pair: detect %.1f ms mean (%.1f ms for %d full-size 3024x4032 pairs, %.1f ms for "
           "smaller), decode %.1f ms per pair" % (
               1000 * np.mean([a["detect_s"] for a in angles]),
               1000 * np.mean([a["detect_s"] for a in nfull]) if nfull else float("nan"), len(nfull),
               1000 * np.mean([a["detect_s"] for a in rest]) if rest else float("nan"),
               1000 * np.mean([a["decode_s"] for a in angles])))
     return {"auc": auc, "sens": sens}
+
+
+def session_features(u):
+    """(m1, m2) of bcd_detect_combine() from a dumped user (see lib/detect/combine.c)."""
+    zs = []
+    for a in u["angles"]:
+        lc = a["local_change"]
+        if (a["flags"] & 8) or not math.isfinite(lc):
+            continue
+        lc = min(max(lc, 1e-12), 1 - 1e-12)
+        z = max(-12.0, min(12.0, math.log(lc / (1 - lc))))
+        if a["flags"]:
+            z *= 0.5
+        zs.append(z)
+    zs.sort(reverse=True)
+    if not zs:
+        return None
+    return zs[0], zs[1] if len(zs) > 1 else zs[0]
+
+
+def calibrate(paths, l2=1.0):
+    """L2-regularized logistic regression of the session label on (m1, m2)."""
+    X, y = [], []
+    for p in paths:
+        for line in open(p):
+            u = json.loads(line)
+            f = session_features(u)
+            if f:
+                X.append([1.0, f[0], f[1]])
+                y.append(1.0 if u["changed"] else 0.0)
+    X, y = np.array(X), np.array(y)
+    w = np.zeros(3)
+    for _ in range(100):  # Newton steps
+        p = 1 / (1 + np.exp(-X @ w))
+        g = X.T @ (p - y) + l2 * np.r_[0, w[1:]]
+        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.diag([1e-6, 1, 1])
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    p = 1 / (1 + np.exp(-X @ w))
+    print("calibration on %d sessions: B0 %.4f B1 %.4f B2 %.4f; at p >= 0.5: sensitivity %.3f, FPR %.3f" % (
+        len(y), w[0], w[1], w[2], np.mean(p[y == 1] >= 0.5), np.mean(p[y == 0] >= 0.5)))
+    return w
 
 
 def main():
@@ -623,12 +669,18 @@ def main():
     ap.add_argument("--full-fraction", type=float, default=0.15)
     ap.add_argument("--dump", help="write per-user results as JSON lines to this file")
     ap.add_argument("--images", help="write the photos and heatmaps into this folder")
+    ap.add_argument("--only", type=int, nargs="+", help="run only these user numbers")
+    ap.add_argument("--calibrate", nargs="+", metavar="DUMP",
+                    help="fit the coefficients of bcd_detect_combine() on dumped runs and exit")
     a = ap.parse_args()
+    if a.calibrate:
+        calibrate(a.calibrate)
+        return
     lib = os.path.abspath(a.lib)
     if a.images:
         os.makedirs(a.images, exist_ok=True)
     for strength in a.strength:
-        jobs = [(u, a.seed, strength, a.full_fraction, lib, a.images) for u in range(a.users)]
+        jobs = [(u, a.seed, strength, a.full_fraction, lib, a.images) for u in (a.only or range(a.users))]
         t0 = time.time()
         if a.jobs > 1:
             with mp.get_context("fork").Pool(a.jobs) as pool:

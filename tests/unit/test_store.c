@@ -236,11 +236,18 @@ START_TEST(test_store_refuses_newer_schema_and_foreign_files)
     ck_assert_str_eq(err.code, "store_corrupt");
     bcd__error_clear(&err);
 
-    /* BCD_STORE=supabase is not available yet */
+    /* BCD_STORE=supabase needs its URL and key; opening contacts no server */
     ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_STORE", "supabase"), BCD_OK);
-    ck_assert_int_eq(bcd__store_open(&s, ctx, &err), BCD_EUNSUPPORTED);
-    ck_assert_str_eq(err.code, "store_unsupported");
+    ck_assert_int_eq(bcd__store_open(&s, ctx, &err), BCD_EINVAL);
+    ck_assert_str_eq(err.code, "supabase_not_configured");
     bcd__error_clear(&err);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "SUPABASE_URL", "http://127.0.0.1:9"), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "SUPABASE_SERVICE_ROLE_KEY", "sb_secret_unit"), BCD_OK);
+    ck_assert_int_eq(bcd__store_open(&s, ctx, &err), BCD_OK);
+    ck_assert_str_eq(s->ops->name, "supabase");
+    bcd__store_close(s);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "SUPABASE_URL", NULL), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "SUPABASE_SERVICE_ROLE_KEY", NULL), BCD_OK);
 }
 END_TEST
 

@@ -1,0 +1,213 @@
+"""Finding, loading and describing libbcd.so for ctypes.
+
+The shared library is loaded once per process, on first use or by an explicit
+load_library() call. Every foreign function gets its argtypes and restype here; strings
+that the caller must free come back as c_void_p (never c_char_p, which would copy the text
+and lose the pointer) and are released with bcd_free().
+
+ctypes.CDLL releases the GIL around every foreign call, so long operations (analyze,
+embed, decode) let other Python threads run. Do not switch to PyDLL.
+"""
+import ctypes
+import ctypes.util
+import os
+import threading
+
+from .errors import LibraryError
+
+#: Version of this binding; it needs a libbcd of the same major version, at least this one.
+__version__ = "0.1.0"
+_VMAJOR, _VMINOR, _VPATCH = (int(p) for p in __version__.split("."))
+#: major * 10000 + minor * 100 + patch, comparable with bcd_version_number().
+BINDING_VERSION_NUMBER = _VMAJOR * 10000 + _VMINOR * 100 + _VPATCH
+
+c_void_p = ctypes.c_void_p
+c_char_p = ctypes.c_char_p
+c_int = ctypes.c_int
+c_uint = ctypes.c_uint
+c_size_t = ctypes.c_size_t
+c_double = ctypes.c_double
+c_float_p = ctypes.POINTER(ctypes.c_float)
+OUT_PTR = ctypes.POINTER(c_void_p)
+
+TENSOR_LEN = 3 * 224 * 224
+INPUT_SIZE = 224
+
+
+class CImage(ctypes.Structure):
+    """struct bcd_image of bcd/image.h."""
+    _fields_ = [("width", ctypes.c_uint32), ("height", ctypes.c_uint32),
+                ("channels", ctypes.c_uint32), ("data", ctypes.POINTER(ctypes.c_uint8))]
+
+
+CImage_p = ctypes.POINTER(CImage)
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+# name: (restype, argtypes). A status-returning function has restype c_int.
+_PROTOTYPES = {
+    # common.h
+    "bcd_strerror": (c_char_p, [c_int]),
+    "bcd_status_name": (c_char_p, [c_int]),
+    "bcd_free": (None, [c_void_p]),
+    "bcd_version": (c_char_p, []),
+    "bcd_version_number": (c_int, []),
+    # ctx.h
+    "bcd_ctx_new": (c_int, [OUT_PTR]),
+    "bcd_ctx_free": (None, [c_void_p]),
+    "bcd_ctx_load_env": (c_int, [c_void_p, c_char_p]),
+    "bcd_ctx_set": (c_int, [c_void_p, c_char_p, c_char_p]),
+    "bcd_ctx_get": (c_char_p, [c_void_p, c_char_p]),          # borrowed
+    "bcd_ctx_config_json": (c_int, [OUT_PTR, c_void_p]),      # *out: bcd_free
+    "bcd_ctx_set_logger": (None, [c_void_p, LOG_FN, c_void_p]),
+    "bcd_ctx_last_error": (c_void_p, [c_void_p]),
+    "bcd_error_status": (c_int, [c_void_p]),
+    "bcd_error_code": (c_char_p, [c_void_p]),                 # borrowed
+    "bcd_error_message": (c_char_p, [c_void_p]),
+    "bcd_error_details_json": (c_char_p, [c_void_p]),
+    "bcd_error_correlation_id": (c_char_p, [c_void_p]),
+    "bcd_error_json": (c_int, [OUT_PTR, c_void_p]),           # *out: bcd_free
+    # image.h
+    "bcd_image_decode": (c_int, [ctypes.POINTER(CImage_p), c_void_p, c_void_p, c_size_t]),
+    "bcd_image_decode_file": (c_int, [ctypes.POINTER(CImage_p), c_void_p, c_char_p]),
+    "bcd_image_free": (None, [CImage_p]),
+    "bcd_image_equalize": (c_int, [ctypes.POINTER(CImage_p), CImage_p]),
+    "bcd_image_crop_resize": (c_int, [ctypes.POINTER(CImage_p), CImage_p, ctypes.c_uint32]),
+    "bcd_image_to_tensor": (c_int, [c_void_p, c_size_t, CImage_p]),
+    "bcd_image_preprocess": (c_int, [c_void_p, c_size_t, CImage_p]),
+    "bcd_image_write_png": (c_int, [c_void_p, CImage_p, c_char_p]),
+    # embed.h
+    "bcd_embedder_open": (c_int, [OUT_PTR, c_void_p, c_char_p]),
+    "bcd_embedder_free": (None, [c_void_p]),
+    "bcd_embedder_dim": (c_size_t, [c_void_p]),
+    "bcd_embedder_name": (c_char_p, [c_void_p]),
+    "bcd_embedder_embed": (c_int, [c_void_p, c_void_p, c_void_p, c_size_t]),
+    # analysis.h
+    "bcd_vector_cosine_distance": (c_int, [ctypes.POINTER(c_double), c_void_p, c_void_p, c_size_t,
+                                           c_void_p, c_size_t]),
+    "bcd_vector_mean": (c_int, [c_void_p, c_void_p, c_void_p, c_size_t, c_size_t]),
+    "bcd_trend_label": (c_char_p, [c_double]),
+    "bcd_vector_from_json": (c_int, [OUT_PTR, ctypes.POINTER(c_size_t), c_void_p, c_char_p]),
+    # service.h (every *out: bcd_free)
+    "bcd_service_open": (c_int, [OUT_PTR, c_void_p]),
+    "bcd_service_free": (None, [c_void_p]),
+    "bcd_service_last_error": (c_void_p, [c_void_p]),
+    "bcd_session_create": (c_int, [OUT_PTR, c_void_p, c_char_p]),
+    "bcd_session_complete": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+    "bcd_session_list": (c_int, [OUT_PTR, c_void_p, c_char_p]),
+    "bcd_session_info": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+    "bcd_image_register": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p, c_int]),
+    "bcd_image_add": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p, c_int]),
+    "bcd_session_analyze": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p]),
+    "bcd_analysis_get": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+    "bcd_session_compare": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p]),
+    "bcd_image_preview": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p]),
+    "bcd_session_thumbnails": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+}
+
+# Functions of later minor versions: None on a library that lacks them (the binding then
+# raises UnsupportedError when they are called).
+_OPTIONAL_PROTOTYPES = {
+    "bcd_image_upload_url": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p]),  # @since 0.2
+}
+
+
+class Library:
+    """A loaded libbcd with typed foreign functions as attributes (lib.bcd_ctx_new, ...)."""
+
+    def __init__(self, path):
+        try:
+            self.cdll = ctypes.CDLL(path)
+        except OSError as e:
+            raise LibraryError("cannot load libbcd from %r: %s" % (path, e)) from None
+        self.path = path
+        try:
+            number = self.cdll.bcd_version_number
+        except AttributeError:
+            raise LibraryError("%r is not libbcd (no bcd_version_number)" % path) from None
+        number.restype, number.argtypes = c_int, []
+        self.version_number = number()
+        if self.version_number // 10000 != _VMAJOR or self.version_number < BINDING_VERSION_NUMBER:
+            raise LibraryError(
+                "libbcd %s at %r does not match the Python binding %s: the library must have "
+                "major version %d and be at least %s"
+                % (_version_text(self.version_number), path, __version__, _VMAJOR, __version__))
+        missing = []
+        for name, (restype, argtypes) in _PROTOTYPES.items():
+            try:
+                fn = getattr(self.cdll, name)
+            except AttributeError:
+                missing.append(name)
+                continue
+            fn.restype, fn.argtypes = restype, argtypes
+            setattr(self, name, fn)
+        if missing:
+            raise LibraryError("libbcd at %r lacks %s" % (path, ", ".join(missing)))
+        for name, (restype, argtypes) in _OPTIONAL_PROTOTYPES.items():
+            fn = getattr(self.cdll, name, None)
+            if fn is not None:
+                fn.restype, fn.argtypes = restype, argtypes
+            setattr(self, name, fn)
+        self.version = self.bcd_version().decode()
+
+    def take_string(self, ptr):
+        """Text of a library-allocated string, which is then freed with bcd_free()."""
+        if not ptr:
+            return None
+        try:
+            return ctypes.string_at(ptr).decode("utf-8")
+        finally:
+            self.bcd_free(ptr)
+
+
+def _version_text(n):
+    return "%d.%d.%d" % (n // 10000, n // 100 % 100, n % 100)
+
+
+_lock = threading.Lock()
+_loaded = None
+
+
+def _candidates():
+    env = os.environ.get("BCD_LIBRARY")
+    if env:
+        return [env]
+    names = []
+    found = ctypes.util.find_library("bcd")
+    if found:
+        names.append(found)
+    names.append("libbcd.so.%d" % _VMAJOR)
+    return names
+
+
+def load_library(path=None):
+    """Load libbcd and return it; later calls return the same library.
+
+    Where from, first match wins: `path`; the environment variable BCD_LIBRARY; the
+    system loader (ctypes.util.find_library("bcd"), then "libbcd.so.0" through the
+    dynamic linker's search path, LD_LIBRARY_PATH included).
+    Raises bcd.LibraryError (an ImportError) when no usable library is found or its
+    version does not match this binding.
+    """
+    global _loaded
+    with _lock:
+        if _loaded is not None:
+            if path is not None and os.path.realpath(path) != os.path.realpath(_loaded.path):
+                raise LibraryError("libbcd is already loaded from %r" % _loaded.path)
+            return _loaded
+        tried = [os.fspath(path)] if path is not None else _candidates()
+        errors = []
+        for cand in tried:
+            try:
+                _loaded = Library(cand)
+                return _loaded
+            except LibraryError as e:
+                errors.append(str(e))
+                if path is not None or os.environ.get("BCD_LIBRARY"):
+                    break
+        raise LibraryError("libbcd not found or unusable (set BCD_LIBRARY to the path of "
+                           "libbcd.so, or install libbcd): " + "; ".join(errors))
+
+
+def lib():
+    """The loaded library (loading it on first use)."""
+    return _loaded if _loaded is not None else load_library()

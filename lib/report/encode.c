@@ -1,0 +1,355 @@
+/* Thumbnails for the HTML report: area downscaling, JPEG and PNG encoding into memory,
+ * and the atomic write of the finished file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "report.h"
+
+void bcd__rep_image_clear(struct bcd__rep_image *im)
+{
+    if (!im)
+        return;
+    free(im->data);
+    memset(im, 0, sizeof *im);
+}
+
+void bcd__rep_photos_clear(struct bcd__rep_photos *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < BCD__REP_ANGLES; i++) {
+        bcd__rep_image_clear(&p->current[i]);
+        bcd__rep_image_clear(&p->previous[i]);
+        bcd__rep_image_clear(&p->heatmap[i]);
+        p->heatmap_stored[i] = false;
+    }
+}
+
+static bool valid_rgb(const bcd_image *img)
+{
+    return img && img->data && img->width > 0 && img->height > 0 && img->channels == 3;
+}
+
+static bcd_image *new_image(uint32_t w, uint32_t h)
+{
+    bcd_image *im = calloc(1, sizeof *im);
+    if (!im)
+        return NULL;
+    im->data = malloc((size_t)w * h * 3);
+    if (!im->data) {
+        free(im);
+        return NULL;
+    }
+    im->width = w;
+    im->height = h;
+    im->channels = 3;
+    return im;
+}
+
+bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t max_side)
+{
+    if (!out || !valid_rgb(img) || max_side == 0)
+        return BCD_EINVAL;
+    uint32_t w = img->width, h = img->height, nw = w, nh = h;
+    if (w > max_side || h > max_side) {
+        if (w >= h) {
+            nw = max_side;
+            nh = (uint32_t)(((uint64_t)h * max_side + w / 2) / w);
+        } else {
+            nh = max_side;
+            nw = (uint32_t)(((uint64_t)w * max_side + h / 2) / h);
+        }
+        nw = nw ? nw : 1;
+        nh = nh ? nh : 1;
+    }
+    bcd_image *o = new_image(nw, nh);
+    if (!o)
+        return BCD_ENOMEM;
+    /* each output pixel averages the source box it covers (integer box edges) */
+    for (uint32_t y = 0; y < nh; y++) {
+        uint32_t y0 = (uint32_t)((uint64_t)y * h / nh), y1 = (uint32_t)((uint64_t)(y + 1) * h / nh);
+        if (y1 <= y0)
+            y1 = y0 + 1;
+        for (uint32_t x = 0; x < nw; x++) {
+            uint32_t x0 = (uint32_t)((uint64_t)x * w / nw), x1 = (uint32_t)((uint64_t)(x + 1) * w / nw);
+            if (x1 <= x0)
+                x1 = x0 + 1;
+            uint64_t acc[3] = {0, 0, 0};
+            for (uint32_t yy = y0; yy < y1; yy++) {
+                const uint8_t *row = img->data + ((size_t)yy * w + x0) * 3;
+                for (uint32_t xx = x0; xx < x1; xx++, row += 3) {
+                    acc[0] += row[0];
+                    acc[1] += row[1];
+                    acc[2] += row[2];
+                }
+            }
+            uint64_t cnt = (uint64_t)(y1 - y0) * (x1 - x0);
+            uint8_t *px = o->data + ((size_t)y * nw + x) * 3;
+            for (int c = 0; c < 3; c++)
+                px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
+        }
+    }
+    *out = o;
+    return BCD_OK;
+}
+
+/* JPEG */
+
+struct jpeg_job {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jmp;
+};
+
+static void on_jpeg_error(j_common_ptr cinfo)
+{
+    struct jpeg_job *job = (struct jpeg_job *)cinfo->err;
+    longjmp(job->jmp, 1);
+}
+
+/* libjpeg's default prints warnings to stderr; the library never does. */
+static void on_jpeg_message(j_common_ptr cinfo, int level)
+{
+    (void)cinfo;
+    (void)level;
+}
+
+/* Everything that may longjmp; only changes objects through pointers. */
+static bool jpeg_rows(struct jpeg_compress_struct *ci, struct jpeg_job *job, const bcd_image *img, int quality,
+                      unsigned char **buf, unsigned long *len)
+{
+    if (setjmp(job->jmp))
+        return false;
+    jpeg_create_compress(ci);
+    jpeg_mem_dest(ci, buf, len);
+    ci->image_width = img->width;
+    ci->image_height = img->height;
+    ci->input_components = 3;
+    ci->in_color_space = JCS_RGB;
+    jpeg_set_defaults(ci);
+    jpeg_set_quality(ci, quality, TRUE);
+    ci->optimize_coding = TRUE;
+    jpeg_start_compress(ci, TRUE);
+    while (ci->next_scanline < ci->image_height) {
+        JSAMPROW row = (JSAMPROW)(img->data + (size_t)ci->next_scanline * img->width * 3);
+        jpeg_write_scanlines(ci, &row, 1);
+    }
+    jpeg_finish_compress(ci);
+    return true;
+}
+
+bcd_status bcd__rep_encode_jpeg(struct bcd__rep_image *out, const bcd_image *img, int quality)
+{
+    if (!out || !valid_rgb(img) || quality < 1 || quality > 100 || img->width > 65500 || img->height > 65500)
+        return BCD_EINVAL;
+    struct jpeg_compress_struct ci;
+    struct jpeg_job job;
+    memset(&ci, 0, sizeof ci);
+    memset(&job, 0, sizeof job);
+    ci.err = jpeg_std_error(&job.mgr);
+    job.mgr.error_exit = on_jpeg_error;
+    job.mgr.emit_message = on_jpeg_message;
+    /* Our own buffer, larger than any JPEG of the image can be, so that jpeg_mem_dest never
+     * reallocates it (after a reallocation libjpeg frees the first buffer itself and an
+     * error would leave us a dangling pointer). */
+    size_t cap = (size_t)img->width * img->height * 3 + 65536;
+    if (cap > ULONG_MAX)
+        return BCD_EINVAL;
+    unsigned char *own = malloc(cap);
+    if (!own)
+        return BCD_ENOMEM;
+    unsigned char *buf = own;
+    unsigned long len = (unsigned long)cap;
+    bool ok = jpeg_rows(&ci, &job, img, quality, &buf, &len);
+    jpeg_destroy_compress(&ci);
+    if (!ok || !buf || len == 0) {
+        free(own);
+        return BCD_ERROR;
+    }
+    if (buf != own) {
+        free(own);
+    } else {
+        unsigned char *shrunk = realloc(buf, len);
+        if (shrunk)
+            buf = shrunk;
+    }
+    out->data = buf;
+    out->len = (size_t)len;
+    out->mime = "image/jpeg";
+    out->width = img->width;
+    out->height = img->height;
+    return BCD_OK;
+}
+
+/* PNG */
+
+struct png_mem {
+    unsigned char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void png_mem_write(png_structp png, png_bytep data, png_size_t n)
+{
+    struct png_mem *m = png_get_io_ptr(png);
+    if (m->oom)
+        return;
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 65536;
+        while (cap < m->len + n)
+            cap *= 2;
+        unsigned char *p = realloc(m->p, cap);
+        if (!p) {
+            m->oom = true;
+            png_error(png, "out of memory");
+        }
+        m->p = p;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->len, data, n);
+    m->len += n;
+}
+
+static void png_mem_flush(png_structp png)
+{
+    (void)png;
+}
+
+static void on_png_error(png_structp png, png_const_charp msg)
+{
+    (void)msg;
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static bool png_rows(png_structp png, png_infop info, struct png_mem *m, const bcd_image *img)
+{
+    if (setjmp(png_jmpbuf(png)))
+        return false;
+    png_set_write_fn(png, m, png_mem_write, png_mem_flush);
+    png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    png_set_IHDR(png, info, img->width, img->height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (uint32_t y = 0; y < img->height; y++)
+        png_write_row(png, img->data + (size_t)y * img->width * 3);
+    png_write_end(png, info);
+    return true;
+}
+
+bcd_status bcd__rep_encode_png(struct bcd__rep_image *out, const bcd_image *img)
+{
+    if (!out || !valid_rgb(img) || img->width > PNG_UINT_31_MAX || img->height > PNG_UINT_31_MAX)
+        return BCD_EINVAL;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, on_png_error, on_png_warning);
+    if (!png)
+        return BCD_ENOMEM;
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return BCD_ENOMEM;
+    }
+    struct png_mem m = {0};
+    bool ok = png_rows(png, info, &m, img);
+    png_destroy_write_struct(&png, &info);
+    if (!ok || m.oom) {
+        free(m.p);
+        return m.oom ? BCD_ENOMEM : BCD_ERROR;
+    }
+    out->data = m.p;
+    out->len = m.len;
+    out->mime = "image/png";
+    out->width = img->width;
+    out->height = img->height;
+    return BCD_OK;
+}
+
+/* Atomic file write */
+
+static bcd_status write_all(int fd, const unsigned char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return BCD_EIO;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return BCD_OK;
+}
+
+bcd_status bcd__rep_write_atomic(bcd_error *err, const char *path, const void *data, size_t len)
+{
+    if (!path || !*path || (!data && len))
+        return bcd__fail(err, BCD_EINVAL, "invalid_argument", "a file path is required");
+    size_t n = strlen(path);
+    if (path[n - 1] == '/')
+        return bcd__fail(err, BCD_EINVAL, "invalid_argument", "'%.200s' names a folder, not a file", path);
+    char *tmp = malloc(n + sizeof ".XXXXXX");
+    char *dir = bcd__strdup(path);
+    if (!tmp || !dir) {
+        free(tmp);
+        free(dir);
+        return bcd__fail(err, BCD_ENOMEM, "out_of_memory", "out of memory");
+    }
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+
+    bcd_status st = BCD_OK;
+    int fd = mkstemp(tmp); /* mode 0600: the file holds photos of a person */
+    if (fd < 0) {
+        st = bcd__fail(err, BCD_EIO, "file_write_failed", "cannot create a file next to %.200s: %s", path,
+                       strerror(errno));
+        goto out;
+    }
+    if (write_all(fd, data, len) != BCD_OK || fsync(fd) != 0) {
+        st = bcd__fail(err, BCD_EIO, "file_write_failed", "cannot write %.200s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    if (close(fd) != 0) {
+        st = bcd__fail(err, BCD_EIO, "file_write_failed", "cannot write %.200s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        st = bcd__fail(err, BCD_EIO, "file_write_failed", "cannot rename %.200s to %.200s: %s", tmp, path,
+                       strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd); /* best effort: the file itself is complete */
+        close(dfd);
+    }
+out:
+    free(tmp);
+    free(dir);
+    return st;
+}

@@ -1,0 +1,1892 @@
+/* The `supabase` store: PostgREST (/rest/v1) for rows, Storage (/storage/v1) for image
+ * blobs, over lib/net. The protocol is the one in docs/supabase-wire.md; the schema is
+ * supabase/migrations/ (tables sessions, images, session_analysis, angle_analysis,
+ * session_embeddings, angle_embeddings; views bcd_session_overview and
+ * bcd_user_embeddings; functions bcd_save_analysis and bcd_get_analysis).
+ *
+ * Atomicity and retries:
+ *  - sessions and images get their ids here (UUID v4), so an insert whose response was
+ *    lost can be sent again: a 409 (23505) then means "maybe done already" and the row is
+ *    read back and compared with the id we made;
+ *  - image registration follows the seed's rules by reading, then inserting; races are
+ *    settled by the unique constraints (session_id, storage_path) and (session_id,
+ *    image_type, order_index): on 409 the rules run again on what is stored now;
+ *  - an analysis is saved by one call of bcd_save_analysis (one transaction) carrying a
+ *    save id, so a retry of a save that did commit is recognised and answered with the
+ *    first outcome; a failed save leaves the previous analysis as it was;
+ *  - an analysis is read by one call of bcd_get_analysis (one snapshot).
+ * Users are Supabase Auth users: user ids are lowercase UUIDs here.
+ * The service-role key is sent as `apikey` (and as `Authorization: Bearer` when it is a
+ * JWT, see wire doc 1.3), never in a URL, and is scrubbed from every error message.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "net/net.h"
+#include "store.h"
+
+#define SIGN_EXPIRES_S 3600
+#define PAGE_ROWS 1000          /* hosted projects cap responses at 1000 rows */
+#define EMBEDDING_PAGE_ROWS 200 /* ~25 KB per 2048-d embedding: keep pages a few MB */
+#define REGISTER_TRIES 8        /* rounds of the registration rules under contention */
+#define SMALL_RESPONSE ((size_t)1 << 20)
+
+#define SESSION_COLS "id,user_id,status,created_at,updated_at,seq"
+#define OVERVIEW_COLS SESSION_COLS ",image_count,analyzed"
+#define IMAGE_COLS "id,session_id,image_type,order_index,storage_path,content_type,size_bytes,sha256,created_at"
+
+enum api { API_REST, API_STORAGE };
+
+struct sb {
+    bcd__net *net;
+    char *url;          /* project URL, no trailing slash */
+    char *bucket;
+    char *h_apikey;     /* "apikey: <key>" (secret) */
+    char *h_auth;       /* "Authorization: Bearer <key>" for JWT keys, else NULL (secret) */
+};
+
+static struct sb *S_of(bcd_store *s)
+{
+    return (struct sb *)s->impl;
+}
+
+static bcd_status oom(bcd_store *s)
+{
+    return bcd__fail(&s->err, BCD_ENOMEM, "out_of_memory", "out of memory");
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+/* PostgREST: 5xx is transient except a statement timeout (57014), which would time out
+ * again; 408 and 429 too. */
+static enum bcd__net_verdict classify_rest(long status, const unsigned char *body, size_t len)
+{
+    (void)len;
+    if (status == 500 && strstr((const char *)body, "\"57014\""))
+        return BCD__NET_FINAL;
+    return bcd__net_default_classify(status, body, len);
+}
+
+/* Storage answers most errors with HTTP 400 and the real status in the body: a locked
+ * resource or a lock timeout ("423", "503") is transient. */
+static enum bcd__net_verdict classify_storage(long status, const unsigned char *body, size_t len)
+{
+    if (status == 400) {
+        const char *b = (const char *)body;
+        if (strstr(b, "\"statusCode\":\"503\"") || strstr(b, "\"statusCode\":\"423\"") ||
+            strstr(b, "\"statusCode\": \"503\"") || strstr(b, "\"statusCode\": \"423\""))
+            return BCD__NET_TRANSIENT;
+        return BCD__NET_FINAL;
+    }
+    return bcd__net_default_classify(status, body, len);
+}
+
+struct call {
+    enum api api;
+    enum bcd__net_method method;
+    const char *url;
+    const char *prefer;       /* Prefer header value or NULL */
+    const char *accept;       /* NULL: application/json */
+    const char *content_type; /* NULL: application/json when there is a body */
+    const char *extra;        /* one more header line or NULL */
+    const void *body;
+    size_t len;
+    bool idempotent;
+    size_t max_response;
+};
+
+/* Send a call; BCD_OK when a response arrived (any status): rs filled. */
+static bcd_status send_call(bcd_store *s, const struct call *c, struct bcd__net_response *rs)
+{
+    struct sb *S = S_of(s);
+    char accept[96], prefer[160], ctype[160];
+    const char *h[8];
+    int k = 0;
+    h[k++] = S->h_apikey;
+    if (S->h_auth)
+        h[k++] = S->h_auth;
+    snprintf(accept, sizeof accept, "Accept: %s", c->accept ? c->accept : "application/json");
+    h[k++] = accept;
+    if (c->prefer) {
+        snprintf(prefer, sizeof prefer, "Prefer: %s", c->prefer);
+        h[k++] = prefer;
+    }
+    if (c->body || c->content_type) {
+        snprintf(ctype, sizeof ctype, "Content-Type: %s", c->content_type ? c->content_type : "application/json");
+        h[k++] = ctype;
+    }
+    if (c->extra)
+        h[k++] = c->extra;
+    h[k] = NULL;
+    struct bcd__net_request rq = {
+        .method = c->method,
+        .url = c->url,
+        .headers = h,
+        .body = c->body,
+        .body_len = c->len,
+        .idempotent = c->idempotent,
+        .max_response = c->max_response,
+        .classify = c->api == API_REST ? classify_rest : classify_storage,
+    };
+    return bcd__net_request(S->net, &rq, rs, &s->err);
+}
+
+/* Error detail of a response: the service's code and message, and the effective
+ * status (Storage puts it in the body). */
+struct api_error {
+    long status;
+    char code[64];
+    char message[256];
+    char hint[160];
+    char details[256];
+};
+
+static void copy_json_str(const cJSON *o, const char *k, char *buf, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    buf[0] = '\0';
+    if (cJSON_IsString(v) && v->valuestring)
+        snprintf(buf, cap, "%s", v->valuestring);
+    else if (cJSON_IsNumber(v))
+        snprintf(buf, cap, "%.0f", v->valuedouble);
+}
+
+static void parse_error(enum api api, const struct bcd__net_response *rs, struct api_error *e)
+{
+    memset(e, 0, sizeof *e);
+    e->status = rs->status;
+    cJSON *o = rs->body && rs->len ? cJSON_ParseWithLength((const char *)rs->body, rs->len) : NULL;
+    if (cJSON_IsObject(o)) {
+        copy_json_str(o, "code", e->code, sizeof e->code);
+        copy_json_str(o, "message", e->message, sizeof e->message);
+        copy_json_str(o, "hint", e->hint, sizeof e->hint);
+        copy_json_str(o, "details", e->details, sizeof e->details);
+        if (!e->message[0])
+            copy_json_str(o, "msg", e->message, sizeof e->message);
+        if (!e->message[0])
+            copy_json_str(o, "error", e->message, sizeof e->message);
+        if (api == API_STORAGE) {
+            char sc[16];
+            copy_json_str(o, "statusCode", sc, sizeof sc);
+            if (sc[0] && rs->status == 400)
+                e->status = strtol(sc, NULL, 10);
+            if (!e->code[0])
+                copy_json_str(o, "error", e->code, sizeof e->code);
+        }
+    }
+    cJSON_Delete(o);
+}
+
+static const char *method_name(enum bcd__net_method m)
+{
+    switch (m) {
+    case BCD__NET_GET: return "GET";
+    case BCD__NET_HEAD: return "HEAD";
+    case BCD__NET_POST: return "POST";
+    case BCD__NET_PUT: return "PUT";
+    case BCD__NET_PATCH: return "PATCH";
+    case BCD__NET_DELETE: return "DELETE";
+    }
+    return "?";
+}
+
+/* Record the failure a non-2xx response stands for. */
+static bcd_status fail_response(bcd_store *s, const struct call *c, const struct bcd__net_response *rs,
+                                const char *what)
+{
+    struct api_error e;
+    parse_error(c->api, rs, &e);
+    bcd_status st;
+    const char *code;
+    const char *svc = c->api == API_REST ? "PostgREST" : "Storage";
+    if (e.status == 401 || e.status == 403 || rs->status == 401 || rs->status == 403) {
+        st = BCD_EAUTH;
+        code = "supabase_unauthorized";
+    } else if (e.status == 404 && (strcmp(e.code, "PGRST205") == 0 || strcmp(e.code, "42P01") == 0 ||
+                                   strcmp(e.code, "PGRST202") == 0 || strcmp(e.code, "42883") == 0)) {
+        st = BCD_EIO;
+        code = "store_schema_missing";
+    } else if (e.status == 404 && (strcmp(e.code, "NoSuchBucket") == 0 || strcmp(e.code, "Bucket not found") == 0)) {
+        st = BCD_EIO;
+        code = "bucket_missing";
+    } else if (e.status == 404 && c->api == API_STORAGE) {
+        st = BCD_ENOTFOUND;
+        code = "image_file_missing";
+    } else if (e.status == 409) {
+        st = BCD_ECONFLICT;
+        code = "constraint_violation";
+    } else if (e.status == 413) {
+        st = BCD_ELIMIT;
+        code = "payload_too_large";
+    } else if (e.status == 415) {
+        st = BCD_EINVAL;
+        code = "unsupported_content_type";
+    } else if (e.status == 400 && (strcmp(e.code, "22P02") == 0 || strcmp(e.code, "23514") == 0 ||
+                                   strcmp(e.code, "23502") == 0 || strcmp(e.code, "22001") == 0)) {
+        st = BCD_EINVAL;
+        code = "invalid_input";
+    } else if (e.status == 429 || rs->status == 429) {
+        st = BCD_ENET;
+        code = "rate_limited";
+    } else if (rs->status >= 500 || e.status >= 500) {
+        st = BCD_ENET;
+        code = "server_error";
+    } else {
+        st = BCD_ERROR;
+        code = "supabase_request_rejected";
+    }
+    char where[128];
+    const char *path = c->url + strlen(S_of(s)->url);
+    snprintf(where, sizeof where, "%.*s", (int)strcspn(path, "?"), path);
+    char said[sizeof e.code + sizeof e.message + 8] = "";
+    if (e.code[0] && e.message[0])
+        snprintf(said, sizeof said, " (%s: %s)", e.code, e.message);
+    else if (e.code[0] || e.message[0])
+        snprintf(said, sizeof said, " (%s)", e.code[0] ? e.code : e.message);
+    if (strcmp(code, "store_schema_missing") == 0)
+        bcd__fail(&s->err, st, code, "%s: the Supabase project lacks libbcd's schema%s; apply supabase/migrations",
+                  what, said);
+    else if (strcmp(code, "bucket_missing") == 0)
+        bcd__fail(&s->err, st, code, "%s: the storage bucket %s does not exist%s", what, S_of(s)->bucket, said);
+    else if (st == BCD_EAUTH)
+        bcd__fail(&s->err, st, code, "%s: Supabase refused the request with HTTP %ld%s; check SUPABASE_SERVICE_ROLE_KEY",
+                  what, rs->status, said);
+    else
+        bcd__fail(&s->err, st, code, "%s: %s %s %s answered HTTP %ld%s", what, svc, method_name(c->method), where,
+                  rs->status, said);
+    cJSON *d = cJSON_CreateObject();
+    if (d) {
+        cJSON_AddStringToObject(d, "service", c->api == API_REST ? "postgrest" : "storage");
+        cJSON_AddNumberToObject(d, "http_status", (double)rs->status);
+        if (e.status != rs->status)
+            cJSON_AddNumberToObject(d, "status", (double)e.status);
+        if (e.code[0])
+            cJSON_AddStringToObject(d, "code", e.code);
+        if (e.details[0])
+            cJSON_AddStringToObject(d, "details", e.details);
+        if (e.hint[0])
+            cJSON_AddStringToObject(d, "hint", e.hint);
+        char *txt = cJSON_PrintUnformatted(d);
+        if (txt)
+            bcd__error_set_details(&s->err, txt);
+        free(txt);
+        cJSON_Delete(d);
+    }
+    bcd__error_set_correlation_id(&s->err, rs->correlation_id);
+    bcd__net_scrub(S_of(s)->net, &s->err);
+    return st;
+}
+
+static bool ok_status(long st)
+{
+    return st >= 200 && st < 300;
+}
+
+/* Send and require a 2xx answer. */
+static bcd_status call2xx(bcd_store *s, const struct call *c, struct bcd__net_response *rs, const char *what)
+{
+    bcd_status st = send_call(s, c, rs);
+    if (st != BCD_OK) {
+        char prefix[160];
+        snprintf(prefix, sizeof prefix, "%s: ", what);
+        size_t p = strlen(prefix), m = strlen(s->err.message);
+        if (p + m < sizeof s->err.message) {
+            memmove(s->err.message + p, s->err.message, m + 1);
+            memcpy(s->err.message, prefix, p);
+        }
+        return st;
+    }
+    if (!ok_status(rs->status)) {
+        st = fail_response(s, c, rs, what);
+        bcd__net_response_clear(rs);
+    }
+    return st;
+}
+
+static bcd_status bad_response(bcd_store *s, const struct bcd__net_response *rs, const char *what)
+{
+    bcd__fail(&s->err, BCD_ENET, "bad_response", "%s: Supabase sent a response libbcd cannot read", what);
+    bcd__error_set_correlation_id(&s->err, rs->correlation_id);
+    return BCD_ENET;
+}
+
+/* Parse a JSON body; NULL (and the error recorded) when it is not JSON of `type`
+ * (cJSON_Array / cJSON_Object, 0: any). */
+static cJSON *parse_body(bcd_store *s, const struct bcd__net_response *rs, int type, const char *what)
+{
+    cJSON *o = rs->body ? cJSON_ParseWithLength((const char *)rs->body, rs->len) : NULL;
+    if (!o || (type && !(o->type & type))) {
+        cJSON_Delete(o);
+        bad_response(s, rs, what);
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- URLs --------------------------------------------------------------------------- */
+
+static void rest_url(struct sb *S, struct bcd__net_buf *b, const char *rel)
+{
+    bcd__net_buf_add(b, S->url);
+    bcd__net_buf_add(b, "/rest/v1/");
+    bcd__net_buf_add(b, rel);
+}
+
+/* "&col=eq.<escaped value>" */
+static void add_eq(struct bcd__net_buf *b, const char *col, const char *v)
+{
+    bcd__net_buf_addf(b, "&%s=eq.", col);
+    bcd__net_buf_add_escaped(b, v, false);
+}
+
+/* {URL}/storage/v1/<op>/{bucket}/{key} */
+static void storage_url(struct sb *S, struct bcd__net_buf *b, const char *op, const char *key)
+{
+    bcd__net_buf_add(b, S->url);
+    bcd__net_buf_add(b, "/storage/v1/");
+    bcd__net_buf_add(b, op);
+    bcd__net_buf_add(b, "/");
+    bcd__net_buf_add_escaped(b, S->bucket, false);
+    if (key) {
+        bcd__net_buf_add(b, "/");
+        bcd__net_buf_add_escaped(b, key, true);
+    }
+}
+
+/* ---- values ------------------------------------------------------------------------- */
+
+static bool lower_uuid(const char *s)
+{
+    if (!bcd__uuid_valid(s))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p >= 'A' && *p <= 'F')
+            return false;
+    return true;
+}
+
+static bcd_status check_user(bcd_store *s, const char *user_id)
+{
+    if (!lower_uuid(user_id))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_user_id",
+                         "the supabase store identifies users by their Supabase Auth id (a lowercase UUID), "
+                         "not '%.64s'",
+                         user_id ? user_id : "(null)");
+    return BCD_OK;
+}
+
+/* Normalise a timestamp ("2025-03-01T10:00:00.1234+00:00", "...Z", "... 10:00:00+01")
+ * to the store format "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC). False if unparsable. */
+static bool norm_ts(const char *in, char out[BCD__TS_LEN])
+{
+    int Y, M, D, h, m, sec, used = 0;
+    out[0] = '\0';
+    if (!in || sscanf(in, "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &used) != 6 || !used)
+        return false;
+    const char *p = in + used;
+    long usec = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (digits < 6) {
+                usec = usec * 10 + (*p - '0');
+                digits++;
+            }
+            p++;
+        }
+        while (digits++ < 6)
+            usec *= 10;
+    }
+    long off = 0;
+    if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh = 0, om = 0;
+        p++;
+        if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
+            return false;
+        oh = (p[0] - '0') * 10 + (p[1] - '0');
+        p += 2;
+        if (*p == ':')
+            p++;
+        if (isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1])) {
+            om = (p[0] - '0') * 10 + (p[1] - '0');
+            p += 2;
+        }
+        off = sign * (oh * 3600L + om * 60L);
+    } else if (*p == 'Z' || *p == 'z') {
+        p++;
+    }
+    if (*p)
+        return false;
+    struct tm tm = {0};
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 && !(Y == 1969 && M == 12 && D == 31))
+        return false;
+    t -= off;
+    struct tm u;
+    if (!gmtime_r(&t, &u))
+        return false;
+    size_t n = strftime(out, BCD__TS_LEN, "%Y-%m-%dT%H:%M:%S", &u);
+    snprintf(out + n, BCD__TS_LEN - n, ".%06ldZ", usec);
+    return true;
+}
+
+static void get_str(const cJSON *o, const char *k, char *buf, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    buf[0] = '\0';
+    if (cJSON_IsString(v) && v->valuestring && strlen(v->valuestring) < cap)
+        strcpy(buf, v->valuestring);
+}
+
+static void get_ts(const cJSON *o, const char *k, char buf[BCD__TS_LEN])
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsString(v) || !norm_ts(v->valuestring, buf))
+        buf[0] = '\0';
+}
+
+/* Numbers: PostgREST sends NaN/Infinity as strings; int8 as numbers. */
+static double get_num(const cJSON *o, const char *k, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsNumber(v))
+        return v->valuedouble;
+    if (cJSON_IsString(v) && v->valuestring) {
+        char *end;
+        double d = strtod(v->valuestring, &end);
+        if (end != v->valuestring && !*end)
+            return d;
+    }
+    return dflt;
+}
+
+static char *get_dup(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) && v->valuestring ? bcd__strdup(v->valuestring) : NULL;
+}
+
+static void read_session(const cJSON *o, struct bcd__session_row *r)
+{
+    memset(r, 0, sizeof *r);
+    get_str(o, "id", r->id, sizeof r->id);
+    get_str(o, "user_id", r->user_id, sizeof r->user_id);
+    get_str(o, "status", r->status, sizeof r->status);
+    get_ts(o, "created_at", r->created_at);
+    get_ts(o, "updated_at", r->updated_at);
+    if (!r->updated_at[0])
+        memcpy(r->updated_at, r->created_at, sizeof r->updated_at);
+    r->seq = (int64_t)get_num(o, "seq", 0);
+    r->image_count = (int64_t)get_num(o, "image_count", 0);
+    r->analyzed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "analyzed"));
+}
+
+static void read_image(const cJSON *o, struct bcd__image_row *r)
+{
+    memset(r, 0, sizeof *r);
+    get_str(o, "id", r->id, sizeof r->id);
+    get_str(o, "session_id", r->session_id, sizeof r->session_id);
+    get_str(o, "image_type", r->angle, sizeof r->angle);
+    r->order_index = (int)get_num(o, "order_index", -1);
+    get_str(o, "storage_path", r->storage_path, sizeof r->storage_path);
+    get_str(o, "content_type", r->content_type, sizeof r->content_type);
+    r->size_bytes = (int64_t)get_num(o, "size_bytes", -1);
+    get_str(o, "sha256", r->sha256, sizeof r->sha256);
+    get_ts(o, "created_at", r->created_at);
+}
+
+/* An embedding as stored: a JSON array (float4[], jsonb), or a string holding JSON text
+ * "[...]" (the seed's text column, pgvector) or an array literal "{...}". dim 0: any.
+ * With a checksum, the vector must print back to the text it was made from. */
+static bcd_status parse_embedding(const cJSON *v, size_t dim, const char *checksum, float **out, size_t *dim_out)
+{
+    char *text = NULL;
+    if (cJSON_IsArray(v)) {
+        text = cJSON_PrintUnformatted(v);
+    } else if (cJSON_IsString(v) && v->valuestring) {
+        const char *p = v->valuestring;
+        while (isspace((unsigned char)*p))
+            p++;
+        text = bcd__strdup(p);
+        if (text && text[0] == '{') {
+            size_t n = strlen(text);
+            while (n && isspace((unsigned char)text[n - 1]))
+                n--;
+            if (n < 2 || text[n - 1] != '}') {
+                free(text);
+                return BCD_EFORMAT;
+            }
+            text[0] = '[';
+            text[n - 1] = ']';
+            text[n] = '\0';
+        }
+    } else {
+        return BCD_EFORMAT;
+    }
+    if (!text)
+        return BCD_ENOMEM;
+    bcd_status st = bcd__embedding_from_json(text, dim, out, dim_out);
+    free(text);
+    if (st != BCD_OK || !checksum || !*checksum)
+        return st;
+    size_t d = dim ? dim : *dim_out;
+    char *canon = bcd__embedding_to_json(*out, d);
+    char sum[65];
+    bool good = canon && bcd__sha256_hex(canon, strlen(canon), sum) == BCD_OK && strcmp(sum, checksum) == 0;
+    free(canon);
+    if (!good) {
+        free(*out);
+        *out = NULL;
+        return BCD_EFORMAT;
+    }
+    return BCD_OK;
+}
+
+/* ---- paging ------------------------------------------------------------------------- */
+
+typedef bcd_status (*row_fn)(bcd_store *s, const cJSON *row, void *user);
+
+/* GET base (a /rest/v1 URL with its filters and order on a unique key) page by page,
+ * handing every row to fn. */
+static bcd_status get_rows(bcd_store *s, const char *base, size_t page, row_fn fn, void *user, const char *what)
+{
+    for (size_t offset = 0;; offset += page) {
+        struct bcd__net_buf u = {0};
+        bcd__net_buf_addf(&u, "%s&limit=%zu&offset=%zu", base, page, offset);
+        if (u.oom) {
+            bcd__net_buf_free(&u);
+            return oom(s);
+        }
+        struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true};
+        struct bcd__net_response rs;
+        bcd_status st = call2xx(s, &c, &rs, what);
+        bcd__net_buf_free(&u);
+        if (st != BCD_OK)
+            return st;
+        cJSON *arr = parse_body(s, &rs, cJSON_Array, what);
+        if (!arr) {
+            bcd__net_response_clear(&rs);
+            return BCD_ENET;
+        }
+        bcd__net_response_clear(&rs);
+        size_t n = 0;
+        for (const cJSON *it = arr->child; it && st == BCD_OK; it = it->next, n++)
+            st = fn(s, it, user);
+        cJSON_Delete(arr);
+        if (st != BCD_OK)
+            return st;
+        if (n < page)
+            return BCD_OK;
+    }
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static bcd_status fetch_session(bcd_store *s, const char *id, struct bcd__session_row *out, bool *found)
+{
+    struct sb *S = S_of(s);
+    *found = false;
+    if (!lower_uuid(id))
+        return BCD_OK;
+    struct bcd__net_buf u = {0};
+    rest_url(S, &u, "bcd_session_overview?select=" OVERVIEW_COLS);
+    add_eq(&u, "id", id);
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true,
+                     .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    bcd_status st = call2xx(s, &c, &rs, "read session");
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    cJSON *arr = parse_body(s, &rs, cJSON_Array, "read session");
+    if (arr && arr->child) {
+        if (out)
+            read_session(arr->child, out);
+        *found = true;
+    }
+    st = arr ? BCD_OK : BCD_ENET;
+    cJSON_Delete(arr);
+    bcd__net_response_clear(&rs);
+    return st;
+}
+
+static bcd_status s_session_get(bcd_store *s, const char *id, struct bcd__session_row *out)
+{
+    bool found = false;
+    bcd_status st = fetch_session(s, id, out, &found);
+    if (st == BCD_OK && !found)
+        st = bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %s not found", id);
+    return st;
+}
+
+static bcd_status s_session_create(bcd_store *s, const char *user_id, struct bcd__session_row *out)
+{
+    struct sb *S = S_of(s);
+    bcd_status st = check_user(s, user_id);
+    if (st != BCD_OK)
+        return st;
+    char id[BCD__ID_LEN];
+    if (bcd__uuid_v4(id) != BCD_OK)
+        return bcd__fail(&s->err, BCD_ERROR, "random_failure", "cannot generate a session id");
+    char body[160];
+    snprintf(body, sizeof body, "{\"id\":\"%s\",\"user_id\":\"%s\",\"status\":\"created\"}", id, user_id);
+    struct bcd__net_buf u = {0};
+    rest_url(S, &u, "sessions?select=" SESSION_COLS);
+    if (u.oom)
+        return oom(s);
+    /* idempotent: the id is ours, a replayed insert answers 409 and is read back */
+    struct call c = {.api = API_REST, .method = BCD__NET_POST, .url = u.p, .prefer = "return=representation",
+                     .body = body, .len = strlen(body), .idempotent = true, .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    st = send_call(s, &c, &rs);
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    struct api_error e;
+    parse_error(API_REST, &rs, &e);
+    if (rs.status == 409 && strcmp(e.code, "23505") == 0) {
+        bcd__net_response_clear(&rs);
+        bool found = false;
+        st = fetch_session(s, id, out, &found);
+        if (st == BCD_OK && (!found || strcmp(out->user_id, user_id) != 0))
+            st = bcd__fail(&s->err, BCD_ECONFLICT, "constraint_violation", "session id %s is taken", id);
+        return st;
+    }
+    if (!ok_status(rs.status)) {
+        st = fail_response(s, &c, &rs, "create session");
+        bcd__net_response_clear(&rs);
+        return st;
+    }
+    cJSON *arr = parse_body(s, &rs, cJSON_Array, "create session");
+    if (arr && arr->child) {
+        read_session(arr->child, out);
+        out->image_count = 0;
+        out->analyzed = false;
+    } else if (arr) {
+        st = bad_response(s, &rs, "create session");
+    } else {
+        st = BCD_ENET;
+    }
+    cJSON_Delete(arr);
+    bcd__net_response_clear(&rs);
+    return st;
+}
+
+static bcd_status s_session_set_status(bcd_store *s, const char *id, const char *status,
+                                       struct bcd__session_row *out)
+{
+    struct sb *S = S_of(s);
+    if (!lower_uuid(id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %s not found", id);
+    cJSON *b = cJSON_CreateObject();
+    if (!b || !cJSON_AddStringToObject(b, "status", status)) {
+        cJSON_Delete(b);
+        return oom(s);
+    }
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    struct bcd__net_buf u = {0};
+    rest_url(S, &u, "sessions?select=id");
+    add_eq(&u, "id", id);
+    if (!body || u.oom) {
+        free(body);
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    struct call c = {.api = API_REST, .method = BCD__NET_PATCH, .url = u.p, .prefer = "return=representation",
+                     .body = body, .len = strlen(body), .idempotent = true, .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    bcd_status st = call2xx(s, &c, &rs, "update session");
+    free(body);
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    cJSON *arr = parse_body(s, &rs, cJSON_Array, "update session");
+    bcd__net_response_clear(&rs);
+    if (!arr)
+        return BCD_ENET;
+    bool found = arr->child != NULL;
+    cJSON_Delete(arr);
+    if (!found)
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %s not found", id);
+    if (!out)
+        return BCD_OK;
+    return s_session_get(s, id, out);
+}
+
+struct vec {
+    void *p;
+    size_t n, cap, size;
+};
+
+static void *vec_push(struct vec *v)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 8;
+        void *p = realloc(v->p, cap * v->size);
+        if (!p)
+            return NULL;
+        v->p = p;
+        v->cap = cap;
+    }
+    return (char *)v->p + v->size * v->n++;
+}
+
+static bcd_status session_row_cb(bcd_store *s, const cJSON *row, void *user)
+{
+    struct bcd__session_row *r = vec_push(user);
+    if (!r)
+        return oom(s);
+    read_session(row, r);
+    return BCD_OK;
+}
+
+static bcd_status s_session_list(bcd_store *s, const char *user_id, struct bcd__session_row **out, size_t *n)
+{
+    bcd_status st = check_user(s, user_id);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__net_buf u = {0};
+    rest_url(S_of(s), &u, "bcd_session_overview?select=" OVERVIEW_COLS);
+    add_eq(&u, "user_id", user_id);
+    bcd__net_buf_add(&u, "&order=created_at.asc,seq.asc");
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    struct vec v = {.size = sizeof(struct bcd__session_row)};
+    st = get_rows(s, u.p, PAGE_ROWS, session_row_cb, &v, "list sessions");
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK) {
+        free(v.p);
+        return st;
+    }
+    *out = v.p;
+    *n = v.n;
+    return BCD_OK;
+}
+
+/* ---- images ------------------------------------------------------------------------- */
+
+static bcd_status image_row_cb(bcd_store *s, const cJSON *row, void *user)
+{
+    struct bcd__image_row *r = vec_push(user);
+    if (!r)
+        return oom(s);
+    read_image(row, r);
+    return BCD_OK;
+}
+
+static int by_angle_index(const void *pa, const void *pb)
+{
+    const struct bcd__image_row *a = pa, *b = pb;
+    int x = bcd__angle_index(a->angle), y = bcd__angle_index(b->angle);
+    if (x < 0)
+        x = BCD__ANGLE_COUNT;
+    if (y < 0)
+        y = BCD__ANGLE_COUNT;
+    if (x != y)
+        return x < y ? -1 : 1;
+    return (a->order_index > b->order_index) - (a->order_index < b->order_index);
+}
+
+/* Images of a session matching an optional extra filter ("&image_type=eq.front"). */
+static bcd_status list_images(bcd_store *s, const char *session_id, const char *col, const char *val,
+                              struct vec *v, const char *what)
+{
+    struct bcd__net_buf u = {0};
+    rest_url(S_of(s), &u, "images?select=" IMAGE_COLS);
+    add_eq(&u, "session_id", session_id);
+    if (col)
+        add_eq(&u, col, val);
+    bcd__net_buf_add(&u, "&order=image_type.asc,order_index.asc");
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    bcd_status st = get_rows(s, u.p, PAGE_ROWS, image_row_cb, v, what);
+    bcd__net_buf_free(&u);
+    return st;
+}
+
+static bcd_status s_image_list(bcd_store *s, const char *session_id, struct bcd__image_row **out, size_t *n)
+{
+    struct vec v = {.size = sizeof(struct bcd__image_row)};
+    bcd_status st = lower_uuid(session_id) ? list_images(s, session_id, NULL, NULL, &v, "list images") : BCD_OK;
+    if (st != BCD_OK) {
+        free(v.p);
+        return st;
+    }
+    if (v.n)
+        qsort(v.p, v.n, v.size, by_angle_index);
+    *out = v.p;
+    *n = v.n;
+    return BCD_OK;
+}
+
+static char *image_body(const struct bcd__image_row *in, const char *id, int idx)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o && cJSON_AddStringToObject(o, "id", id) && cJSON_AddStringToObject(o, "session_id", in->session_id) &&
+              cJSON_AddStringToObject(o, "image_type", in->angle) && cJSON_AddNumberToObject(o, "order_index", idx) &&
+              cJSON_AddStringToObject(o, "storage_path", in->storage_path);
+    if (ok && in->content_type[0])
+        ok = cJSON_AddStringToObject(o, "content_type", in->content_type) != NULL;
+    if (ok && in->size_bytes >= 0)
+        ok = cJSON_AddNumberToObject(o, "size_bytes", (double)in->size_bytes) != NULL;
+    if (ok && in->sha256[0])
+        ok = cJSON_AddStringToObject(o, "sha256", in->sha256) != NULL;
+    char *txt = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return txt;
+}
+
+/* One round of the registration rules. *again: lost a race that "next index" may win
+ * on the next round. */
+static bcd_status register_round(bcd_store *s, const struct bcd__image_row *in, const char *id,
+                                 struct bcd__image_row *out, bool *created, bool *again)
+{
+    *again = false;
+    struct vec v = {.size = sizeof(struct bcd__image_row)};
+    /* 1. idempotent per (session, path) */
+    bcd_status st = list_images(s, in->session_id, "storage_path", in->storage_path, &v, "register image");
+    if (st != BCD_OK)
+        goto done;
+    if (v.n) {
+        *out = ((struct bcd__image_row *)v.p)[0];
+        *created = strcmp(out->id, id) == 0; /* our own insert, whose answer was lost */
+        goto done;
+    }
+    v.n = 0;
+    st = list_images(s, in->session_id, "image_type", in->angle, &v, "register image");
+    if (st != BCD_OK)
+        goto done;
+    int count = (int)v.n;
+    int idx = in->order_index < 0 ? count : in->order_index;
+    /* 3. the slot holds another path */
+    for (size_t i = 0; i < v.n; i++) {
+        const struct bcd__image_row *r = &((struct bcd__image_row *)v.p)[i];
+        if (r->order_index != idx)
+            continue;
+        st = bcd__fail(&s->err, BCD_ECONFLICT, "slot_conflict",
+                       "slot %s #%d of session %s already holds another image", in->angle, idx, in->session_id);
+        char details[256];
+        snprintf(details, sizeof details, "{\"angle\":\"%s\",\"order_index\":%d,\"existing_image_id\":\"%s\"}",
+                 in->angle, idx, r->id);
+        bcd__error_set_details(&s->err, details);
+        goto done;
+    }
+    /* 4. contiguous order per (session, angle) */
+    if (idx != count) {
+        st = bcd__fail(&s->err, BCD_ECONFLICT, "order_index_out_of_sequence",
+                       "order_index %d for %s is out of sequence: the next index is %d", idx, in->angle, count);
+        char details[128];
+        snprintf(details, sizeof details, "{\"angle\":\"%s\",\"order_index\":%d,\"expected_order_index\":%d}",
+                 in->angle, idx, count);
+        bcd__error_set_details(&s->err, details);
+        goto done;
+    }
+    /* 5. insert; the unique constraints decide races */
+    char *body = image_body(in, id, idx);
+    struct bcd__net_buf u = {0};
+    rest_url(S_of(s), &u, "images?select=" IMAGE_COLS);
+    if (!body || u.oom) {
+        free(body);
+        bcd__net_buf_free(&u);
+        st = oom(s);
+        goto done;
+    }
+    struct call c = {.api = API_REST, .method = BCD__NET_POST, .url = u.p, .prefer = "return=representation",
+                     .body = body, .len = strlen(body), .idempotent = true, .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    st = send_call(s, &c, &rs);
+    free(body);
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        goto done;
+    struct api_error e;
+    parse_error(API_REST, &rs, &e);
+    if (rs.status == 409 && strcmp(e.code, "23503") == 0) {
+        st = bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %s not found", in->session_id);
+    } else if (rs.status == 409 && strcmp(e.code, "23505") == 0) {
+        *again = true; /* someone registered this path or took this slot meanwhile */
+    } else if (!ok_status(rs.status)) {
+        st = fail_response(s, &c, &rs, "register image");
+    } else {
+        cJSON *arr = parse_body(s, &rs, cJSON_Array, "register image");
+        if (arr && arr->child) {
+            read_image(arr->child, out);
+            *created = true;
+        } else {
+            st = arr ? bad_response(s, &rs, "register image") : BCD_ENET;
+        }
+        cJSON_Delete(arr);
+    }
+    bcd__net_response_clear(&rs);
+done:
+    free(v.p);
+    return st;
+}
+
+static bcd_status s_image_register(bcd_store *s, const struct bcd__image_row *in, struct bcd__image_row *out,
+                                   bool *created)
+{
+    if (!lower_uuid(in->session_id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %s not found", in->session_id);
+    char id[BCD__ID_LEN];
+    if (bcd__uuid_v4(id) != BCD_OK)
+        return bcd__fail(&s->err, BCD_ERROR, "random_failure", "cannot generate an image id");
+    struct bcd__image_row *row = malloc(sizeof *row);
+    if (!row)
+        return oom(s);
+    bcd_status st = BCD_OK;
+    bool again = true;
+    for (int round = 0; again && round < REGISTER_TRIES; round++) {
+        *created = false;
+        st = register_round(s, in, id, row, created, &again);
+        if (st != BCD_OK)
+            break;
+    }
+    if (st == BCD_OK && again)
+        st = bcd__fail(&s->err, BCD_ECONFLICT, "registration_contention",
+                       "image registration in session %s kept colliding with concurrent registrations; try again",
+                       in->session_id);
+    if (st == BCD_OK)
+        *out = *row;
+    free(row);
+    return st;
+}
+
+/* ---- blobs -------------------------------------------------------------------------- */
+
+static bool valid_hex(const char *s, size_t n)
+{
+    if (!s || strlen(s) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool valid_ext(const char *e)
+{
+    size_t n = e ? strlen(e) : 0;
+    if (n == 0 || n > 8)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((e[i] >= 'a' && e[i] <= 'z') || (e[i] >= '0' && e[i] <= '9')))
+            return false;
+    return true;
+}
+
+static const char *mime_of(const char *key)
+{
+    const char *dot = strrchr(key, '.');
+    if (dot && (strcmp(dot, ".jpg") == 0 || strcmp(dot, ".jpeg") == 0))
+        return "image/jpeg";
+    if (dot && strcmp(dot, ".png") == 0)
+        return "image/png";
+    return "application/octet-stream";
+}
+
+/* A Storage key is relative, non-empty, without "//", "..", control characters or the
+ * characters Storage refuses (wire doc 3.2). */
+static bool valid_storage_key(const char *k)
+{
+    size_t n = k ? strlen(k) : 0;
+    if (n == 0 || n >= BCD__PATH_MAX || k[0] == '/' || strstr(k, "//") || strstr(k, "../") ||
+        strcmp(k, "..") == 0 || (n >= 3 && strcmp(k + n - 3, "/..") == 0))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (c < 0x20 || c >= 0x7f || strchr("%#~[]{}\"\\|^<>`", c))
+            return false;
+    }
+    return true;
+}
+
+/* The object key a registered path names: a key of the bucket, or a URL of this
+ * project's Storage for this bucket (public, authenticated or signed). */
+static bcd_status resolve_key(bcd_store *s, const char *path, char *key, size_t cap)
+{
+    struct sb *S = S_of(s);
+    const char *rel = path;
+    if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0) {
+        static const char *const kinds[] = {"/storage/v1/object/public/", "/storage/v1/object/authenticated/",
+                                            "/storage/v1/object/sign/", "/storage/v1/object/"};
+        size_t ul = strlen(S->url), bl = strlen(S->bucket);
+        rel = NULL;
+        if (strncmp(path, S->url, ul) == 0) {
+            for (size_t i = 0; i < sizeof kinds / sizeof kinds[0] && !rel; i++) {
+                size_t kl = strlen(kinds[i]);
+                const char *p = path + ul;
+                if (strncmp(p, kinds[i], kl) == 0 && strncmp(p + kl, S->bucket, bl) == 0 && p[kl + bl] == '/')
+                    rel = p + kl + bl + 1;
+            }
+        }
+        if (!rel)
+            return bcd__fail(&s->err, BCD_EUNSUPPORTED, "remote_image_unsupported",
+                             "the supabase store reads images from its bucket %s only (%.200s)", S->bucket, path);
+    }
+    /* percent-decode (URLs), drop a query */
+    size_t n = 0;
+    for (const char *p = rel; *p && *p != '?' && *p != '#'; p++) {
+        int c = (unsigned char)*p;
+        if (c == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) && rel != path) {
+            char hx[3] = {p[1], p[2], 0};
+            c = (int)strtol(hx, NULL, 16);
+            p += 2;
+        }
+        if (n + 1 >= cap)
+            return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "path too long");
+        key[n++] = (char)c;
+    }
+    key[n] = '\0';
+    if (!valid_storage_key(key))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing",
+                         "'%.200s' is not an object key of the bucket %s", path, S->bucket);
+    return BCD_OK;
+}
+
+static bcd_status s_blob_put(bcd_store *s, const char *session_id, const char *sha, const char *ext,
+                             const void *data, size_t len, char *key, bool *created)
+{
+    struct sb *S = S_of(s);
+    if (!lower_uuid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
+    snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);
+    struct bcd__net_buf u = {0};
+    storage_url(S, &u, "object", key);
+    if (u.oom)
+        return oom(s);
+    /* content addressed: an object of that name holds these bytes already */
+    struct call head = {.api = API_STORAGE, .method = BCD__NET_HEAD, .url = u.p, .accept = "*/*", .idempotent = true,
+                        .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    bcd_status st = send_call(s, &head, &rs);
+    if (st == BCD_OK && rs.status == 200) {
+        bcd__net_response_clear(&rs);
+        bcd__net_buf_free(&u);
+        *created = false;
+        return BCD_OK;
+    }
+    if (st == BCD_OK)
+        bcd__net_response_clear(&rs);
+    if (st != BCD_OK && st != BCD_ENET) {
+        bcd__net_buf_free(&u);
+        return st;
+    }
+    bcd__error_clear(&s->err);
+    struct call c = {.api = API_STORAGE, .method = BCD__NET_POST, .url = u.p, .content_type = mime_of(key),
+                     .extra = "x-upsert: true", .body = data, .len = len, .idempotent = true,
+                     .max_response = SMALL_RESPONSE};
+    st = call2xx(s, &c, &rs, "upload image");
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    bcd__net_response_clear(&rs);
+    *created = true;
+    return BCD_OK;
+}
+
+static bcd_status s_blob_delete(bcd_store *s, const char *key)
+{
+    struct sb *S = S_of(s);
+    if (!valid_storage_key(key))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a blob key: %.200s", key);
+    /* never remove a blob that an image row references */
+    struct bcd__net_buf u = {0};
+    rest_url(S, &u, "images?select=id&limit=1");
+    add_eq(&u, "storage_path", key);
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true,
+                     .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    bcd_status st = call2xx(s, &c, &rs, "check blob references");
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    cJSON *arr = parse_body(s, &rs, cJSON_Array, "check blob references");
+    bcd__net_response_clear(&rs);
+    if (!arr)
+        return BCD_ENET;
+    bool referenced = arr->child != NULL;
+    cJSON_Delete(arr);
+    if (referenced)
+        return BCD_OK;
+    storage_url(S, &u, "object", key);
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    struct call d = {.api = API_STORAGE, .method = BCD__NET_DELETE, .url = u.p, .idempotent = true,
+                     .max_response = SMALL_RESPONSE};
+    st = call2xx(s, &d, &rs, "delete blob");
+    bcd__net_buf_free(&u);
+    if (st == BCD_ENOTFOUND) {
+        bcd__error_clear(&s->err);
+        return BCD_OK;
+    }
+    if (st == BCD_OK)
+        bcd__net_response_clear(&rs);
+    return st;
+}
+
+static bcd_status s_blob_get_many(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
+                                  unsigned char **outs, size_t *lens, size_t *failed)
+{
+    struct sb *S = S_of(s);
+    *failed = 0;
+    if (n == 0)
+        return BCD_OK;
+    struct bcd__net_request *rq = calloc(n, sizeof *rq);
+    struct bcd__net_response *rs = calloc(n, sizeof *rs);
+    struct bcd__net_buf *urls = calloc(n, sizeof *urls);
+    char *key = malloc(BCD__PATH_MAX);
+    const char *h[4] = {S->h_apikey, S->h_auth ? S->h_auth : "Accept: */*", S->h_auth ? "Accept: */*" : NULL, NULL};
+    bcd_status st = BCD_OK;
+    if (!rq || !rs || !urls || !key) {
+        st = oom(s);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((st = resolve_key(s, paths[i], key, BCD__PATH_MAX)) != BCD_OK) {
+            *failed = i;
+            goto done;
+        }
+        storage_url(S, &urls[i], "object/authenticated", key);
+        if (urls[i].oom) {
+            st = oom(s);
+            goto done;
+        }
+        rq[i] = (struct bcd__net_request){.method = BCD__NET_GET, .url = urls[i].p, .headers = h, .idempotent = true,
+                                          .max_response = max_len ? max_len : BCD__NET_MAX_RESPONSE,
+                                          .classify = classify_storage};
+    }
+    size_t bad = 0;
+    st = bcd__net_request_many(S->net, rq, rs, n, &s->err, &bad);
+    if (st == BCD_ELIMIT)
+        snprintf(s->err.code, sizeof s->err.code, "image_file_too_large");
+    if (st != BCD_OK) {
+        *failed = bad;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ok_status(rs[i].status))
+            continue;
+        struct call c = {.api = API_STORAGE, .method = BCD__NET_GET, .url = urls[i].p};
+        st = fail_response(s, &c, &rs[i], "download image");
+        if (st == BCD_ENOTFOUND)
+            snprintf(s->err.message, sizeof s->err.message, "image %.200s is missing from the bucket %s", paths[i],
+                     S->bucket);
+        *failed = i;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        outs[i] = rs[i].body;
+        lens[i] = rs[i].len;
+        rs[i].body = NULL;
+    }
+done:
+    for (size_t i = 0; rs && urls && i < n; i++) {
+        bcd__net_response_clear(&rs[i]);
+        bcd__net_buf_free(&urls[i]);
+    }
+    free(rq);
+    free(rs);
+    free(urls);
+    free(key);
+    return st;
+}
+
+static bcd_status s_blob_get(bcd_store *s, const char *path, size_t max_len, unsigned char **out, size_t *len)
+{
+    size_t failed;
+    return s_blob_get_many(s, &path, 1, max_len, out, len, &failed);
+}
+
+/* {URL}/storage/v1 + a server-relative signed URL (path decoded, query as is). */
+static char *absolute_signed(struct sb *S, const char *rel)
+{
+    struct bcd__net_buf b = {0};
+    bcd__net_buf_add(&b, S->url);
+    bcd__net_buf_add(&b, "/storage/v1");
+    size_t q = strcspn(rel, "?");
+    char *path = bcd__strndup(rel, q);
+    if (!path)
+        return NULL;
+    if (path[0] != '/')
+        bcd__net_buf_add(&b, "/");
+    bcd__net_buf_add_escaped(&b, path, true);
+    free(path);
+    bcd__net_buf_add(&b, rel + q);
+    if (b.oom) {
+        bcd__net_buf_free(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+static bcd_status s_blob_locate_many(bcd_store *s, const char *const *paths, size_t n, char **urls,
+                                     char **local_paths, int *expires_in)
+{
+    struct sb *S = S_of(s);
+    *expires_in = -1;
+    for (size_t i = 0; i < n; i++)
+        urls[i] = local_paths[i] = NULL;
+    if (n == 0)
+        return BCD_OK;
+    char *key = malloc(BCD__PATH_MAX);
+    size_t *slot = calloc(n, sizeof *slot);
+    cJSON *body = cJSON_CreateObject(), *arr = NULL;
+    bcd_status st = BCD_OK;
+    size_t asked = 0;
+    if (!key || !slot || !body || !cJSON_AddNumberToObject(body, "expiresIn", SIGN_EXPIRES_S) ||
+        !(arr = cJSON_AddArrayToObject(body, "paths"))) {
+        st = oom(s);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        st = resolve_key(s, paths[i], key, BCD__PATH_MAX);
+        if (st == BCD_EUNSUPPORTED) {
+            /* registered as a URL elsewhere: hand it back as it is */
+            bcd__error_clear(&s->err);
+            if (!(urls[i] = bcd__strdup(paths[i]))) {
+                st = oom(s);
+                goto done;
+            }
+            st = BCD_OK;
+            continue;
+        }
+        if (st == BCD_ENOTFOUND) { /* not a key of the bucket: missing */
+            bcd__error_clear(&s->err);
+            st = BCD_OK;
+            continue;
+        }
+        if (st != BCD_OK)
+            goto done;
+        cJSON *k = cJSON_CreateString(key);
+        if (!k || !cJSON_AddItemToArray(arr, k)) {
+            cJSON_Delete(k);
+            st = oom(s);
+            goto done;
+        }
+        slot[asked++] = i;
+    }
+    if (asked) {
+        char *txt = cJSON_PrintUnformatted(body);
+        struct bcd__net_buf u = {0};
+        storage_url(S, &u, "object/sign", NULL);
+        if (!txt || u.oom) {
+            free(txt);
+            bcd__net_buf_free(&u);
+            st = oom(s);
+            goto done;
+        }
+        struct call c = {.api = API_STORAGE, .method = BCD__NET_POST, .url = u.p, .body = txt, .len = strlen(txt),
+                         .idempotent = true};
+        struct bcd__net_response rs;
+        st = call2xx(s, &c, &rs, "sign image URLs");
+        free(txt);
+        bcd__net_buf_free(&u);
+        if (st != BCD_OK)
+            goto done;
+        cJSON *res = parse_body(s, &rs, cJSON_Array, "sign image URLs");
+        if (!res || (size_t)cJSON_GetArraySize(res) != asked) {
+            if (res)
+                bad_response(s, &rs, "sign image URLs");
+            cJSON_Delete(res);
+            bcd__net_response_clear(&rs);
+            st = BCD_ENET;
+            goto done;
+        }
+        bcd__net_response_clear(&rs);
+        size_t j = 0;
+        for (const cJSON *it = res->child; it; it = it->next, j++) {
+            const cJSON *su = cJSON_GetObjectItemCaseSensitive(it, "signedURL");
+            if (!cJSON_IsString(su) || !su->valuestring)
+                continue; /* {"error": "...", "signedURL": null}: missing */
+            if (!(urls[slot[j]] = absolute_signed(S, su->valuestring))) {
+                cJSON_Delete(res);
+                st = oom(s);
+                goto done;
+            }
+            *expires_in = SIGN_EXPIRES_S;
+        }
+        cJSON_Delete(res);
+    }
+done:
+    if (st != BCD_OK)
+        for (size_t i = 0; i < n; i++) {
+            free(urls[i]);
+            urls[i] = NULL;
+        }
+    cJSON_Delete(body);
+    free(slot);
+    free(key);
+    return st;
+}
+
+static bcd_status s_blob_locate(bcd_store *s, const char *path, char **url, char **local_path, int *expires_in)
+{
+    struct sb *S = S_of(s);
+    char *key = malloc(BCD__PATH_MAX);
+    if (!key)
+        return oom(s);
+    bcd_status st = resolve_key(s, path, key, BCD__PATH_MAX);
+    if (st == BCD_EUNSUPPORTED) {
+        free(key);
+        bcd__error_clear(&s->err);
+        if (!(*url = bcd__strdup(path)))
+            return oom(s);
+        *local_path = NULL;
+        *expires_in = -1;
+        return BCD_OK;
+    }
+    if (st != BCD_OK) {
+        free(key);
+        return st;
+    }
+    struct bcd__net_buf u = {0};
+    storage_url(S, &u, "object/sign", key);
+    free(key);
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    char body[48];
+    snprintf(body, sizeof body, "{\"expiresIn\":%d}", SIGN_EXPIRES_S);
+    struct call c = {.api = API_STORAGE, .method = BCD__NET_POST, .url = u.p, .body = body, .len = strlen(body),
+                     .idempotent = true, .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    st = call2xx(s, &c, &rs, "sign image URL");
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    cJSON *o = parse_body(s, &rs, cJSON_Object, "sign image URL");
+    const cJSON *su = o ? cJSON_GetObjectItemCaseSensitive(o, "signedURL") : NULL;
+    if (o && (!cJSON_IsString(su) || !su->valuestring)) {
+        st = bad_response(s, &rs, "sign image URL");
+    } else if (o) {
+        if (!(*url = absolute_signed(S, su->valuestring)))
+            st = oom(s);
+        *local_path = NULL;
+        *expires_in = SIGN_EXPIRES_S;
+    } else {
+        st = BCD_ENET;
+    }
+    cJSON_Delete(o);
+    bcd__net_response_clear(&rs);
+    return st;
+}
+
+static bcd_status s_blob_upload_url(bcd_store *s, const char *key, const char *content_type,
+                                    struct bcd__upload_url *out)
+{
+    struct sb *S = S_of(s);
+    if (!valid_storage_key(key))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a valid object key: %.200s", key);
+    (void)content_type; /* checked by the bucket when the bytes arrive */
+    struct bcd__net_buf u = {0};
+    storage_url(S, &u, "object/upload/sign", key);
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    /* no x-upsert: the token creates the object once and cannot replace it */
+    struct call c = {.api = API_STORAGE, .method = BCD__NET_POST, .url = u.p, .body = "{}", .len = 2,
+                     .idempotent = true, .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    bcd_status st = call2xx(s, &c, &rs, "sign upload URL");
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    cJSON *o = parse_body(s, &rs, cJSON_Object, "sign upload URL");
+    const cJSON *url = o ? cJSON_GetObjectItemCaseSensitive(o, "url") : NULL;
+    struct bcd__upload_url r = {0};
+    r.expires_in = -1;
+    if (o && (!cJSON_IsString(url) || !url->valuestring)) {
+        st = bad_response(s, &rs, "sign upload URL");
+    } else if (o) {
+        r.upload_url = absolute_signed(S, url->valuestring);
+        r.token = get_dup(o, "token");
+        if (!r.token) { /* take it from the URL */
+            const char *t = strstr(url->valuestring, "token=");
+            if (t)
+                r.token = bcd__strndup(t + 6, strcspn(t + 6, "&"));
+        }
+        if (!r.upload_url)
+            st = oom(s);
+    } else {
+        st = BCD_ENET;
+    }
+    cJSON_Delete(o);
+    bcd__net_response_clear(&rs);
+    if (st != BCD_OK) {
+        bcd__upload_url_clear(&r);
+        return st;
+    }
+    *out = r;
+    return BCD_OK;
+}
+
+/* ---- analyses ----------------------------------------------------------------------- */
+
+/* Embedding as a JSON number array (cJSON raw node) and its checksum. */
+static bool add_embedding(cJSON *o, const float *v, size_t dim)
+{
+    char *txt = bcd__embedding_to_json(v, dim);
+    char sum[65];
+    if (!txt || bcd__sha256_hex(txt, strlen(txt), sum) != BCD_OK) {
+        free(txt);
+        return false;
+    }
+    cJSON *raw = cJSON_CreateRaw(txt);
+    free(txt);
+    if (!raw || !cJSON_AddItemToObject(o, "embedding", raw)) {
+        cJSON_Delete(raw);
+        return false;
+    }
+    return cJSON_AddStringToObject(o, "checksum", sum) != NULL;
+}
+
+static cJSON *analysis_payload(const struct bcd__analysis *a, const char *save_id)
+{
+    cJSON *p = cJSON_CreateObject();
+    bool ok = p != NULL;
+    ok = ok && cJSON_AddStringToObject(p, "save_id", save_id);
+    ok = ok && cJSON_AddNumberToObject(p, "overall_change_score", a->overall_change_score);
+    ok = ok && cJSON_AddNumberToObject(p, "confidence", a->confidence);
+    ok = ok && cJSON_AddStringToObject(p, "summary", a->summary ? a->summary : "");
+    ok = ok && cJSON_AddStringToObject(p, "model", a->model);
+    ok = ok && cJSON_AddNumberToObject(p, "dim", (double)a->dim);
+    ok = ok && cJSON_AddNumberToObject(p, "baseline_sessions", a->baseline_sessions);
+    if (ok) {
+        cJSON *d = a->details_json ? cJSON_Parse(a->details_json) : cJSON_CreateNull();
+        ok = d && cJSON_AddItemToObject(p, "details", d);
+        if (!ok)
+            cJSON_Delete(d);
+    }
+    cJSON *angles = ok ? cJSON_AddArrayToObject(p, "angles") : NULL;
+    ok = ok && angles;
+    for (size_t i = 0; ok && i < a->n_angles; i++) {
+        const struct bcd__angle_analysis *g = &a->angles[i];
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(angles, o);
+        if (!ok) {
+            cJSON_Delete(o);
+            break;
+        }
+        ok = cJSON_AddStringToObject(o, "angle_type", g->angle) &&
+             cJSON_AddNumberToObject(o, "change_score", g->change_score) &&
+             cJSON_AddStringToObject(o, "summary", g->summary ? g->summary : "") &&
+             cJSON_AddNumberToObject(o, "image_count", g->image_count) &&
+             cJSON_AddNumberToObject(o, "baseline_sessions", g->baseline_sessions) &&
+             cJSON_AddNumberToObject(o, "sharpness", g->sharpness) &&
+             cJSON_AddNumberToObject(o, "blur_variance", g->blur_variance) &&
+             cJSON_AddNumberToObject(o, "clipped_fraction", g->clipped_fraction) &&
+             cJSON_AddNumberToObject(o, "quality", g->quality);
+        if (ok && a->angle_vec[i])
+            ok = add_embedding(o, a->angle_vec[i], a->dim);
+    }
+    if (ok && a->session_vec) {
+        cJSON *e = cJSON_AddObjectToObject(p, "session_embedding");
+        ok = e && add_embedding(e, a->session_vec, a->dim);
+    }
+    if (!ok) {
+        cJSON_Delete(p);
+        return NULL;
+    }
+    return p;
+}
+
+static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, cJSON **result, const char *what)
+{
+    struct sb *S = S_of(s);
+    char *body = args ? cJSON_PrintUnformatted(args) : NULL;
+    cJSON_Delete(args);
+    struct bcd__net_buf u = {0};
+    rest_url(S, &u, "rpc/");
+    bcd__net_buf_add(&u, fn);
+    if (!body || u.oom) {
+        free(body);
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    /* both functions are safe to call again: the save carries its save id */
+    struct call c = {.api = API_REST, .method = BCD__NET_POST, .url = u.p, .body = body, .len = strlen(body),
+                     .idempotent = true};
+    struct bcd__net_response rs;
+    bcd_status st = send_call(s, &c, &rs);
+    free(body);
+    if (st != BCD_OK) {
+        bcd__net_buf_free(&u);
+        return st;
+    }
+    struct api_error e;
+    parse_error(API_REST, &rs, &e);
+    if (rs.status == 404 && strcmp(e.code, "PT404") == 0) {
+        st = bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "%s: session not found", what);
+        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+    } else if (!ok_status(rs.status)) {
+        st = fail_response(s, &c, &rs, what);
+    } else if (rs.status == 204 || rs.len == 0) {
+        *result = NULL;
+    } else {
+        *result = parse_body(s, &rs, 0, what);
+        if (!*result)
+            st = BCD_ENET;
+    }
+    bcd__net_buf_free(&u);
+    bcd__net_response_clear(&rs);
+    return st;
+}
+
+static bcd_status s_analysis_save(bcd_store *s, struct bcd__analysis *a, bool *overwritten)
+{
+    if (a->n_angles > BCD__ANGLE_COUNT || ((a->session_vec || a->n_angles) && a->dim == 0))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "malformed analysis");
+    if (!lower_uuid(a->session_id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %s not found", a->session_id);
+    char save_id[BCD__ID_LEN];
+    if (bcd__uuid_v4(save_id) != BCD_OK)
+        return bcd__fail(&s->err, BCD_ERROR, "random_failure", "cannot generate a save id");
+    cJSON *payload = analysis_payload(a, save_id);
+    if (!payload)
+        return oom(s);
+    cJSON *args = cJSON_CreateObject();
+    if (!args || !cJSON_AddItemToObject(args, "p_analysis", payload)) {
+        cJSON_Delete(payload);
+        cJSON_Delete(args);
+        return oom(s);
+    }
+    if (!cJSON_AddStringToObject(args, "p_session_id", a->session_id)) {
+        cJSON_Delete(args);
+        return oom(s);
+    }
+    cJSON *res = NULL;
+    bcd_status st = rpc(s, "bcd_save_analysis", args, &res, "save analysis");
+    if (st != BCD_OK)
+        return st;
+    const cJSON *ca = cJSON_GetObjectItemCaseSensitive(res, "created_at");
+    const cJSON *ow = cJSON_GetObjectItemCaseSensitive(res, "overwritten");
+    if (!cJSON_IsObject(res) || !cJSON_IsString(ca) || !norm_ts(ca->valuestring, a->created_at) || !cJSON_IsBool(ow)) {
+        cJSON_Delete(res);
+        return bcd__fail(&s->err, BCD_ENET, "bad_response", "save analysis: unexpected answer of bcd_save_analysis");
+    }
+    *overwritten = cJSON_IsTrue(ow);
+    cJSON_Delete(res);
+    return BCD_OK;
+}
+
+static bcd_status embedding_error(bcd_store *s, bcd_status st, const char *session_id)
+{
+    if (st == BCD_ENOMEM)
+        return oom(s);
+    return bcd__fail(&s->err, BCD_EFORMAT, "embedding_corrupt",
+                     "a stored embedding of session %s is malformed or fails its checksum", session_id);
+}
+
+static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out)
+{
+    if (!lower_uuid(session_id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
+                         session_id);
+    cJSON *args = cJSON_CreateObject();
+    if (!args || !cJSON_AddStringToObject(args, "p_session_id", session_id)) {
+        cJSON_Delete(args);
+        return oom(s);
+    }
+    cJSON *res = NULL;
+    bcd_status st = rpc(s, "bcd_get_analysis", args, &res, "read analysis");
+    if (st != BCD_OK)
+        return st;
+    const cJSON *sa = cJSON_GetObjectItemCaseSensitive(res, "analysis");
+    if (!cJSON_IsObject(sa)) {
+        cJSON_Delete(res);
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
+                         session_id);
+    }
+    struct bcd__analysis a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.session_id, sizeof a.session_id, "%s", session_id);
+    a.overall_change_score = get_num(sa, "overall_change_score", 0);
+    a.confidence = get_num(sa, "confidence", 0);
+    a.summary = get_dup(sa, "summary");
+    if (!a.summary)
+        a.summary = bcd__strdup("");
+    get_str(sa, "model", a.model, sizeof a.model);
+    a.dim = (size_t)get_num(sa, "dim", 0);
+    a.baseline_sessions = (int)get_num(sa, "baseline_sessions", 0);
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(sa, "details");
+    if (cJSON_IsObject(det))
+        a.details_json = cJSON_PrintUnformatted(det);
+    else if (cJSON_IsString(det)) /* a text column holding JSON */
+        a.details_json = bcd__strdup(det->valuestring);
+    get_ts(sa, "created_at", a.created_at);
+    if (!a.summary)
+        st = oom(s);
+
+    const cJSON *angles = cJSON_GetObjectItemCaseSensitive(res, "angles");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, angles)
+    {
+        if (st != BCD_OK || a.n_angles >= BCD__ANGLE_COUNT)
+            break;
+        struct bcd__angle_analysis *g = &a.angles[a.n_angles];
+        get_str(it, "angle_type", g->angle, sizeof g->angle);
+        if (bcd__angle_index(g->angle) < 0)
+            continue;
+        a.n_angles++;
+        g->change_score = get_num(it, "change_score", 0);
+        g->summary = get_dup(it, "summary");
+        if (!g->summary)
+            g->summary = bcd__strdup("");
+        g->image_count = (int)get_num(it, "image_count", 1);
+        g->baseline_sessions = (int)get_num(it, "baseline_sessions", 0);
+        g->sharpness = get_num(it, "sharpness", 0);
+        g->blur_variance = get_num(it, "blur_variance", 0);
+        g->clipped_fraction = get_num(it, "clipped_fraction", 0);
+        g->quality = get_num(it, "quality", 0);
+        if (!g->summary)
+            st = oom(s);
+    }
+    /* canonical angle order */
+    for (size_t i = 1; st == BCD_OK && i < a.n_angles; i++)
+        for (size_t j = i; j > 0 && bcd__angle_index(a.angles[j].angle) < bcd__angle_index(a.angles[j - 1].angle);
+             j--) {
+            struct bcd__angle_analysis t = a.angles[j];
+            a.angles[j] = a.angles[j - 1];
+            a.angles[j - 1] = t;
+        }
+
+    const cJSON *aembs = cJSON_GetObjectItemCaseSensitive(res, "angle_embeddings");
+    cJSON_ArrayForEach(it, aembs)
+    {
+        if (st != BCD_OK)
+            break;
+        char angle[16], model[BCD__MODEL_MAX], sum[65];
+        get_str(it, "angle", angle, sizeof angle);
+        get_str(it, "model", model, sizeof model);
+        get_str(it, "checksum", sum, sizeof sum);
+        size_t d = (size_t)get_num(it, "dim", 0);
+        if (strcmp(model, a.model) != 0 || (d && d != a.dim))
+            continue; /* of another model: not this analysis's */
+        for (size_t i = 0; i < a.n_angles; i++) {
+            if (strcmp(a.angles[i].angle, angle) != 0 || a.angle_vec[i])
+                continue;
+            size_t got = 0;
+            bcd_status r = parse_embedding(cJSON_GetObjectItemCaseSensitive(it, "embedding"), a.dim, sum,
+                                           &a.angle_vec[i], &got);
+            if (r != BCD_OK)
+                st = embedding_error(s, r, session_id);
+            break;
+        }
+    }
+    const cJSON *se = cJSON_GetObjectItemCaseSensitive(res, "session_embedding");
+    if (st == BCD_OK && cJSON_IsObject(se)) {
+        char model[BCD__MODEL_MAX], sum[65];
+        get_str(se, "model", model, sizeof model);
+        get_str(se, "checksum", sum, sizeof sum);
+        size_t d = (size_t)get_num(se, "dim", 0);
+        if (strcmp(model, a.model) == 0 && (!d || d == a.dim)) {
+            size_t got = 0;
+            bcd_status r =
+                parse_embedding(cJSON_GetObjectItemCaseSensitive(se, "embedding"), a.dim, sum, &a.session_vec, &got);
+            if (r != BCD_OK)
+                st = embedding_error(s, r, session_id);
+        }
+    }
+    cJSON_Delete(res);
+    if (st != BCD_OK) {
+        bcd__analysis_clear(&a);
+        return st;
+    }
+    *out = a;
+    return BCD_OK;
+}
+
+static bcd_status embedding_row_cb(bcd_store *s, const cJSON *row, void *user)
+{
+    struct vec *v = user;
+    struct bcd__embedding e;
+    memset(&e, 0, sizeof e);
+    get_str(row, "session_id", e.session_id, sizeof e.session_id);
+    get_str(row, "angle", e.angle, sizeof e.angle);
+    get_str(row, "model", e.model, sizeof e.model);
+    char sum[65];
+    get_str(row, "checksum", sum, sizeof sum);
+    size_t d = (size_t)get_num(row, "dim", 0);
+    bcd_status st = parse_embedding(cJSON_GetObjectItemCaseSensitive(row, "embedding"), d, sum, &e.vec, &e.dim);
+    if (st != BCD_OK)
+        return embedding_error(s, st, e.session_id);
+    if (d)
+        e.dim = d;
+    struct bcd__embedding *slot = vec_push(v);
+    if (!slot) {
+        free(e.vec);
+        return oom(s);
+    }
+    *slot = e;
+    return BCD_OK;
+}
+
+static bcd_status s_embeddings_for_user(bcd_store *s, const char *user_id, const char *model,
+                                        struct bcd__embedding **out, size_t *n)
+{
+    bcd_status st = check_user(s, user_id);
+    if (st != BCD_OK)
+        return st;
+    struct bcd__net_buf u = {0};
+    rest_url(S_of(s), &u, "bcd_user_embeddings?select=session_id,angle,model,dim,checksum,embedding");
+    add_eq(&u, "user_id", user_id);
+    if (model)
+        add_eq(&u, "model", model);
+    bcd__net_buf_add(&u, "&order=session_id.asc,angle.asc");
+    if (u.oom) {
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    struct vec v = {.size = sizeof(struct bcd__embedding)};
+    st = get_rows(s, u.p, EMBEDDING_PAGE_ROWS, embedding_row_cb, &v, "read embeddings");
+    bcd__net_buf_free(&u);
+    if (st != BCD_OK) {
+        bcd__embeddings_free(v.p, v.n);
+        return st;
+    }
+    *out = v.p;
+    *n = v.n;
+    return BCD_OK;
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+static void s_close(bcd_store *s)
+{
+    struct sb *S = S_of(s);
+    if (!S)
+        return;
+    bcd__net_free(S->net);
+    free(S->url);
+    free(S->bucket);
+    bcd__free_secret(S->h_apikey);
+    bcd__free_secret(S->h_auth);
+    free(S);
+    s->impl = NULL;
+}
+
+static const struct bcd__store_ops supabase_ops = {
+    .name = "supabase",
+    .close = s_close,
+    .session_create = s_session_create,
+    .session_get = s_session_get,
+    .session_set_status = s_session_set_status,
+    .session_list = s_session_list,
+    .image_list = s_image_list,
+    .image_register = s_image_register,
+    .blob_put = s_blob_put,
+    .blob_delete = s_blob_delete,
+    .blob_get = s_blob_get,
+    .blob_locate = s_blob_locate,
+    .analysis_save = s_analysis_save,
+    .analysis_get = s_analysis_get,
+    .embeddings_for_user = s_embeddings_for_user,
+    .blob_get_many = s_blob_get_many,
+    .blob_locate_many = s_blob_locate_many,
+    .blob_upload_url = s_blob_upload_url,
+};
+
+/* A legacy API key is a JWT (three base64url parts); new secret keys are not. */
+static bool is_jwt(const char *k)
+{
+    int dots = 0;
+    for (const char *p = k; *p; p++) {
+        if (*p == '.')
+            dots++;
+        else if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return false;
+    }
+    return dots == 2 && strncmp(k, "eyJ", 3) == 0;
+}
+
+static char *header_line(const char *name, const char *prefix, const char *value)
+{
+    size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
+    char *h = malloc(n);
+    if (h)
+        snprintf(h, n, "%s: %s%s", name, prefix, value);
+    return h;
+}
+
+bcd_status bcd__store_supabase_open(bcd_store **out, bcd_ctx *ctx, bcd_error *err)
+{
+    const char *url = bcd__cfg(ctx, BCD__CFG_SUPABASE_URL);
+    const char *key = bcd__cfg(ctx, BCD__CFG_SUPABASE_SERVICE_ROLE_KEY);
+    const char *bucket = bcd__cfg(ctx, BCD__CFG_SUPABASE_STORAGE_BUCKET);
+    if (!url || !*url || !key || !*key)
+        return bcd__fail(err, BCD_EINVAL, "supabase_not_configured",
+                         "the supabase store needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (%s is not set)",
+                         !url || !*url ? "SUPABASE_URL" : "SUPABASE_SERVICE_ROLE_KEY");
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+        return bcd__fail(err, BCD_EINVAL, "invalid_config_value", "SUPABASE_URL must start with http:// or https://");
+    for (const char *p = key; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return bcd__fail(err, BCD_EINVAL, "invalid_config_value",
+                             "SUPABASE_SERVICE_ROLE_KEY contains a space or a control character");
+    if (!bucket || !*bucket || strlen(bucket) > 100 || strchr(bucket, '/'))
+        return bcd__fail(err, BCD_EINVAL, "invalid_config_value", "SUPABASE_STORAGE_BUCKET is not a bucket name");
+
+    bcd_store *s = calloc(1, sizeof *s);
+    struct sb *S = calloc(1, sizeof *S);
+    if (!s || !S) {
+        free(s);
+        free(S);
+        return bcd__fail(err, BCD_ENOMEM, "out_of_memory", "out of memory");
+    }
+    s->ops = &supabase_ops;
+    s->ctx = ctx;
+    s->impl = S;
+    size_t ul = strlen(url);
+    while (ul > 8 && url[ul - 1] == '/')
+        ul--;
+    S->url = bcd__strndup(url, ul);
+    S->bucket = bcd__strdup(bucket);
+    S->h_apikey = header_line("apikey", "", key);
+    /* wire doc 1.3: a JWT key goes in both headers; a secret key only as apikey */
+    if (is_jwt(key))
+        S->h_auth = header_line("Authorization", "Bearer ", key);
+    bcd_status st = BCD_OK;
+    if (!S->url || !S->bucket || !S->h_apikey || (is_jwt(key) && !S->h_auth))
+        st = bcd__fail(err, BCD_ENOMEM, "out_of_memory", "out of memory");
+    if (st == BCD_OK)
+        st = bcd__net_new(&S->net, ctx, NULL, err);
+    if (st == BCD_OK && bcd__net_add_secret(S->net, key) != BCD_OK)
+        st = bcd__fail(err, BCD_ENOMEM, "out_of_memory", "out of memory");
+    if (st != BCD_OK) {
+        bcd__store_close(s);
+        return st;
+    }
+    *out = s;
+    return BCD_OK;
+}

@@ -1,0 +1,282 @@
+"""bcd-cli --store supabase against PostgreSQL + the test server: the main job end to end,
+with the same JSON as the local store; signed URLs; direct uploads; what goes on the wire."""
+import os
+import re
+import time
+import urllib.request
+
+import pytest
+from conftest import ANGLES, EXAMPLES, LEGACY_KEY, SERVICE_KEY, FakeSupabase, make_cli, new_session, new_user, ok
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def shape(v):
+    """The structure of a JSON document: keys, types, list lengths."""
+    if isinstance(v, dict):
+        return {k: shape(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [shape(x) for x in v]
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "num"
+    if v is None:
+        return "null"
+    return "str"
+
+
+def close(a, b, path=""):
+    """Same document up to ids, times, URLs and float noise."""
+    assert type(a) is type(b) or {type(a), type(b)} <= {int, float}, path
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            close(a[k], b[k], path + "." + k)
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            close(x, y, "%s[%d]" % (path, i))
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=1e-6), path
+
+
+def scenario(cli, user):
+    """The local store's main job (tests/cli/test_cli_sessions.py) step by step."""
+    out = {}
+    out["create"] = ok(cli("--json", "--user", user, "session", "create"))
+    first = out["create"]["session_id"]
+    out["add"] = ok(cli("--json", "--user", user, "image", "add", first, "front",
+                        os.path.join(EXAMPLES, "check1", "front.jpg")))
+    for a in ANGLES[1:]:
+        ok(cli("--json", "--user", user, "image", "add", first, a, os.path.join(EXAMPLES, "check1", a + ".jpg")))
+    out["complete"] = ok(cli("--json", "--user", user, "session", "complete", first))
+    second = new_session(cli, user, check="check2")
+    out["analyze1"] = ok(cli("--json", "--user", user, "analyze", first))
+    out["analyze2"] = ok(cli("--json", "--user", user, "analyze", second))
+    out["compare"] = ok(cli("--json", "--user", user, "compare", second, first))
+    out["info2"] = ok(cli("--json", "--user", user, "session", "info", second))
+    out["info1"] = ok(cli("--json", "--user", user, "session", "info", first))
+    out["get"] = ok(cli("--json", "--user", user, "analysis", "get", second))
+    out["thumbs"] = ok(cli("--json", "--user", user, "session", "thumbnails", first))
+    out["preview"] = ok(cli("--json", "--user", user, "image", "preview", first, "left"))
+    out["list"] = ok(cli("--json", "--user", user, "session", "list"))
+    out["again"] = ok(cli("--json", "--user", user, "analyze", second))
+    out["ids"] = (first, second)
+    return out
+
+
+def test_main_job_gives_the_local_store_json(sb, local, project):
+    user = new_user()
+    s = scenario(sb, user)
+    loc = scenario(local, user)
+    first, second = s["ids"]
+
+    d1, d2 = s["analyze1"]["data"], s["analyze2"]["data"]
+    assert d1["overwritten"] is False and d1["scores"]["change_score"] == 0
+    assert d2["scores"]["change_score"] > 0
+    assert s["again"]["data"]["overwritten"] is True
+    assert s["compare"]["data"]["comparison_method"] == "embedding"
+    assert s["info2"]["previous_session_id"] == first and s["info2"]["is_current"] is True
+    assert s["info1"]["is_first_session"] is True and s["info1"]["previous_session_id"] is None
+    assert [x["session_id"] for x in s["list"]["sessions"]] == [first, second]
+    assert s["thumbs"]["count"] == 6 and s["thumbs"]["expires_in"] == 3600
+    assert s["preview"]["expires_in"] == 3600 and s["preview"]["path"] is None
+    for name in ("create", "list"):
+        for t in (s[name].get("created_at"),):
+            assert t is None or TS.match(t), t
+    assert all(TS.match(x["created_at"]) and TS.match(x["updated_at"]) for x in s["list"]["sessions"])
+
+    # the same documents as the local store: keys, types, lengths; scores to 1e-6
+    for name in ("create", "add", "complete", "analyze1", "analyze2", "compare", "info1", "info2", "get", "list",
+                 "again"):
+        assert shape(s[name]) == shape(loc[name]), name
+        a, b = dict(s[name]), dict(loc[name])
+        close(a, b, name)
+    for name in ("analyze1", "analyze2", "again"):
+        for k in ("scores", "confidence_factors"):
+            close(s[name]["data"][k], loc[name]["data"][k], name)
+        pa = s[name]["data"]["session_analysis"]["per_angle"]
+        pb = loc[name]["data"]["session_analysis"]["per_angle"]
+        assert [x["change_score"] for x in pa] == pytest.approx([x["change_score"] for x in pb], abs=1e-6)
+        assert [x["summary"] for x in pa] == [x["summary"] for x in pb]
+    close(s["compare"]["data"], loc["compare"]["data"], "compare")
+    assert s["compare"]["data"]["overall_delta"] == pytest.approx(loc["compare"]["data"]["overall_delta"], abs=1e-6)
+    # storage keys are the local store's: <session>/<sha256>.jpg
+    assert s["add"]["storage_path"].split("/")[1] == loc["add"]["storage_path"].split("/")[1]
+    # thumbnails and preview: the same keys; URLs are signed and expire
+    assert s["thumbs"].keys() == loc["thumbs"].keys()
+    assert s["thumbs"]["thumbnails"].keys() == loc["thumbs"]["thumbnails"].keys()
+    assert s["preview"].keys() == loc["preview"].keys()
+
+    rows = project.query("select count(*) from images i join sessions s on s.id = i.session_id "
+                         "where s.user_id = %s", (user,))
+    assert rows[0][0] == 12
+    rows = project.query("select count(*) from angle_analysis a join sessions s on s.id = a.session_id "
+                         "where s.user_id = %s", (user,))
+    assert rows[0][0] == 12
+    rows = project.query("select count(*), min(array_length(embedding, 1)) from angle_embeddings a "
+                         "join sessions s on s.id = a.session_id where s.user_id = %s", (user,))
+    assert rows[0][0] == 12 and rows[0][1] == d1["dim"]
+
+
+def test_signed_urls_serve_the_photos_without_a_key(sb, project):
+    user = new_user()
+    sid = new_session(sb, user, complete=False)
+    project.server.clear()
+    thumbs = ok(sb("--json", "--user", user, "session", "thumbnails", sid))
+    signs = project.server.requests("POST", r"^/storage/v1/object/sign/")
+    assert len(signs) == 1 and signs[0]["path"] == "/storage/v1/object/sign/bcd-images"  # one batch call
+    for a in ANGLES:
+        url = thumbs["thumbnails"][a]
+        assert url.startswith(project.server.url + "/storage/v1/object/sign/bcd-images/" + sid + "/")
+        assert "token=" in url
+        with urllib.request.urlopen(url) as r:  # no apikey, no Authorization
+            assert r.read() == open(os.path.join(EXAMPLES, "check1", a + ".jpg"), "rb").read()
+    prev = ok(sb("--json", "--user", user, "image", "preview", sid, "raised"))
+    assert prev["expires_in"] == 3600 and prev["image_type"] == "raised"
+    with urllib.request.urlopen(prev["preview_url"]) as r:
+        assert r.read() == open(os.path.join(EXAMPLES, "check1", "raised.jpg"), "rb").read()
+    # a tampered token is refused
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(prev["preview_url"][:-3] + "AAA")
+    assert e.value.code == 400
+    # an angle without a photo
+    sid2 = new_session(sb, user, angles=["front"], complete=False)
+    r = sb("--user", user, "image", "preview", sid2, "left")
+    assert r.rc == 8 and r.error()["code"] == "image_not_found"
+    t = ok(sb("--json", "--user", user, "session", "thumbnails", sid2))
+    assert t["count"] == 1 and list(t["thumbnails"]) == ["front"]
+
+
+def test_thumbnails_report_objects_missing_from_the_bucket(sb, project):
+    user = new_user()
+    sid = new_session(sb, user, complete=False)
+    key = project.query("select storage_path from images where session_id = %s and image_type = 'up'", (sid,))[0][0]
+    os.remove(os.path.join(project.storage, "bcd-images", key))
+    t = ok(sb("--json", "--user", user, "session", "thumbnails", sid))
+    assert t["count"] == 5 and t["missing"] == ["up"]
+    r = sb("--user", user, "image", "preview", sid, "up")
+    assert r.rc == 8 and r.error()["code"] == "image_file_missing"
+
+
+def test_direct_upload_through_a_signed_upload_url(sb, local, project):
+    user = new_user()
+    sid = ok(sb("--json", "--user", user, "session", "create"))["session_id"]
+    doc = ok(sb("--json", "--user", user, "image", "upload-url", sid, "front", "front-1.JPG"))
+    assert set(doc) >= {"uploadUrl", "token", "path", "headers", "publicUrl"}
+    assert doc["headers"] == {"Content-Type": "image/jpeg"} and doc["publicUrl"] is None
+    assert doc["path"].startswith(sid + "/front/") and doc["path"].endswith("-front-1.JPG")
+    assert doc["token"] and doc["token"] in doc["uploadUrl"]
+    data = open(os.path.join(EXAMPLES, "check1", "front.jpg"), "rb").read()
+    req = urllib.request.Request(doc["uploadUrl"], data=data, method="PUT", headers=doc["headers"])
+    with urllib.request.urlopen(req) as r:  # no key needed
+        assert r.status == 200
+    # the URL creates the object once
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(urllib.request.Request(doc["uploadUrl"], data=b"x", method="PUT",
+                                                      headers=doc["headers"]))
+    reg = ok(sb("--json", "--user", user, "image", "register", sid, "front", doc["path"]))
+    assert reg["created"] is True and reg["order_index"] == 0
+    prev = ok(sb("--json", "--user", user, "image", "preview", sid, "front"))
+    with urllib.request.urlopen(prev["preview_url"]) as r:
+        assert r.read() == data
+    # two requests for the same name get different objects
+    doc2 = ok(sb("--json", "--user", user, "image", "upload-url", sid, "front", "front-1.JPG"))
+    assert doc2["path"] != doc["path"]
+    for bad, code in (("x.gif", "unsupported_content_type"), ("../a.jpg", "invalid_filename"),
+                      (".hidden.jpg", "invalid_filename"), ("a b.jpg", "invalid_filename")):
+        r = sb("--user", user, "image", "upload-url", sid, "front", bad)
+        assert r.rc == 3 and r.error()["code"] == code, bad
+    r = sb("--user", new_user(), "image", "upload-url", sid, "front", "a.jpg")
+    assert r.rc == 8
+    # the local store has no upload URLs
+    lsid = ok(local("--json", "--user", user, "session", "create"))["session_id"]
+    r = local("--user", user, "image", "upload-url", lsid, "front", "a.jpg")
+    assert r.rc == 11 and r.error()["code"] == "store_unsupported"
+
+
+def test_analysis_downloads_the_six_angles_in_parallel(sb, project):
+    user = new_user()
+    sid = new_session(sb, user)
+    project.server.add_fault("GET", r"^/storage/v1/object/authenticated/", "delay", count=6, seconds=1.0)
+    t = time.monotonic()
+    ok(sb("--json", "--user", user, "analyze", sid))
+    took = time.monotonic() - t
+    gets = project.server.requests("GET", r"^/storage/v1/object/authenticated/")
+    assert len(gets) == 6
+    assert took < 3.5, "six 1 s downloads took %.1f s: not in parallel" % took
+
+
+def test_every_request_carries_key_correlation_id_and_user_agent(sb, project):
+    user = new_user()
+    new_session(sb, user, angles=ANGLES[:3])
+    reqs = project.server.requests()
+    assert reqs
+    ids = set()
+    for r in reqs:
+        assert r["apikey"] == SERVICE_KEY
+        assert r["authorization"] is None  # sb_secret_ keys travel as apikey only (wire doc 1.3)
+        assert UUID.match(r["correlation_id"] or ""), r
+        assert r["user_agent"].startswith("libbcd/")
+        assert SERVICE_KEY not in r["path"] + r["query"]
+        ids.add(r["correlation_id"])
+    assert len(ids) == len(reqs)  # one id per request
+
+
+def test_legacy_jwt_key_goes_in_apikey_and_authorization(project, tmp_path):
+    srv = FakeSupabase(project.dsn, project.storage, LEGACY_KEY).start()
+    try:
+        cli = make_cli(tmp_path, srv.url, LEGACY_KEY)
+        user = new_user()
+        sid = ok(cli("--json", "--user", user, "session", "create"))["session_id"]
+        ok(cli("--json", "--user", user, "session", "info", sid))
+        for r in srv.requests():
+            assert r["apikey"] == LEGACY_KEY and r["authorization"] == "Bearer " + LEGACY_KEY
+        assert not srv.bugs
+    finally:
+        srv.stop()
+
+
+def test_users_are_auth_uuids_and_sessions_stay_private(sb):
+    r = sb("--user", "alice", "session", "create")
+    assert r.rc == 3 and r.error()["code"] == "invalid_user_id"
+    r = sb("--user", new_user().upper(), "session", "list")
+    assert r.rc == 3
+    owner, other = new_user(), new_user()
+    sid = new_session(sb, owner, angles=ANGLES[:3])
+    for args in (("session", "info", sid), ("analyze", sid), ("session", "thumbnails", sid),
+                 ("image", "preview", sid, "front")):
+        r = sb("--user", other, *args)
+        assert r.rc == 8 and r.error()["code"] == "session_not_found", args
+    assert ok(sb("--json", "--user", other, "session", "list"))["count"] == 0
+
+
+def test_register_rules_match_the_local_store(sb):
+    user = new_user()
+    sid = ok(sb("--json", "--user", user, "session", "create"))["session_id"]
+
+    def reg(path, idx):
+        return sb("--json", "--user", user, "image", "register", sid, "front", path, "--order-index", idx)
+    first = ok(reg("u/s/front-0.jpg", 0))
+    assert first["ok"] is True and first["created"] is True
+    assert ok(reg("u/s/front-0.jpg", 0))["created"] is False
+    r = reg("u/s/front-2.jpg", 2)
+    assert r.rc == 9 and r.error()["code"] == "order_index_out_of_sequence"
+    assert r.error()["details"]["expected_order_index"] == 1
+    r = reg("u/s/other.jpg", 0)
+    assert r.rc == 9 and r.error()["code"] == "slot_conflict"
+    assert ok(reg("u/s/front-1.jpg", 1))["order_index"] == 1
+    r = sb("--user", user, "analyze", sid)
+    assert r.rc == 10 and r.error()["code"] == "session_not_completed"
+    r = sb("--user", user, "session", "complete", sid)
+    assert r.rc == 10 and r.error()["code"] == "insufficient_angles"
+    r = sb("--user", user, "analysis", "get", sid)
+    assert r.rc == 8 and r.error()["code"] == "analysis_not_found"
+
+
+def test_missing_configuration_is_reported(tmp_path):
+    cli = make_cli(tmp_path, "", "")
+    r = cli("--user", new_user(), "session", "list", env_extra={"SUPABASE_URL": "", "SUPABASE_SERVICE_ROLE_KEY": ""})
+    assert r.rc == 3 and r.error()["code"] == "supabase_not_configured"
