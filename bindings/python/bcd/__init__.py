@@ -12,8 +12,9 @@
 The shared library is found through bcd.load_library(path), the BCD_LIBRARY environment
 variable, or the system loader; its major version must match this binding's.
 Failures raise bcd.Error subclasses with .status, .code, .message, .details and
-.correlation_id. Not covered yet: token verification (auth verify), which the library
-does not provide yet, and change detection (bcd/detect.h).
+.correlation_id. Token verification: bcd.Verifier / bcd.verify_token. Not covered yet:
+change detection (bcd/detect.h), reports and history (bcd/report.h), asynchronous jobs
+and the worker.
 """
 from ._lib import BINDING_VERSION_NUMBER, TENSOR_LEN, INPUT_SIZE, __version__, load_library
 from ._array import Array, HAVE_NUMPY
@@ -21,6 +22,7 @@ from ._context import CONFIG_KEYS, Context, default_context
 from .service import ANGLES, MIN_ANGLES, Service, open_store
 from .image import TENSOR_SHAPE, crop_resize, decode, equalize, preprocess, to_tensor, write_png
 from .embed import Embedder
+from .auth import Verifier, verify_token
 from .analysis import TREND_MILD, TREND_SIGNIFICANT, cosine_distance, trend_label, vector_from_json, vector_mean
 from .errors import (
     AuthError, ConflictError, DomainError, Error, FormatError, InputOutputError, InternalError,
@@ -50,7 +52,7 @@ __all__ = [
     "strerror", "Context", "default_context", "CONFIG_KEYS", "Service", "open_store", "ANGLES", "MIN_ANGLES",
     "decode", "preprocess", "equalize", "crop_resize", "to_tensor", "write_png", "TENSOR_LEN", "TENSOR_SHAPE",
     "INPUT_SIZE", "Embedder", "cosine_distance", "vector_mean", "trend_label", "vector_from_json",
-    "TREND_MILD", "TREND_SIGNIFICANT", "Array", "HAVE_NUMPY", "status", "error_class",
+    "TREND_MILD", "TREND_SIGNIFICANT", "Verifier", "verify_token", "Array", "HAVE_NUMPY", "status", "error_class",
     "Error", "LibraryError", "InternalError", "InvalidArgumentError", "OutOfMemoryError", "InputOutputError",
     "FormatError", "LimitError", "NotFoundError", "ConflictError", "StateError", "UnsupportedError",
     "AuthError", "NetworkError", "DomainError",

@@ -106,8 +106,28 @@ _PROTOTYPES = {
 
 # Functions of later minor versions: None on a library that lacks them (the binding then
 # raises UnsupportedError when they are called).
+class AuthOptions(ctypes.Structure):
+    """struct bcd_auth_options of bcd/auth.h (BCD_AUTH_OPTIONS_VERSION 1)."""
+    _fields_ = [("version", c_uint), ("supabase_url", c_char_p), ("issuer", c_char_p),
+                ("audience", c_char_p), ("leeway_s", c_int), ("jwks_ttl_s", c_uint),
+                ("refresh_interval_s", c_uint), ("flags", c_uint),
+                ("now", ctypes.CFUNCTYPE(ctypes.c_int64, c_void_p)), ("now_user", c_void_p)]
+
+
+AUTH_NOW_FN = AuthOptions._fields_[8][1]
+AUTH_OPTIONS_VERSION = 1
+AUTH_SIGNATURE_ONLY = 0x1
+
 _OPTIONAL_PROTOTYPES = {
     "bcd_image_upload_url": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p]),  # @since 0.2
+    # auth.h
+    "bcd_auth_options_init": (c_int, [ctypes.POINTER(AuthOptions), c_uint]),
+    "bcd_auth_verifier_new": (c_int, [OUT_PTR, c_void_p, ctypes.POINTER(AuthOptions)]),
+    "bcd_auth_verifier_free": (None, [c_void_p]),
+    "bcd_auth_verifier_set_jwks_json": (c_int, [c_void_p, c_char_p]),
+    "bcd_auth_verifier_load_jwks_file": (c_int, [c_void_p, c_char_p]),
+    "bcd_auth_verify": (c_int, [OUT_PTR, c_void_p, c_char_p]),             # *out: bcd_free
+    "bcd_auth_verifier_last_error": (c_void_p, [c_void_p]),
 }
 
 
