@@ -1,16 +1,30 @@
 #!/bin/sh
 # Install the Debian packages libbcd needs, only those that are missing.
-#   scripts/deps.sh          build + run (library, CLI, examples)
-#   scripts/deps.sh --test   also what the test suite needs
+#   scripts/deps.sh                 build + run (library, CLI, examples)
+#   scripts/deps.sh --test          also what the test suite needs
+#   scripts/deps.sh --list [--test] print the package names and exit
 # Runs apt-get as root, through sudo otherwise. Set BCD_NO_INSTALL=1 to only report.
 set -eu
 
 BUILD="gcc g++ meson ninja-build pkg-config libjpeg62-turbo-dev libpng-dev libcjson-dev
 libssl-dev libsqlite3-dev libcurl4-openssl-dev"
-TEST="check libsubunit-dev python3 python3-numpy python3-opencv python3-pytest"
+TEST="check libsubunit-dev python3 python3-numpy python3-opencv python3-pytest python3-pil
+python3-setuptools python3-cryptography python3-psycopg2 postgresql chromium openssl"
 
+list=0 test=0
+for a in "$@"; do
+    case "$a" in
+        --list) list=1 ;;
+        --test) test=1 ;;
+        *) echo "usage: scripts/deps.sh [--list] [--test]" >&2; exit 2 ;;
+    esac
+done
 want="$BUILD"
-[ "${1:-}" = "--test" ] && want="$BUILD $TEST"
+[ "$test" = 1 ] && want="$BUILD $TEST"
+if [ "$list" = 1 ]; then
+    echo $want
+    exit 0
+fi
 
 missing=""
 for p in $want; do

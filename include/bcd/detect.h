@@ -135,7 +135,9 @@ typedef enum bcd_detect_value {
     BCD_DETECT_PREVIOUS_BLUR_VARIANCE = 10,
     BCD_DETECT_PREVIOUS_CLIPPED_FRACTION = 11,
     BCD_DETECT_PREVIOUS_SUBJECT_FRACTION = 12,
-    BCD_DETECT_CHANGE_EVIDENCE = 13  /**< raw evidence behind local_change (>= 0; NaN as above) */
+    BCD_DETECT_CHANGE_EVIDENCE = 13, /**< raw evidence behind local_change (>= 0; NaN as above) */
+    BCD_DETECT_NOISE_LEVEL = 14      /**< the pair's median per-pixel difference after matching,
+                                          log units (NaN as above); high means a poor match */
 } bcd_detect_value;
 
 /** A changed region: a box in the current photo's pixels and its strength in [0,1]. */
@@ -212,7 +214,7 @@ BCD_API const float *bcd_detect_result_cells(const bcd_detect_result *r, uint32_
 
 /**
  * The result as a JSON object:
- * {"local_change": number|null, "change_evidence": number|null,
+ * {"local_change": number|null, "change_evidence": number|null, "noise_level": number|null,
  *  "changed_regions": [{"x","y","width","height","score"}],
  *  "quality": {"blur_variance","blurred","clipped_fraction","clipped","subject_fraction",
  *              "subject_too_small","aligned","alignment_score"},

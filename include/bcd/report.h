@@ -61,7 +61,8 @@ BCD_API bcd_status bcd_report_options_init(bcd_report_options *opts, unsigned in
 /**
  * The user's history: every analyzed session, oldest first, and the trend over all of them.
  *
- * Result: {"count", "sessions": [{"session_id", "created_at", "overall_change_score",
+ * Result: {"user_id", "count", "sessions": [{"session_id", "created_at", "days_since_first"
+ * (days from the first analyzed session, from created_at), "overall_change_score",
  * "overall_trend" (label of the score, null for a baseline session), "confidence",
  * "baseline_sessions", "is_baseline", "model", "previous_session_id",
  * "delta_from_previous" (as bcd_session_compare()'s overall_delta against the previous

@@ -21,10 +21,11 @@
 #define MAX_LEVELS 12
 #define COARSE_SIDE 40   /* the search runs on the first level whose longer side is <= this */
 #define SCORE_SIDE 160   /* the fit is scored on the first level whose longer side is <= this */
-#define NCAND 3          /* hypotheses from the search refined to the next level */
+#define NCAND 5          /* hypotheses from the search refined to the next level */
 #define SEARCH_FRAC 0.25 /* translation search range, fraction of each side */
 #define MIN_SEARCH_OVERLAP 0.5
-#define MAX_STEP 2.0 /* px per Gauss-Newton step */
+#define MAX_STEP 2.0  /* px per Gauss-Newton step */
+#define MAX_DRIFT 4.0 /* px per level in all */
 #define OUTSIDE 1e30f /* search canvas outside the previous photo */
 
 static const double search_scales[] = { 0.93, 1.0, 1.075 };
@@ -223,91 +224,122 @@ bool bcd__detect_solve(double A[6][6], const double *b, double *x, int n)
     return true;
 }
 
+/* Normal equations and robust cost of the fit at params pr (one pass over level k). */
+struct lk_sys {
+    double H[6][6], b[6];
+    double cost; /* mean Huber loss */
+    size_t n;
+};
+
+static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P, int k, const struct params *pr,
+                    int step, double sigma, float *ebuf)
+{
+    const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k];
+    double S = 0.5 * (c->w > c->h ? c->w : c->h);
+    double kh = 1.345 * sigma;
+    memset(sy, 0, sizeof *sy);
+    double cost = 0.0;
+    for (int y = 0; y < c->h; y += step) {
+        double yy = y - C->cy[k];
+        for (int x = 0; x < c->w; x += step) {
+            double xx = x - C->cx[k];
+            double u = pr->a * xx - pr->b * yy + pr->tx + P->cx[k];
+            double v = pr->b * xx + pr->a * yy + pr->ty + P->cy[k];
+            if (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
+                continue;
+            float fu = (float)u, fv = (float)v;
+            double pv = bcd__plane_at(p, fu, fv);
+            double e = pr->g * pv + pr->h - c->px[(size_t)y * c->w + x];
+            double Gu = bcd__plane_at(gx, fu, fv) * pr->g, Gv = bcd__plane_at(gy, fu, fv) * pr->g;
+            if (e != e || Gu != Gu || Gv != Gv)
+                continue; /* clipped */
+            double ae = fabs(e);
+            if (ebuf)
+                ebuf[sy->n] = (float)ae;
+            sy->n++;
+            if (sigma <= 0.0)
+                continue;
+            double wgt = 1.0;
+            if (ae > kh) {
+                wgt = kh / ae;
+                cost += kh * (ae - 0.5 * kh);
+            } else {
+                cost += 0.5 * e * e;
+            }
+            double xs = xx / S, ys = yy / S;
+            double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, pv, 1.0 };
+            for (int i = 0; i < 6; i++) {
+                double wj = wgt * J[i];
+                sy->b[i] += wj * e;
+                for (int j = 0; j <= i; j++)
+                    sy->H[i][j] += wj * J[j];
+            }
+        }
+    }
+    sy->cost = sy->n ? cost / (double)sy->n : INFINITY;
+}
+
 /*
- * Gauss-Newton iterations at level k. Residual e = g P(W(x)) + h - C(x), Huber
- * weights with the scale 1.4826 * median |e| of the previous pass. Coordinates are
- * divided by the level's half-size so the normal equations stay well conditioned.
+ * Levenberg-Marquardt iterations at level k on the residual e = g P(W(x)) + h - C(x)
+ * with Huber weights, the scale fixed per level at 1.4826 * median |e| of the start. A
+ * step is kept only if it lowers the mean loss (else the damping grows); no step moves
+ * a pixel by more than MAX_STEP px, and the level as a whole by more than MAX_DRIFT px:
+ * a level refines what the coarser one found, and an iteration that wanders off has
+ * left the basin it started in. Coordinates are divided by the level's half-size so
+ * the normal equations stay well conditioned.
  */
 static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct params *pr, int maxit, int step,
                          float *ebuf)
 {
-    const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k];
+    const bcd__plane *c = C->img[k];
     double S = 0.5 * (c->w > c->h ? c->w : c->h);
-    double sigma = -1.0;
     const struct params start = *pr;
-    for (int it = 0; it <= maxit; it++) {
-        bool measuring = sigma < 0; /* the first pass only measures the residual scale */
-        double H[6][6] = { { 0 } }, bv[6] = { 0 };
-        size_t ne = 0, n = 0;
-        for (int y = 0; y < c->h; y += step) {
-            double yy = y - C->cy[k];
-            for (int x = 0; x < c->w; x += step) {
-                double xx = x - C->cx[k];
-                double u = pr->a * xx - pr->b * yy + pr->tx + P->cx[k];
-                double v = pr->b * xx + pr->a * yy + pr->ty + P->cy[k];
-                if (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
-                    continue;
-                float fu = (float)u, fv = (float)v;
-                double pv = bcd__plane_at(p, fu, fv);
-                double e = pr->g * pv + pr->h - c->px[(size_t)y * c->w + x];
-                if (e != e)
-                    continue; /* clipped */
-                ebuf[ne++] = (float)fabs(e);
-                n++;
-                if (measuring)
-                    continue;
-                double wgt = 1.0, ae = fabs(e), kh = 1.345 * sigma;
-                if (ae > kh)
-                    wgt = kh / ae;
-                double Gu = bcd__plane_at(gx, fu, fv) * pr->g, Gv = bcd__plane_at(gy, fu, fv) * pr->g;
-                if (Gu != Gu || Gv != Gv)
-                    continue;
-                double xs = xx / S, ys = yy / S;
-                double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, pv, 1.0 };
-                for (int i = 0; i < 6; i++) {
-                    double wj = wgt * J[i];
-                    bv[i] += wj * e;
-                    for (int j = 0; j <= i; j++)
-                        H[i][j] += wj * J[j];
-                }
-            }
+    struct lk_sys cur, trial;
+    lk_pass(&cur, C, P, k, pr, step, 0.0, ebuf);
+    if (cur.n < 32)
+        return;
+    double sigma = 1.4826 * bcd__detect_median(ebuf, cur.n);
+    if (sigma < 1e-4)
+        sigma = 1e-4;
+    lk_pass(&cur, C, P, k, pr, step, sigma, NULL);
+    double lambda = 1e-3;
+    for (int it = 0; it < maxit; it++) {
+        double A[6][6], d[6], rhs[6];
+        for (int i = 0; i < 6; i++) {
+            for (int j = 0; j <= i; j++)
+                A[i][j] = A[j][i] = cur.H[i][j];
+            A[i][i] = cur.H[i][i] * (1.0 + lambda) + 1e-9;
+            rhs[i] = -cur.b[i];
         }
-        if (n < 32)
+        if (!bcd__detect_solve(A, rhs, d, 6))
             return;
-        /* median of |e| for the next pass' Huber scale */
-        sigma = 1.4826 * bcd__detect_median(ebuf, ne);
-        if (sigma < 1e-4)
-            sigma = 1e-4;
-        if (measuring)
-            continue;
-        for (int i = 0; i < 6; i++)
-            for (int j = 0; j < i; j++)
-                H[j][i] = H[i][j];
-        for (int i = 0; i < 6; i++)
-            H[i][i] *= 1.0 + 1e-6;
-        double d[6], rhs[6];
-        for (int i = 0; i < 6; i++)
-            rhs[i] = -bv[i];
-        if (!bcd__detect_solve(H, rhs, d, 6))
-            return;
-        /* trust region: no geometric step moves a pixel by more than MAX_STEP px */
         double len = fabs(d[0]) + fabs(d[1]) + fabs(d[2]) + fabs(d[3]);
         if (len > MAX_STEP)
             for (int i = 0; i < 6; i++)
                 d[i] *= MAX_STEP / len;
-        pr->a += d[0] / S;
-        pr->b += d[1] / S;
-        pr->tx += d[2];
-        pr->ty += d[3];
-        pr->g += d[4];
-        pr->h += d[5];
-        double sc = sqrt(pr->a * pr->a + pr->b * pr->b);
-        if (!(sc > 0.5 && sc < 2.0 && pr->a > 0.5 * sc && pr->g > 0.2 && pr->g < 5.0 && fabs(pr->tx) < 2.0 * S &&
-              fabs(pr->ty) < 2.0 * S)) {
-            *pr = start; /* diverged: keep what the level started from */
-            return;
+        struct params t = *pr;
+        t.a += d[0] / S;
+        t.b += d[1] / S;
+        t.tx += d[2];
+        t.ty += d[3];
+        t.g += d[4];
+        t.h += d[5];
+        double drift = (fabs(t.a - start.a) + fabs(t.b - start.b)) * S + fabs(t.tx - start.tx) + fabs(t.ty - start.ty);
+        bool ok = drift <= MAX_DRIFT && t.g > 0.2 && t.g < 5.0;
+        if (ok) {
+            lk_pass(&trial, C, P, k, &t, step, sigma, NULL);
+            ok = trial.n >= 32 && trial.cost < cur.cost;
         }
-        if (fabs(d[2]) < 0.003 && fabs(d[3]) < 0.003 && fabs(d[0]) < 0.003 && fabs(d[1]) < 0.003)
+        if (!ok) {
+            lambda *= 8.0;
+            if (lambda > 1e4)
+                return;
+            continue;
+        }
+        *pr = t;
+        cur = trial;
+        lambda = lambda > 1e-6 ? lambda / 4.0 : lambda;
+        if (len < 0.01)
             return;
     }
 }
@@ -417,19 +449,11 @@ static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct
             }
         }
     }
+    /* the best local maxima, whatever their rotation and scale: at this size the right
+     * scale can score a little below a wrong one at the same shift */
     qsort(all, (size_t)nall, sizeof *all, cmp_cand);
-    for (int i = 0; i < nall && nout < NCAND; i++) {
-        bool distinct = true;
-        for (int j = 0; j < nout; j++) {
-            double ddx = all[i].p.tx - out[j].p.tx, ddy = all[i].p.ty - out[j].p.ty;
-            if (ddx * ddx + ddy * ddy <= 2.0 * 2.0) {
-                distinct = false;
-                break;
-            }
-        }
-        if (distinct)
-            out[nout++] = all[i];
-    }
+    for (int i = 0; i < nall && nout < NCAND; i++)
+        out[nout++] = all[i];
 done:
     free(canvas);
     free(grid);
@@ -573,29 +597,87 @@ void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev
  * wall); the chroma term then carries the silhouette while luma keeps the spots and
  * the texture. The direction and scale come from the current photo and are applied to
  * both, so exposure, gamma and white balance stay a gain and an offset.
+ * Clipped channels and pixels are left out (see below).
  */
 bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, const bcd__work *wc, const bcd__work *wp)
 {
     const bcd__work *ws[2] = { wc, wp };
     bcd__plane *L[2] = { 0 }, *Ca[2] = { 0 }, *Cb[2] = { 0 };
     bcd_status st = BCD_ENOMEM;
+
+    /* Channels clipped on more than 2 % of either photo are left out altogether (a
+     * bright exposure clips the red channel of light skin first); if every channel is,
+     * the least clipped one is used. A pixel where a used channel is clipped is NaN. */
+    double clipfrac[3] = { 0 };
+    for (int k = 0; k < 2; k++) {
+        size_t np = (size_t)ws[k]->w * ws[k]->h;
+        for (int c = 0; c < 3; c++) {
+            size_t cnt = 0;
+            const float *v = ws[k]->c[c]->px;
+            for (size_t i = 0; i < np; i++)
+                cnt += v[i] >= 250.0f;
+            double f = (double)cnt / (double)np;
+            if (f > clipfrac[c])
+                clipfrac[c] = f;
+        }
+    }
+    bool use[3];
+    int nuse = 0, least = 0;
+    for (int c = 0; c < 3; c++) {
+        use[c] = clipfrac[c] <= 0.02;
+        nuse += use[c];
+        if (clipfrac[c] < clipfrac[least])
+            least = c;
+    }
+    if (nuse == 0) {
+        use[least] = true;
+        nuse = 1;
+    }
+    static const float luma[3] = { 0.299f, 0.587f, 0.114f };
+    float wl[3] = { 0 }, wsum = 0.0f;
+    for (int c = 0; c < 3; c++)
+        if (use[c])
+            wsum += luma[c];
+    for (int c = 0; c < 3; c++)
+        wl[c] = use[c] ? luma[c] / wsum : 0.0f;
+    int ci = -1, cj = -1; /* the pair of channels of the chroma axis when two are used */
+    for (int c = 0; c < 3; c++)
+        if (use[c]) {
+            if (ci < 0)
+                ci = c;
+            else if (cj < 0)
+                cj = c;
+        }
+
     for (int k = 0; k < 2; k++) {
         int w = ws[k]->w, h = ws[k]->h;
         if (!(L[k] = bcd__plane_new(w, h)) || !(Ca[k] = bcd__plane_new(w, h)) || !(Cb[k] = bcd__plane_new(w, h)))
             goto done;
-        const float *r = ws[k]->c[0]->px, *g = ws[k]->c[1]->px, *b = ws[k]->c[2]->px;
+        const float *ch[3] = { ws[k]->c[0]->px, ws[k]->c[1]->px, ws[k]->c[2]->px };
         for (size_t i = 0; i < (size_t)w * h; i++) {
-            float mx = r[i] > g[i] ? r[i] : g[i];
-            mx = b[i] > mx ? b[i] : mx;
-            if (mx >= 250.0f || mx <= 3.0f) {
+            float mx = 0.0f, l[3] = { 0 };
+            bool clipped = false;
+            for (int c = 0; c < 3; c++) {
+                if (!use[c])
+                    continue;
+                float v = ch[c][i];
+                clipped |= v >= 250.0f;
+                mx = v > mx ? v : mx;
+                l[c] = logf(v + 4.0f);
+            }
+            if (clipped || mx <= 3.0f) {
                 /* clipped: its texture is gone, and the alignment must not use it */
                 L[k]->px[i] = Ca[k]->px[i] = Cb[k]->px[i] = NAN;
                 continue;
             }
-            float lr = logf(r[i] + 4.0f), lg = logf(g[i] + 4.0f), lb = logf(b[i] + 4.0f);
-            L[k]->px[i] = 0.299f * lr + 0.587f * lg + 0.114f * lb;
-            Ca[k]->px[i] = lr - lg;
-            Cb[k]->px[i] = 0.5f * (lr + lg) - lb;
+            L[k]->px[i] = wl[0] * l[0] + wl[1] * l[1] + wl[2] * l[2];
+            if (nuse == 3) {
+                Ca[k]->px[i] = l[0] - l[1];
+                Cb[k]->px[i] = 0.5f * (l[0] + l[1]) - l[2];
+            } else {
+                Ca[k]->px[i] = nuse == 2 ? l[ci] - l[cj] : 0.0f;
+                Cb[k]->px[i] = 0.0f;
+            }
         }
     }
     /* moments of the current photo */

@@ -355,6 +355,7 @@ double bcd_detect_result_value(const bcd_detect_result *r, bcd_detect_value key)
     case BCD_DETECT_PREVIOUS_CLIPPED_FRACTION: return r->compared ? r->qp.clipped_fraction : NAN;
     case BCD_DETECT_PREVIOUS_SUBJECT_FRACTION: return r->compared ? r->qp.subject_fraction : NAN;
     case BCD_DETECT_CHANGE_EVIDENCE: return r->evidence;
+    case BCD_DETECT_NOISE_LEVEL: return r->noise;
     }
     return NAN;
 }
@@ -419,7 +420,8 @@ static bool build_json(cJSON *root, const bcd_detect_result *r)
         q = cJSON_AddObjectToObject(root, "quality");
         return q && add_quality(q, &r->qc, r->flags, false);
     }
-    if (!add_num(root, "local_change", r->local_change) || !add_num(root, "change_evidence", r->evidence))
+    if (!add_num(root, "local_change", r->local_change) || !add_num(root, "change_evidence", r->evidence) ||
+        !add_num(root, "noise_level", r->noise))
         return false;
     cJSON *regs = cJSON_AddArrayToObject(root, "changed_regions");
     if (!regs)

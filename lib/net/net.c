@@ -463,6 +463,10 @@ ok:
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    /* libcurl silently sends a request again when a reused keep-alive connection turns
+     * out dead; a request that must not run twice gets a connection of its own */
+    if (!rq->idempotent)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     switch (rq->method) {
     case BCD__NET_GET:
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);

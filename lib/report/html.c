@@ -120,16 +120,31 @@ static const struct bcd__rep_angle *find_angle(const struct bcd__rep_session *s,
     return NULL;
 }
 
-static void date_of(char *buf, size_t cap, const char *ts, bool with_time)
+static void date_of(char *buf, size_t cap, const char *ts, int style)
 {
-    bcd__rep_format_date(buf, cap, ts, with_time);
+    bcd__rep_format_date(buf, cap, ts, style);
+}
+
+/* Date labels of the charts: with the time when two checks share a day. */
+static int chart_date_style(const struct bcd__rep_html_input *in)
+{
+    for (size_t i = 1; i < in->n; i++)
+        if (bcd__rep_same_day(in->s[i - 1].created_at, in->s[i].created_at))
+            return BCD__REP_DATE_SHORT_TIME;
+    return BCD__REP_DATE;
+}
+
+/* text-anchor of a label at x: kept inside the 720 units of the charts */
+static const char *anchor(double x)
+{
+    return x > 680.0 ? "end" : x < 40.0 ? "start" : "middle";
 }
 
 static void head(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_session *s = &in->s[in->cur];
     char date[64];
-    date_of(date, sizeof date, s->created_at, false);
+    date_of(date, sizeof date, s->created_at, BCD__REP_DATE);
     P("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
       /* belt and braces: even a tampered file cannot fetch anything */
@@ -227,7 +242,9 @@ static void summary_section(struct bcd__sbuf *b, const struct bcd__rep_html_inpu
 {
     const struct bcd__rep_text *x = in->text;
     P("<section id=\"summary\"><h2>Summary</h2><p class=\"summary\">");
-    H(x->summary);
+    H(x->findings);
+    P("</p><p>");
+    H(x->confidence_note);
     P("</p>");
     if (x->n_warnings) {
         P("<h3>Photo quality</h3><ul>");
@@ -377,9 +394,10 @@ static void photos_section(struct bcd__sbuf *b, const struct bcd__rep_html_input
     const struct bcd__rep_session *s = &in->s[in->cur];
     const struct bcd__rep_session *p = in->cur ? &in->s[in->cur - 1] : NULL;
     char cdate[64], pdate[64], text[256];
-    date_of(cdate, sizeof cdate, s->created_at, false);
+    int style = p && bcd__rep_same_day(p->created_at, s->created_at) ? BCD__REP_DATE_TIME : BCD__REP_DATE;
+    date_of(cdate, sizeof cdate, s->created_at, style);
     if (p)
-        date_of(pdate, sizeof pdate, p->created_at, false);
+        date_of(pdate, sizeof pdate, p->created_at, style);
     P("<section id=\"photos\"><h2>Photos: previous check and this check</h2><div class=\"angle-grid\">");
     for (int a = 0; a < BCD__REP_ANGLES; a++) {
         const struct bcd__rep_angle *g = find_angle(s, bcd__rep_angles[a]);
@@ -427,7 +445,15 @@ static void photos_section(struct bcd__sbuf *b, const struct bcd__rep_html_input
         }
         P("</div></div>");
     }
-    P("</div><p class=\"meta\">Change maps show where this photo differs from the previous one after the two "
+    bool any_heat = false;
+    for (int a = 0; a < BCD__REP_ANGLES; a++)
+        any_heat |= ph->heatmap[a].data != NULL;
+    P("</div>");
+    if (!any_heat) {
+        P("</section>\n");
+        return;
+    }
+    P("<p class=\"meta\">Change maps show where this photo differs from the previous one after the two "
       "are aligned and matched in exposure: blue is within the usual noise, yellow to red a growing "
       "difference, outlined boxes the changed areas.</p></section>\n");
 }
@@ -496,6 +522,7 @@ static void chart_frame(struct bcd__sbuf *b, const struct plot *pl, const struct
     }
     /* date labels: the reported check first, then the first and last, then evenly spaced
      * ones, each kept only if it does not crowd one already placed */
+    const int style = chart_date_style(in);
     double placed[12];
     size_t np = 0;
     size_t want[12], nw = 0;
@@ -515,12 +542,14 @@ static void chart_frame(struct bcd__sbuf *b, const struct plot *pl, const struct
             continue;
         placed[np++] = x;
         char d[48];
-        date_of(d, sizeof d, in->s[i].created_at, false);
+        date_of(d, sizeof d, in->s[i].created_at, style);
         P("<text x=\"");
         N("%.1f", x);
         P("\" y=\"");
         N("%.1f", pl->y1 + 16);
-        P("\" text-anchor=\"middle\" font-size=\"11\" fill=\"#5b6475\"");
+        P("\" text-anchor=\"");
+        P(anchor(x));
+        P("\" font-size=\"11\" fill=\"#5b6475\"");
         if (i == in->cur)
             P(" font-weight=\"700\"");
         P(">");
@@ -541,7 +570,9 @@ static void chart_frame(struct bcd__sbuf *b, const struct plot *pl, const struct
     N("%.1f", px(pl, in->cur));
     P("\" y=\"");
     N("%.1f", pl->y0 - 4);
-    P("\" text-anchor=\"middle\" font-size=\"11\" fill=\"#1d2330\">this check</text>");
+    P("\" text-anchor=\"");
+    P(anchor(px(pl, in->cur)));
+    P("\" font-size=\"11\" fill=\"#1d2330\">this check</text>");
 }
 
 static double chart_ymax(const struct bcd__rep_html_input *in)
@@ -574,12 +605,27 @@ static void point(struct bcd__sbuf *b, double x, double y, double r, const char 
     P("</title></circle>");
 }
 
+/* Said inside an empty chart. */
+static void no_scores(struct bcd__sbuf *b, const struct plot *pl, const struct bcd__rep_html_input *in)
+{
+    for (size_t i = 0; i < in->n; i++)
+        if (in->s[i].baseline_sessions > 0)
+            return;
+    P("<text x=\"");
+    N("%.1f", 0.5 * (pl->x0 + pl->x1));
+    P("\" y=\"");
+    N("%.1f", 0.5 * (pl->y0 + pl->y1));
+    P("\" text-anchor=\"middle\" font-size=\"14\" fill=\"#5b6475\">No scores yet: the charts fill in from "
+      "the second analyzed check</text>");
+}
+
 static void angle_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
 {
     struct plot pl = {56, 600, 24, 270, chart_ymax(in), in->n};
-    P("<figure class=\"chart\"><svg viewBox=\"0 0 720 300\" role=\"img\" aria-labelledby=\"c1t\">"
+    P("<figure class=\"chart\"><h3>Change per angle</h3><svg viewBox=\"0 0 720 300\" role=\"img\" aria-labelledby=\"c1t\">"
       "<title id=\"c1t\">Change score of each angle against its baseline, over all checks</title>");
     chart_frame(b, &pl, in);
+    no_scores(b, &pl, in);
     for (int a = 0; a < BCD__REP_ANGLES; a++) {
         /* the line joins the checks in which the angle was scored */
         struct bcd__sbuf line = {0};
@@ -609,7 +655,7 @@ static void angle_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *i
             if (!g || g->baseline_sessions == 0)
                 continue;
             char d[48], t[128];
-            date_of(d, sizeof d, in->s[i].created_at, false);
+            date_of(d, sizeof d, in->s[i].created_at, BCD__REP_DATE_TIME);
             snprintf(t, sizeof t, "%s, %s: %.3f", bcd__rep_angles[a], d, g->change_score);
             for (char *c = t; *c; c++)
                 if (*c == ',' && c[1] != ' ')
@@ -637,10 +683,12 @@ static void angle_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *i
 static void overall_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_trend *t = in->trend;
-    struct plot pl = {56, 690, 24, 270, chart_ymax(in), in->n};
-    P("<figure class=\"chart\"><svg viewBox=\"0 0 720 300\" role=\"img\" aria-labelledby=\"c2t\">"
+    struct plot pl = {56, 660, 24, 270, chart_ymax(in), in->n};
+    P("<figure class=\"chart\"><h3>Overall change and trend</h3><svg viewBox=\"0 0 720 300\" role=\"img\" "
+      "aria-labelledby=\"c2t\">"
       "<title id=\"c2t\">Overall change score of every check and its Theil-Sen trend</title>");
     chart_frame(b, &pl, in);
+    no_scores(b, &pl, in);
     /* the fitted line through the scored checks: x of the fit is the index among them */
     if (t->overall.n_points >= 2 && isfinite(t->overall.slope)) {
         P("<polyline fill=\"none\" stroke=\"#1d2330\" stroke-width=\"2\" stroke-dasharray=\"7 4\" points=\"");
@@ -660,7 +708,7 @@ static void overall_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input 
     for (size_t i = 0; i < in->n; i++) {
         const struct bcd__rep_session *s = &in->s[i];
         char d[48], tt[160];
-        date_of(d, sizeof d, s->created_at, false);
+        date_of(d, sizeof d, s->created_at, BCD__REP_DATE_TIME);
         bool flagged = t->flags && t->flags[i];
         if (s->baseline_sessions == 0) {
             snprintf(tt, sizeof tt, "%s: baseline check (no score)", d);
@@ -704,7 +752,7 @@ static void history_section(struct bcd__sbuf *b, const struct bcd__rep_html_inpu
     for (size_t i = 0; i < in->n; i++) {
         const struct bcd__rep_session *s = &in->s[i];
         char d[64];
-        date_of(d, sizeof d, s->created_at, true);
+        date_of(d, sizeof d, s->created_at, BCD__REP_DATE_TIME);
         P("<tr data-session=\"");
         H(s->session_id);
         P("\"");
@@ -750,7 +798,7 @@ bcd_status bcd__rep_html(char **out, size_t *len, const struct bcd__rep_html_inp
     const struct bcd__rep_session *s = &in->s[in->cur];
     head(b, in);
     char date[64], gen[64];
-    date_of(date, sizeof date, s->created_at, true);
+    date_of(date, sizeof date, s->created_at, BCD__REP_DATE_TIME);
     P("<body>\n<main data-session=\"");
     H(s->session_id);
     P("\">\n<header><h1>Body check report</h1><p class=\"meta\">Check of ");
@@ -764,7 +812,7 @@ bcd_status bcd__rep_html(char **out, size_t *len, const struct bcd__rep_html_inp
     photos_section(b, in);
     charts_section(b, in);
     history_section(b, in);
-    date_of(gen, sizeof gen, in->generated_at, true);
+    date_of(gen, sizeof gen, in->generated_at, BCD__REP_DATE_TIME);
     P("<footer><p>These numbers compare your photos with your own earlier photos. They are not a medical "
       "diagnosis and cannot rule anything out: if a spot on your skin is new, growing or changing, or "
       "worries you, show it to a doctor.</p><p>This file contains photos of you: keep it private. Made by "

@@ -129,6 +129,7 @@ static void history_session(bool *ok, cJSON *o, const struct bcd__rep_session *s
 {
     j_str(ok, o, "session_id", s->session_id);
     j_str(ok, o, "created_at", s->created_at);
+    j_num(ok, o, "days_since_first", s->days);
     j_num(ok, o, "overall_change_score", s->overall_change_score);
     j_str(ok, o, "overall_trend", score_label(s->overall_change_score, s->baseline_sessions));
     j_num(ok, o, "confidence", s->confidence);

@@ -146,6 +146,7 @@ unsigned bcd__rep_flags(const struct bcd__rep_session *s);
 /* The written part of a report. */
 struct bcd__rep_text {
     char *summary;       /* the whole summary, sentences written from the numbers */
+    char *findings;      /* the summary without the warnings, confidence and next steps */
     size_t n_warnings;
     char **warnings;     /* quality warnings, one per line */
     size_t n_next;
@@ -231,7 +232,9 @@ void bcd__sb_printf(struct bcd__sbuf *b, const char *fmt, ...)
  * (one double conversion, e.g. "%.4f"). */
 void bcd__sb_num(struct bcd__sbuf *b, const char *fmt, double v);
 /* Text escaped for HTML content and attribute values (& < > " '); control
- * characters other than tab and newline dropped, invalid UTF-8 replaced by U+FFFD. */
+ * characters other than tab and newline dropped, invalid UTF-8 replaced by U+FFFD, and
+ * the slashes of "://" written as character references, so that no URL appears in the
+ * file even as text. */
 void bcd__sb_html(struct bcd__sbuf *b, const char *s);
 /* Standard base64 (RFC 4648 §4, with padding) of data. */
 void bcd__sb_base64(struct bcd__sbuf *b, const unsigned char *data, size_t len);
@@ -239,7 +242,12 @@ void bcd__sb_free(struct bcd__sbuf *b);
 
 /* "2026-02-16T10:00:00.123456Z" -> seconds since the epoch (UTC); false if malformed. */
 bool bcd__rep_parse_time(const char *ts, double *out);
-/* "16 Feb 2026" (and " 10:00 UTC" with with_time) into buf; the raw text if malformed. */
-void bcd__rep_format_date(char *buf, size_t cap, const char *ts, bool with_time);
+/* A timestamp for people, into buf; the raw text if malformed. Styles: */
+#define BCD__REP_DATE 0            /* "16 Feb 2026" */
+#define BCD__REP_DATE_TIME 1       /* "16 Feb 2026 10:00 UTC" */
+#define BCD__REP_DATE_SHORT_TIME 2 /* "16 Feb 10:00" */
+void bcd__rep_format_date(char *buf, size_t cap, const char *ts, int style);
+/* Both timestamps fall on the same UTC day. */
+bool bcd__rep_same_day(const char *a, const char *b);
 
 #endif

@@ -134,7 +134,7 @@ static const struct bcd__rep_angle *find_angle(const struct bcd__rep_session *s,
 static void baseline_part(struct lines *sum, const struct bcd__rep_session *s, bool first_in_history)
 {
     char date[48];
-    bcd__rep_format_date(date, sizeof date, s->created_at, false);
+    bcd__rep_format_date(date, sizeof date, s->created_at, BCD__REP_DATE);
     if (s->baseline_sessions == 0) {
         if (first_in_history)
             add_line(sum,
@@ -196,7 +196,8 @@ static void previous_part(struct lines *sum, const struct bcd__rep_session *s, c
     if (!prev)
         return;
     char date[48];
-    bcd__rep_format_date(date, sizeof date, prev->created_at, false);
+    bcd__rep_format_date(date, sizeof date, prev->created_at,
+                         bcd__rep_same_day(prev->created_at, s->created_at) ? BCD__REP_DATE_TIME : BCD__REP_DATE);
     char overall[160];
     if (!isnan(s->delta_previous) && s->delta_method && strcmp(s->delta_method, "embedding") == 0)
         snprintf(overall, sizeof overall, "the overall distance between the two checks is %.3f (%s)",
@@ -351,7 +352,7 @@ static void quality_part(struct lines *warn, struct lines *next, const struct bc
     }
     if (nm) {
         join_names(names, sizeof names, missing, nm);
-        add_line(next, "Photograph %s next time too, so that every angle can be compared.", names);
+        add_line(next, "Next time, also photograph %s, so that every angle can be compared.", names);
     }
 }
 
@@ -445,7 +446,12 @@ static void next_part(struct lines *next, const struct bcd__rep_session *s, bool
     } else if (!nquality_steps) {
         add_line(next, "Nothing in these numbers calls for action; keep your regular checks.");
     }
-    if (s->baseline_sessions > 0 && s->baseline_sessions < 3 && !f)
+}
+
+/* Said last: how far the baseline is from full weight in the confidence. */
+static void baseline_note(struct lines *next, const struct bcd__rep_session *s)
+{
+    if (s->baseline_sessions > 0 && s->baseline_sessions < 3 && !bcd__rep_flags(s))
         add_line(next, "Scores become steadier as your baseline grows (%d of 3 earlier checks so far).",
                  s->baseline_sessions);
 }
@@ -468,16 +474,19 @@ bcd_status bcd__rep_text(struct bcd__rep_text *out, const struct bcd__rep_sessio
     next_part(&lead, s, first_in_history, nquality_steps);
     for (size_t i = 0; i < next.n; i++)
         add_line(&lead, "%s", next.v[i]);
+    baseline_note(&lead, s);
     lines_free(&next);
     next = lead;
     char *conf = confidence_note(s);
     trend_part(&sum, t, cur_flags);
 
-    struct bcd__sbuf b = {0};
+    struct bcd__sbuf b = {0}, f = {0};
     for (size_t i = 0; i < sum.n; i++) {
-        bcd__sb_put(&b, i ? " " : "");
-        bcd__sb_put(&b, sum.v[i]);
+        bcd__sb_put(&f, i ? " " : "");
+        bcd__sb_put(&f, sum.v[i]);
     }
+    if (f.p)
+        bcd__sb_put(&b, f.p);
     for (size_t i = 0; i < warn.n; i++) {
         bcd__sb_put(&b, b.len ? " " : "");
         bcd__sb_put(&b, warn.v[i]);
@@ -493,16 +502,18 @@ bcd_status bcd__rep_text(struct bcd__rep_text *out, const struct bcd__rep_sessio
             bcd__sb_put(&b, next.v[i]);
         }
     }
-    bool oom = sum.oom || warn.oom || next.oom || !conf || b.oom || !b.p;
+    bool oom = sum.oom || warn.oom || next.oom || !conf || b.oom || !b.p || f.oom || !f.p;
     lines_free(&sum);
     if (oom) {
         lines_free(&warn);
         lines_free(&next);
         free(conf);
         bcd__sb_free(&b);
+        bcd__sb_free(&f);
         return BCD_ENOMEM;
     }
     out->summary = b.p;
+    out->findings = f.p;
     out->warnings = warn.v;
     out->n_warnings = warn.n;
     out->next_steps = next.v;
@@ -516,6 +527,7 @@ void bcd__rep_text_clear(struct bcd__rep_text *x)
     if (!x)
         return;
     free(x->summary);
+    free(x->findings);
     for (size_t i = 0; i < x->n_warnings; i++)
         free(x->warnings[i]);
     free(x->warnings);

@@ -101,10 +101,14 @@ void bcd__sb_num(struct bcd__sbuf *b, const char *fmt, double v)
 #pragma GCC diagnostic pop
 #endif
     /* a host program may have set LC_NUMERIC: HTML, SVG and JSON need '.' */
-    for (char *p = buf; *p; p++)
+    bool nonzero = false;
+    for (char *p = buf; *p; p++) {
         if (*p == ',')
             *p = '.';
-    bcd__sb_put(b, buf);
+        nonzero |= *p >= '1' && *p <= '9';
+    }
+    /* "-0.000": a tiny negative value rounded away reads as zero */
+    bcd__sb_put(b, buf[0] == '-' && !nonzero ? buf + 1 : buf);
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
@@ -148,7 +152,7 @@ void bcd__sb_html(struct bcd__sbuf *b, const char *s)
     while (*p) {
         size_t run = 0;
         /* copy plain runs at once */
-        while (p[run] && p[run] >= 0x20 && p[run] < 0x7f && !strchr("&<>\"'", p[run]))
+        while (p[run] && p[run] >= 0x20 && p[run] < 0x7f && !strchr("&<>\"':", p[run]))
             run++;
         if (run) {
             bcd__sb_putn(b, (const char *)p, run);
@@ -162,6 +166,16 @@ void bcd__sb_html(struct bcd__sbuf *b, const char *s)
         case '>': bcd__sb_put(b, "&gt;"); p++; continue;
         case '"': bcd__sb_put(b, "&quot;"); p++; continue;
         case '\'': bcd__sb_put(b, "&#39;"); p++; continue;
+        case ':':
+            /* "scheme://" in stored text stays readable but never forms a URL in the file */
+            if (p[1] == '/' && p[2] == '/') {
+                bcd__sb_put(b, ":&#47;&#47;");
+                p += 3;
+            } else {
+                bcd__sb_put(b, ":");
+                p++;
+            }
+            continue;
         default: break;
         }
         if (c == '\n' || c == '\t') {
@@ -238,7 +252,7 @@ bool bcd__rep_parse_time(const char *ts, double *out)
     return true;
 }
 
-void bcd__rep_format_date(char *buf, size_t cap, const char *ts, bool with_time)
+void bcd__rep_format_date(char *buf, size_t cap, const char *ts, int style)
 {
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -261,8 +275,18 @@ void bcd__rep_format_date(char *buf, size_t cap, const char *ts, bool with_time)
     long long d = doy - (153 * mp + 2) / 5 + 1;
     long long m = mp < 10 ? mp + 3 : mp - 9;
     y += m <= 2;
-    if (with_time)
+    if (style == BCD__REP_DATE_TIME)
         snprintf(buf, cap, "%lld %s %lld %02lld:%02lld UTC", d, months[m - 1], y, rem / 3600, rem % 3600 / 60);
+    else if (style == BCD__REP_DATE_SHORT_TIME)
+        snprintf(buf, cap, "%lld %s %02lld:%02lld", d, months[m - 1], rem / 3600, rem % 3600 / 60);
     else
         snprintf(buf, cap, "%lld %s %lld", d, months[m - 1], y);
+}
+
+bool bcd__rep_same_day(const char *a, const char *b)
+{
+    double x, y;
+    if (!bcd__rep_parse_time(a, &x) || !bcd__rep_parse_time(b, &y))
+        return false;
+    return floor(x / 86400.0) == floor(y / 86400.0);
 }

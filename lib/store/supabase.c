@@ -215,7 +215,8 @@ static bcd_status fail_response(bcd_store *s, const struct call *c, const struct
     } else if (e.status == 404 && (strcmp(e.code, "NoSuchBucket") == 0 || strcmp(e.code, "Bucket not found") == 0)) {
         st = BCD_EIO;
         code = "bucket_missing";
-    } else if (e.status == 404 && c->api == API_STORAGE) {
+    } else if (e.status == 404 && c->api == API_STORAGE &&
+               (strcmp(e.code, "NoSuchKey") == 0 || strcmp(e.code, "not_found") == 0)) {
         st = BCD_ENOTFOUND;
         code = "image_file_missing";
     } else if (e.status == 409) {
@@ -559,36 +560,50 @@ static bcd_status parse_embedding(const cJSON *v, size_t dim, const char *checks
 
 typedef bcd_status (*row_fn)(bcd_store *s, const cJSON *row, void *user);
 
+/* Total of a Content-Range such as "0-999/5234"; -1 when unknown (a star after the slash). */
+static long long range_total(const char *cr)
+{
+    const char *slash = strchr(cr, '/');
+    if (!slash || !slash[1] || slash[1] == '*')
+        return -1;
+    char *end;
+    long long t = strtoll(slash + 1, &end, 10);
+    return *end || t < 0 ? -1 : t;
+}
+
 /* GET base (a /rest/v1 URL with its filters and order on a unique key) page by page,
- * handing every row to fn. */
+ * handing every row to fn. The exact count tells when to stop: a project may cap pages
+ * below `page` rows (db-max-rows), so a short page alone does not mean the end. */
 static bcd_status get_rows(bcd_store *s, const char *base, size_t page, row_fn fn, void *user, const char *what)
 {
-    for (size_t offset = 0;; offset += page) {
+    long long total = -1;
+    for (size_t offset = 0;;) {
         struct bcd__net_buf u = {0};
         bcd__net_buf_addf(&u, "%s&limit=%zu&offset=%zu", base, page, offset);
         if (u.oom) {
             bcd__net_buf_free(&u);
             return oom(s);
         }
-        struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true};
+        struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .prefer = "count=exact",
+                         .idempotent = true};
         struct bcd__net_response rs;
         bcd_status st = call2xx(s, &c, &rs, what);
         bcd__net_buf_free(&u);
         if (st != BCD_OK)
             return st;
+        total = range_total(rs.content_range);
         cJSON *arr = parse_body(s, &rs, cJSON_Array, what);
-        if (!arr) {
-            bcd__net_response_clear(&rs);
-            return BCD_ENET;
-        }
         bcd__net_response_clear(&rs);
+        if (!arr)
+            return BCD_ENET;
         size_t n = 0;
         for (const cJSON *it = arr->child; it && st == BCD_OK; it = it->next, n++)
             st = fn(s, it, user);
         cJSON_Delete(arr);
         if (st != BCD_OK)
             return st;
-        if (n < page)
+        offset += n;
+        if (n == 0 || (total >= 0 ? (long long)offset >= total : n < page))
             return BCD_OK;
     }
 }
@@ -656,13 +671,15 @@ static bcd_status s_session_create(bcd_store *s, const char *user_id, struct bcd
                      .body = body, .len = strlen(body), .idempotent = true, .max_response = SMALL_RESPONSE};
     struct bcd__net_response rs;
     st = send_call(s, &c, &rs);
-    bcd__net_buf_free(&u);
-    if (st != BCD_OK)
+    if (st != BCD_OK) {
+        bcd__net_buf_free(&u);
         return st;
+    }
     struct api_error e;
     parse_error(API_REST, &rs, &e);
     if (rs.status == 409 && strcmp(e.code, "23505") == 0) {
         bcd__net_response_clear(&rs);
+        bcd__net_buf_free(&u);
         bool found = false;
         st = fetch_session(s, id, out, &found);
         if (st == BCD_OK && (!found || strcmp(out->user_id, user_id) != 0))
@@ -672,8 +689,10 @@ static bcd_status s_session_create(bcd_store *s, const char *user_id, struct bcd
     if (!ok_status(rs.status)) {
         st = fail_response(s, &c, &rs, "create session");
         bcd__net_response_clear(&rs);
+        bcd__net_buf_free(&u);
         return st;
     }
+    bcd__net_buf_free(&u);
     cJSON *arr = parse_body(s, &rs, cJSON_Array, "create session");
     if (arr && arr->child) {
         read_session(arr->child, out);
@@ -918,9 +937,10 @@ static bcd_status register_round(bcd_store *s, const struct bcd__image_row *in, 
     struct bcd__net_response rs;
     st = send_call(s, &c, &rs);
     free(body);
-    bcd__net_buf_free(&u);
-    if (st != BCD_OK)
+    if (st != BCD_OK) {
+        bcd__net_buf_free(&u);
         goto done;
+    }
     struct api_error e;
     parse_error(API_REST, &rs, &e);
     if (rs.status == 409 && strcmp(e.code, "23503") == 0) {
@@ -940,6 +960,7 @@ static bcd_status register_round(bcd_store *s, const struct bcd__image_row *in, 
         cJSON_Delete(arr);
     }
     bcd__net_response_clear(&rs);
+    bcd__net_buf_free(&u);
 done:
     free(v.p);
     return st;

@@ -413,6 +413,7 @@ class Lib:
         L.bcd_detect_result_regions.restype = C.POINTER(Region)
         L.bcd_detect_combine.argtypes = [C.POINTER(C.c_double), C.POINTER(C.c_int), C.POINTER(C.c_void_p),
                                          C.c_size_t]
+        L.bcd_detect_result_matrix.argtypes = [C.c_void_p, C.POINTER(C.c_double)]
         L.bcd_detect_write_heatmap.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Image), C.c_char_p]
         L.bcd_free.argtypes = [C.c_void_p]
         self.L = L
@@ -437,7 +438,10 @@ class Lib:
         v = self.L.bcd_detect_result_value
         n = C.c_size_t()
         regs = self.L.bcd_detect_result_regions(r, C.byref(n))
+        m = (C.c_double * 6)()
+        mat = list(m) if self.L.bcd_detect_result_matrix(r, m) == 0 else None
         return {
+            "matrix": mat, "noise": v(r, 14),
             "local_change": v(r, 0), "evidence": v(r, 13), "flags": self.L.bcd_detect_result_flags(r),
             "align_score": v(r, 4), "overlap": v(r, 5), "dx": v(r, 6), "dy": v(r, 7), "rot": v(r, 8),
             "scale": v(r, 9), "blur": v(r, 1), "clip": v(r, 2), "subject": v(r, 3),
@@ -492,6 +496,19 @@ def run_user(args):
         r = lib.compare(ic, ip)
         t2 = time.process_time()
         info = lib.info(r)
+        # alignment error: the library's previous->current map against the truth, at the
+        # previous frame's corners and centre, in % of the current photo's longer side
+        align_err = None
+        if info["matrix"]:
+            Mp = np.vstack([world_to_image_matrix(cam_p, *size_p), [0, 0, 1]])
+            Mc = np.vstack([world_to_image_matrix(cam_c, *size_c), [0, 0, 1]])
+            T = np.linalg.inv(Mc) @ Mp
+            W, H = size_p
+            pts = np.array([[0.25 * W, 0.25 * H, 1], [0.75 * W, 0.25 * H, 1], [0.25 * W, 0.75 * H, 1],
+                            [0.75 * W, 0.75 * H, 1], [0.5 * W, 0.5 * H, 1]]).T
+            got = np.array(info["matrix"]).reshape(2, 3) @ pts
+            want = (T @ pts)[:2]
+            align_err = float(np.abs(got - want).max() / max(size_c) * 100)
         if dump_dir:
             base = os.path.join(dump_dir, "u%03d_%s" % (uid, angle))
             with open(base + "_prev.jpg", "wb") as f:
@@ -503,7 +520,7 @@ def run_user(args):
         lib.L.bcd_image_free(ip)
         results.append(r)
         out["angles"].append({
-            "angle": angle, "changed": ai in changed_angles, "kind": kind, "area": frac, "truth": truth,
+            "angle": angle, "changed": ai in changed_angles, "align_err_pct": align_err, "kind": kind, "area": frac, "truth": truth,
             "full": full, "decode_s": t1 - t0, "detect_s": t2 - t1,
             "cam": {k: cam_c[k] for k in ("tx", "ty", "rot", "zoom", "exposure", "gamma", "quality")},
             **info,
@@ -600,6 +617,11 @@ def report(users, title):
         print("localization: %d detected changes; top region IoU >= 0.5: %.3f (median IoU %.2f); "
               "best region IoU >= 0.5: %.3f" % (len(det), np.mean(np.array(top) >= 0.5), np.median(top),
                                                np.mean(np.array(best) >= 0.5)))
+    errs = np.array([a["align_err_pct"] for a in angles if a.get("align_err_pct") is not None
+                     and not a["flags"] & 8])
+    if len(errs):
+        print("alignment error of aligned pairs (%% of the longer side, at 5 points): median %.3f, 95th pct %.3f, "
+              "max %.3f; > 0.5 %%: %d" % (np.median(errs), np.percentile(errs, 95), errs.max(), int((errs > 0.5).sum())))
     misal = sum(1 for a in angles if a["flags"] & 8)
     flagged = sum(1 for a in angles if a["flags"] & 0x77)
     print("quality: %d misaligned pairs, %d pairs with a quality flag" % (misal, flagged))

@@ -1,0 +1,935 @@
+/* Unit tests of lib/report (trend, summary text, JSON documents, HTML page, encoders) and
+ * of the report operations of lib/service (bcd_history, bcd_report, bcd_report_html) on
+ * the local store. */
+#include <check.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "bcd.h"
+#include "core/core.h"
+#include "report/report.h"
+#include "service/service_internal.h"
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static void set_angle(struct bcd__rep_session *s, const char *angle, double score, int baseline, double sharpness,
+                      double clipped)
+{
+    struct bcd__rep_angle *g = &s->angles[s->n_angles++];
+    snprintf(g->angle, sizeof g->angle, "%s", angle);
+    g->change_score = score;
+    g->baseline_sessions = baseline;
+    g->image_count = 1;
+    g->sharpness = sharpness;
+    g->clipped_fraction = clipped;
+    g->quality = sharpness * fmax(0.0, 1.0 - 2.0 * clipped);
+    g->blur_variance = 20.0 * sharpness / (1.0 - sharpness);
+}
+
+/* A session scored against `baseline` earlier sessions, with all six angles at `score`. */
+static void make_session(struct bcd__rep_session *s, int idx, double overall, int baseline)
+{
+    bcd__rep_session_init(s);
+    snprintf(s->session_id, sizeof s->session_id, "00000000-0000-4000-8000-%012d", idx);
+    snprintf(s->created_at, sizeof s->created_at, "2026-0%d-1%dT10:00:00.000000Z", 1 + idx % 9, idx % 10);
+    snprintf(s->model, sizeof s->model, "builtin-v1");
+    s->overall_change_score = overall;
+    s->baseline_sessions = baseline;
+    s->confidence = 0.8;
+    for (int a = 0; a < 6; a++)
+        set_angle(s, bcd__rep_angles[a], overall, baseline, 0.9, 0.0);
+}
+
+static void free_sessions(struct bcd__rep_session *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        bcd__rep_session_clear(&s[i]);
+}
+
+static bool contains(const char *hay, const char *needle)
+{
+    return hay && strstr(hay, needle) != NULL;
+}
+
+#define HAS(hay, needle) ck_assert_msg(contains((hay), (needle)), "'%s' not in: %.400s", (needle), (hay))
+#define LACKS(hay, needle) ck_assert_msg(!contains((hay), (needle)), "'%s' unexpectedly in: %.400s", (needle), strstr((hay), (needle)))
+
+/* ---- Theil–Sen and trend ------------------------------------------------------------- */
+
+START_TEST(test_report_theil_sen_recovers_a_line_despite_an_outlier)
+{
+    double x[10], y[10], slope, icpt;
+    for (int i = 0; i < 10; i++) {
+        x[i] = i;
+        y[i] = 0.5 + 0.02 * i;
+    }
+    y[5] = 3.0; /* one wild check */
+    ck_assert_int_eq(bcd__rep_theil_sen(&slope, &icpt, x, y, 10), BCD_OK);
+    ck_assert_double_eq_tol(slope, 0.02, 1e-12);
+    ck_assert_double_eq_tol(icpt, 0.5, 1e-12);
+
+    /* by hand: pairwise slopes 1 (x6), 24.75, 32.67, 48.5, 96 -> median 1;
+     * residuals 0, 0, 0, 0, 95 -> intercept 0 */
+    const double x2[5] = {1, 2, 3, 4, 5}, y2[5] = {1, 2, 3, 4, 100};
+    ck_assert_int_eq(bcd__rep_theil_sen(&slope, &icpt, x2, y2, 5), BCD_OK);
+    ck_assert_double_eq_tol(slope, 1.0, 1e-12);
+    ck_assert_double_eq_tol(icpt, 0.0, 1e-12);
+
+    /* even number of slopes: the mean of the middle two. Points (0,0) (1,1) (2,4):
+     * slopes 1, 2, 3 -> 2; residuals 0, -1, 0 -> 0 */
+    const double x3[3] = {0, 1, 2}, y3[3] = {0, 1, 4};
+    ck_assert_int_eq(bcd__rep_theil_sen(&slope, &icpt, x3, y3, 3), BCD_OK);
+    ck_assert_double_eq_tol(slope, 2.0, 1e-12);
+    ck_assert_double_eq_tol(icpt, 0.0, 1e-12);
+    const double x4[4] = {0, 1, 2, 3}, y4[4] = {0, 1, 4, 9};
+    /* slopes 1, 2, 3, 3, 4, 5 -> (3 + 3) / 2 = 3; residuals 0, -2, -2, 0 -> -1 */
+    ck_assert_int_eq(bcd__rep_theil_sen(&slope, &icpt, x4, y4, 4), BCD_OK);
+    ck_assert_double_eq_tol(slope, 3.0, 1e-12);
+    ck_assert_double_eq_tol(icpt, -1.0, 1e-12);
+}
+END_TEST
+
+START_TEST(test_report_theil_sen_degenerate_inputs)
+{
+    double slope = 9, icpt = 9;
+    const double x[3] = {2, 2, 2}, y[3] = {0.1, 0.3, 0.2};
+    ck_assert_int_eq(bcd__rep_theil_sen(&slope, &icpt, x, y, 3), BCD_EDOMAIN);
+    ck_assert_double_eq(slope, 0.0);
+    ck_assert_double_eq_tol(icpt, 0.2, 1e-12);
+    ck_assert_int_eq(bcd__rep_theil_sen(&slope, &icpt, x, y, 1), BCD_EDOMAIN);
+    ck_assert_int_eq(bcd__rep_theil_sen(&slope, &icpt, x, y, 0), BCD_EDOMAIN);
+    double v[4] = {4, 1, 3, 2};
+    ck_assert_double_eq_tol(bcd__rep_median(v, 4), 2.5, 1e-12);
+    ck_assert(isnan(bcd__rep_median(v, 0)));
+}
+END_TEST
+
+/* A history whose scored sessions all have score c: slope 0, level c. */
+static const char *label_of_constant(double c)
+{
+    struct bcd__rep_session s[4];
+    make_session(&s[0], 0, 0.0, 0);
+    for (int i = 1; i < 4; i++)
+        make_session(&s[i], i, c, i);
+    struct bcd__rep_trend t;
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 4), BCD_OK);
+    ck_assert_uint_eq(t.overall.n_points, 3);
+    ck_assert_double_eq_tol(t.overall.slope, 0.0, 1e-12);
+    ck_assert_double_eq_tol(t.overall.level, c, 1e-12);
+    ck_assert_str_eq(t.overall.direction, "flat");
+    const char *label = t.overall.label;
+    bcd__rep_trend_clear(&t);
+    free_sessions(s, 4);
+    return label;
+}
+
+START_TEST(test_report_trend_labels_at_the_seed_thresholds)
+{
+    ck_assert_str_eq(label_of_constant(0.0), "stable");
+    ck_assert_str_eq(label_of_constant(0.0999), "stable");
+    ck_assert_str_eq(label_of_constant(0.1), "mild_variation");
+    ck_assert_str_eq(label_of_constant(0.2499), "mild_variation");
+    ck_assert_str_eq(label_of_constant(0.25), "significant_shift");
+    ck_assert_str_eq(label_of_constant(0.9), "significant_shift");
+}
+END_TEST
+
+START_TEST(test_report_trend_slope_level_direction_and_baseline_excluded)
+{
+    /* baseline session (score 0 by construction) then 0.00, 0.05, 0.10, 0.15 */
+    struct bcd__rep_session s[5];
+    make_session(&s[0], 0, 0.0, 0);
+    for (int i = 1; i < 5; i++)
+        make_session(&s[i], i, 0.05 * (i - 1), i);
+    struct bcd__rep_trend t;
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 5), BCD_OK);
+    ck_assert_uint_eq(t.n_sessions, 5);
+    ck_assert_uint_eq(t.overall.n_points, 4);
+    ck_assert_double_eq_tol(t.overall.slope, 0.05, 1e-12);
+    ck_assert_double_eq_tol(t.overall.level, 0.15, 1e-12);
+    ck_assert_str_eq(t.overall.label, "mild_variation");
+    ck_assert_str_eq(t.overall.direction, "increasing");
+    ck_assert_double_eq_tol(t.angle[0].slope, 0.05, 1e-12);
+    ck_assert_uint_eq(t.n_flagged, 0);
+    bcd__rep_trend_clear(&t);
+
+    /* falling: level clamps at 0 */
+    for (int i = 1; i < 5; i++)
+        s[i].overall_change_score = 0.3 - 0.1 * (i - 1);
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 5), BCD_OK);
+    ck_assert_double_eq_tol(t.overall.slope, -0.1, 1e-12);
+    ck_assert_double_eq_tol(t.overall.level, 0.0, 1e-12);
+    ck_assert_str_eq(t.overall.direction, "decreasing");
+    ck_assert_str_eq(t.overall.label, "stable");
+    ck_assert_uint_eq(t.n_flagged, 1); /* the first scored one: 0.3 overall */
+    ck_assert_uint_eq(t.flags[1], BCD__REP_FLAG_OVERALL);
+    bcd__rep_trend_clear(&t);
+
+    /* only the baseline: nothing to fit */
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 1), BCD_OK);
+    ck_assert_str_eq(t.overall.label, "insufficient_data");
+    ck_assert_str_eq(t.overall.direction, "undetermined");
+    ck_assert(isnan(t.overall.slope));
+    bcd__rep_trend_clear(&t);
+    /* empty history */
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 0), BCD_OK);
+    ck_assert_uint_eq(t.n_sessions, 0);
+    bcd__rep_trend_clear(&t);
+    free_sessions(s, 5);
+}
+END_TEST
+
+START_TEST(test_report_flags_changed_checks)
+{
+    struct bcd__rep_session s;
+    make_session(&s, 1, 0.05, 2);
+    ck_assert_uint_eq(bcd__rep_flags(&s), 0);
+    s.angles[2].change_score = 0.26;
+    ck_assert_uint_eq(bcd__rep_flags(&s), BCD__REP_FLAG_ANGLE);
+    s.overall_change_score = 0.25;
+    ck_assert_uint_eq(bcd__rep_flags(&s), BCD__REP_FLAG_ANGLE | BCD__REP_FLAG_OVERALL);
+    s.changed = 1;
+    ck_assert_uint_eq(bcd__rep_flags(&s), BCD__REP_FLAG_ANGLE | BCD__REP_FLAG_OVERALL | BCD__REP_FLAG_CHANGED);
+    /* a baseline session is never flagged by score */
+    struct bcd__rep_session b;
+    make_session(&b, 0, 0.9, 0);
+    ck_assert_uint_eq(bcd__rep_flags(&b), 0);
+    b.angles[0].changed = 1;
+    ck_assert_uint_eq(bcd__rep_flags(&b), BCD__REP_FLAG_CHANGED);
+    bcd__rep_session_clear(&s);
+    bcd__rep_session_clear(&b);
+}
+END_TEST
+
+/* ---- evidence ------------------------------------------------------------------------ */
+
+START_TEST(test_report_reads_detect_evidence_where_present)
+{
+    struct bcd__rep_session s;
+    make_session(&s, 1, 0.05, 1);
+    ck_assert_int_eq(bcd__rep_read_details(&s, "{\"angle_coverage\":1,\"image_quality\":0.5,\"baseline\":0.75}"),
+                     BCD_OK);
+    ck_assert_double_eq_tol(s.f_quality, 0.5, 1e-12);
+    ck_assert(isnan(s.change_probability));
+    ck_assert_int_eq(s.changed, -1);
+    ck_assert(isnan(s.angles[0].local_change));
+
+    ck_assert_int_eq(
+        bcd__rep_read_details(&s, "{\"detect\":{\"change_probability\":0.87,\"changed\":true,\"per_angle\":["
+                                  "{\"angle_type\":\"left\",\"local_change\":0.93,\"changed\":true,"
+                                  "\"changed_regions\":[{\"x\":1,\"y\":2,\"width\":3,\"height\":4,\"score\":0.9}],"
+                                  "\"quality\":{\"blurred\":true,\"clipped\":false,\"aligned\":false},"
+                                  "\"heatmap\":\"s/left-heat.png\"},"
+                                  "{\"angle_type\":\"nosuch\",\"local_change\":0.5}]}}"),
+        BCD_OK);
+    ck_assert_double_eq_tol(s.change_probability, 0.87, 1e-12);
+    ck_assert_int_eq(s.changed, 1);
+    const struct bcd__rep_angle *g = &s.angles[1];
+    ck_assert_str_eq(g->angle, "left");
+    ck_assert_double_eq_tol(g->local_change, 0.93, 1e-12);
+    ck_assert_int_eq(g->changed, 1);
+    ck_assert_uint_eq(g->n_regions, 1);
+    ck_assert(g->has_qflags);
+    ck_assert_uint_eq(g->qflags, BCD__REP_Q_BLURRED | BCD__REP_Q_MISALIGNED);
+    ck_assert_str_eq(g->heatmap_path, "s/left-heat.png");
+    /* the other shape: angles keyed by name */
+    ck_assert_int_eq(bcd__rep_read_details(&s, "{\"angles\":{\"up\":{\"local_change\":null,\"changed\":false}}}"),
+                     BCD_OK);
+    ck_assert_int_eq(s.angles[3].changed, 0);
+    ck_assert(isnan(s.angles[3].local_change));
+    /* malformed: ignored */
+    ck_assert_int_eq(bcd__rep_read_details(&s, "{not json"), BCD_OK);
+    ck_assert_int_eq(bcd__rep_read_details(&s, NULL), BCD_OK);
+    bcd__rep_session_clear(&s);
+}
+END_TEST
+
+/* ---- summary text --------------------------------------------------------------------- */
+
+START_TEST(test_report_summary_names_the_changed_angles_with_their_numbers)
+{
+    struct bcd__rep_session prev, cur;
+    make_session(&prev, 3, 0.02, 2);
+    bcd__rep_session_init(&cur);
+    snprintf(cur.session_id, sizeof cur.session_id, "00000000-0000-4000-8000-000000000004");
+    snprintf(cur.created_at, sizeof cur.created_at, "2026-05-20T09:30:00.000000Z");
+    cur.overall_change_score = 0.18;
+    cur.baseline_sessions = 3;
+    cur.confidence = 0.41;
+    cur.f_coverage = 0.5;
+    cur.f_quality = 0.9;
+    cur.f_baseline = 1.0;
+    set_angle(&cur, "front", 0.31, 3, 0.9, 0.0);
+    set_angle(&cur, "left", 0.12, 3, 0.2, 0.0);  /* blurred */
+    set_angle(&cur, "right", 0.02, 3, 0.9, 0.2); /* clipped */
+    cur.angles[0].distance_previous = 0.27;
+    cur.angles[1].distance_previous = 0.04;
+    cur.angles[2].distance_previous = 0.01;
+    cur.delta_previous = 0.13;
+    cur.delta_method = "embedding";
+
+    struct bcd__rep_text x;
+    ck_assert_int_eq(bcd__rep_text(&x, &cur, &prev, NULL), BCD_OK);
+    const char *s = x.summary;
+    HAS(s, "0.180, mild variation");
+    HAS(s, "front 0.310 (significant shift), left 0.120 (mild variation)");
+    LACKS(s, "right 0.020");
+    HAS(s, "mean of 3 earlier checks");
+    HAS(s, "overall distance between the two checks is 0.130 (mild variation)");
+    HAS(s, "front 0.270 (significant shift)"); /* since the previous check */
+    HAS(s, "The left photo looks blurred (sharpness 0.20)");
+    HAS(s, "20% of the right photo is under- or over-exposed");
+    HAS(s, "no photo of up, down and raised");
+    HAS(s, "Confidence 0.41 (low), limited mostly by angle coverage (0.50)");
+    HAS(s, "Look at the front photo");
+    HAS(s, "not a diagnosis");
+    HAS(s, "doctor");
+    HAS(s, "Retake the left photo");
+    HAS(s, "Retake the right photo");
+    HAS(s, "Next time, also photograph up, down and raised");
+    ck_assert_uint_eq(x.n_warnings, 3);
+    ck_assert_uint_ge(x.n_next, 4);
+    LACKS(x.findings, "Retake");
+    HAS(x.findings, "front 0.310");
+    bcd__rep_text_clear(&x);
+
+    /* detect evidence where present */
+    cur.change_probability = 0.87;
+    cur.changed = 1;
+    cur.angles[0].changed = 1;
+    cur.angles[0].local_change = 0.91;
+    cur.angles[0].n_regions = 2;
+    cur.angles[0].regions_json = bcd__strdup("[{},{}]");
+    ck_assert_int_eq(bcd__rep_text(&x, &cur, &prev, NULL), BCD_OK);
+    HAS(x.summary, "probability of a real change at 87% (flagged as changed)");
+    HAS(x.summary, "Changed areas were found in front (2 regions, local change 0.91)");
+    bcd__rep_text_clear(&x);
+    bcd__rep_session_clear(&cur);
+    bcd__rep_session_clear(&prev);
+}
+END_TEST
+
+START_TEST(test_report_summary_of_a_stable_check_and_of_a_first_check_differ)
+{
+    struct bcd__rep_session s[3];
+    make_session(&s[0], 0, 0.0, 0);
+    make_session(&s[1], 1, 0.031, 1);
+    make_session(&s[2], 2, 0.012, 2);
+    s[2].angles[4].change_score = 0.047;
+    for (int a = 0; a < 6; a++)
+        s[2].angles[a].distance_previous = 0.01 * (a + 1);
+    s[2].delta_previous = 0.02;
+    s[2].delta_method = "embedding";
+    struct bcd__rep_trend t;
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 3), BCD_OK);
+
+    struct bcd__rep_text a, b;
+    ck_assert_int_eq(bcd__rep_text(&a, &s[2], &s[1], &t), BCD_OK);
+    HAS(a.summary, "0.012, stable (below 0.10)");
+    HAS(a.summary, "No angle is outside the stable range; the largest score is down at 0.047");
+    HAS(a.summary, "no angle moved beyond the stable range (largest: raised, 0.060)");
+    HAS(a.summary, "Over your 2 scored checks");
+    HAS(a.summary, "Nothing in these numbers calls for action");
+    LACKS(a.summary, "diagnosis");
+    ck_assert_uint_eq(a.n_warnings, 0);
+
+    ck_assert_int_eq(bcd__rep_text(&b, &s[0], NULL, &t), BCD_OK);
+    HAS(b.summary, "first analyzed check");
+    HAS(b.summary, "6 of 6 angles");
+    HAS(b.summary, "it will be compared with this one");
+    ck_assert_str_ne(a.summary, b.summary);
+    bcd__rep_text_clear(&a);
+    bcd__rep_text_clear(&b);
+    bcd__rep_trend_clear(&t);
+    free_sessions(s, 3);
+}
+END_TEST
+
+/* ---- JSON documents ------------------------------------------------------------------- */
+
+START_TEST(test_report_history_json_has_the_seed_fields_and_evidence_only_where_present)
+{
+    struct bcd__rep_session s[3];
+    make_session(&s[0], 0, 0.0, 0);
+    make_session(&s[1], 1, 0.3, 1);
+    make_session(&s[2], 2, 0.05, 2);
+    s[2].change_probability = 0.2;
+    s[2].changed = 0;
+    struct bcd__rep_trend t;
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 3), BCD_OK);
+    cJSON *doc = bcd__rep_history_json("alice", s, 3, &t);
+    ck_assert_ptr_nonnull(doc);
+    char *txt = cJSON_PrintUnformatted(doc);
+    ck_assert_str_eq(cJSON_GetObjectItem(doc, "user_id")->valuestring, "alice");
+    const cJSON *ss = cJSON_GetObjectItem(doc, "sessions");
+    ck_assert_int_eq(cJSON_GetArraySize(ss), 3);
+    const cJSON *s1 = cJSON_GetArrayItem(ss, 1), *s2 = cJSON_GetArrayItem(ss, 2);
+    ck_assert_str_eq(cJSON_GetObjectItem(s1, "session_id")->valuestring, s[1].session_id);
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(s1, "overall_change_score")->valuedouble, 0.3, 1e-9);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(s1, "flagged")));
+    ck_assert_ptr_null(cJSON_GetObjectItem(s1, "change_probability"));
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(s2, "change_probability")->valuedouble, 0.2, 1e-9);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(s2, "changed")));
+    const cJSON *pa = cJSON_GetArrayItem(cJSON_GetObjectItem(s2, "per_angle"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(pa, "angle_type")->valuestring, "front");
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(pa, "change_score")));
+    ck_assert_ptr_null(cJSON_GetObjectItem(pa, "local_change"));
+    const cJSON *tr = cJSON_GetObjectItem(doc, "trend");
+    ck_assert_str_eq(cJSON_GetObjectItem(tr, "method")->valuestring, "theil_sen");
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(tr, "slope")->valuedouble, -0.25, 1e-9);
+    ck_assert_int_eq(cJSON_GetObjectItem(tr, "n_sessions")->valueint, 3);
+    const cJSON *fl = cJSON_GetObjectItem(tr, "flagged_sessions");
+    ck_assert_int_eq(cJSON_GetArraySize(fl), 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(fl, 0), "session_id")->valuestring, s[1].session_id);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(ss, 0), "overall_trend")));
+    LACKS(txt, "nan");
+    free(txt);
+    cJSON_Delete(doc);
+    bcd__rep_trend_clear(&t);
+    free_sessions(s, 3);
+}
+END_TEST
+
+/* ---- encoders and text helpers -------------------------------------------------------- */
+
+static bcd_image *pattern(uint32_t w, uint32_t h)
+{
+    bcd_image *im = calloc(1, sizeof *im);
+    im->width = w;
+    im->height = h;
+    im->channels = 3;
+    im->data = malloc((size_t)w * h * 3);
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++) {
+            uint8_t *p = im->data + ((size_t)y * w + x) * 3;
+            p[0] = (uint8_t)(x * 7);
+            p[1] = (uint8_t)(y * 11);
+            p[2] = (uint8_t)((x + y) * 3);
+        }
+    return im;
+}
+
+static void free_pattern(bcd_image *im)
+{
+    free(im->data);
+    free(im);
+}
+
+START_TEST(test_report_png_and_jpeg_encode_into_memory)
+{
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    bcd_image *im = pattern(37, 23);
+    struct bcd__rep_image png = {0}, jpg = {0};
+    ck_assert_int_eq(bcd__rep_encode_png(&png, im), BCD_OK);
+    ck_assert_str_eq(png.mime, "image/png");
+    bcd_image *back = NULL;
+    ck_assert_int_eq(bcd_image_decode(&back, ctx, png.data, png.len), BCD_OK);
+    ck_assert_uint_eq(back->width, 37);
+    ck_assert_uint_eq(back->height, 23);
+    ck_assert_int_eq(memcmp(back->data, im->data, 37 * 23 * 3), 0); /* lossless */
+    bcd_image_free(back);
+
+    ck_assert_int_eq(bcd__rep_encode_jpeg(&jpg, im, 85), BCD_OK);
+    ck_assert_str_eq(jpg.mime, "image/jpeg");
+    ck_assert(jpg.len > 100 && jpg.data[0] == 0xff && jpg.data[1] == 0xd8);
+    ck_assert_int_eq(bcd_image_decode(&back, ctx, jpg.data, jpg.len), BCD_OK);
+    ck_assert_uint_eq(back->width, 37);
+    ck_assert_uint_eq(back->height, 23);
+    bcd_image_free(back);
+    bcd__rep_image_clear(&png);
+    bcd__rep_image_clear(&jpg);
+    ck_assert_int_eq(bcd__rep_encode_jpeg(&jpg, im, 0), BCD_EINVAL);
+    ck_assert_int_eq(bcd__rep_encode_png(&png, NULL), BCD_EINVAL);
+    free_pattern(im);
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_report_downscale_keeps_aspect_and_averages)
+{
+    bcd_image *im = pattern(600, 800), *small = NULL;
+    ck_assert_int_eq(bcd__rep_downscale(&small, im, 320), BCD_OK);
+    ck_assert_uint_eq(small->width, 240);
+    ck_assert_uint_eq(small->height, 320);
+    bcd_image_free(small);
+    /* never enlarges */
+    ck_assert_int_eq(bcd__rep_downscale(&small, im, 4000), BCD_OK);
+    ck_assert_uint_eq(small->width, 600);
+    ck_assert_int_eq(memcmp(small->data, im->data, 600 * 800 * 3), 0);
+    bcd_image_free(small);
+    free_pattern(im);
+    /* a 2x2 box average */
+    bcd_image *sq = pattern(2, 2);
+    ck_assert_int_eq(bcd__rep_downscale(&small, sq, 1), BCD_OK);
+    ck_assert_uint_eq(small->data[0], (0 + 7 + 0 + 7 + 2) / 4);
+    bcd_image_free(small);
+    free_pattern(sq);
+}
+END_TEST
+
+START_TEST(test_report_html_escape_and_base64)
+{
+    struct bcd__sbuf b = {0};
+    bcd__sb_html(&b, "a<b>&\"'\x01\tz\xff\xc3\xa9 x:y http://h/");
+    ck_assert_str_eq(b.p, "a&lt;b&gt;&amp;&quot;&#39;\tz\xef\xbf\xbd\xc3\xa9 x:y http:&#47;&#47;h/");
+    bcd__sb_free(&b);
+    static const struct {
+        const char *in, *out;
+    } v[] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        bcd__sb_put(&b, "");
+        bcd__sb_base64(&b, (const unsigned char *)v[i].in, strlen(v[i].in));
+        ck_assert_str_eq(b.p ? b.p : "", v[i].out);
+        bcd__sb_free(&b);
+    }
+    bcd__sb_num(&b, "%.3f", -0.0001);
+    ck_assert_str_eq(b.p, "0.000");
+    bcd__sb_free(&b);
+    char d[64];
+    bcd__rep_format_date(d, sizeof d, "2024-02-29T23:59:30.5Z", BCD__REP_DATE_TIME);
+    ck_assert_str_eq(d, "29 Feb 2024 23:59 UTC");
+    bcd__rep_format_date(d, sizeof d, "2026-11-25T01:00:00+02:00", BCD__REP_DATE);
+    ck_assert_str_eq(d, "24 Nov 2026");
+    bcd__rep_format_date(d, sizeof d, "garbage", BCD__REP_DATE);
+    ck_assert_str_eq(d, "garbage");
+    ck_assert(bcd__rep_same_day("2026-01-01T00:00:00Z", "2026-01-01T23:59:59Z"));
+    ck_assert(!bcd__rep_same_day("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"));
+}
+END_TEST
+
+/* ---- HTML page ------------------------------------------------------------------------ */
+
+START_TEST(test_report_html_is_self_contained_and_escapes_text)
+{
+    struct bcd__rep_session s[3];
+    make_session(&s[0], 0, 0.0, 0);
+    make_session(&s[1], 1, 0.08, 1);
+    make_session(&s[2], 2, 0.27, 2);
+    /* text that comes from storage must never become markup */
+    snprintf(s[2].model, sizeof s[2].model, "<script>alert(1)</script>");
+    s[2].angles[0].summary = bcd__strdup("<img src=x onerror=alert(2)>");
+    s[2].angles[1].distance_previous = 0.3;
+    s[2].delta_previous = 0.2;
+    s[2].delta_method = "embedding";
+    struct bcd__rep_trend t;
+    struct bcd__rep_text x;
+    ck_assert_int_eq(bcd__rep_trend(&t, s, 3), BCD_OK);
+    ck_assert_int_eq(bcd__rep_text(&x, &s[2], &s[1], &t), BCD_OK);
+    /* an injected warning line, as if a stored text had reached the summary */
+    free(x.findings);
+    x.findings = bcd__strdup("findings <b onclick=\"steal()\">&</b> https://evil.example/x");
+
+    struct bcd__rep_photos ph;
+    memset(&ph, 0, sizeof ph);
+    bcd_image *im = pattern(60, 80);
+    ck_assert_int_eq(bcd__rep_encode_jpeg(&ph.current[0], im, 80), BCD_OK);
+    ck_assert_int_eq(bcd__rep_encode_jpeg(&ph.previous[0], im, 80), BCD_OK);
+    ck_assert_int_eq(bcd__rep_encode_png(&ph.heatmap[0], im), BCD_OK);
+    free_pattern(im);
+
+    struct bcd__rep_html_input in = {.s = s, .n = 3, .cur = 2, .trend = &t, .text = &x, .photos = &ph,
+                                     .generated_at = "2026-06-01T12:00:00.000000Z", .version = "0.1.0"};
+    char *html = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(bcd__rep_html(&html, &len, &in), BCD_OK);
+    ck_assert_uint_eq(len, strlen(html));
+    HAS(html, "<!DOCTYPE html>");
+    HAS(html, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+    HAS(html, "default-src 'none'");
+    HAS(html, "@media print");
+    HAS(html, "@media (max-width:600px)");
+    HAS(html, "data:image/jpeg;base64,/9j/");
+    HAS(html, "data:image/png;base64,iVBORw0KGgo");
+    HAS(html, "<svg");
+    HAS(html, "<polyline");
+    /* nothing external, no script */
+    LACKS(html, "<script");
+    LACKS(html, "http://");
+    LACKS(html, "https://");
+    LACKS(html, "src=\"http");
+    LACKS(html, "url(");
+    LACKS(html, "@import");
+    LACKS(html, "<link");
+    /* escaped, not interpreted */
+    HAS(html, "&lt;script&gt;alert(1)&lt;/script&gt;");
+    HAS(html, "findings &lt;b onclick=&quot;steal()&quot;&gt;&amp;&lt;/b&gt; https:&#47;&#47;evil.example/x");
+    LACKS(html, "<img src=x");
+    /* the numbers carry their exact values */
+    HAS(html, "data-field=\"overall_change_score\" data-value=\"0.270000\"");
+    HAS(html, "data-session=\"00000000-0000-4000-8000-000000000002\"");
+    free(html);
+
+    /* without photos: no photo section, still charts */
+    in.photos = NULL;
+    ck_assert_int_eq(bcd__rep_html(&html, &len, &in), BCD_OK);
+    LACKS(html, "data:image/");
+    HAS(html, "<svg");
+    free(html);
+    bcd__rep_photos_clear(&ph);
+    bcd__rep_text_clear(&x);
+    bcd__rep_trend_clear(&t);
+    free_sessions(s, 3);
+}
+END_TEST
+
+START_TEST(test_report_write_atomic_replaces_and_fails_cleanly)
+{
+    char dir[] = "/tmp/bcd-report-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128], bad[160];
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    bcd_error err;
+    memset(&err, 0, sizeof err);
+    ck_assert_int_eq(bcd__rep_write_atomic(&err, path, "one", 3), BCD_OK);
+    ck_assert_int_eq(bcd__rep_write_atomic(&err, path, "second", 6), BCD_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq((int)sb.st_size, 6);
+    ck_assert_int_eq((int)(sb.st_mode & 0777), 0600);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/r.html", dir);
+    ck_assert_int_eq(bcd__rep_write_atomic(&err, bad, "x", 1), BCD_EIO);
+    ck_assert_str_eq(err.code, "file_write_failed");
+    bcd__error_clear(&err);
+    snprintf(bad, sizeof bad, "%s/", dir);
+    ck_assert_int_eq(bcd__rep_write_atomic(&err, bad, "x", 1), BCD_EINVAL);
+    bcd__error_clear(&err);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rmdir(dir), 0); /* no temporary file left behind */
+}
+END_TEST
+
+/* ---- the operations over the local store ---------------------------------------------- */
+
+static char tmpdir[64];
+static bcd_ctx *ctx;
+static bcd_service *svc;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/bcd-report-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    char data[128];
+    snprintf(data, sizeof data, "%s/data", tmpdir);
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_DATA_DIR", data), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_STORE", "local"), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MODEL", "builtin"), BCD_OK);
+    ck_assert_int_eq(bcd_service_open(&svc, ctx), BCD_OK);
+}
+
+static void teardown(void)
+{
+    bcd_service_free(svc);
+    svc = NULL;
+    bcd_ctx_free(ctx);
+    ctx = NULL;
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *err_code(void)
+{
+    return bcd_error_code(bcd_service_last_error(svc));
+}
+
+#define OK(expr)                                                                                                  \
+    do {                                                                                                          \
+        bcd_status st_ = (expr);                                                                                  \
+        ck_assert_msg(st_ == BCD_OK, "%s -> %d %s: %s", #expr, st_, err_code(),                                    \
+                      bcd_error_message(bcd_service_last_error(svc)));                                            \
+    } while (0)
+
+static cJSON *parse(char *json)
+{
+    ck_assert_ptr_nonnull(json);
+    cJSON *j = cJSON_Parse(json);
+    ck_assert_msg(j != NULL, "not JSON: %s", json);
+    bcd_free(json);
+    return j;
+}
+
+static void session_id_of(char *json, char id[37])
+{
+    cJSON *j = parse(json);
+    snprintf(id, 37, "%s", cJSON_GetObjectItem(j, "session_id")->valuestring);
+    cJSON_Delete(j);
+}
+
+/* A completed, analyzed session of user with the six photos of examples/data/<check>. */
+static void analyzed_session(const char *user, const char *check, char id[37])
+{
+    static const char *const angles[6] = {"front", "left", "right", "up", "down", "raised"};
+    char *out = NULL;
+    OK(bcd_session_create(&out, svc, user));
+    session_id_of(out, id);
+    for (int a = 0; a < 6; a++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/examples/data/%s/%s.jpg", BCD_SOURCE_DIR, check, angles[a]);
+        OK(bcd_image_add(&out, svc, user, id, angles[a], path, -1));
+        bcd_free(out);
+    }
+    OK(bcd_session_complete(&out, svc, user, id));
+    bcd_free(out);
+    OK(bcd_session_analyze(&out, svc, user, id, NULL));
+    bcd_free(out);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert_int_eq((long)fread(buf, 1, (size_t)n, f), n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+struct seen {
+    int analyses, photos, write;
+    size_t last_total;
+};
+
+static void on_progress(void *user, const bcd_progress_event *ev)
+{
+    struct seen *s = user;
+    if (strcmp(ev->stage, "analyses") == 0)
+        s->analyses++;
+    else if (strcmp(ev->stage, "photos") == 0)
+        s->photos++;
+    else if (strcmp(ev->stage, "write") == 0)
+        s->write++;
+    ck_assert_uint_le(ev->done, ev->total);
+    s->last_total = ev->total;
+}
+
+START_TEST(test_report_operations_over_the_local_store)
+{
+    char s1[37], s2[37], s3[37], other[37], lone[37];
+    analyzed_session("alice", "check1", s1);
+    analyzed_session("alice", "check2", s2);
+    analyzed_session("alice", "check1", s3);
+    analyzed_session("bob", "check2", other);
+    char *out = NULL;
+    OK(bcd_session_create(&out, svc, "alice")); /* not analyzed: left out of the history */
+    session_id_of(out, lone);
+
+    OK(bcd_history(&out, svc, "alice"));
+    cJSON *h = parse(out);
+    ck_assert_int_eq(cJSON_GetObjectItem(h, "count")->valueint, 3);
+    const cJSON *ss = cJSON_GetObjectItem(h, "sessions");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(ss, 0), "session_id")->valuestring, s1);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(ss, 2), "session_id")->valuestring, s3);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(ss, 0), "is_baseline")));
+    ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(h, "trend"), "n_scored")->valueint, 2);
+
+    /* the numbers are the stored ones */
+    OK(bcd_analysis_get(&out, svc, "alice", s3));
+    cJSON *a = parse(out);
+    const cJSON *sa = cJSON_GetObjectItem(cJSON_GetObjectItem(a, "data"), "session_analysis");
+    const cJSON *h3 = cJSON_GetArrayItem(ss, 2);
+    ck_assert_double_eq(cJSON_GetObjectItem(h3, "overall_change_score")->valuedouble,
+                        cJSON_GetObjectItem(sa, "overall_change_score")->valuedouble);
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq(
+            cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(h3, "per_angle"), i), "change_score")->valuedouble,
+            cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(sa, "per_angle"), i), "change_score")
+                ->valuedouble);
+
+    /* against the previous check, as bcd_session_compare() */
+    OK(bcd_session_compare(&out, svc, "alice", s3, s2));
+    cJSON *cmp = parse(out);
+    ck_assert_double_eq(cJSON_GetObjectItem(h3, "delta_from_previous")->valuedouble,
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(cmp, "data"), "overall_delta")->valuedouble);
+    ck_assert_double_eq(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(h3, "per_angle"), 1), "embedding_distance")
+            ->valuedouble,
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(cmp, "data"), "per_angle"), 1),
+                            "embedding_distance")
+            ->valuedouble);
+    cJSON_Delete(cmp);
+
+    OK(bcd_report(&out, svc, "alice", s3));
+    cJSON *r = parse(out);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "success")));
+    const cJSON *d = cJSON_GetObjectItem(r, "data");
+    ck_assert_str_eq(cJSON_GetObjectItem(d, "session_id")->valuestring, s3);
+    ck_assert_double_eq(cJSON_GetObjectItem(d, "overall_change_score")->valuedouble,
+                        cJSON_GetObjectItem(sa, "overall_change_score")->valuedouble);
+    ck_assert_str_eq(cJSON_GetObjectItem(d, "created_at")->valuestring,
+                     cJSON_GetObjectItem(cJSON_GetArrayItem(ss, 2), "created_at")->valuestring);
+    ck_assert_str_eq(cJSON_GetObjectItem(d, "previous_session_id")->valuestring, s2);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(d, "per_angle")), 6);
+    const char *summary = cJSON_GetObjectItem(d, "summary")->valuestring;
+    HAS(summary, "against your baseline (the mean of 2 earlier checks)");
+    LACKS(summary, "Placeholder");
+    ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "history"), "count")->valueint, 3);
+    cJSON_Delete(r);
+    cJSON_Delete(a);
+    cJSON_Delete(h);
+
+    /* HTML, with progress */
+    struct seen seen = {0};
+    ck_assert_int_eq(bcd_service_set_progress(svc, on_progress, &seen), BCD_OK);
+    char path[128];
+    snprintf(path, sizeof path, "%s/report.html", tmpdir);
+    OK(bcd_report_html(svc, "alice", s3, path));
+    ck_assert_int_eq(bcd_service_set_progress(svc, NULL, NULL), BCD_OK);
+    ck_assert_int_gt(seen.analyses, 0);
+    ck_assert_int_eq(seen.photos, 7); /* 0 of 6 .. 6 of 6 */
+    ck_assert_int_eq(seen.write, 2);
+    char *html = read_text(path);
+    ck_assert_int_eq((int)(strstr(html, "data:image/jpeg") != NULL), 1);
+    size_t imgs = 0;
+    for (const char *p = html; (p = strstr(p, "<img ")); p++)
+        imgs++;
+    ck_assert_uint_eq(imgs, 18); /* previous, current and change map of six angles */
+    LACKS(html, "http://");
+    LACKS(html, "https://");
+    LACKS(html, "<script");
+    LACKS(html, tmpdir); /* no storage path */
+    HAS(html, s3);
+    free(html);
+
+    /* without photos, smaller thumbnails rejected out of range */
+    bcd_report_options o = BCD_REPORT_OPTIONS_INIT;
+    o.flags = BCD_REPORT_NO_PHOTOS;
+    OK(bcd_report_html_ext(svc, "alice", s3, path, &o));
+    html = read_text(path);
+    LACKS(html, "data:image/");
+    free(html);
+    o.thumbnail_size = 10;
+    ck_assert_int_eq(bcd_report_html_ext(svc, "alice", s3, path, &o), BCD_EINVAL);
+    ck_assert_int_eq(bcd_report_options_init(&o, 99), BCD_EINVAL);
+    ck_assert_int_eq(bcd_report_options_init(&o, BCD_REPORT_OPTIONS_VERSION), BCD_OK);
+
+    /* the first check: no previous */
+    OK(bcd_report(&out, svc, "alice", s1));
+    r = parse(out);
+    d = cJSON_GetObjectItem(r, "data");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(d, "is_first_session")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(d, "comparison")));
+    HAS(cJSON_GetObjectItem(d, "summary")->valuestring, "first analyzed check");
+    cJSON_Delete(r);
+
+    /* errors: not analyzed, another user's, malformed, no path */
+    ck_assert_int_eq(bcd_report(&out, svc, "alice", lone), BCD_ENOTFOUND);
+    ck_assert_str_eq(err_code(), "analysis_not_found");
+    ck_assert_int_eq(bcd_report(&out, svc, "alice", other), BCD_ENOTFOUND);
+    ck_assert_str_eq(err_code(), "session_not_found");
+    ck_assert_int_eq(bcd_report_html(svc, "alice", other, path), BCD_ENOTFOUND);
+    ck_assert_str_eq(err_code(), "session_not_found");
+    ck_assert_int_eq(bcd_report(&out, svc, "alice", "nope"), BCD_EINVAL);
+    ck_assert_str_eq(err_code(), "invalid_session_id");
+    ck_assert_int_eq(bcd_report_html(svc, "alice", s3, NULL), BCD_EINVAL);
+    ck_assert_int_eq(bcd_history(&out, svc, ""), BCD_EINVAL);
+    ck_assert_int_eq(bcd_history(NULL, svc, "alice"), BCD_EINVAL);
+    ck_assert_int_eq(bcd_history(&out, NULL, "alice"), BCD_EINVAL);
+
+    /* a user without analyses has an empty history */
+    OK(bcd_history(&out, svc, "carol"));
+    h = parse(out);
+    ck_assert_int_eq(cJSON_GetObjectItem(h, "count")->valueint, 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(h, "trend"), "label")->valuestring, "insufficient_data");
+    cJSON_Delete(h);
+}
+END_TEST
+
+/* Evidence the detect layer stores with an analysis reaches the documents. */
+START_TEST(test_report_operations_show_stored_change_evidence)
+{
+    char s1[37], s2[37];
+    analyzed_session("dora", "check1", s1);
+    analyzed_session("dora", "check2", s2);
+    struct bcd__analysis a;
+    memset(&a, 0, sizeof a);
+    ck_assert_int_eq(bcd__store_analysis_get(svc->store, s2, &a), BCD_OK);
+    free(a.details_json);
+    a.details_json = bcd__strdup("{\"angle_coverage\":1,\"image_quality\":0.9,\"baseline\":0.67,"
+                                 "\"change_probability\":0.93,\"changed\":true,\"per_angle\":[{\"angle_type\":"
+                                 "\"left\",\"local_change\":0.88,\"changed\":true,\"changed_regions\":[{\"x\":10,"
+                                 "\"y\":20,\"width\":30,\"height\":40,\"score\":0.88}],\"quality\":{\"blurred\":"
+                                 "false,\"clipped\":false,\"subject_too_small\":false,\"aligned\":true}}]}");
+    bool overwritten = false;
+    ck_assert_int_eq(bcd__store_analysis_save(svc->store, &a, &overwritten), BCD_OK);
+    ck_assert(overwritten);
+    bcd__analysis_clear(&a);
+
+    char *out = NULL;
+    OK(bcd_report(&out, svc, "dora", s2));
+    cJSON *r = parse(out);
+    const cJSON *d = cJSON_GetObjectItem(r, "data");
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(d, "change_probability")->valuedouble, 0.93, 1e-9);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(d, "changed")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(d, "flagged")));
+    const cJSON *left = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "per_angle"), 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(left, "angle_type")->valuestring, "left");
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(left, "local_change")->valuedouble, 0.88, 1e-9);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(left, "changed_regions")), 1);
+    const cJSON *front = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "per_angle"), 0);
+    ck_assert_ptr_null(cJSON_GetObjectItem(front, "local_change"));
+    const char *summary = cJSON_GetObjectItem(d, "summary")->valuestring;
+    HAS(summary, "probability of a real change at 93% (flagged as changed)");
+    HAS(summary, "left (1 region, local change 0.88)");
+    HAS(summary, "not a diagnosis");
+    const cJSON *fl =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "history"), "trend"), "flagged_sessions");
+    ck_assert_int_eq(cJSON_GetArraySize(fl), 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(fl, 0), "session_id")->valuestring, s2);
+    cJSON_Delete(r);
+}
+END_TEST
+
+static Suite *report_suite(void)
+{
+    Suite *s = suite_create("report");
+    TCase *tc = tcase_create("format");
+    tcase_add_test(tc, test_report_theil_sen_recovers_a_line_despite_an_outlier);
+    tcase_add_test(tc, test_report_theil_sen_degenerate_inputs);
+    tcase_add_test(tc, test_report_trend_labels_at_the_seed_thresholds);
+    tcase_add_test(tc, test_report_trend_slope_level_direction_and_baseline_excluded);
+    tcase_add_test(tc, test_report_flags_changed_checks);
+    tcase_add_test(tc, test_report_reads_detect_evidence_where_present);
+    tcase_add_test(tc, test_report_summary_names_the_changed_angles_with_their_numbers);
+    tcase_add_test(tc, test_report_summary_of_a_stable_check_and_of_a_first_check_differ);
+    tcase_add_test(tc, test_report_history_json_has_the_seed_fields_and_evidence_only_where_present);
+    tcase_add_test(tc, test_report_png_and_jpeg_encode_into_memory);
+    tcase_add_test(tc, test_report_downscale_keeps_aspect_and_averages);
+    tcase_add_test(tc, test_report_html_escape_and_base64);
+    tcase_add_test(tc, test_report_html_is_self_contained_and_escapes_text);
+    tcase_add_test(tc, test_report_write_atomic_replaces_and_fails_cleanly);
+    suite_add_tcase(s, tc);
+    TCase *ops = tcase_create("operations");
+    tcase_add_checked_fixture(ops, setup, teardown);
+    tcase_add_test(ops, test_report_operations_over_the_local_store);
+    tcase_add_test(ops, test_report_operations_show_stored_change_evidence);
+    suite_add_tcase(s, ops);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(report_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
