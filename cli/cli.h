@@ -27,6 +27,8 @@ struct cli {
     const char *model;
     const char *heatmaps;
     const char *jwks;
+    const char *token;
+    char *verified_user; /* owned: user id taken from a verified --token */
     /* asynchronous analysis and workers (cmd_jobs.c) */
     const char *session;     /* --session: job status of a session */
     const char *concurrency; /* --concurrency N: worker threads */
@@ -63,6 +65,9 @@ int cli_fail(bcd_status st, const char *fmt, ...)
 #endif
     ;
 int cli_exit_code(bcd_status st);
+/* The caller's user id: the subject of a verified --token, else --user, else BCD_USER,
+ * else the login name. On failure prints the error and returns NULL with *rc set. */
+const char *cli_caller(struct cli *c, int *rc);
 /* Print a result document: as is with --json, as readable text otherwise. */
 int cli_print_result(struct cli *c, const char *json);
 

@@ -1,7 +1,6 @@
 /* bcd-cli report and history: one library operation each (bcd/report.h), printed as JSON
  * or as readable text; long work shows progress on stderr when that is a terminal. */
 #include <math.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +11,6 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-
-/* The caller: --user, else BCD_USER, else the login name (as the session commands). */
-static const char *caller(struct cli *c)
-{
-    if (c->user)
-        return c->user;
-    const char *u = getenv("BCD_USER");
-    if (u && *u)
-        return u;
-    struct passwd *pw = getpwuid(getuid());
-    return pw ? pw->pw_name : NULL;
-}
 
 /* ---- progress on stderr ---------------------------------------------------------------
  * Only on a terminal and never with --json: one line rewritten in place, erased at the
@@ -304,9 +291,10 @@ static int svc_fail(bcd_service *svc, bcd_status st)
 
 static int cmd_report(struct cli *c)
 {
-    const char *user = caller(c);
+    int urc;
+    const char *user = cli_caller(c, &urc);
     if (!user)
-        return cli_usage_error("no user: pass --user ID or set BCD_USER");
+        return urc;
     if (c->html && !*c->html)
         return cli_usage_error("--html needs a file name");
     bcd_service *svc = NULL;
@@ -344,9 +332,10 @@ static int cmd_report(struct cli *c)
 
 static int cmd_history(struct cli *c)
 {
-    const char *user = caller(c);
+    int urc;
+    const char *user = cli_caller(c, &urc);
     if (!user)
-        return cli_usage_error("no user: pass --user ID or set BCD_USER");
+        return urc;
     bcd_service *svc = NULL;
     bcd_status st = bcd_service_open(&svc, c->ctx);
     if (st != BCD_OK)

@@ -1,22 +1,9 @@
 /* bcd-cli commands on sessions, images and analyses: each calls one service operation. */
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
-
-/* The caller: --user, else BCD_USER, else the login name (local store, one person). */
-static const char *caller(struct cli *c)
-{
-    if (c->user)
-        return c->user;
-    const char *u = getenv("BCD_USER");
-    if (u && *u)
-        return u;
-    struct passwd *pw = getpwuid(getuid());
-    return pw ? pw->pw_name : NULL;
-}
 
 static int parse_order_index(struct cli *c, int *out)
 {
@@ -39,9 +26,10 @@ enum op {
 /* Open the service, run one operation, print its result or its error. */
 static int run_op(struct cli *c, enum op op)
 {
-    const char *user = caller(c);
+    int urc;
+    const char *user = cli_caller(c, &urc);
     if (!user)
-        return cli_usage_error("no user: pass --user ID or set BCD_USER");
+        return urc;
     int order = -1;
     if ((op == OP_ADD || op == OP_REGISTER) && parse_order_index(c, &order) != EXIT_OK)
         return EXIT_USAGE;

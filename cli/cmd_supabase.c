@@ -1,28 +1,16 @@
 /* bcd-cli commands that need a remote store (BCD_STORE=supabase): each calls one
  * service operation. */
-#include <pwd.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-/* The caller, as in cmd_session.c: --user, else BCD_USER, else the login name. */
-static const char *caller(struct cli *c)
-{
-    if (c->user)
-        return c->user;
-    const char *u = getenv("BCD_USER");
-    if (u && *u)
-        return u;
-    struct passwd *pw = getpwuid(getuid());
-    return pw ? pw->pw_name : NULL;
-}
-
 static int cmd_upload_url(struct cli *c)
 {
-    const char *user = caller(c);
+    int urc;
+    const char *user = cli_caller(c, &urc);
     if (!user)
-        return cli_usage_error("no user: pass --user ID or set BCD_USER");
+        return urc;
     bcd_service *svc = NULL;
     bcd_status st = bcd_service_open(&svc, c->ctx);
     if (st != BCD_OK)

@@ -1,10 +1,14 @@
 /* bcd-cli: parse arguments, call one public operation, print its result or the error
  * envelope, map the status to an exit code. No logic of its own. */
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli.h"
 
@@ -96,11 +100,73 @@ int cli_usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* Verify --token and keep its subject as the caller. */
+static const char *verify_token(struct cli *c, int *rc)
+{
+    bcd_auth_verifier *v = NULL;
+    char *claims = NULL;
+    bcd_status st = bcd_auth_verifier_new(&v, c->ctx, NULL);
+    if (st != BCD_OK) {
+        *rc = cli_fail_ctx(c, st);
+        return NULL;
+    }
+    if (c->jwks)
+        st = bcd_auth_verifier_load_jwks_file(v, c->jwks);
+    if (st == BCD_OK)
+        st = bcd_auth_verify(&claims, v, c->token);
+    if (st != BCD_OK) {
+        char *env = NULL;
+        if (bcd_error_json(&env, bcd_auth_verifier_last_error(v)) == BCD_OK)
+            fprintf(stderr, "%s\n", env);
+        bcd_free(env);
+        bcd_auth_verifier_free(v);
+        *rc = cli_exit_code(st);
+        return NULL;
+    }
+    bcd_auth_verifier_free(v);
+    cJSON *doc = cJSON_Parse(claims);
+    bcd_free(claims);
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(doc, "user_id");
+    if (cJSON_IsString(sub) && sub->valuestring[0]) {
+        size_t n = strlen(sub->valuestring);
+        c->verified_user = malloc(n + 1);
+        if (c->verified_user)
+            memcpy(c->verified_user, sub->valuestring, n + 1);
+    }
+    cJSON_Delete(doc);
+    if (!c->verified_user)
+        *rc = cli_fail(BCD_EAUTH, "the token names no user");
+    return c->verified_user;
+}
+
+const char *cli_caller(struct cli *c, int *rc)
+{
+    *rc = EXIT_OK;
+    if (c->token && c->user) {
+        *rc = cli_usage_error("give either --token (a user's access token) or --user (trusted mode), not both");
+        return NULL;
+    }
+    if (c->token)
+        return c->verified_user ? c->verified_user : verify_token(c, rc);
+    if (c->user)
+        return c->user;
+    const char *u = getenv("BCD_USER");
+    if (u && *u)
+        return u;
+    struct passwd *pw = getpwuid(getuid());
+    if (pw)
+        return pw->pw_name;
+    *rc = cli_usage_error("no user: pass --user ID, --token JWT or set BCD_USER");
+    return NULL;
+}
+
 static const char general_help[] =
     "Options (anywhere on the line):\n"
     "  --json            print results as JSON (default: readable text)\n"
     "  --model SPEC      embedding model: builtin (default) or a TorchScript file (BCD_MODEL)\n"
-    "  --user ID         the caller's user id (default: BCD_USER, then the login name)\n"
+    "  --user ID         the caller's user id, trusted mode (default: BCD_USER, then the login name)\n"
+    "  --token JWT       act as the user of a verified Supabase access token (instead of --user)\n"
+    "  --jwks FILE       verify tokens with this key set instead of SUPABASE_URL's JWKS\n"
     "  --order-index N   position of an image within its angle (image add/register)\n"
     "  --async           analyze: queue a job for a worker and return at once\n"
     "  --session ID      job status: the newest job of this session\n"
@@ -157,6 +223,7 @@ static const struct opt value_opts[] = {
     OPT("--user", user),   OPT("--out", out),   OPT("--order-index", order_index),
     OPT("--model", model), OPT("--heatmaps", heatmaps),
     OPT("--jwks", jwks),
+    OPT("--token", token),
     OPT("--session", session), OPT("--concurrency", concurrency), /* jobs (cmd_jobs.c) */
     OPT("--html", html), /* report (cmd_report.c) */
 };
@@ -297,5 +364,6 @@ int main(int argc, char **argv)
     if (fflush(stdout) != 0 && rc == EXIT_OK)
         rc = cli_exit_code(BCD_EIO);
     bcd_ctx_free(c.ctx);
+    free(c.verified_user);
     return rc;
 }

@@ -21,7 +21,7 @@
  *     previous photo onto the current one, found by an exhaustive normalized
  *     cross-correlation search over translation (±25 % of the frame), rotation
  *     (±8°) and scale (±7 %) on a ~32 px image, then refined coarse-to-fine by
- *     robust Gauss-Newton (Lucas-Kanade, Huber weights) with a global gain and offset,
+ *     Levenberg-Marquardt (Lucas-Kanade, Huber weights) with a global gain and offset,
  *     on pyramids of log luma plus the main chroma axis (so exposure, gamma and white
  *     balance do not bias it, and a silhouette that differs from the background only
  *     in colour still counts). Clipped pixels are left out. Fit measures: the
@@ -31,8 +31,8 @@
  *     overlap: per colour channel, log(current) ~ gain * log(previous) + offset plus a
  *     linear ramp across the frame, fitted by iteratively reweighted least squares
  *     (Tukey weights, so a changed area does not pull the fit). This absorbs
- *     exposure, gamma, white balance and a gentle lighting gradient; differences
- *     that clipping in either photo explains are removed.
+ *     exposure, gamma, white balance and a gentle lighting gradient. A channel does
+ *     not count where it is clipped in either photo.
  *  4. Change map: per pixel, the colour difference (log luma and two log chroma axes)
  *     between the two photos, taken as the smallest over a 3×3 neighbourhood so that
  *     sub-pixel misalignment at edges does not count, plus the difference of local

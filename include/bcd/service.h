@@ -260,6 +260,7 @@ BCD_API bcd_status bcd_session_compare(char **out, bcd_service *svc, const char 
 /**
  * Where the caller can read one image of a session: the first image (order_index 0)
  * of the angle. Local store: an absolute path and a file:// URL that do not expire.
+ * Supabase store: a signed URL of the object valid for 3600 s, "path" null.
  * Result: {"session_id", "image_type", "preview_url", "path" (null if not a local
  * file), "expires_in" (seconds, null: never), "content_type"}.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session, or "image_not_found" for the
@@ -271,7 +272,8 @@ BCD_API bcd_status bcd_image_preview(char **out, bcd_service *svc, const char *u
                                      const char *angle);
 
 /**
- * bcd_image_preview() for every angle of a session in one call.
+ * bcd_image_preview() for every angle of a session in one call (one batch signing
+ * request on the supabase store, where "paths" holds nulls).
  * Result: {"session_id", "thumbnails": {"front": url, ...}, "paths": {"front": path, ...},
  * "count", "expires_in"}. Angles without images are left out; an image whose file is
  * missing is left out too and listed in "missing": [...].

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "auth_internal.h"
+#include "net/net.h"
 
 #define DEFAULT_LEEWAY_S 30
 #define MAX_LEEWAY_S 300
@@ -170,8 +171,9 @@ bcd_status bcd_auth_verifier_new(bcd_auth_verifier **out, bcd_ctx *ctx, const bc
         v->issuer = opts->issuer ? bcd__strdup(opts->issuer) : url_join(url, ISSUER_PATH);
         ok = v->issuer != NULL;
     }
-    /* The net layer's libcurl fetcher is installed here once lib/net exists; until then
-     * downloads answer BCD_EUNSUPPORTED and key sets are loaded explicitly. */
+    /* Key sets are downloaded with the net layer's libcurl client (tests replace it). */
+    v->fetch = bcd__net_fetch;
+    v->fetch_user = NULL;
     if (!ok) {
         bcd_auth_verifier_free(v);
         return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "out of memory");

@@ -9,9 +9,10 @@
  * squares with Tukey's biweight (scale from the median absolute residual), on lightly
  * blurred planes, over pixels that are not clipped in either photo: a changed area of a
  * few percent of the frame gets weight ~0 and does not pull the fit.
- * Clipping: a value at the top (bottom) of the range only says the truth is at least
- * (at most) that; where the matched previous value and the current one differ in the
- * direction clipping allows, the previous value is set to the current one.
+ * Clipping: where a channel is clipped in either photo, the matched previous value of
+ * that channel is set to the current one, so the channel shows no difference there. A
+ * dark spot appearing on overexposed skin still darkens the channels that are not
+ * clipped.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -129,10 +130,10 @@ bcd_status bcd__detect_photometric(bcd__plane *P[3], bcd__plane *const C[3], con
                 float l = (float)(par[0] * logf(raw + 1.0f) + par[1] + par[2] * xn + par[3] * yn);
                 float v = expf(l) - 1.0f;
                 v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
-                /* a clipped value only bounds the truth: where clipping in either photo
-                 * explains the difference, there is none */
-                if ((raw >= CLIP_HI && cv > v) || (cv >= CLIP_HI && v > cv) || (raw <= CLIP_LO && cv < v) ||
-                    (cv <= CLIP_LO && v < cv))
+                /* a clipped value says little (and a channel clipped over most of the
+                 * frame leaves its fit poorly constrained): the channel does not count
+                 * where either photo is clipped */
+                if (raw >= CLIP_HI || cv >= CLIP_HI || raw <= CLIP_LO || cv <= CLIP_LO)
                     v = cv;
                 px[i] = v;
             }

@@ -1795,6 +1795,41 @@ static bcd_status enable_wal(bcd_store *s)
     }
 }
 
+/* Create the database file, private (0600), if it does not exist. The final path is
+ * never opened here: closing any descriptor of a file drops every POSIX lock the
+ * process holds on it, those of SQLite connections of other handles in this process
+ * included (a worker's heartbeat handle, another thread's store), and a connection of
+ * another process could then take them for the last one and delete the WAL under
+ * them. So the file is made under a temporary name, closed, and linked into place
+ * (EEXIST: another handle created it first). */
+static bcd_status create_private(bcd_error *err, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return BCD_OK;
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.new-XXXXXX", path) >= sizeof tmp)
+        return bcd__fail(err, BCD_EINVAL, "path_too_long", "data directory path is too long");
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return bcd__fail(err, BCD_EIO, "store_unwritable", "cannot create %s: %s", path, strerror(errno));
+    close(fd);
+    int r = link(tmp, path), e = errno;
+    unlink(tmp);
+    if (r != 0 && e != EEXIST && e != EMLINK) {
+        /* no hard links here (some FUSE and FAT file systems): create it exclusively;
+         * only a handle opened in the same instant could lose its locks */
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        e = errno;
+        if (fd >= 0)
+            close(fd);
+        r = fd >= 0 ? 0 : -1;
+    }
+    if (r != 0 && e != EEXIST)
+        return bcd__fail(err, BCD_EIO, "store_unwritable", "cannot create %s: %s", path, strerror(e));
+    return BCD_OK;
+}
+
 int bcd__store_local_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -1843,12 +1878,8 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
         goto fail;
 
     /* create the file ourselves so that it is private (sqlite would use 0644) */
-    int fd = open(L->db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = bcd__fail(err, BCD_EIO, "store_unwritable", "cannot open %s: %s", L->db_path, strerror(errno));
+    if ((rc = create_private(err, L->db_path)) != BCD_OK)
         goto fail;
-    }
-    close(fd);
 
     int r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (r != SQLITE_OK) {

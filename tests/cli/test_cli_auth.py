@@ -185,3 +185,29 @@ def test_key_set_sources(cli, signer, jwks_file, tmp_path):
     assert r.rc == 2
     r = cli("auth", "verify", "--help")
     assert r.rc == 0 and "--jwks FILE" in r.out
+
+
+def test_session_commands_take_the_user_from_a_token(cli, signer, jwks_file):
+    """--token: the caller is the verified subject; sessions of others stay invisible."""
+    tok = signer.token(claims())
+    r = cli("--json", "--token", tok, "--jwks", jwks_file, "session", "create", env_extra=ENV)
+    assert r.rc == 0, r.err
+    sid = r.json()["session_id"]
+    # the same user through trusted mode sees it, another user does not
+    assert cli("--json", "--user", SUB, "session", "info", sid).rc == 0
+    assert cli("--json", "--user", "someone-else", "session", "info", sid).rc == 8
+    lst = cli("--json", "session", "list", "--token", tok, "--jwks", jwks_file, env_extra=ENV)
+    assert [s["session_id"] for s in lst.json()["sessions"]] == [sid]
+    assert_token_absent(lst, tok)
+
+
+def test_session_commands_refuse_bad_tokens(cli, signer, jwks_file):
+    expired = signer.token(claims(exp_in=-3600))
+    r = cli("--json", "--token", expired, "--jwks", jwks_file, "session", "create", env_extra=ENV)
+    assert r.rc == 12
+    assert r.error()["code"] == "token_expired"
+    assert_token_absent(r, expired)
+    assert cli("--json", "session", "list", env_extra={"BCD_USER": SUB}).json()["count"] == 0
+    good = signer.token(claims())
+    r = cli("--json", "--token", good, "--user", SUB, "--jwks", jwks_file, "session", "list", env_extra=ENV)
+    assert r.rc == 2

@@ -143,6 +143,7 @@ class FakeSupabase:
         self.faults = []
         self.log = []
         self.bugs = []
+        self.max_rows = None  # a project's db-max-rows: GET pages never hold more rows
         self.lock = threading.Lock()
         self.pool = psycopg2.pool.ThreadedConnectionPool(1, 32, dsn)
         self.httpd = None
@@ -178,6 +179,7 @@ class FakeSupabase:
             self.faults.append(dict(method=method, path=re.compile(path_re), action=action, count=count, **kw))
 
     def clear(self):
+        self.max_rows = None
         with self.lock:
             self.faults.clear()
             self.log.clear()
@@ -450,8 +452,11 @@ class Handler(BaseHTTPRequestHandler):
                           "nullslast": " nulls last"}[b]
                 parts.append(s)
             sql += " order by " + ", ".join(parts)
-        if "limit" in p:
-            sql += " limit %d" % int(p["limit"])
+        limit = int(p["limit"]) if "limit" in p else None
+        if self.fake.max_rows and self.command in ("GET", "HEAD"):  # db-max-rows
+            limit = min(limit, self.fake.max_rows) if limit is not None else self.fake.max_rows
+        if limit is not None:
+            sql += " limit %d" % limit
         if "offset" in p:
             sql += " offset %d" % int(p["offset"])
         return sql

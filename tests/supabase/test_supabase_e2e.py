@@ -280,3 +280,15 @@ def test_missing_configuration_is_reported(tmp_path):
     cli = make_cli(tmp_path, "", "")
     r = cli("--user", new_user(), "session", "list", env_extra={"SUPABASE_URL": "", "SUPABASE_SERVICE_ROLE_KEY": ""})
     assert r.rc == 3 and r.error()["code"] == "supabase_not_configured"
+
+
+def test_paging_goes_past_a_row_cap(sb, project):
+    user = new_user()
+    ids = [ok(sb("--json", "--user", user, "session", "create"))["session_id"] for _ in range(5)]
+    project.server.max_rows = 2  # the project answers at most 2 rows per request
+    lst = ok(sb("--json", "--user", user, "session", "list"))
+    assert [x["session_id"] for x in lst["sessions"]] == ids
+    info = ok(sb("--json", "--user", user, "session", "info", ids[-1]))
+    assert info["total_sessions"] == 5 and info["previous_session_id"] == ids[-2]
+    pages = project.server.requests("GET", r"^/rest/v1/bcd_session_overview$")
+    assert any("offset=4" in r["query"] for r in pages)

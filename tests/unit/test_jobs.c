@@ -487,6 +487,60 @@ START_TEST(test_store_schema_migrates_to_the_job_queue)
 }
 END_TEST
 
+/* Helper mode of this program (main): print the number of sessions in the database at
+ * argv[2] read through a connection of a fresh process, which then closes it as its last
+ * one (and so checkpoints and removes the WAL if it thinks nobody else uses it). */
+static int count_sessions_main(const char *db_path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long n = -1;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM sessions", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    printf("%lld\n", n);
+    return n >= 0 ? 0 : 1;
+}
+
+/* Count the sessions from another process (exec'd: SQLite state must not cross fork). */
+static long long sessions_seen_by_another_process(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "/proc/%ld/exe --count-sessions %s/bcd.sqlite3", (long)getpid(), datadir);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    long long n = -2;
+    ck_assert_int_eq(fscanf(p, "%lld", &n), 1);
+    ck_assert_int_eq(pclose(p), 0);
+    return n;
+}
+
+START_TEST(test_store_handles_in_one_process_keep_each_others_locks)
+{
+    /* A worker holds several handles on one database (its service, the heartbeat
+     * helper). Opening one must not drop the SQLite locks of the others: else another
+     * process closing its connection deletes the WAL under them and their writes vanish. */
+    char *out = NULL;
+    OK(bcd_session_create(&out, svc, "alice"));
+    bcd_free(out);
+    bcd_service *second = NULL;
+    ck_assert_int_eq(bcd_service_open(&second, ctx), BCD_OK);
+    ck_assert_int_eq(sessions_seen_by_another_process(), 1);
+    OK(bcd_session_create(&out, svc, "alice"));
+    bcd_free(out);
+    ck_assert_int_eq(bcd_session_create(&out, second, "bob"), BCD_OK);
+    bcd_free(out);
+    ck_assert_int_eq(sessions_seen_by_another_process(), 3);
+    char wal[256];
+    snprintf(wal, sizeof wal, "%s/bcd.sqlite3-wal", datadir);
+    ck_assert_int_eq(access(wal, F_OK), 0);
+    bcd_service_free(second);
+}
+END_TEST
+
 /* ---- service: queueing and status ------------------------------------------------------ */
 
 START_TEST(test_analyze_async_validates_like_analyze_and_is_idempotent)
@@ -1017,6 +1071,7 @@ static Suite *jobs_suite(void)
     tcase_add_test(tc, test_store_job_retries_are_bounded_with_backoff_and_keep_the_error);
     tcase_add_test(tc, test_store_job_claim_is_atomic_under_injected_failures);
     tcase_add_test(tc, test_store_schema_migrates_to_the_job_queue);
+    tcase_add_test(tc, test_store_handles_in_one_process_keep_each_others_locks);
     tcase_add_test(tc, test_analyze_async_validates_like_analyze_and_is_idempotent);
     tcase_add_test(tc, test_job_status_reports_the_callers_jobs_only);
     tcase_add_test(tc, test_worker_runs_a_job_through_the_synchronous_analysis);
@@ -1031,8 +1086,10 @@ static Suite *jobs_suite(void)
     return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--count-sessions") == 0)
+        return count_sessions_main(argv[2]);
     SRunner *sr = srunner_create(jobs_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
