@@ -65,6 +65,9 @@ void bcd__error_clear(bcd_error *err);
 void bcd__error_copy(bcd_error *dst, const bcd_error *src);
 /* Every fallible public call that takes ctx clears its error on entry. */
 void bcd__ctx_clear(bcd_ctx *ctx);
+/* A new ctx with the configuration (explicit, environment, .env) and the logger of src,
+ * and no error: for another thread (a ctx is used by one thread at a time). */
+bcd_status bcd__ctx_clone(bcd_ctx **out, const bcd_ctx *src);
 
 /* Effective config value (NULL if unset) and typed helpers. Secrets included. */
 const char *bcd__cfg(const bcd_ctx *ctx, enum bcd__cfg_key key);

@@ -346,3 +346,36 @@ void bcd__log(const bcd_ctx *ctx, bcd_log_level level, const char *fmt, ...)
     va_end(ap);
     ctx->log_fn(ctx->log_user, level, buf);
 }
+
+/* Keep in step with struct bcd_ctx (core.h): everything but the error detail is copied. */
+bcd_status bcd__ctx_clone(bcd_ctx **out, const bcd_ctx *src)
+{
+    bcd_ctx *c = NULL;
+    bcd_status st = bcd_ctx_new(&c);
+    if (st != BCD_OK)
+        return st;
+    bool ok = true;
+    for (int k = 0; k < BCD__CFG_COUNT; k++) {
+        if (src->explicit_val[k] && !(c->explicit_val[k] = bcd__strdup(src->explicit_val[k])))
+            ok = false;
+        if (src->env_val[k] && !(c->env_val[k] = bcd__strdup(src->env_val[k])))
+            ok = false;
+        if (src->file_val[k] && !(c->file_val[k] = bcd__strdup(src->file_val[k])))
+            ok = false;
+    }
+    char *d = src->default_data_dir ? bcd__strdup(src->default_data_dir) : NULL;
+    if (d) {
+        free(c->default_data_dir);
+        c->default_data_dir = d;
+    } else if (src->default_data_dir) {
+        ok = false;
+    }
+    c->log_fn = src->log_fn;
+    c->log_user = src->log_user;
+    if (!ok) {
+        bcd_ctx_free(c);
+        return BCD_ENOMEM;
+    }
+    *out = c;
+    return BCD_OK;
+}

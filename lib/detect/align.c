@@ -1,17 +1,20 @@
 /*
  * Alignment of the previous photo onto the current one: a similarity transform found by
  * an exhaustive normalized cross-correlation search on ~32 px images, refined
- * coarse-to-fine by robust Gauss-Newton (forward-additive Lucas-Kanade) with a global
- * gain and offset, on log-grey pyramids.
+ * coarse-to-fine by Levenberg-Marquardt (forward-additive Lucas-Kanade, Huber weights)
+ * with a global gain and offset, on pyramids of an "alignment plane" (log luma plus the
+ * main chroma axis, see bcd__detect_align_planes()).
  *
  * Why no FFT: phase correlation would find the translation in O(n log n), but the
  * search runs on images of ~32×24 pixels where a direct search over ±25 % shifts,
  * five rotations and three scales costs ~3 M multiply-adds (a few ms), and unlike
  * phase correlation it scores rotation and scale hypotheses and the overlap directly.
- * Log grey turns exposure into an offset and gamma into a gain, which the photometric
- * terms of the fit absorb.
+ * The search keeps the five best local maxima; each is refined on the two coarsest
+ * levels and the best fit goes on to the finest level.
+ * Log values turn exposure into an offset and gamma into a gain, which the photometric
+ * terms of the fit absorb. Clipped pixels give censored residuals (a clipped value is
+ * a bound, not a measurement), so a blown-out background still outlines the body.
  */
-#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +27,10 @@
 #define NCAND 5          /* hypotheses from the search refined to the next level */
 #define SEARCH_FRAC 0.25 /* translation search range, fraction of each side */
 #define MIN_SEARCH_OVERLAP 0.5
-#define MAX_STEP 2.0  /* px per Gauss-Newton step */
+#define MAX_STEP 2.0  /* px per Levenberg-Marquardt step */
 #define MAX_DRIFT 4.0 /* px per level in all */
+#define TRIM_KEEP 0.9 /* share of pixels the fit score keeps */
+#define DOG_SIGMA 2.0f /* px, band-pass of the fit score */
 #define OUTSIDE 1e30f /* search canvas outside the previous photo */
 
 static const double search_scales[] = { 0.93, 1.0, 1.075 };
@@ -33,7 +38,8 @@ static const double search_rot_deg[] = { -8.0, -4.0, 0.0, 4.0, 8.0 };
 
 struct pyr {
     int n;
-    bcd__plane *img[MAX_LEVELS]; /* blurred log grey */
+    bcd__plane *img[MAX_LEVELS]; /* blurred alignment plane */
+    bcd__plane *cz[MAX_LEVELS];  /* share of clipped-high pixels, same blur */
     bcd__plane *gx[MAX_LEVELS], *gy[MAX_LEVELS];
     double cx[MAX_LEVELS], cy[MAX_LEVELS];
 };
@@ -42,6 +48,7 @@ static void pyr_free(struct pyr *p)
 {
     for (int i = 0; i < p->n; i++) {
         bcd__plane_free(p->img[i]);
+        bcd__plane_free(p->cz[i]);
         bcd__plane_free(p->gx[i]);
         bcd__plane_free(p->gy[i]);
     }
@@ -72,44 +79,60 @@ static bcd__plane *gradient(const bcd__plane *p, bool along_x)
 
 /*
  * Build levels 0..nlev-1 (each a 2x area reduction, blurred by sigma ~1 for the fit).
- * NaN in base marks unusable pixels (clipped); reductions and blurs are normalized
+ * NaN in base marks unusable pixels (black); reductions and blurs are normalized
  * convolutions (sum of value x weight over sum of weight), so the unusable area does
  * not grow with the blur, and a pixel stays NaN only where less than 30 % of its
  * neighbourhood was usable.
  */
-static bool pyr_build(struct pyr *p, const bcd__plane *base, int nlev, bool grads)
+static bool pyr_build(struct pyr *p, const bcd__plane *base, const bcd__plane *clip, int nlev, bool grads)
 {
     memset(p, 0, sizeof *p);
-    bcd__plane *vw = bcd__plane_new(base->w, base->h), *wt = bcd__plane_new(base->w, base->h);
-    if (!vw || !wt)
-        goto fail;
-    for (size_t i = 0; i < (size_t)base->w * base->h; i++) {
-        float v = base->px[i];
-        bool ok = v == v;
-        vw->px[i] = ok ? v : 0.0f;
-        wt->px[i] = ok ? 1.0f : 0.0f;
+    size_t n0 = (size_t)base->w * base->h;
+    bool any_nan = false, any_clip = false;
+    for (size_t i = 0; i < n0; i++) {
+        any_nan |= base->px[i] != base->px[i];
+        any_clip |= clip->px[i] != 0.0f;
     }
+    /* the weight and clip planes are only carried when there is something to carry */
+    bcd__plane *vw = bcd__plane_blur(base, 0.0f), *wt = NULL, *cl = NULL;
+    if (!vw || (any_nan && !(wt = bcd__plane_new(base->w, base->h))) ||
+        (any_clip && !(cl = bcd__plane_blur(clip, 0.0f))))
+        goto fail;
+    if (any_nan)
+        for (size_t i = 0; i < n0; i++) {
+            bool ok = vw->px[i] == vw->px[i];
+            wt->px[i] = ok ? 1.0f : 0.0f;
+            if (!ok)
+                vw->px[i] = 0.0f;
+        }
     for (int k = 0; k < nlev; k++) {
         if (k > 0) {
-            bcd__plane *h1 = bcd__plane_half(vw), *h2 = bcd__plane_half(wt);
+            bcd__plane *h1 = bcd__plane_half(vw), *h2 = wt ? bcd__plane_half(wt) : NULL,
+                       *h3 = cl ? bcd__plane_half(cl) : NULL;
+            bool ok = h1 && (!wt || h2) && (!cl || h3);
             bcd__plane_free(vw);
             bcd__plane_free(wt);
+            bcd__plane_free(cl);
             vw = h1;
             wt = h2;
-            if (!vw || !wt)
+            cl = h3;
+            if (!ok)
                 goto fail;
         }
         float sigma = k == 0 ? 0.8f : 1.0f;
-        bcd__plane *bv = bcd__plane_blur(vw, sigma), *bw = bcd__plane_blur(wt, sigma);
+        bcd__plane *bv = bcd__plane_blur(vw, sigma), *bw = wt ? bcd__plane_blur(wt, sigma) : NULL;
         p->img[k] = bv;
         p->n = k + 1;
-        if (!bv || !bw) {
+        if (!bv || (wt && !bw)) {
             bcd__plane_free(bw);
             goto fail;
         }
-        for (size_t i = 0; i < (size_t)bv->w * bv->h; i++)
-            bv->px[i] = bw->px[i] >= 0.3f ? bv->px[i] / bw->px[i] : NAN;
+        if (bw)
+            for (size_t i = 0; i < (size_t)bv->w * bv->h; i++)
+                bv->px[i] = bw->px[i] >= 0.3f ? bv->px[i] / bw->px[i] : NAN;
         bcd__plane_free(bw);
+        if (cl && !(p->cz[k] = bcd__plane_blur(cl, sigma)))
+            goto fail;
         if (grads) {
             p->gx[k] = gradient(p->img[k], true);
             p->gy[k] = gradient(p->img[k], false);
@@ -122,11 +145,36 @@ static bool pyr_build(struct pyr *p, const bcd__plane *base, int nlev, bool grad
     }
     bcd__plane_free(vw);
     bcd__plane_free(wt);
+    bcd__plane_free(cl);
     return true;
 fail:
     bcd__plane_free(vw);
     bcd__plane_free(wt);
+    bcd__plane_free(cl);
     return false;
+}
+
+/* Whether pixel (x, y) of level k of the current pyramid, or point (u, v) of the
+ * previous one, is clipped. */
+static inline bool clipped_c(const struct pyr *C, int k, int x, int y)
+{
+    return C->cz[k] && C->cz[k]->px[(size_t)y * C->cz[k]->w + x] >= 0.5f;
+}
+
+static inline bool clipped_p(const struct pyr *P, int k, float u, float v)
+{
+    return P->cz[k] && bcd__plane_at(P->cz[k], u, v) >= 0.5f;
+}
+
+/* Band-pass for the fit score: the plane minus its blur at DOG_SIGMA px. */
+static bcd__plane *dog(const bcd__plane *p)
+{
+    bcd__plane *b = bcd__plane_blur(p, DOG_SIGMA);
+    if (!b)
+        return NULL;
+    for (size_t i = 0; i < (size_t)p->w * p->h; i++)
+        b->px[i] = p->px[i] - b->px[i];
+    return b;
 }
 
 struct params {
@@ -136,14 +184,16 @@ struct params {
 
 /*
  * Fit score: normalized cross-correlation of current and warped previous over the
- * overlap, weighted by Tukey's biweight of the residual g P + h - C (scale 1.4826 MAD),
- * so that a changed area, which the alignment rightly ignores, does not count as a
- * poor fit. buf holds 3 * (pixels of level k) floats. Also the overlap fraction.
+ * overlap, on band-passed planes c and p of level k (see dog()): the large shading
+ * that two unrelated pictures may share does not count, edges and spots do. The 10 %
+ * of pixels with the largest residual g p - c are left out, so that a changed area
+ * (which the alignment rightly ignores) does not count as a poor fit. Black or clipped
+ * pixels do not count. buf holds 3 * (pixels of level k) floats. Also the overlap
+ * fraction.
  */
-static double score_at(const struct pyr *C, const struct pyr *P, int k, const struct params *pr, double *overlap,
-                       float *buf)
+static double score_at(const struct pyr *C, const struct pyr *P, int k, const bcd__plane *c, const bcd__plane *p,
+                       const struct params *pr, double *overlap, float *buf)
 {
-    const bcd__plane *c = C->img[k], *p = P->img[k];
     size_t npx = (size_t)c->w * c->h, n = 0, inside = 0;
     float *cv = buf, *pv = buf + npx, *ae = buf + 2 * npx;
     for (int y = 0; y < c->h; y++) {
@@ -156,32 +206,29 @@ static double score_at(const struct pyr *C, const struct pyr *P, int k, const st
                 continue;
             inside++;
             float a = bcd__plane_at(p, (float)u, (float)v), b = c->px[(size_t)y * c->w + x];
-            if (a != a || b != b)
-                continue; /* clipped in either photo */
+            if (a != a || b != b || clipped_c(C, k, x, y) || clipped_p(P, k, (float)u, (float)v))
+                continue; /* black or clipped in either photo */
             pv[n] = a;
             cv[n] = b;
-            ae[n] = fabsf((float)(pr->g * a + pr->h) - b);
+            ae[n] = fabsf((float)(pr->g * a) - b);
             n++;
         }
     }
     *overlap = (double)inside / (double)npx;
     if (n < 16 || n * 10 < inside)
         return 0.0;
-    double scale = 4.685 * 1.4826 * bcd__detect_median(ae, n);
-    if (scale < 1e-3)
-        scale = 1e-3;
+    /* ae is reordered by the selection; the residuals are recomputed below */
+    double cut = bcd__detect_quantile(ae, n, TRIM_KEEP);
     double sw = 0, sc = 0, scc = 0, sp = 0, spp = 0, scp = 0;
     for (size_t i = 0; i < n; i++) {
-        double r = ((pr->g * pv[i] + pr->h) - cv[i]) / scale;
-        if (fabs(r) >= 1.0)
+        if (fabs(pr->g * pv[i] - cv[i]) > cut)
             continue;
-        double w = (1.0 - r * r) * (1.0 - r * r);
-        sw += w;
-        sc += w * cv[i];
-        scc += w * cv[i] * cv[i];
-        sp += w * pv[i];
-        spp += w * pv[i] * pv[i];
-        scp += w * cv[i] * pv[i];
+        sw += 1.0;
+        sc += cv[i];
+        scc += (double)cv[i] * cv[i];
+        sp += pv[i];
+        spp += (double)pv[i] * pv[i];
+        scp += (double)cv[i] * pv[i];
     }
     if (sw < 16.0)
         return 0.0;
@@ -252,7 +299,13 @@ static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P,
             double e = pr->g * pv + pr->h - c->px[(size_t)y * c->w + x];
             double Gu = bcd__plane_at(gx, fu, fv) * pr->g, Gv = bcd__plane_at(gy, fu, fv) * pr->g;
             if (e != e || Gu != Gu || Gv != Gv)
-                continue; /* clipped */
+                continue; /* black */
+            /* censored residuals: a clipped value is a lower bound, so a prediction
+             * above a clipped current pixel, or a clipped previous pixel predicted
+             * below the current one, fits */
+            bool zc = clipped_c(C, k, x, y), zp = clipped_p(P, k, fu, fv);
+            if ((zc && zp) || (zc && e > 0.0) || (zp && e < 0.0))
+                e = 0.0;
             double ae = fabs(e);
             if (ebuf)
                 ebuf[sy->n] = (float)ae;
@@ -468,7 +521,8 @@ static void to_level(struct params *p, int from, int to)
     p->ty *= f;
 }
 
-bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev)
+bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev, const bcd__plane *cur_clip,
+                             const bcd__plane *prev_clip)
 {
     int longer = cur->w > cur->h ? cur->w : cur->h;
     int nlev = 1, coarse = 0, scorelev = 0;
@@ -485,14 +539,20 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
         scorelev++;
 
     struct pyr C, P;
+    bcd__plane *dc[2] = { 0 }, *dp[2] = { 0 };
     memset(&C, 0, sizeof C);
     memset(&P, 0, sizeof P);
     bcd_status st = BCD_ENOMEM;
     size_t nmax = (size_t)cur->w * cur->h;
     float *ebuf = malloc(3 * nmax * sizeof(float));
-    bool okc = pyr_build(&C, cur, nlev, false);
-    bool okp = okc && pyr_build(&P, prev, nlev, true);
+    bool okc = pyr_build(&C, cur, cur_clip, nlev, false);
+    bool okp = okc && pyr_build(&P, prev, prev_clip, nlev, true);
     if (!ebuf || !okc || !okp)
+        goto done;
+    /* band-passed planes for the fit score: [0] candidates' level, [1] final score level */
+    int mid = coarse > 0 ? coarse - 1 : 0;
+    if (!(dc[0] = dog(C.img[mid])) || !(dp[0] = dog(P.img[mid])) || !(dc[1] = dog(C.img[scorelev])) ||
+        !(dp[1] = dog(P.img[scorelev])))
         goto done;
 
     struct cand cands[NCAND];
@@ -502,7 +562,6 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
     if (nc > 0) {
         /* refine each hypothesis at the coarsest two levels, keep the best fit */
         double bestncc = -2.0;
-        int mid = coarse > 0 ? coarse - 1 : 0;
         for (int i = 0; i < nc; i++) {
             struct params p = cands[i].p;
             refine_level(&C, &P, coarse, &p, 15, 1, ebuf);
@@ -511,7 +570,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
                 refine_level(&C, &P, mid, &p, 15, 1, ebuf);
             }
             double ov;
-            double ncc = score_at(&C, &P, mid, &p, &ov, ebuf);
+            double ncc = score_at(&C, &P, mid, dc[0], dp[0], &p, &ov, ebuf);
             if (ov < MIN_SEARCH_OVERLAP)
                 ncc -= 1.0;
             if (ncc > bestncc) {
@@ -523,16 +582,15 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
     }
     for (int k = bestlev - 1; k >= 0; k--) {
         to_level(&best, k + 1, k);
+        /* on the finest level every other pixel in each direction is plenty */
         int side = (cur->w >> k) > (cur->h >> k) ? (cur->w >> k) : (cur->h >> k);
-        int step = side > 300 ? 2 : 1;
+        int step = side >= 200 ? 2 : 1;
         refine_level(&C, &P, k, &best, k == 0 ? 8 : 12, step, ebuf);
     }
-    if (bestlev < 0)
-        bestlev = 0;
     double ov = 0.0;
     struct params ps = best;
     to_level(&ps, 0, scorelev);
-    out->score = score_at(&C, &P, scorelev, &ps, &ov, ebuf);
+    out->score = score_at(&C, &P, scorelev, dc[1], dp[1], &ps, &ov, ebuf);
     out->overlap = ov;
     out->a = best.a;
     out->b = best.b;
@@ -548,6 +606,10 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
     }
     st = BCD_OK;
 done:
+    for (int i = 0; i < 2; i++) {
+        bcd__plane_free(dc[i]);
+        bcd__plane_free(dp[i]);
+    }
     free(ebuf);
     pyr_free(&C);
     pyr_free(&P);
@@ -597,12 +659,13 @@ void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev
  * wall); the chroma term then carries the silhouette while luma keeps the spots and
  * the texture. The direction and scale come from the current photo and are applied to
  * both, so exposure, gamma and white balance stay a gain and an offset.
- * Clipped channels and pixels are left out (see below).
+ * Channels clipped over much of either photo are left out; where a used channel is
+ * clipped the pixel is marked (out[2], out[3]) and its residual censored: see lk_pass().
  */
-bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, const bcd__work *wc, const bcd__work *wp)
+bcd_status bcd__detect_align_planes(bcd__plane *out[4], const bcd__work *wc, const bcd__work *wp)
 {
     const bcd__work *ws[2] = { wc, wp };
-    bcd__plane *L[2] = { 0 }, *Ca[2] = { 0 }, *Cb[2] = { 0 };
+    bcd__plane *L[2] = { 0 }, *Ca[2] = { 0 }, *Cb[2] = { 0 }, *Z[2] = { 0 };
     bcd_status st = BCD_ENOMEM;
 
     /* Channels clipped on more than 2 % of either photo are left out altogether (a
@@ -651,7 +714,8 @@ bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, cons
 
     for (int k = 0; k < 2; k++) {
         int w = ws[k]->w, h = ws[k]->h;
-        if (!(L[k] = bcd__plane_new(w, h)) || !(Ca[k] = bcd__plane_new(w, h)) || !(Cb[k] = bcd__plane_new(w, h)))
+        if (!(L[k] = bcd__plane_new(w, h)) || !(Ca[k] = bcd__plane_new(w, h)) || !(Cb[k] = bcd__plane_new(w, h)) ||
+            !(Z[k] = bcd__plane_new(w, h)))
             goto done;
         const float *ch[3] = { ws[k]->c[0]->px, ws[k]->c[1]->px, ws[k]->c[2]->px };
         for (size_t i = 0; i < (size_t)w * h; i++) {
@@ -665,8 +729,9 @@ bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, cons
                 mx = v > mx ? v : mx;
                 l[c] = logf(v + 4.0f);
             }
-            if (clipped || mx <= 3.0f) {
-                /* clipped: its texture is gone, and the alignment must not use it */
+            Z[k]->px[i] = clipped ? 1.0f : 0.0f;
+            if (mx <= 3.0f) {
+                /* black: nothing to align on */
                 L[k]->px[i] = Ca[k]->px[i] = Cb[k]->px[i] = NAN;
                 continue;
             }
@@ -685,7 +750,7 @@ bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, cons
     size_t n = 0;
     for (size_t i = 0; i < (size_t)wc->w * wc->h; i++) {
         double v[3] = { L[0]->px[i], Ca[0]->px[i], Cb[0]->px[i] };
-        if (v[0] != v[0])
+        if (v[0] != v[0] || Z[0]->px[i] != 0.0f)
             continue;
         n++;
         for (int a = 0; a < 3; a++) {
@@ -715,15 +780,18 @@ bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, cons
         for (size_t i = 0; i < np; i++)
             L[k]->px[i] += (float)(beta * (da * Ca[k]->px[i] + db * Cb[k]->px[i]));
     }
-    *out_c = L[0];
-    *out_p = L[1];
-    L[0] = L[1] = NULL;
+    out[0] = L[0];
+    out[1] = L[1];
+    out[2] = Z[0];
+    out[3] = Z[1];
+    L[0] = L[1] = Z[0] = Z[1] = NULL;
     st = BCD_OK;
 done:
     for (int k = 0; k < 2; k++) {
         bcd__plane_free(L[k]);
         bcd__plane_free(Ca[k]);
         bcd__plane_free(Cb[k]);
+        bcd__plane_free(Z[k]);
     }
     return st;
 }

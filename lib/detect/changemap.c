@@ -35,7 +35,7 @@
 #define MAX_REGIONS 16
 /* local_change = 1 / (1 + exp(-SLOPE (ln E - ln MID))) */
 #define SCORE_MID 0.25
-#define SCORE_SLOPE 3.0
+#define SCORE_SLOPE 4.0
 
 double bcd__detect_score(double evidence)
 {

@@ -186,7 +186,7 @@ static bcd_status compare_work(bcd_detect_result *r, const bcd__work *wc0, const
     bcd__work hc = { 0 }, hp = { 0 };
     const bcd__work *wc = &hc, *wp = &hp;
     bcd__plane *gc = bcd__work_grey(wc0), *gp = bcd__work_grey(wp0);
-    bcd__plane *lc = NULL, *lp = NULL;
+    bcd__plane *ap[4] = { 0 };
     bcd__plane *P[3] = { 0 };
     uint8_t *mask = NULL;
     bcd__changemap cm = { 0 };
@@ -197,11 +197,11 @@ static bcd_status compare_work(bcd_detect_result *r, const bcd__work *wc0, const
     r->flags = quality_flags(&r->qc, o, false) | quality_flags(&r->qp, o, true);
     if (bcd__work_half(&hc, wc0) != BCD_OK || bcd__work_half(&hp, wp0) != BCD_OK)
         goto done;
-    if (bcd__detect_align_planes(&lc, &lp, wc, wp) != BCD_OK)
+    if (bcd__detect_align_planes(ap, wc, wp) != BCD_OK)
         goto done;
 
     bcd__align al;
-    if ((st = bcd__detect_align(&al, lc, lp)) != BCD_OK)
+    if ((st = bcd__detect_align(&al, ap[0], ap[1], ap[2], ap[3])) != BCD_OK)
         goto done;
     st = BCD_ENOMEM;
     compose_matrix(r->m, &al, wc, wp);
@@ -280,8 +280,8 @@ done:
     free(mask);
     bcd__plane_free(gc);
     bcd__plane_free(gp);
-    bcd__plane_free(lc);
-    bcd__plane_free(lp);
+    for (int k = 0; k < 4; k++)
+        bcd__plane_free(ap[k]);
     bcd__work_clear(&hc);
     bcd__work_clear(&hp);
     return st;

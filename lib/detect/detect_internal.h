@@ -38,6 +38,8 @@ static inline float bcd__plane_at(const bcd__plane *p, float u, float v)
     return top + fy * (bot - top);
 }
 
+/* The element of rank floor(q n) (q in [0,1]); reorders v. 0 for n == 0. */
+float bcd__detect_quantile(float *v, size_t n, double q);
 /* The element of rank n/2 (the upper median); reorders v. 0 for n == 0. */
 float bcd__detect_median(float *v, size_t n);
 
@@ -84,13 +86,15 @@ typedef struct bcd__align {
     double overlap;    /* fraction of the current frame covered by the previous one */
 } bcd__align;
 
-/* The planes alignment runs on (log luma plus the current photo's main chroma axis);
- * caller frees both. */
-bcd_status bcd__detect_align_planes(bcd__plane **out_c, bcd__plane **out_p, const bcd__work *wc, const bcd__work *wp);
+/* The planes the alignment runs on (log luma plus the current photo's main chroma axis):
+ * out[0] current, out[1] previous, out[2] and out[3] 1 where a pixel of each is clipped
+ * high, else 0. Caller frees all four. */
+bcd_status bcd__detect_align_planes(bcd__plane *out[4], const bcd__work *wc, const bcd__work *wp);
 
-/* Align two log-grey working planes. Returns BCD_OK or BCD_ENOMEM; a poor fit is
- * reported through score and overlap, never as a failure. */
-bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev);
+/* Align two planes from bcd__detect_align_planes(). Returns BCD_OK or BCD_ENOMEM; a
+ * poor fit is reported through score and overlap, never as a failure. */
+bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev, const bcd__plane *cur_clip,
+                             const bcd__plane *prev_clip);
 
 /* Solve the symmetric positive definite system A x = b (n <= 6) by Cholesky;
  * false if it is singular. Only the lower triangle of A is read. */

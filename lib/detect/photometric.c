@@ -6,9 +6,9 @@
  * balance gain is an offset and a gamma is a slope, so the model is exact for the
  * usual re-exposure nuisances (up to clipping and the +1), and the ramp absorbs a
  * gentle lighting gradient across the frame. The fit is iteratively reweighted least
- * squares with Tukey's biweight (scale from the median absolute residual), on lightly
- * blurred planes, over pixels that are not clipped in either photo: a changed area of a
- * few percent of the frame gets weight ~0 and does not pull the fit.
+ * squares with Tukey's biweight (scale from the median absolute residual), on 2x2
+ * averages, over pixels that are not clipped in either photo: a changed area of a few
+ * percent of the frame gets weight ~0 and does not pull the fit.
  * Clipping: where a channel is clipped in either photo, the matched previous value of
  * that channel is set to the current one, so the channel shows no difference there. A
  * dark spot appearing on overexposed skin still darkens the channels that are not
@@ -21,7 +21,6 @@
 #include "detect_internal.h"
 
 #define NPAR 4
-#define STEP 2
 #define IRLS_ITERS 6
 /* working-size values at or beyond these are (partly) clipped */
 #define CLIP_HI 247.0f
@@ -33,8 +32,8 @@ static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane 
 {
     int w = c->w, h = c->h;
     size_t n = 0;
-    for (int y = 0; y < h; y += STEP) {
-        for (int x = 0; x < w; x += STEP) {
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
             if (!mask[i])
                 continue;
@@ -101,21 +100,32 @@ static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane 
 bcd_status bcd__detect_photometric(bcd__plane *P[3], bcd__plane *const C[3], const uint8_t *mask)
 {
     int w = C[0]->w, h = C[0]->h;
-    size_t cap = ((size_t)(w + STEP - 1) / STEP) * ((size_t)(h + STEP - 1) / STEP);
+    /* the fit runs on 2x2 means (noise halved) where all four pixels are covered */
+    int w2 = w / 2, h2 = h / 2;
+    size_t cap = (size_t)w2 * h2;
     float *buf = malloc(5 * cap * sizeof(float));
-    if (!buf)
-        return BCD_ENOMEM;
+    uint8_t *mask2 = malloc(cap);
+    if (!buf || !mask2 || cap == 0) {
+        free(buf);
+        free(mask2);
+        return cap == 0 ? BCD_OK : BCD_ENOMEM;
+    }
+    for (int y = 0; y < h2; y++)
+        for (int x = 0; x < w2; x++) {
+            const uint8_t *m = mask + (size_t)(2 * y) * w + 2 * x;
+            mask2[(size_t)y * w2 + x] = m[0] && m[1] && m[w] && m[w + 1];
+        }
     bcd_status st = BCD_OK;
     for (int ch = 0; ch < 3; ch++) {
-        bcd__plane *cb = bcd__plane_blur(C[ch], 1.0f);
-        bcd__plane *pb = cb ? bcd__plane_blur(P[ch], 1.0f) : NULL;
+        bcd__plane *cb = bcd__plane_half(C[ch]);
+        bcd__plane *pb = cb ? bcd__plane_half(P[ch]) : NULL;
         if (!pb) {
             bcd__plane_free(cb);
             st = BCD_ENOMEM;
             break;
         }
         double par[NPAR];
-        fit_channel(par, cb, pb, mask, buf, buf + cap, buf + 2 * cap, buf + 3 * cap, buf + 4 * cap);
+        fit_channel(par, cb, pb, mask2, buf, buf + cap, buf + 2 * cap, buf + 3 * cap, buf + 4 * cap);
         bcd__plane_free(cb);
         bcd__plane_free(pb);
         float *px = P[ch]->px;
@@ -140,5 +150,6 @@ bcd_status bcd__detect_photometric(bcd__plane *P[3], bcd__plane *const C[3], con
         }
     }
     free(buf);
+    free(mask2);
     return st;
 }

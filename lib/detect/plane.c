@@ -288,12 +288,14 @@ bcd__plane *bcd__plane_log(const bcd__plane *grey)
     return l;
 }
 
-float bcd__detect_median(float *v, size_t n)
+float bcd__detect_quantile(float *v, size_t n, double q)
 {
-    /* Hoare's selection of the element of rank n/2 (the array is reordered) */
+    /* Hoare's selection of the element of rank floor(q n) (the array is reordered) */
     if (n == 0)
         return 0.0f;
-    size_t k = n / 2, lo = 0, hi = n - 1;
+    size_t k = (size_t)(q * (double)n), lo = 0, hi = n - 1;
+    if (k >= n)
+        k = n - 1;
     while (lo < hi) {
         float pivot = v[lo + (hi - lo) / 2];
         size_t i = lo, j = hi;
@@ -316,6 +318,11 @@ float bcd__detect_median(float *v, size_t n)
             lo = j + 1;
     }
     return v[k];
+}
+
+float bcd__detect_median(float *v, size_t n)
+{
+    return bcd__detect_quantile(v, n, 0.5);
 }
 
 bcd_status bcd__work_half(bcd__work *out, const bcd__work *in)

@@ -272,7 +272,6 @@ struct worker {
     char hb_job[BCD__ID_LEN]; /* "" none */
     bool hb_quit;
     bool hb_lost; /* the lease of hb_job was lost (another worker took the job over) */
-    bcd_status status; /* why the thread stopped (BCD_OK: normally) */
 };
 
 static void emit(struct worker *w, const char *stage, size_t done, size_t total, const char *message)
@@ -303,42 +302,6 @@ static void forward(void *user, const bcd_progress_event *ev)
 {
     struct worker *w = user;
     emit(w, ev->stage, ev->done, ev->total, ev->message);
-}
-
-/* A copy of ctx's configuration and logger for another thread (bcd_ctx is not shared
- * between threads: each records its own errors). */
-static bcd_status ctx_clone(bcd_ctx **out, const bcd_ctx *src)
-{
-    bcd_ctx *c = NULL;
-    bcd_status st = bcd_ctx_new(&c);
-    if (st != BCD_OK)
-        return st;
-    bool ok = true;
-    for (int k = 0; k < BCD__CFG_COUNT; k++) {
-        if (src->explicit_val[k] && !(c->explicit_val[k] = bcd__strdup(src->explicit_val[k])))
-            ok = false;
-        if (src->env_val[k] && !(c->env_val[k] = bcd__strdup(src->env_val[k])))
-            ok = false;
-        if (src->file_val[k] && !(c->file_val[k] = bcd__strdup(src->file_val[k])))
-            ok = false;
-    }
-    if (src->default_data_dir) {
-        char *d = bcd__strdup(src->default_data_dir);
-        if (d) {
-            free(c->default_data_dir);
-            c->default_data_dir = d;
-        } else {
-            ok = false;
-        }
-    }
-    c->log_fn = src->log_fn;
-    c->log_user = src->log_user;
-    if (!ok) {
-        bcd_ctx_free(c);
-        return BCD_ENOMEM;
-    }
-    *out = c;
-    return BCD_OK;
 }
 
 static bool stopping(struct run *r)
@@ -432,7 +395,7 @@ static void *heartbeat_main(void *arg)
 
 static bcd_status heartbeat_start(struct worker *w)
 {
-    bcd_status st = ctx_clone(&w->hb_ctx, w->ctx);
+    bcd_status st = bcd__ctx_clone(&w->hb_ctx, w->ctx);
     if (st != BCD_OK)
         return bcd__svc_fail(w->svc, st, "out_of_memory", "out of memory");
     bcd_error err;
@@ -590,7 +553,7 @@ static void worker_loop(struct worker *w)
     struct run *r = w->r;
     struct bcd__job_row *job = malloc(sizeof *job);
     if (!job) {
-        w->status = bcd__svc_fail(w->svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+        bcd__svc_fail(w->svc, BCD_ENOMEM, "out_of_memory", "out of memory");
         record_error(r, &w->svc->err);
         return;
     }
@@ -613,8 +576,10 @@ static void worker_loop(struct worker *w)
             atomic_fetch_sub(&r->reserved, 1);
         if (st != BCD_OK) {
             if (st == BCD_EUNSUPPORTED || st == BCD_EINVAL || ++failures >= STORE_RETRIES) {
-                w->status = bcd__svc_from_store(w->svc, st);
+                /* the queue is out of reach: the whole worker stops and says why */
+                bcd__svc_from_store(w->svc, st);
                 record_error(r, &w->svc->err);
+                atomic_store(&r->stop, true);
                 break;
             }
             emit(w, "store_error", (size_t)failures, STORE_RETRIES, w->svc->store->err.message);
@@ -648,7 +613,7 @@ static bcd_status worker_open(struct worker *w, bcd_service *caller)
         w->svc = caller;
         w->ctx = caller->ctx;
     } else {
-        bcd_status st = ctx_clone(&w->ctx, caller->ctx);
+        bcd_status st = bcd__ctx_clone(&w->ctx, caller->ctx);
         if (st != BCD_OK)
             return bcd__svc_fail(caller, st, "out_of_memory", "out of memory");
         st = bcd_service_open(&w->svc, w->ctx);

@@ -620,7 +620,7 @@ END_TEST
 /* Progress recorder: counts events per stage and per job (serialized by the worker). */
 #define MAX_SEEN 64
 struct seen {
-    int done, failed, retry, lost, analyzed, claimed, idle, stopping;
+    int done, failed, retry, lost, analyzed, claimed, idle, stopping, store_error;
     char jobs[MAX_SEEN][37];
     int job_done[MAX_SEEN];
     int workers_seen; /* bit mask of worker indexes that ran a job */
@@ -663,6 +663,8 @@ static void record_progress(void *user, const bcd_progress_event *ev)
         s->idle++;
     } else if (strcmp(ev->stage, "stopping") == 0) {
         s->stopping++;
+    } else if (strcmp(ev->stage, "store_error") == 0) {
+        s->store_error++;
     }
     if (ev->message)
         snprintf(s->last_message, sizeof s->last_message, "%s", ev->message);
@@ -892,6 +894,30 @@ START_TEST(test_worker_stops_after_the_current_job_when_asked)
 }
 END_TEST
 
+START_TEST(test_worker_rides_out_a_queue_failure)
+{
+    char sid[37], job[37];
+    make_session(sid, "alice", 3, 1, true);
+    enqueue(job, "alice", sid);
+    struct seen seen;
+    memset(&seen, 0, sizeof seen);
+    bcd_worker_options o = BCD_WORKER_OPTIONS_INIT;
+    o.drain = 1;
+    o.progress = record_progress;
+    o.progress_user = &seen;
+    /* the first claim's first write fails (I/O error, rolled back): retried after a pause */
+    bcd__store_local_fail_after(svc->store, 0, 0);
+    OK(bcd_worker_run(NULL, svc, &o));
+    ck_assert_int_eq(seen.store_error, 1);
+    ck_assert_ptr_nonnull(strstr(seen.last_message, "simulated I/O failure"));
+    ck_assert_int_eq(seen.done, 1);
+    cJSON *j = job_status("alice", job);
+    ck_assert_str_eq(str(j, "status"), "done");
+    ck_assert_int_eq((int)num(j, "attempts"), 1);
+    cJSON_Delete(j);
+}
+END_TEST
+
 START_TEST(test_worker_options_are_validated)
 {
     bcd_worker_options o;
@@ -1079,6 +1105,7 @@ static Suite *jobs_suite(void)
     tcase_add_test(tc, test_corrupt_image_job_fails_at_once_without_partial_analysis);
     tcase_add_test(tc, test_worker_retries_transient_failures_then_fails_with_the_error);
     tcase_add_test(tc, test_worker_stops_after_the_current_job_when_asked);
+    tcase_add_test(tc, test_worker_rides_out_a_queue_failure);
     tcase_add_test(tc, test_worker_options_are_validated);
     tcase_add_test(tc, test_worker_killed_mid_job_loses_nothing);
     tcase_add_test(tc, test_analyze_reports_progress_when_asked);
