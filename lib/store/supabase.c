@@ -2,7 +2,9 @@
  * blobs, over lib/net. The protocol is the one in docs/supabase-wire.md; the schema is
  * supabase/migrations/ (tables sessions, images, session_analysis, angle_analysis,
  * session_embeddings, angle_embeddings; views bcd_session_overview and
- * bcd_user_embeddings; functions bcd_save_analysis and bcd_get_analysis).
+ * bcd_user_embeddings; functions bcd_save_analysis and bcd_get_analysis; the job queue
+ * bcd_jobs with bcd_enqueue_job, bcd_claim_job, bcd_heartbeat_job, bcd_finish_job and
+ * bcd_get_job).
  *
  * Atomicity and retries:
  *  - sessions and images get their ids here (UUID v4), so an insert whose response was
@@ -1801,6 +1803,357 @@ static bcd_status s_embeddings_for_user(bcd_store *s, const char *user_id, const
     return BCD_OK;
 }
 
+/* ---- analysis job queue ------------------------------------------------------------- */
+/* The functions of supabase/migrations/20261125010000_bcd_jobs.sql (one transaction
+ * each). PT400/PT404/PT409 arrive as HTTP 400/404/409. A claim is never sent again
+ * (a lost answer would leave a job running under this worker until its lease ends); the
+ * other calls may be: a repeated finish whose first call did commit answers 409 with
+ * the job in the hint, which is recognised as our own outcome. */
+
+static void job_str(const cJSON *o, const char *k, char *buf, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    buf[0] = '\0';
+    if (cJSON_IsString(v) && v->valuestring)
+        snprintf(buf, cap, "%s", v->valuestring);
+}
+
+/* A job JSON object into *j; false if it is not one. */
+static bool job_from_json(const cJSON *o, struct bcd__job_row *j)
+{
+    memset(j, 0, sizeof *j);
+    if (!cJSON_IsObject(o))
+        return false;
+    job_str(o, "id", j->id, sizeof j->id);
+    job_str(o, "session_id", j->session_id, sizeof j->session_id);
+    job_str(o, "user_id", j->user_id, sizeof j->user_id);
+    job_str(o, "model", j->model, sizeof j->model);
+    job_str(o, "status", j->status, sizeof j->status);
+    j->attempts = (int)get_num(o, "attempts", 0);
+    j->max_attempts = (int)get_num(o, "max_attempts", 0);
+    job_str(o, "worker_id", j->worker_id, sizeof j->worker_id);
+    get_ts(o, "lease_expires_at", j->lease_expires_at);
+    get_ts(o, "run_after", j->run_after);
+    job_str(o, "error_code", j->error_code, sizeof j->error_code);
+    job_str(o, "error", j->error, sizeof j->error);
+    get_ts(o, "created_at", j->created_at);
+    get_ts(o, "updated_at", j->updated_at);
+    get_ts(o, "started_at", j->started_at);
+    get_ts(o, "finished_at", j->finished_at);
+    return j->id[0] && j->status[0];
+}
+
+static bcd_status job_bad_answer(bcd_store *s, const char *what, const char *fn)
+{
+    return bcd__fail(&s->err, BCD_ENET, "bad_response", "%s: unexpected answer of %s", what, fn);
+}
+
+/* POST /rest/v1/rpc/<fn> with args (consumed). *result: the parsed answer (JSON null
+ * included; NULL for an empty one). notfound: the error code of PT404. On PT409 the job
+ * in the error's hint is put in *held (when given) and *held_ok says whether there was
+ * one. */
+static bcd_status job_rpc(bcd_store *s, const char *fn, cJSON *args, bool idempotent, const char *notfound,
+                          const char *what, cJSON **result, struct bcd__job_row *held, bool *held_ok)
+{
+    struct sb *S = S_of(s);
+    *result = NULL;
+    if (held_ok)
+        *held_ok = false;
+    char *body = args ? cJSON_PrintUnformatted(args) : NULL;
+    cJSON_Delete(args);
+    struct bcd__net_buf u = {0};
+    rest_url(S, &u, "rpc/");
+    bcd__net_buf_add(&u, fn);
+    if (!body || u.oom) {
+        free(body);
+        bcd__net_buf_free(&u);
+        return oom(s);
+    }
+    struct call c = {.api = API_REST, .method = BCD__NET_POST, .url = u.p, .body = body, .len = strlen(body),
+                     .idempotent = idempotent, .max_response = SMALL_RESPONSE};
+    struct bcd__net_response rs;
+    bcd_status st = send_call(s, &c, &rs);
+    free(body);
+    if (st != BCD_OK) {
+        bcd__net_buf_free(&u);
+        return st;
+    }
+    struct api_error e;
+    parse_error(API_REST, &rs, &e);
+    if (rs.status == 404 && strcmp(e.code, "PT404") == 0) {
+        st = bcd__fail(&s->err, BCD_ENOTFOUND, notfound, "%s: %s", what,
+                       strcmp(notfound, "session_not_found") == 0 ? "session not found" : "job not found");
+        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+    } else if (rs.status == 409 && strcmp(e.code, "PT409") == 0) {
+        if (held) {
+            cJSON *o = cJSON_ParseWithLength((const char *)rs.body, rs.len);
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hint");
+            cJSON *j = cJSON_IsString(h) && h->valuestring ? cJSON_Parse(h->valuestring) : NULL;
+            bool got = job_from_json(j, held);
+            if (held_ok)
+                *held_ok = got;
+            cJSON_Delete(j);
+            cJSON_Delete(o);
+        }
+        st = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost", "%s: this worker no longer holds the job%s%s%s", what,
+                       e.details[0] ? " (" : "", e.details, e.details[0] ? ")" : "");
+        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+    } else if (rs.status == 400 && strcmp(e.code, "PT400") == 0) {
+        st = bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "%s: %s", what,
+                       e.message[0] ? e.message : "invalid argument");
+        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+    } else if (!ok_status(rs.status)) {
+        st = fail_response(s, &c, &rs, what);
+    } else if (rs.len > 0) {
+        *result = parse_body(s, &rs, 0, what);
+        if (!*result)
+            st = BCD_ENET;
+    }
+    bcd__net_buf_free(&u);
+    bcd__net_response_clear(&rs);
+    return st;
+}
+
+/* Argument helpers: false on out of memory. */
+static bool arg_str(cJSON *a, const char *k, const char *v)
+{
+    return v ? cJSON_AddStringToObject(a, k, v) != NULL : cJSON_AddNullToObject(a, k) != NULL;
+}
+
+static bool arg_num(cJSON *a, const char *k, double v)
+{
+    return cJSON_AddNumberToObject(a, k, v) != NULL;
+}
+
+static bcd_status job_id_check(bcd_store *s, const char *job_id)
+{
+    if (!lower_uuid(job_id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "job_not_found", "job %.64s not found", job_id ? job_id : "(null)");
+    return BCD_OK;
+}
+
+static bcd_status worker_check(bcd_store *s, const char *worker_id)
+{
+    if (!worker_id || !*worker_id || strlen(worker_id) >= BCD__JOB_WORKER_MAX)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid worker id");
+    return BCD_OK;
+}
+
+static bcd_status lease_check(bcd_store *s, int64_t lease_ms)
+{
+    if (lease_ms <= 0 || lease_ms > 86400000)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "the lease must be from 1 ms to one day");
+    return BCD_OK;
+}
+
+/* The single job an answer is (or the "job" member of it): into *out. */
+static bcd_status job_answer(bcd_store *s, const cJSON *j, struct bcd__job_row *out, const char *what,
+                             const char *fn)
+{
+    struct bcd__job_row row;
+    if (!job_from_json(j, &row))
+        return job_bad_answer(s, what, fn);
+    if (out)
+        *out = row;
+    return BCD_OK;
+}
+
+static bcd_status s_job_enqueue(bcd_store *s, const char *session_id, const char *user_id, const char *model,
+                                int max_attempts, struct bcd__job_row *out, bool *created)
+{
+    bcd_status st = check_user(s, user_id);
+    if (st != BCD_OK)
+        return st;
+    if (!lower_uuid(session_id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "session %.64s not found",
+                         session_id ? session_id : "(null)");
+    if (max_attempts <= 0)
+        max_attempts = BCD__JOB_DEFAULT_ATTEMPTS;
+    if (max_attempts > BCD__JOB_MAX_ATTEMPTS)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "max_attempts must be from 1 to %d",
+                         BCD__JOB_MAX_ATTEMPTS);
+    cJSON *a = cJSON_CreateObject();
+    if (!a || !arg_str(a, "p_session_id", session_id) || !arg_str(a, "p_user_id", user_id) ||
+        !arg_str(a, "p_model", model && *model ? model : NULL) || !arg_num(a, "p_max_attempts", max_attempts)) {
+        cJSON_Delete(a);
+        return oom(s);
+    }
+    /* safe to send again: while the job is queued or running, enqueue answers it */
+    cJSON *res = NULL;
+    st = job_rpc(s, "bcd_enqueue_job", a, true, "session_not_found", "enqueue job", &res, NULL, NULL);
+    if (st != BCD_OK)
+        return st;
+    const cJSON *cr = cJSON_GetObjectItemCaseSensitive(res, "created");
+    if (!cJSON_IsBool(cr))
+        st = job_bad_answer(s, "enqueue job", "bcd_enqueue_job");
+    else
+        st = job_answer(s, cJSON_GetObjectItemCaseSensitive(res, "job"), out, "enqueue job", "bcd_enqueue_job");
+    if (st == BCD_OK && created)
+        *created = cJSON_IsTrue(cr);
+    cJSON_Delete(res);
+    return st;
+}
+
+static bcd_status s_job_claim(bcd_store *s, const char *worker_id, int64_t lease_ms, struct bcd__job_row *out,
+                              bool *claimed, int64_t *wait_ms)
+{
+    bcd_status st = worker_check(s, worker_id);
+    if (st == BCD_OK)
+        st = lease_check(s, lease_ms);
+    if (st != BCD_OK)
+        return st;
+    cJSON *a = cJSON_CreateObject();
+    if (!a || !arg_str(a, "p_worker_id", worker_id) || !arg_num(a, "p_lease_ms", (double)lease_ms)) {
+        cJSON_Delete(a);
+        return oom(s);
+    }
+    cJSON *res = NULL;
+    /* not idempotent: a second claim would take a second job */
+    st = job_rpc(s, "bcd_claim_job", a, false, "job_not_found", "claim job", &res, NULL, NULL);
+    if (st != BCD_OK)
+        return st;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(res, "job");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(res, "wait_ms");
+    if (!cJSON_IsObject(res) || !cJSON_IsNumber(w) || !(cJSON_IsNull(j) || cJSON_IsObject(j))) {
+        cJSON_Delete(res);
+        return job_bad_answer(s, "claim job", "bcd_claim_job");
+    }
+    bool got = cJSON_IsObject(j);
+    if (got)
+        st = job_answer(s, j, out, "claim job", "bcd_claim_job");
+    if (st == BCD_OK) {
+        if (claimed)
+            *claimed = got;
+        if (wait_ms)
+            *wait_ms = got ? 0 : (int64_t)w->valuedouble;
+    }
+    cJSON_Delete(res);
+    return st;
+}
+
+static bcd_status s_job_heartbeat(bcd_store *s, const char *job_id, const char *worker_id, int64_t lease_ms,
+                                  struct bcd__job_row *out)
+{
+    bcd_status st = job_id_check(s, job_id);
+    if (st == BCD_OK)
+        st = worker_check(s, worker_id);
+    if (st == BCD_OK)
+        st = lease_check(s, lease_ms);
+    if (st != BCD_OK)
+        return st;
+    cJSON *a = cJSON_CreateObject();
+    if (!a || !arg_str(a, "p_job_id", job_id) || !arg_str(a, "p_worker_id", worker_id) ||
+        !arg_num(a, "p_lease_ms", (double)lease_ms)) {
+        cJSON_Delete(a);
+        return oom(s);
+    }
+    cJSON *res = NULL;
+    /* renewing twice is harmless */
+    st = job_rpc(s, "bcd_heartbeat_job", a, true, "job_not_found", "renew job lease", &res, NULL, NULL);
+    if (st != BCD_OK)
+        return st;
+    st = job_answer(s, res, out, "renew job lease", "bcd_heartbeat_job");
+    cJSON_Delete(res);
+    return st;
+}
+
+/* complete (error_code NULL) or fail a job the caller holds. */
+static bcd_status job_finish(bcd_store *s, const char *job_id, const char *worker_id, const char *error_code,
+                             const char *error, int64_t retry_ms, struct bcd__job_row *out)
+{
+    bool done = error_code == NULL;
+    const char *what = done ? "complete job" : "fail job";
+    bcd_status st = job_id_check(s, job_id);
+    if (st == BCD_OK)
+        st = worker_check(s, worker_id);
+    if (st != BCD_OK)
+        return st;
+    /* what the server stores (see bcd_finish_job), to recognise our own outcome */
+    char code[64], msg[BCD__JOB_ERROR_MAX];
+    snprintf(code, sizeof code, "%s", !done && *error_code ? error_code : "error");
+    snprintf(msg, sizeof msg, "%s", !done && error && *error ? error : "unknown error");
+    cJSON *a = cJSON_CreateObject();
+    bool ok = a && arg_str(a, "p_job_id", job_id) && arg_str(a, "p_worker_id", worker_id) &&
+              arg_str(a, "p_outcome", done ? "done" : "failed");
+    if (ok && done)
+        ok = arg_str(a, "p_error_code", NULL) && arg_str(a, "p_error", NULL) && cJSON_AddNullToObject(a, "p_retry_ms");
+    else if (ok)
+        ok = arg_str(a, "p_error_code", code) && arg_str(a, "p_error", msg) &&
+             (retry_ms >= 0 ? arg_num(a, "p_retry_ms", (double)retry_ms)
+                            : cJSON_AddNullToObject(a, "p_retry_ms") != NULL);
+    if (!ok) {
+        cJSON_Delete(a);
+        return oom(s);
+    }
+    cJSON *res = NULL;
+    struct bcd__job_row held;
+    bool held_ok = false;
+    st = job_rpc(s, "bcd_finish_job", a, true, "job_not_found", what, &res, &held, &held_ok);
+    if (st == BCD_ESTATE && held_ok && strcmp(held.worker_id, worker_id) == 0) {
+        /* a repeated call whose first one committed: the job shows our outcome */
+        bool ours = done ? strcmp(held.status, "done") == 0
+                         : (strcmp(held.status, "failed") == 0 || strcmp(held.status, "queued") == 0) &&
+                               strcmp(held.error_code, code) == 0 && strncmp(held.error, msg, 1023) == 0;
+        if (ours) {
+            bcd__error_clear(&s->err);
+            if (out)
+                *out = held;
+            return BCD_OK;
+        }
+    }
+    if (st != BCD_OK)
+        return st;
+    st = job_answer(s, res, out, what, "bcd_finish_job");
+    cJSON_Delete(res);
+    return st;
+}
+
+static bcd_status s_job_complete(bcd_store *s, const char *job_id, const char *worker_id, struct bcd__job_row *out)
+{
+    return job_finish(s, job_id, worker_id, NULL, NULL, -1, out);
+}
+
+static bcd_status s_job_fail(bcd_store *s, const char *job_id, const char *worker_id, const char *error_code,
+                             const char *error, int64_t retry_ms, struct bcd__job_row *out)
+{
+    return job_finish(s, job_id, worker_id, error_code ? error_code : "", error, retry_ms, out);
+}
+
+/* bcd_get_job by job id or by session id (the newest job of it). */
+static bcd_status job_read(bcd_store *s, const char *job_id, const char *session_id, struct bcd__job_row *out)
+{
+    const char *id = job_id ? job_id : session_id;
+    if (!lower_uuid(id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "job_not_found", "%s %.64s has no job", job_id ? "job" : "session",
+                         id ? id : "(null)");
+    cJSON *a = cJSON_CreateObject();
+    if (!a || !arg_str(a, "p_job_id", job_id) || !arg_str(a, "p_session_id", job_id ? NULL : session_id)) {
+        cJSON_Delete(a);
+        return oom(s);
+    }
+    cJSON *res = NULL;
+    bcd_status st = job_rpc(s, "bcd_get_job", a, true, "job_not_found", "read job", &res, NULL, NULL);
+    if (st != BCD_OK)
+        return st;
+    if (!res || cJSON_IsNull(res))
+        st = job_id ? bcd__fail(&s->err, BCD_ENOTFOUND, "job_not_found", "job %s not found", job_id)
+                    : bcd__fail(&s->err, BCD_ENOTFOUND, "job_not_found", "session %s has no job", session_id);
+    else
+        st = job_answer(s, res, out, "read job", "bcd_get_job");
+    cJSON_Delete(res);
+    return st;
+}
+
+static bcd_status s_job_get(bcd_store *s, const char *job_id, struct bcd__job_row *out)
+{
+    return job_read(s, job_id ? job_id : "", NULL, out);
+}
+
+static bcd_status s_job_get_for_session(bcd_store *s, const char *session_id, struct bcd__job_row *out)
+{
+    return job_read(s, NULL, session_id ? session_id : "", out);
+}
+
 /* ---- open / close ------------------------------------------------------------------- */
 
 static void s_close(bcd_store *s)
@@ -1836,6 +2189,13 @@ static const struct bcd__store_ops supabase_ops = {
     .blob_get_many = s_blob_get_many,
     .blob_locate_many = s_blob_locate_many,
     .blob_upload_url = s_blob_upload_url,
+    .job_enqueue = s_job_enqueue,
+    .job_claim = s_job_claim,
+    .job_heartbeat = s_job_heartbeat,
+    .job_complete = s_job_complete,
+    .job_fail = s_job_fail,
+    .job_get = s_job_get,
+    .job_get_for_session = s_job_get_for_session,
 };
 
 /* A legacy API key is a JWT (three base64url parts); new secret keys are not. */

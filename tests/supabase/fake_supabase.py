@@ -144,6 +144,7 @@ class FakeSupabase:
         self.log = []
         self.bugs = []
         self.max_rows = None  # a project's db-max-rows: GET pages never hold more rows
+        self.job_lease_ms = None  # replaces p_lease_ms of job claims and heartbeats (short leases)
         self.lock = threading.Lock()
         self.pool = psycopg2.pool.ThreadedConnectionPool(1, 32, dsn)
         self.httpd = None
@@ -180,6 +181,7 @@ class FakeSupabase:
 
     def clear(self):
         self.max_rows = None
+        self.job_lease_ms = None
         with self.lock:
             self.faults.clear()
             self.log.clear()
@@ -591,6 +593,8 @@ class Handler(BaseHTTPRequestHandler):
             raise PgrstError(400, "PGRST102", "Empty or invalid json")
         if not isinstance(args, dict) or not IDENT.match(fn):
             raise PgrstError(400, "PGRST102", "Empty or invalid json")
+        if fake.job_lease_ms and fn in ("bcd_claim_job", "bcd_heartbeat_job") and "p_lease_ms" in args:
+            args["p_lease_ms"] = fake.job_lease_ms
 
         def work(cur):
             cur.execute("select p.proargnames, array(select format_type(t, null) from unnest(p.proargtypes) t), "
