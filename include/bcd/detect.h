@@ -160,10 +160,12 @@ typedef struct bcd_detect_region {
  * @param current    the newer photo (RGB, channels == 3); borrowed for the call only.
  * @param previous   the older photo of the same angle (any resolution); borrowed.
  * @param opts       NULL for defaults; borrowed.
- * @return BCD_OK, BCD_EINVAL (NULL, not RGB, unknown options version or values out
- *         of range), BCD_ENOMEM.
- * Threads: one thread per ctx at a time. Cost: ~30–60 ms for a 12 MP pair on one core,
- * most of it reducing the photos to the working size.
+ * @return BCD_OK, BCD_EINVAL (NULL, not RGB, under 32 px on a side or so elongated that
+ *         the working image is, unknown options version or values out of range),
+ *         BCD_ENOMEM.
+ * Threads: one thread per ctx at a time. Cost (one core): ~40–60 ms for a pair of
+ * 1–3 MP photos, ~80 ms for a 12 MP pair, of which ~35 ms reduce the photos to the
+ * working size (decoding at a reduced scale saves most of that).
  */
 BCD_API bcd_status bcd_detect_compare(bcd_detect_result **out, bcd_ctx *ctx, const bcd_image *current,
                                       const bcd_image *previous, const bcd_detect_options *opts);

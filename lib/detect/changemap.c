@@ -3,8 +3,10 @@
  *
  * Per pixel, each photo gives a colour in log-opponent space (lightly blurred):
  *   L = ln(Y + 16)                 log luma, Y = 0.299 R + 0.587 G + 0.114 B
- *   A = ln(R + 16) - ln(G + 16)    red-green
- *   B = (ln(R + 16) + ln(G + 16)) / 2 - ln(B + 16)   yellow-blue
+ *   A = ln(R + 48) - ln(G + 48)    red-green
+ *   B = (ln(R + 48) + ln(G + 48)) / 2 - ln(B + 48)   yellow-blue
+ * (the chroma offset is larger: in dark areas JPEG and noise move the ratios of small
+ * values a lot)
  * and a local contrast T = local RMS of L minus its blur (texture). The difference is
  *   d(x) = min over the 3×3 neighbours u of |c(x) - p(x + u)|, and the same with the
  *          roles swapped; the larger of the two (a symmetric, misalignment-tolerant
@@ -23,7 +25,8 @@
 
 #include "detect_internal.h"
 
-#define OFFSET 16.0f
+#define OFFSET 16.0f   /* luma: ln(Y + OFFSET) */
+#define C_OFFSET 48.0f /* chroma */
 #define WC 2.0f        /* chroma weight: a red or brown shift is small in log units */
 #define WT 1.0f        /* texture weight */
 #define K_NOISE 3.0
@@ -100,7 +103,7 @@ static bool features(bcd__plane *out[4], bcd__plane *const rgb[3])
     if (ok) {
         const float *r = rgb[0]->px, *g = rgb[1]->px, *b = rgb[2]->px;
         for (size_t i = 0; i < n; i++) {
-            float lr = logf(r[i] + OFFSET), lg = logf(g[i] + OFFSET), lb = logf(b[i] + OFFSET);
+            float lr = logf(r[i] + C_OFFSET), lg = logf(g[i] + C_OFFSET), lb = logf(b[i] + C_OFFSET);
             raw[0]->px[i] = logf(0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i] + OFFSET);
             raw[1]->px[i] = lr - lg;
             raw[2]->px[i] = 0.5f * (lr + lg) - lb;

@@ -315,12 +315,20 @@ bcd_status bcd_detect_compare(bcd_detect_result **out, bcd_ctx *ctx, const bcd_i
     bcd_detect_result *r = result_new();
     bcd__work wc = { 0 }, wp = { 0 };
     st = BCD_ENOMEM;
-    if (r && bcd__work_load(&wc, current, side) == BCD_OK && bcd__work_load(&wp, previous, side) == BCD_OK)
-        st = compare_work(r, &wc, &wp, &o);
+    if (r && bcd__work_load(&wc, current, side) == BCD_OK && bcd__work_load(&wp, previous, side) == BCD_OK) {
+        /* a very elongated photo leaves too few working pixels across */
+        if (wc.w < 32 || wc.h < 32 || wp.w < 32 || wp.h < 32)
+            st = BCD_EINVAL;
+        else
+            st = compare_work(r, &wc, &wp, &o);
+    }
     bcd__work_clear(&wc);
     bcd__work_clear(&wp);
     if (st != BCD_OK) {
         bcd_detect_result_free(r);
+        if (st == BCD_EINVAL)
+            return bcd__ctx_fail(ctx, st, "image_too_small",
+                                 "a photo is too elongated: under 32 px across at the working size");
         return bcd__ctx_fail(ctx, st, "out_of_memory", "cannot allocate the detection buffers");
     }
     r->compared = true;

@@ -486,6 +486,41 @@ START_TEST(test_detect_compare_flags_misaligned_pair)
 }
 END_TEST
 
+START_TEST(test_detect_compare_survives_degenerate_photos)
+{
+    /* flat, black, white, tiny, elongated: a result or EINVAL, never a crash or NaN JSON */
+    static const struct { uint32_t w, h; int value; bcd_status want; } cases[] = {
+        { 64, 48, 0, BCD_OK },     { 64, 48, 255, BCD_OK },   { 64, 48, 128, BCD_OK }, { 32, 32, -1, BCD_OK },
+        { 33, 2000, -1, BCD_EINVAL }, { 2000, 33, -1, BCD_EINVAL }, { 31, 400, -1, BCD_EINVAL },
+        { 200, 700, -1, BCD_OK },  { 3000, 40, -1, BCD_EINVAL },
+    };
+    uint32_t seed = 99;
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        bcd_image img = { cases[k].w, cases[k].h, 3, malloc((size_t)cases[k].w * cases[k].h * 3) };
+        ck_assert_ptr_nonnull(img.data);
+        for (size_t i = 0; i < (size_t)img.width * img.height * 3; i++)
+            img.data[i] = (uint8_t)(cases[k].value >= 0 ? cases[k].value : (int)(urand(&seed) * 256.0));
+        bcd_detect_result *r = NULL;
+        bcd_status st = bcd_detect_compare(&r, ctx, &img, &img, NULL);
+        ck_assert_int_eq(st, cases[k].want);
+        if (st == BCD_OK) {
+            char *js = NULL;
+            ck_assert_int_eq(bcd_detect_result_json(&js, r), BCD_OK);
+            ck_assert_ptr_null(strstr(js, "nan"));
+            ck_assert_ptr_null(strstr(js, "inf"));
+            bcd_free(js);
+            double lc = bcd_detect_result_value(r, BCD_DETECT_LOCAL_CHANGE);
+            ck_assert(isnan(lc) || lc < 0.05);
+            bcd_detect_result_free(r);
+        }
+        bcd_detect_result *q = NULL;
+        ck_assert_int_eq(bcd_detect_quality(&q, ctx, &img, NULL), BCD_OK);
+        bcd_detect_result_free(q);
+        free(img.data);
+    }
+}
+END_TEST
+
 /* ---- API ------------------------------------------------------------------------- */
 
 START_TEST(test_detect_options_init_and_validation)
@@ -717,6 +752,7 @@ static Suite *detect_suite(void)
     tcase_add_test(tc, test_detect_quality_flags_clipping);
     tcase_add_test(tc, test_detect_quality_flags_small_subject);
     tcase_add_test(tc, test_detect_compare_flags_misaligned_pair);
+    tcase_add_test(tc, test_detect_compare_survives_degenerate_photos);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("api");
