@@ -88,6 +88,24 @@ void bcd__free_secret(char *s);
 /* Read a whole file (NUL appended, not counted in *len). max_len 0: no limit. */
 bcd_status bcd__read_file(bcd_ctx *ctx, const char *path, size_t max_len, unsigned char **out, size_t *len);
 
+/* Growing string buffer (buf.c); zero-initialise, check oom at the end, free with
+ * bcd__buf_free(). */
+struct bcd__buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+void bcd__buf_put(struct bcd__buf *b, const char *s);
+void bcd__buf_putn(struct bcd__buf *b, const char *s, size_t n);
+void bcd__buf_printf(struct bcd__buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void bcd__buf_free(struct bcd__buf *b);
+/* Make room for extra more bytes (plus the NUL); false (and oom set) on failure. */
+bool bcd__buf_reserve(struct bcd__buf *b, size_t extra);
+
 /* Random UUID v4 (OpenSSL RAND) into buf[37]. */
 bcd_status bcd__uuid_v4(char buf[37]);
 bool bcd__uuid_valid(const char *s);

@@ -46,81 +46,20 @@ static void global_init(void)
 
 /* ---- string builder ----------------------------------------------------------------- */
 
-static bool buf_reserve(struct bcd__net_buf *b, size_t extra)
-{
-    if (b->oom)
-        return false;
-    if (b->len + extra + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->len + extra + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void bcd__net_buf_addn(struct bcd__net_buf *b, const char *s, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void bcd__net_buf_add(struct bcd__net_buf *b, const char *s)
-{
-    bcd__net_buf_addn(b, s, strlen(s));
-}
-
-void bcd__net_buf_addf(struct bcd__net_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = true;
-        return;
-    }
-    if (!buf_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void bcd__net_buf_add_escaped(struct bcd__net_buf *b, const char *s, bool keep_slash)
+void bcd__net_buf_add_escaped(struct bcd__buf *b, const char *s, bool keep_slash)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if (isalnum(*c) || *c == '-' || *c == '.' || *c == '_' || *c == '~' || (keep_slash && *c == '/')) {
             char ch = (char)*c;
-            bcd__net_buf_addn(b, &ch, 1);
+            bcd__buf_putn(b, &ch, 1);
         } else {
             char esc[3] = {'%', hex[*c >> 4], hex[*c & 15]};
-            bcd__net_buf_addn(b, esc, 3);
+            bcd__buf_putn(b, esc, 3);
         }
     }
 }
 
-void bcd__net_buf_free(struct bcd__net_buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
-}
 
 /* ---- handle ------------------------------------------------------------------------- */
 
@@ -187,7 +126,7 @@ bcd_status bcd__net_add_secret(bcd__net *n, const char *secret)
 /* Copy src into a new string with every secret replaced; NULL on allocation failure. */
 static char *scrub_text(const bcd__net *n, const char *src)
 {
-    struct bcd__net_buf b = {0};
+    struct bcd__buf b = {0};
     const char *p = src;
     while (*p) {
         size_t best = 0;
@@ -197,15 +136,15 @@ static char *scrub_text(const bcd__net *n, const char *src)
                 best = k;
         }
         if (best) {
-            bcd__net_buf_add(&b, REDACTED);
+            bcd__buf_put(&b, REDACTED);
             p += best;
         } else {
-            bcd__net_buf_addn(&b, p, 1);
+            bcd__buf_putn(&b, p, 1);
             p++;
         }
     }
     if (b.oom) {
-        bcd__net_buf_free(&b);
+        bcd__buf_free(&b);
         return NULL;
     }
     if (!b.p)
@@ -290,7 +229,7 @@ struct xfer {
     size_t cap;
     bool too_large;
     long retry_after_ms;  /* from the last response, -1 if none */
-    struct bcd__net_buf body;
+    struct bcd__buf body;
     bcd_status st;
     bcd_error err;
     char errbuf[CURL_ERROR_SIZE];
@@ -334,7 +273,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
         x->too_large = true;
         return 0; /* CURLE_WRITE_ERROR */
     }
-    bcd__net_buf_addn(&x->body, data, n);
+    bcd__buf_putn(&x->body, data, n);
     return x->body.oom ? 0 : n;
 }
 
@@ -410,7 +349,7 @@ static bcd_status setup_attempt(struct xfer *x)
     if (!e)
         return bcd__fail(&x->err, BCD_ENOMEM, "out_of_memory", "cannot create an HTTP request");
     x->easy = e;
-    bcd__net_buf_free(&x->body);
+    bcd__buf_free(&x->body);
     x->too_large = false;
     x->retry_after_ms = -1;
     x->errbuf[0] = '\0';
@@ -508,10 +447,10 @@ static void finish_ok(struct xfer *x)
     struct bcd__net_response *rs = x->rs;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &rs->status);
     if (!x->body.p && !x->body.oom)
-        bcd__net_buf_addn(&x->body, "", 0);
+        bcd__buf_putn(&x->body, "", 0);
     if (x->body.oom) {
         x->st = bcd__fail(&x->err, BCD_ENOMEM, "out_of_memory", "out of memory for an HTTP response");
-        bcd__net_buf_free(&x->body);
+        bcd__buf_free(&x->body);
         return;
     }
     rs->body = (unsigned char *)x->body.p;
@@ -580,7 +519,7 @@ static void attempt_done(struct xfer *x, CURLcode cc)
         bcd__log(n->ctx, BCD_LOG_WARN, "HTTP %s %s: %s (correlation id %s)", method_name(rq->method), where, why,
                  rs->correlation_id);
     }
-    bcd__net_buf_free(&x->body);
+    bcd__buf_free(&x->body);
     curl_easy_cleanup(x->easy);
     x->easy = NULL;
 }
@@ -710,7 +649,7 @@ bcd_status bcd__net_request_many(bcd__net *n, const struct bcd__net_request *rq,
         if (x->st != BCD_OK)
             bcd__net_response_clear(x->rs);
         curl_slist_free_all(x->hdrs);
-        bcd__net_buf_free(&x->body);
+        bcd__buf_free(&x->body);
         bcd__error_clear(&x->err);
     }
     free(xs);

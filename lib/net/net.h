@@ -119,20 +119,7 @@ enum bcd__net_verdict bcd__net_default_classify(long status, const unsigned char
 
 /* Growable string for URLs and bodies; on allocation failure `oom` is set and further
  * appends are ignored. */
-struct bcd__net_buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-void bcd__net_buf_add(struct bcd__net_buf *b, const char *s);
-void bcd__net_buf_addn(struct bcd__net_buf *b, const char *s, size_t n);
-void bcd__net_buf_addf(struct bcd__net_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 /* Append s percent-encoded: everything but A-Z a-z 0-9 - . _ ~ (and '/' if keep_slash). */
-void bcd__net_buf_add_escaped(struct bcd__net_buf *b, const char *s, bool keep_slash);
-void bcd__net_buf_free(struct bcd__net_buf *b);
+void bcd__net_buf_add_escaped(struct bcd__buf *b, const char *s, bool keep_slash);
 
 #endif

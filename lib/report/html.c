@@ -11,7 +11,7 @@
 #include "bcd/analysis.h"
 #include "report.h"
 
-#define P(s) bcd__sb_put(b, (s))
+#define P(s) bcd__buf_put(b, (s))
 #define H(s) bcd__sb_html(b, (s))
 #define N(fmt, v) bcd__sb_num(b, (fmt), (v))
 
@@ -81,7 +81,7 @@ static const char *label_text(const char *label)
     return label;
 }
 
-static void badge(struct bcd__sbuf *b, const char *label)
+static void badge(struct bcd__buf *b, const char *label)
 {
     const char *cls = label && (strcmp(label, "stable") == 0 || strcmp(label, "mild_variation") == 0 ||
                                 strcmp(label, "significant_shift") == 0)
@@ -96,7 +96,7 @@ static void badge(struct bcd__sbuf *b, const char *label)
 
 /* A number cell carrying the exact value for machines (data-value) and 3 decimals for
  * people; "–" when absent. */
-static void num_cell(struct bcd__sbuf *b, const char *field, double v)
+static void num_cell(struct bcd__buf *b, const char *field, double v)
 {
     P("<td class=\"num\" data-field=\"");
     P(field);
@@ -140,7 +140,7 @@ static const char *anchor(double x)
     return x > 680.0 ? "end" : x < 40.0 ? "start" : "middle";
 }
 
-static void head(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void head(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_session *s = &in->s[in->cur];
     char date[64];
@@ -161,7 +161,7 @@ static void head(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
     P("</style>\n</head>\n");
 }
 
-static void cards(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void cards(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_session *s = &in->s[in->cur];
     const struct bcd__rep_session *p = in->cur ? &in->s[in->cur - 1] : NULL;
@@ -238,7 +238,7 @@ static void cards(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
     P("</section>\n");
 }
 
-static void summary_section(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void summary_section(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_text *x = in->text;
     P("<section id=\"summary\"><h2>Summary</h2><p class=\"summary\">");
@@ -267,7 +267,7 @@ static void summary_section(struct bcd__sbuf *b, const struct bcd__rep_html_inpu
     P("</section>\n");
 }
 
-static void quality_text(struct bcd__sbuf *b, const struct bcd__rep_angle *g)
+static void quality_text(struct bcd__buf *b, const struct bcd__rep_angle *g)
 {
     bool any = false;
 #define ISSUE(cond, text)                                                                                         \
@@ -299,7 +299,7 @@ static void quality_text(struct bcd__sbuf *b, const struct bcd__rep_angle *g)
     }
 }
 
-static void angle_table(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void angle_table(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_session *s = &in->s[in->cur];
     bool evidence = false;
@@ -341,7 +341,7 @@ static void angle_table(struct bcd__sbuf *b, const struct bcd__rep_html_input *i
                 P("</span>");
             }
             if (g->regions_json) {
-                bcd__sb_printf(b, ", %zu region%s", g->n_regions, g->n_regions == 1 ? "" : "s");
+                bcd__buf_printf(b, ", %zu region%s", g->n_regions, g->n_regions == 1 ? "" : "s");
             }
             P("</td>");
         }
@@ -364,7 +364,7 @@ static void angle_table(struct bcd__sbuf *b, const struct bcd__rep_html_input *i
       "check&#8221; with the check just before this one.</p></section>\n");
 }
 
-static void img_or_placeholder(struct bcd__sbuf *b, const struct bcd__rep_image *im, const char *alt,
+static void img_or_placeholder(struct bcd__buf *b, const struct bcd__rep_image *im, const char *alt,
                                const char *caption, const char *missing)
 {
     P("<figure>");
@@ -373,7 +373,7 @@ static void img_or_placeholder(struct bcd__sbuf *b, const struct bcd__rep_image 
         P(im->mime);
         P(";base64,");
         bcd__sb_base64(b, im->data, im->len);
-        bcd__sb_printf(b, "\" width=\"%u\" height=\"%u\" alt=\"", (unsigned)im->width, (unsigned)im->height);
+        bcd__buf_printf(b, "\" width=\"%u\" height=\"%u\" alt=\"", (unsigned)im->width, (unsigned)im->height);
         H(alt);
         P("\">");
     } else {
@@ -386,7 +386,7 @@ static void img_or_placeholder(struct bcd__sbuf *b, const struct bcd__rep_image 
     P("</figcaption></figure>");
 }
 
-static void photos_section(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void photos_section(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_photos *ph = in->photos;
     if (!ph)
@@ -482,7 +482,7 @@ static double py(const struct plot *pl, double v)
 }
 
 /* Threshold bands, axes and date labels shared by the charts. */
-static void chart_frame(struct bcd__sbuf *b, const struct plot *pl, const struct bcd__rep_html_input *in)
+static void chart_frame(struct bcd__buf *b, const struct plot *pl, const struct bcd__rep_html_input *in)
 {
     double yb[4] = {0.0, BCD_TREND_MILD, BCD_TREND_SIGNIFICANT, pl->ymax};
     static const char *const fill[3] = {"#e8f5ec", "#fff5d9", "#fde9e5"};
@@ -587,7 +587,7 @@ static double chart_ymax(const struct bcd__rep_html_input *in)
     return ceil(fmin(m, 2.0) * 20.0) / 20.0;
 }
 
-static void point(struct bcd__sbuf *b, double x, double y, double r, const char *fill, const char *stroke,
+static void point(struct bcd__buf *b, double x, double y, double r, const char *fill, const char *stroke,
                   const char *title)
 {
     P("<circle cx=\"");
@@ -606,7 +606,7 @@ static void point(struct bcd__sbuf *b, double x, double y, double r, const char 
 }
 
 /* Said inside an empty chart. */
-static void no_scores(struct bcd__sbuf *b, const struct plot *pl, const struct bcd__rep_html_input *in)
+static void no_scores(struct bcd__buf *b, const struct plot *pl, const struct bcd__rep_html_input *in)
 {
     for (size_t i = 0; i < in->n; i++)
         if (in->s[i].baseline_sessions > 0)
@@ -619,7 +619,7 @@ static void no_scores(struct bcd__sbuf *b, const struct plot *pl, const struct b
       "the second analyzed check</text>");
 }
 
-static void angle_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void angle_chart(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     struct plot pl = {56, 600, 24, 270, chart_ymax(in), in->n};
     P("<figure class=\"chart\"><h3>Change per angle</h3><svg viewBox=\"0 0 720 300\" role=\"img\" aria-labelledby=\"c1t\">"
@@ -628,15 +628,15 @@ static void angle_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *i
     no_scores(b, &pl, in);
     for (int a = 0; a < BCD__REP_ANGLES; a++) {
         /* the line joins the checks in which the angle was scored */
-        struct bcd__sbuf line = {0};
+        struct bcd__buf line = {0};
         size_t pts = 0;
         for (size_t i = 0; i < in->n; i++) {
             const struct bcd__rep_angle *g = find_angle(&in->s[i], bcd__rep_angles[a]);
             if (!g || g->baseline_sessions == 0)
                 continue;
-            bcd__sb_put(&line, pts ? " " : "");
+            bcd__buf_put(&line, pts ? " " : "");
             bcd__sb_num(&line, "%.1f", px(&pl, i));
-            bcd__sb_put(&line, ",");
+            bcd__buf_put(&line, ",");
             bcd__sb_num(&line, "%.1f", py(&pl, g->change_score));
             pts++;
         }
@@ -649,7 +649,7 @@ static void angle_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *i
             P(line.p);
             P("\"/>");
         }
-        bcd__sb_free(&line);
+        bcd__buf_free(&line);
         for (size_t i = 0; i < in->n; i++) {
             const struct bcd__rep_angle *g = find_angle(&in->s[i], bcd__rep_angles[a]);
             if (!g || g->baseline_sessions == 0)
@@ -680,7 +680,7 @@ static void angle_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *i
       "bands: stable (green), mild variation (yellow), significant shift (red).</figcaption></figure>");
 }
 
-static void overall_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void overall_chart(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_trend *t = in->trend;
     struct plot pl = {56, 660, 24, 270, chart_ymax(in), in->n};
@@ -736,7 +736,7 @@ static void overall_chart(struct bcd__sbuf *b, const struct bcd__rep_html_input 
     P(".</figcaption></figure>");
 }
 
-static void charts_section(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void charts_section(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     P("<section id=\"charts\"><h2>Your checks over time</h2>");
     angle_chart(b, in);
@@ -744,7 +744,7 @@ static void charts_section(struct bcd__sbuf *b, const struct bcd__rep_html_input
     P("</section>\n");
 }
 
-static void history_section(struct bcd__sbuf *b, const struct bcd__rep_html_input *in)
+static void history_section(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     P("<section id=\"history\"><h2>All analyzed checks</h2><div class=\"table-wrap\"><table><thead><tr>"
       "<th>#</th><th>Date</th><th>Overall vs baseline</th><th>Label</th><th>Since previous</th>"
@@ -758,7 +758,7 @@ static void history_section(struct bcd__sbuf *b, const struct bcd__rep_html_inpu
         P("\"");
         if (i == in->cur)
             P(" style=\"font-weight:600\"");
-        bcd__sb_printf(b, "><td>%zu</td><td>", i + 1);
+        bcd__buf_printf(b, "><td>%zu</td><td>", i + 1);
         H(d);
         P("</td>");
         num_cell(b, "overall_change_score", s->overall_change_score);
@@ -794,7 +794,7 @@ static void history_section(struct bcd__sbuf *b, const struct bcd__rep_html_inpu
 
 bcd_status bcd__rep_html(char **out, size_t *len, const struct bcd__rep_html_input *in)
 {
-    struct bcd__sbuf buf = {0}, *b = &buf;
+    struct bcd__buf buf = {0}, *b = &buf;
     const struct bcd__rep_session *s = &in->s[in->cur];
     head(b, in);
     char date[64], gen[64];
@@ -803,7 +803,7 @@ bcd_status bcd__rep_html(char **out, size_t *len, const struct bcd__rep_html_inp
     H(s->session_id);
     P("\">\n<header><h1>Body check report</h1><p class=\"meta\">Check of ");
     H(date);
-    bcd__sb_printf(b, " &#183; check %zu of %zu analyzed &#183; session <code>", in->cur + 1, in->n);
+    bcd__buf_printf(b, " &#183; check %zu of %zu analyzed &#183; session <code>", in->cur + 1, in->n);
     H(s->session_id);
     P("</code></p></header>\n");
     cards(b, in);
@@ -824,7 +824,7 @@ bcd_status bcd__rep_html(char **out, size_t *len, const struct bcd__rep_html_inp
     H(s->model);
     P(".</p></footer>\n</main>\n</body>\n</html>\n");
     if (b->oom || !b->p) {
-        bcd__sb_free(b);
+        bcd__buf_free(b);
         return BCD_ENOMEM;
     }
     *out = b->p;

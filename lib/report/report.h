@@ -216,29 +216,16 @@ bcd_status bcd__rep_html(char **out, size_t *len, const struct bcd__rep_html_inp
 bcd_status bcd__rep_write_atomic(bcd_error *err, const char *path, const void *data, size_t len);
 
 /* Growable text buffer; an allocation failure sticks (oom) and later appends are no-ops. */
-struct bcd__sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-void bcd__sb_put(struct bcd__sbuf *b, const char *s);
-void bcd__sb_putn(struct bcd__sbuf *b, const char *s, size_t n);
-void bcd__sb_printf(struct bcd__sbuf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
 /* A number in C notation whatever the locale ('.' decimal point), printf format fmt
  * (one double conversion, e.g. "%.4f"). */
-void bcd__sb_num(struct bcd__sbuf *b, const char *fmt, double v);
+void bcd__sb_num(struct bcd__buf *b, const char *fmt, double v);
 /* Text escaped for HTML content and attribute values (& < > " '); control
  * characters other than tab and newline dropped, invalid UTF-8 replaced by U+FFFD, and
  * the slashes of "://" written as character references, so that no URL appears in the
  * file even as text. */
-void bcd__sb_html(struct bcd__sbuf *b, const char *s);
+void bcd__sb_html(struct bcd__buf *b, const char *s);
 /* Standard base64 (RFC 4648 §4, with padding) of data. */
-void bcd__sb_base64(struct bcd__sbuf *b, const unsigned char *data, size_t len);
-void bcd__sb_free(struct bcd__sbuf *b);
+void bcd__sb_base64(struct bcd__buf *b, const unsigned char *data, size_t len);
 
 /* "2026-02-16T10:00:00.123456Z" -> seconds since the epoch (UTC); false if malformed. */
 bool bcd__rep_parse_time(const char *ts, double *out);

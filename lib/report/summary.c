@@ -480,26 +480,26 @@ bcd_status bcd__rep_text(struct bcd__rep_text *out, const struct bcd__rep_sessio
     char *conf = confidence_note(s);
     trend_part(&sum, t, cur_flags);
 
-    struct bcd__sbuf b = {0}, f = {0};
+    struct bcd__buf b = {0}, f = {0};
     for (size_t i = 0; i < sum.n; i++) {
-        bcd__sb_put(&f, i ? " " : "");
-        bcd__sb_put(&f, sum.v[i]);
+        bcd__buf_put(&f, i ? " " : "");
+        bcd__buf_put(&f, sum.v[i]);
     }
     if (f.p)
-        bcd__sb_put(&b, f.p);
+        bcd__buf_put(&b, f.p);
     for (size_t i = 0; i < warn.n; i++) {
-        bcd__sb_put(&b, b.len ? " " : "");
-        bcd__sb_put(&b, warn.v[i]);
+        bcd__buf_put(&b, b.len ? " " : "");
+        bcd__buf_put(&b, warn.v[i]);
     }
     if (conf) {
-        bcd__sb_put(&b, b.len ? " " : "");
-        bcd__sb_put(&b, conf);
+        bcd__buf_put(&b, b.len ? " " : "");
+        bcd__buf_put(&b, conf);
     }
     if (next.n) {
-        bcd__sb_put(&b, b.len ? " Next: " : "Next: ");
+        bcd__buf_put(&b, b.len ? " Next: " : "Next: ");
         for (size_t i = 0; i < next.n; i++) {
-            bcd__sb_put(&b, i ? " " : "");
-            bcd__sb_put(&b, next.v[i]);
+            bcd__buf_put(&b, i ? " " : "");
+            bcd__buf_put(&b, next.v[i]);
         }
     }
     bool oom = sum.oom || warn.oom || next.oom || !conf || b.oom || !b.p || f.oom || !f.p;
@@ -508,8 +508,8 @@ bcd_status bcd__rep_text(struct bcd__rep_text *out, const struct bcd__rep_sessio
         lines_free(&warn);
         lines_free(&next);
         free(conf);
-        bcd__sb_free(&b);
-        bcd__sb_free(&f);
+        bcd__buf_free(&b);
+        bcd__buf_free(&f);
         return BCD_ENOMEM;
     }
     out->summary = b.p;

@@ -26,68 +26,7 @@ double bcd__rep_round(double x)
     return r == 0.0 ? 0.0 : r; /* no "-0" */
 }
 
-static bool grow(struct bcd__sbuf *b, size_t more)
-{
-    if (b->oom)
-        return false;
-    if (b->len + more + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void bcd__sb_putn(struct bcd__sbuf *b, const char *s, size_t n)
-{
-    if (!grow(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void bcd__sb_put(struct bcd__sbuf *b, const char *s)
-{
-    bcd__sb_putn(b, s, strlen(s));
-}
-
-void bcd__sb_printf(struct bcd__sbuf *b, const char *fmt, ...)
-{
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = true;
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        bcd__sb_putn(b, small, (size_t)n);
-        return;
-    }
-    if (!grow(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void bcd__sb_num(struct bcd__sbuf *b, const char *fmt, double v)
+void bcd__sb_num(struct bcd__buf *b, const char *fmt, double v)
 {
     char buf[64];
     if (!isfinite(v))
@@ -108,7 +47,7 @@ void bcd__sb_num(struct bcd__sbuf *b, const char *fmt, double v)
         nonzero |= *p >= '1' && *p <= '9';
     }
     /* "-0.000": a tiny negative value rounded away reads as zero */
-    bcd__sb_put(b, buf[0] == '-' && !nonzero ? buf + 1 : buf);
+    bcd__buf_put(b, buf[0] == '-' && !nonzero ? buf + 1 : buf);
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
@@ -144,7 +83,7 @@ static size_t utf8_len(const unsigned char *s)
     return n;
 }
 
-void bcd__sb_html(struct bcd__sbuf *b, const char *s)
+void bcd__sb_html(struct bcd__buf *b, const char *s)
 {
     if (!s)
         return;
@@ -155,51 +94,51 @@ void bcd__sb_html(struct bcd__sbuf *b, const char *s)
         while (p[run] && p[run] >= 0x20 && p[run] < 0x7f && !strchr("&<>\"':", p[run]))
             run++;
         if (run) {
-            bcd__sb_putn(b, (const char *)p, run);
+            bcd__buf_putn(b, (const char *)p, run);
             p += run;
             continue;
         }
         unsigned char c = *p;
         switch (c) {
-        case '&': bcd__sb_put(b, "&amp;"); p++; continue;
-        case '<': bcd__sb_put(b, "&lt;"); p++; continue;
-        case '>': bcd__sb_put(b, "&gt;"); p++; continue;
-        case '"': bcd__sb_put(b, "&quot;"); p++; continue;
-        case '\'': bcd__sb_put(b, "&#39;"); p++; continue;
+        case '&': bcd__buf_put(b, "&amp;"); p++; continue;
+        case '<': bcd__buf_put(b, "&lt;"); p++; continue;
+        case '>': bcd__buf_put(b, "&gt;"); p++; continue;
+        case '"': bcd__buf_put(b, "&quot;"); p++; continue;
+        case '\'': bcd__buf_put(b, "&#39;"); p++; continue;
         case ':':
             /* "scheme://" in stored text stays readable but never forms a URL in the file */
             if (p[1] == '/' && p[2] == '/') {
-                bcd__sb_put(b, ":&#47;&#47;");
+                bcd__buf_put(b, ":&#47;&#47;");
                 p += 3;
             } else {
-                bcd__sb_put(b, ":");
+                bcd__buf_put(b, ":");
                 p++;
             }
             continue;
         default: break;
         }
         if (c == '\n' || c == '\t') {
-            bcd__sb_putn(b, (const char *)p, 1);
+            bcd__buf_putn(b, (const char *)p, 1);
             p++;
         } else if (c < 0x20 || c == 0x7f) {
             p++; /* control characters carry nothing a reader needs */
         } else {
             size_t n = utf8_len(p);
             if (n) {
-                bcd__sb_putn(b, (const char *)p, n);
+                bcd__buf_putn(b, (const char *)p, n);
                 p += n;
             } else {
-                bcd__sb_put(b, "\xef\xbf\xbd");
+                bcd__buf_put(b, "\xef\xbf\xbd");
                 p++;
             }
         }
     }
 }
 
-void bcd__sb_base64(struct bcd__sbuf *b, const unsigned char *data, size_t len)
+void bcd__sb_base64(struct bcd__buf *b, const unsigned char *data, size_t len)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (len > (SIZE_MAX / 4) * 3 - 3 || !grow(b, (len + 2) / 3 * 4))
+    if (len > (SIZE_MAX / 4) * 3 - 3 || !bcd__buf_reserve(b, (len + 2) / 3 * 4))
         return;
     char *o = b->p + b->len;
     size_t i = 0;
@@ -221,12 +160,6 @@ void bcd__sb_base64(struct bcd__sbuf *b, const unsigned char *data, size_t len)
     b->p[b->len] = '\0';
 }
 
-void bcd__sb_free(struct bcd__sbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
 
 bool bcd__rep_parse_time(const char *ts, double *out)
 {

@@ -334,30 +334,30 @@ static cJSON *parse_body(bcd_store *s, const struct bcd__net_response *rs, int t
 
 /* ---- URLs --------------------------------------------------------------------------- */
 
-static void rest_url(struct sb *S, struct bcd__net_buf *b, const char *rel)
+static void rest_url(struct sb *S, struct bcd__buf *b, const char *rel)
 {
-    bcd__net_buf_add(b, S->url);
-    bcd__net_buf_add(b, "/rest/v1/");
-    bcd__net_buf_add(b, rel);
+    bcd__buf_put(b, S->url);
+    bcd__buf_put(b, "/rest/v1/");
+    bcd__buf_put(b, rel);
 }
 
 /* "&col=eq.<escaped value>" */
-static void add_eq(struct bcd__net_buf *b, const char *col, const char *v)
+static void add_eq(struct bcd__buf *b, const char *col, const char *v)
 {
-    bcd__net_buf_addf(b, "&%s=eq.", col);
+    bcd__buf_printf(b, "&%s=eq.", col);
     bcd__net_buf_add_escaped(b, v, false);
 }
 
 /* {URL}/storage/v1/<op>/{bucket}/{key} */
-static void storage_url(struct sb *S, struct bcd__net_buf *b, const char *op, const char *key)
+static void storage_url(struct sb *S, struct bcd__buf *b, const char *op, const char *key)
 {
-    bcd__net_buf_add(b, S->url);
-    bcd__net_buf_add(b, "/storage/v1/");
-    bcd__net_buf_add(b, op);
-    bcd__net_buf_add(b, "/");
+    bcd__buf_put(b, S->url);
+    bcd__buf_put(b, "/storage/v1/");
+    bcd__buf_put(b, op);
+    bcd__buf_put(b, "/");
     bcd__net_buf_add_escaped(b, S->bucket, false);
     if (key) {
-        bcd__net_buf_add(b, "/");
+        bcd__buf_put(b, "/");
         bcd__net_buf_add_escaped(b, key, true);
     }
 }
@@ -580,17 +580,17 @@ static bcd_status get_rows(bcd_store *s, const char *base, size_t page, row_fn f
 {
     long long total = -1;
     for (size_t offset = 0;;) {
-        struct bcd__net_buf u = {0};
-        bcd__net_buf_addf(&u, "%s&limit=%zu&offset=%zu", base, page, offset);
+        struct bcd__buf u = {0};
+        bcd__buf_printf(&u, "%s&limit=%zu&offset=%zu", base, page, offset);
         if (u.oom) {
-            bcd__net_buf_free(&u);
+            bcd__buf_free(&u);
             return oom(s);
         }
         struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .prefer = "count=exact",
                          .idempotent = true};
         struct bcd__net_response rs;
         bcd_status st = call2xx(s, &c, &rs, what);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         if (st != BCD_OK)
             return st;
         total = range_total(rs.content_range);
@@ -618,18 +618,18 @@ static bcd_status fetch_session(bcd_store *s, const char *id, struct bcd__sessio
     *found = false;
     if (!lower_uuid(id))
         return BCD_OK;
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S, &u, "bcd_session_overview?select=" OVERVIEW_COLS);
     add_eq(&u, "id", id);
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true,
                      .max_response = SMALL_RESPONSE};
     struct bcd__net_response rs;
     bcd_status st = call2xx(s, &c, &rs, "read session");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK)
         return st;
     cJSON *arr = parse_body(s, &rs, cJSON_Array, "read session");
@@ -664,7 +664,7 @@ static bcd_status s_session_create(bcd_store *s, const char *user_id, struct bcd
         return bcd__fail(&s->err, BCD_ERROR, "random_failure", "cannot generate a session id");
     char body[160];
     snprintf(body, sizeof body, "{\"id\":\"%s\",\"user_id\":\"%s\",\"status\":\"created\"}", id, user_id);
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S, &u, "sessions?select=" SESSION_COLS);
     if (u.oom)
         return oom(s);
@@ -674,14 +674,14 @@ static bcd_status s_session_create(bcd_store *s, const char *user_id, struct bcd
     struct bcd__net_response rs;
     st = send_call(s, &c, &rs);
     if (st != BCD_OK) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return st;
     }
     struct api_error e;
     parse_error(API_REST, &rs, &e);
     if (rs.status == 409 && strcmp(e.code, "23505") == 0) {
         bcd__net_response_clear(&rs);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         bool found = false;
         st = fetch_session(s, id, out, &found);
         if (st == BCD_OK && (!found || strcmp(out->user_id, user_id) != 0))
@@ -691,10 +691,10 @@ static bcd_status s_session_create(bcd_store *s, const char *user_id, struct bcd
     if (!ok_status(rs.status)) {
         st = fail_response(s, &c, &rs, "create session");
         bcd__net_response_clear(&rs);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return st;
     }
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     cJSON *arr = parse_body(s, &rs, cJSON_Array, "create session");
     if (arr && arr->child) {
         read_session(arr->child, out);
@@ -723,12 +723,12 @@ static bcd_status s_session_set_status(bcd_store *s, const char *id, const char 
     }
     char *body = cJSON_PrintUnformatted(b);
     cJSON_Delete(b);
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S, &u, "sessions?select=id");
     add_eq(&u, "id", id);
     if (!body || u.oom) {
         free(body);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     struct call c = {.api = API_REST, .method = BCD__NET_PATCH, .url = u.p, .prefer = "return=representation",
@@ -736,7 +736,7 @@ static bcd_status s_session_set_status(bcd_store *s, const char *id, const char 
     struct bcd__net_response rs;
     bcd_status st = call2xx(s, &c, &rs, "update session");
     free(body);
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK)
         return st;
     cJSON *arr = parse_body(s, &rs, cJSON_Array, "update session");
@@ -784,17 +784,17 @@ static bcd_status s_session_list(bcd_store *s, const char *user_id, struct bcd__
     bcd_status st = check_user(s, user_id);
     if (st != BCD_OK)
         return st;
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S_of(s), &u, "bcd_session_overview?select=" OVERVIEW_COLS);
     add_eq(&u, "user_id", user_id);
-    bcd__net_buf_add(&u, "&order=created_at.asc,seq.asc");
+    bcd__buf_put(&u, "&order=created_at.asc,seq.asc");
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     struct vec v = {.size = sizeof(struct bcd__session_row)};
     st = get_rows(s, u.p, PAGE_ROWS, session_row_cb, &v, "list sessions");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK) {
         free(v.p);
         return st;
@@ -832,18 +832,18 @@ static int by_angle_index(const void *pa, const void *pb)
 static bcd_status list_images(bcd_store *s, const char *session_id, const char *col, const char *val,
                               struct vec *v, const char *what)
 {
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S_of(s), &u, "images?select=" IMAGE_COLS);
     add_eq(&u, "session_id", session_id);
     if (col)
         add_eq(&u, col, val);
-    bcd__net_buf_add(&u, "&order=image_type.asc,order_index.asc");
+    bcd__buf_put(&u, "&order=image_type.asc,order_index.asc");
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     bcd_status st = get_rows(s, u.p, PAGE_ROWS, image_row_cb, v, what);
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     return st;
 }
 
@@ -926,11 +926,11 @@ static bcd_status register_round(bcd_store *s, const struct bcd__image_row *in, 
     }
     /* 5. insert; the unique constraints decide races */
     char *body = image_body(in, id, idx);
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S_of(s), &u, "images?select=" IMAGE_COLS);
     if (!body || u.oom) {
         free(body);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         st = oom(s);
         goto done;
     }
@@ -940,7 +940,7 @@ static bcd_status register_round(bcd_store *s, const struct bcd__image_row *in, 
     st = send_call(s, &c, &rs);
     free(body);
     if (st != BCD_OK) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         goto done;
     }
     struct api_error e;
@@ -962,7 +962,7 @@ static bcd_status register_round(bcd_store *s, const struct bcd__image_row *in, 
         cJSON_Delete(arr);
     }
     bcd__net_response_clear(&rs);
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
 done:
     free(v.p);
     return st;
@@ -1096,7 +1096,7 @@ static bcd_status s_blob_put(bcd_store *s, const char *session_id, const char *s
     if (!lower_uuid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
         return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
     snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     storage_url(S, &u, "object", key);
     if (u.oom)
         return oom(s);
@@ -1107,14 +1107,14 @@ static bcd_status s_blob_put(bcd_store *s, const char *session_id, const char *s
     bcd_status st = send_call(s, &head, &rs);
     if (st == BCD_OK && rs.status == 200) {
         bcd__net_response_clear(&rs);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         *created = false;
         return BCD_OK;
     }
     if (st == BCD_OK)
         bcd__net_response_clear(&rs);
     if (st != BCD_OK && st != BCD_ENET) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return st;
     }
     bcd__error_clear(&s->err);
@@ -1122,7 +1122,7 @@ static bcd_status s_blob_put(bcd_store *s, const char *session_id, const char *s
                      .extra = "x-upsert: true", .body = data, .len = len, .idempotent = true,
                      .max_response = SMALL_RESPONSE};
     st = call2xx(s, &c, &rs, "upload image");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK)
         return st;
     bcd__net_response_clear(&rs);
@@ -1136,18 +1136,18 @@ static bcd_status s_blob_delete(bcd_store *s, const char *key)
     if (!valid_storage_key(key))
         return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a blob key: %.200s", key);
     /* never remove a blob that an image row references */
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S, &u, "images?select=id&limit=1");
     add_eq(&u, "storage_path", key);
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true,
                      .max_response = SMALL_RESPONSE};
     struct bcd__net_response rs;
     bcd_status st = call2xx(s, &c, &rs, "check blob references");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK)
         return st;
     cJSON *arr = parse_body(s, &rs, cJSON_Array, "check blob references");
@@ -1160,13 +1160,13 @@ static bcd_status s_blob_delete(bcd_store *s, const char *key)
         return BCD_OK;
     storage_url(S, &u, "object", key);
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     struct call d = {.api = API_STORAGE, .method = BCD__NET_DELETE, .url = u.p, .idempotent = true,
                      .max_response = SMALL_RESPONSE};
     st = call2xx(s, &d, &rs, "delete blob");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st == BCD_ENOTFOUND) {
         bcd__error_clear(&s->err);
         return BCD_OK;
@@ -1185,7 +1185,7 @@ static bcd_status s_blob_get_many(bcd_store *s, const char *const *paths, size_t
         return BCD_OK;
     struct bcd__net_request *rq = calloc(n, sizeof *rq);
     struct bcd__net_response *rs = calloc(n, sizeof *rs);
-    struct bcd__net_buf *urls = calloc(n, sizeof *urls);
+    struct bcd__buf *urls = calloc(n, sizeof *urls);
     char *key = malloc(BCD__PATH_MAX);
     const char *h[4] = {S->h_apikey, S->h_auth ? S->h_auth : "Accept: */*", S->h_auth ? "Accept: */*" : NULL, NULL};
     bcd_status st = BCD_OK;
@@ -1234,7 +1234,7 @@ static bcd_status s_blob_get_many(bcd_store *s, const char *const *paths, size_t
 done:
     for (size_t i = 0; rs && urls && i < n; i++) {
         bcd__net_response_clear(&rs[i]);
-        bcd__net_buf_free(&urls[i]);
+        bcd__buf_free(&urls[i]);
     }
     free(rq);
     free(rs);
@@ -1252,20 +1252,20 @@ static bcd_status s_blob_get(bcd_store *s, const char *path, size_t max_len, uns
 /* {URL}/storage/v1 + a server-relative signed URL (path decoded, query as is). */
 static char *absolute_signed(struct sb *S, const char *rel)
 {
-    struct bcd__net_buf b = {0};
-    bcd__net_buf_add(&b, S->url);
-    bcd__net_buf_add(&b, "/storage/v1");
+    struct bcd__buf b = {0};
+    bcd__buf_put(&b, S->url);
+    bcd__buf_put(&b, "/storage/v1");
     size_t q = strcspn(rel, "?");
     char *path = bcd__strndup(rel, q);
     if (!path)
         return NULL;
     if (path[0] != '/')
-        bcd__net_buf_add(&b, "/");
+        bcd__buf_put(&b, "/");
     bcd__net_buf_add_escaped(&b, path, true);
     free(path);
-    bcd__net_buf_add(&b, rel + q);
+    bcd__buf_put(&b, rel + q);
     if (b.oom) {
-        bcd__net_buf_free(&b);
+        bcd__buf_free(&b);
         return NULL;
     }
     return b.p;
@@ -1319,11 +1319,11 @@ static bcd_status s_blob_locate_many(bcd_store *s, const char *const *paths, siz
     }
     if (asked) {
         char *txt = cJSON_PrintUnformatted(body);
-        struct bcd__net_buf u = {0};
+        struct bcd__buf u = {0};
         storage_url(S, &u, "object/sign", NULL);
         if (!txt || u.oom) {
             free(txt);
-            bcd__net_buf_free(&u);
+            bcd__buf_free(&u);
             st = oom(s);
             goto done;
         }
@@ -1332,7 +1332,7 @@ static bcd_status s_blob_locate_many(bcd_store *s, const char *const *paths, siz
         struct bcd__net_response rs;
         st = call2xx(s, &c, &rs, "sign image URLs");
         free(txt);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         if (st != BCD_OK)
             goto done;
         cJSON *res = parse_body(s, &rs, cJSON_Array, "sign image URLs");
@@ -1391,11 +1391,11 @@ static bcd_status s_blob_locate(bcd_store *s, const char *path, char **url, char
         free(key);
         return st;
     }
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     storage_url(S, &u, "object/sign", key);
     free(key);
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     char body[48];
@@ -1404,7 +1404,7 @@ static bcd_status s_blob_locate(bcd_store *s, const char *path, char **url, char
                      .idempotent = true, .max_response = SMALL_RESPONSE};
     struct bcd__net_response rs;
     st = call2xx(s, &c, &rs, "sign image URL");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK)
         return st;
     cJSON *o = parse_body(s, &rs, cJSON_Object, "sign image URL");
@@ -1431,10 +1431,10 @@ static bcd_status s_blob_upload_url(bcd_store *s, const char *key, const char *c
     if (!valid_storage_key(key))
         return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a valid object key: %.200s", key);
     (void)content_type; /* checked by the bucket when the bytes arrive */
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     storage_url(S, &u, "object/upload/sign", key);
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     /* no x-upsert: the token creates the object once and cannot replace it */
@@ -1442,7 +1442,7 @@ static bcd_status s_blob_upload_url(bcd_store *s, const char *key, const char *c
                      .idempotent = true, .max_response = SMALL_RESPONSE};
     struct bcd__net_response rs;
     bcd_status st = call2xx(s, &c, &rs, "sign upload URL");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK)
         return st;
     cJSON *o = parse_body(s, &rs, cJSON_Object, "sign upload URL");
@@ -1549,12 +1549,12 @@ static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, 
     struct sb *S = S_of(s);
     char *body = args ? cJSON_PrintUnformatted(args) : NULL;
     cJSON_Delete(args);
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S, &u, "rpc/");
-    bcd__net_buf_add(&u, fn);
+    bcd__buf_put(&u, fn);
     if (!body || u.oom) {
         free(body);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     /* both functions are safe to call again: the save carries its save id */
@@ -1564,7 +1564,7 @@ static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, 
     bcd_status st = send_call(s, &c, &rs);
     free(body);
     if (st != BCD_OK) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return st;
     }
     struct api_error e;
@@ -1581,7 +1581,7 @@ static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, 
         if (!*result)
             st = BCD_ENET;
     }
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     bcd__net_response_clear(&rs);
     return st;
 }
@@ -1781,19 +1781,19 @@ static bcd_status s_embeddings_for_user(bcd_store *s, const char *user_id, const
     bcd_status st = check_user(s, user_id);
     if (st != BCD_OK)
         return st;
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S_of(s), &u, "bcd_user_embeddings?select=session_id,angle,model,dim,checksum,embedding");
     add_eq(&u, "user_id", user_id);
     if (model)
         add_eq(&u, "model", model);
-    bcd__net_buf_add(&u, "&order=session_id.asc,angle.asc");
+    bcd__buf_put(&u, "&order=session_id.asc,angle.asc");
     if (u.oom) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     struct vec v = {.size = sizeof(struct bcd__embedding)};
     st = get_rows(s, u.p, EMBEDDING_PAGE_ROWS, embedding_row_cb, &v, "read embeddings");
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     if (st != BCD_OK) {
         bcd__embeddings_free(v.p, v.n);
         return st;
@@ -1861,12 +1861,12 @@ static bcd_status job_rpc(bcd_store *s, const char *fn, cJSON *args, bool idempo
         *held_ok = false;
     char *body = args ? cJSON_PrintUnformatted(args) : NULL;
     cJSON_Delete(args);
-    struct bcd__net_buf u = {0};
+    struct bcd__buf u = {0};
     rest_url(S, &u, "rpc/");
-    bcd__net_buf_add(&u, fn);
+    bcd__buf_put(&u, fn);
     if (!body || u.oom) {
         free(body);
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return oom(s);
     }
     struct call c = {.api = API_REST, .method = BCD__NET_POST, .url = u.p, .body = body, .len = strlen(body),
@@ -1875,7 +1875,7 @@ static bcd_status job_rpc(bcd_store *s, const char *fn, cJSON *args, bool idempo
     bcd_status st = send_call(s, &c, &rs);
     free(body);
     if (st != BCD_OK) {
-        bcd__net_buf_free(&u);
+        bcd__buf_free(&u);
         return st;
     }
     struct api_error e;
@@ -1909,7 +1909,7 @@ static bcd_status job_rpc(bcd_store *s, const char *fn, cJSON *args, bool idempo
         if (!*result)
             st = BCD_ENET;
     }
-    bcd__net_buf_free(&u);
+    bcd__buf_free(&u);
     bcd__net_response_clear(&rs);
     return st;
 }

@@ -424,14 +424,14 @@ END_TEST
 
 START_TEST(test_net_buf_escapes_values)
 {
-    struct bcd__net_buf b = {0};
-    bcd__net_buf_add(&b, "a=");
+    struct bcd__buf b = {0};
+    bcd__buf_put(&b, "a=");
     bcd__net_buf_add_escaped(&b, "2025-03-01T10:00:00+00:00 &#/é", false);
-    bcd__net_buf_addf(&b, "|%d|", 42);
+    bcd__buf_printf(&b, "|%d|", 42);
     bcd__net_buf_add_escaped(&b, "u/s/front 1.jpg", true);
     ck_assert(!b.oom);
     ck_assert_str_eq(b.p, "a=2025-03-01T10%3A00%3A00%2B00%3A00%20%26%23%2F%C3%A9|42|u/s/front%201.jpg");
-    bcd__net_buf_free(&b);
+    bcd__buf_free(&b);
 }
 END_TEST
 

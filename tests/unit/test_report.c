@@ -477,22 +477,22 @@ END_TEST
 
 START_TEST(test_report_html_escape_and_base64)
 {
-    struct bcd__sbuf b = {0};
+    struct bcd__buf b = {0};
     bcd__sb_html(&b, "a<b>&\"'\x01\tz\xff\xc3\xa9 x:y http://h/");
     ck_assert_str_eq(b.p, "a&lt;b&gt;&amp;&quot;&#39;\tz\xef\xbf\xbd\xc3\xa9 x:y http:&#47;&#47;h/");
-    bcd__sb_free(&b);
+    bcd__buf_free(&b);
     static const struct {
         const char *in, *out;
     } v[] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        bcd__sb_put(&b, "");
+        bcd__buf_put(&b, "");
         bcd__sb_base64(&b, (const unsigned char *)v[i].in, strlen(v[i].in));
         ck_assert_str_eq(b.p ? b.p : "", v[i].out);
-        bcd__sb_free(&b);
+        bcd__buf_free(&b);
     }
     bcd__sb_num(&b, "%.3f", -0.0001);
     ck_assert_str_eq(b.p, "0.000");
-    bcd__sb_free(&b);
+    bcd__buf_free(&b);
     char d[64];
     bcd__rep_format_date(d, sizeof d, "2024-02-29T23:59:30.5Z", BCD__REP_DATE_TIME);
     ck_assert_str_eq(d, "29 Feb 2024 23:59 UTC");
