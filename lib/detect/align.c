@@ -616,7 +616,8 @@ done:
     return st;
 }
 
-void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev[3], const bcd__align *al)
+void bcd__detect_warp(bcd__plane *const *dst, uint8_t *mask, bcd__plane *const *prev, int nplanes,
+                      const bcd__align *al)
 {
     int w = dst[0]->w, h = dst[0]->h, pw = prev[0]->w, ph = prev[0]->h;
     double ccx = (w - 1) * 0.5, ccy = (h - 1) * 0.5;
@@ -629,8 +630,10 @@ void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev
         for (int x = 0; x < w; x++, u += al->a, v += al->b) {
             size_t i = (size_t)y * w + x;
             if (u < 0 || v < 0 || u > pw - 1 || v > ph - 1) {
-                dst[0]->px[i] = dst[1]->px[i] = dst[2]->px[i] = 0.0f;
-                mask[i] = 0;
+                for (int c = 0; c < nplanes; c++)
+                    dst[c]->px[i] = 0.0f;
+                if (mask)
+                    mask[i] = 0;
                 continue;
             }
             int x0 = (int)u, y0 = (int)v;
@@ -641,11 +644,12 @@ void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev
             float fx = (float)(u - x0), fy = (float)(v - y0);
             float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
             size_t j = (size_t)y0 * pw + x0;
-            for (int c = 0; c < 3; c++) {
+            for (int c = 0; c < nplanes; c++) {
                 const float *s = prev[c]->px + j;
                 dst[c]->px[i] = w00 * s[0] + w01 * s[1] + w10 * s[pw] + w11 * s[pw + 1];
             }
-            mask[i] = 1;
+            if (mask)
+                mask[i] = 1;
         }
     }
 }

@@ -228,7 +228,7 @@ static bcd_status compare_work(bcd_detect_result *r, const bcd__work *wc0, const
             goto done;
     if (!mask)
         goto done;
-    bcd__detect_warp3(P, mask, wp->c, &al);
+    bcd__detect_warp(P, mask, wp->c, 3, &al);
     /* outside the overlap the "previous" photo is the current one: no difference, and
      * filters that reach over the border see no edge */
     for (int c = 0; c < 3; c++)

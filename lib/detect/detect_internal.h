@@ -100,9 +100,10 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
  * false if it is singular. Only the lower triangle of A is read. */
 bool bcd__detect_solve(double A[6][6], const double *b, double *x, int n);
 
-/* Warp the three planes of prev into the current grid (bilinear; planes of at least
- * 2x2); mask[i] = 1 where covered, else 0 (and the pixel 0). */
-void bcd__detect_warp3(bcd__plane *dst[3], uint8_t *mask, bcd__plane *const prev[3], const bcd__align *al);
+/* Warp nplanes planes of prev (same size, at least 2x2) into the grid of dst
+ * (bilinear); mask[i] (may be NULL) = 1 where covered, else 0 (and the pixel 0). */
+void bcd__detect_warp(bcd__plane *const *dst, uint8_t *mask, bcd__plane *const *prev, int nplanes,
+                      const bcd__align *al);
 
 /* Photometric matching: rewrite the warped previous channels P[3] so that they match
  * the current ones C[3] on the masked overlap. */
