@@ -216,6 +216,22 @@ def med(v):
     return statistics.median(v)
 
 
+
+_T0 = time.time()
+
+
+def progress(what, n=None, total=None):
+    """Progress on stderr, only on a terminal; stdout keeps the numbers only."""
+    if not sys.stderr.isatty():
+        return
+    if not what:  # done: erase the line
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+        return
+    count = " %d of %d" % (n, total) if total else ""
+    sys.stderr.write("\r\033[K%s%s | %.0f s" % (what, count, time.time() - _T0))
+    sys.stderr.flush()
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -277,17 +293,22 @@ def main():
     print("(other processes on the machine disturb these numbers: run it on a quiet machine)\n")
 
     # (c) libbcd, warm numbers from --runs sessions, cold from one-session processes
+    progress("libbcd end to end")
     c = run_libbcd(driver, model, images, args.runs, env)
     c_plain = run_libbcd(driver, model, images, args.runs, dict(env, BCD_TORCH_OPTIMIZE="0"))
     cold = [run_libbcd(driver, model, images, 1, env)["process_wall_s"] for _ in range(args.cold)]
     cold_plain = [run_libbcd(driver, model, images, 1, dict(env, BCD_TORCH_OPTIMIZE="0"))["process_wall_s"]
                   for _ in range(args.cold)]
     # (b) PyTorch, model alone
+    progress("PyTorch, model alone")
     b = run_worker("torch", ["--model", model, "--runs", str(args.runs)])
     # (a) the seed's pipeline
+    progress("seed pipeline (Python)")
     a = None if args.skip_seed else run_worker("seed", common + ["--state-dict", state_dict])
     # (d) DCT scaling
+    progress("DCT-scaled decoding")
     d = run_worker("dct", ["--model", mnv2, "--runs", str(max(1, args.runs // 2)), "--images"] + images)
+    progress("")
 
     n = len(images)
 

@@ -490,6 +490,22 @@ class Lib:
 
 # ---------------------------------------------------------------- one user
 
+
+_T0 = time.time()
+
+
+def progress(what, n=None, total=None):
+    """Progress on stderr, only on a terminal; stdout keeps the numbers only."""
+    if not sys.stderr.isatty():
+        return
+    if not what:  # done: erase the line
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+        return
+    count = " %d of %d" % (n, total) if total else ""
+    sys.stderr.write("\r\033[K%s%s | %.0f s" % (what, count, time.time() - _T0))
+    sys.stderr.flush()
+
 def run_user(args):
     uid, seed, strength, full_fraction, libpath, dump_dir = args
     rng = np.random.default_rng([seed, uid])
@@ -737,9 +753,16 @@ def main():
         t0 = time.time()
         if a.jobs > 1:
             with mp.get_context("fork").Pool(a.jobs) as pool:
-                users = pool.map(run_user, jobs, chunksize=1)
+                users = []
+                for u in pool.imap(run_user, jobs, chunksize=1):
+                    users.append(u)
+                    progress("users (x%g)" % strength, len(users), len(jobs))
         else:
-            users = [run_user(j) for j in jobs]
+            users = []
+            for j in jobs:
+                users.append(run_user(j))
+                progress("users (x%g)" % strength, len(users), len(jobs))
+        progress("")
         if a.dump:
             with open(a.dump + ("" if strength == 1.0 else ".x%g" % strength), "w") as f:
                 for u in users:
