@@ -14,7 +14,7 @@
  * are averaged away.
  *
  *  1. Quality of both photos: blur (variance of the Laplacian of the grey image),
- *     exposure clipping (fraction of pixels whose luma is <= 2 or >= 253) and the
+ *     exposure clipping (fraction of pixels with a channel >= 253, or all <= 2) and the
  *     fraction of the frame taken by the subject (skin-coloured pixels; see
  *     lib/detect/quality.c for the colour box).
  *  2. Alignment: a similarity transform (translation, rotation, scale) that maps the
@@ -24,9 +24,11 @@
  *     Levenberg-Marquardt (Lucas-Kanade, Huber weights) with a global gain and offset,
  *     on pyramids of log luma plus the main chroma axis (so exposure, gamma and white
  *     balance do not bias it, and a silhouette that differs from the background only
- *     in colour still counts). Clipped pixels are left out. Fit measures: the
- *     normalized cross-correlation of the overlap after warping (Tukey-weighted, so
- *     that a real change does not count as misfit) and the overlap fraction.
+ *     in colour still counts). Clipped pixels give censored residuals. Fit measures:
+ *     the normalized cross-correlation of the overlap after warping, on band-passed
+ *     images and leaving out the 10 % worst-matching pixels (so that a real change
+ *     does not count as misfit; unrelated photos score ~0.1–0.3, aligned ones > 0.9),
+ *     and the overlap fraction.
  *  3. Photometric matching of the warped previous photo to the current one on the
  *     overlap: per colour channel, log(current) ~ gain * log(previous) + offset plus a
  *     linear ramp across the frame, fitted by iteratively reweighted least squares
@@ -262,9 +264,10 @@ BCD_API bcd_status bcd_detect_write_heatmap(bcd_ctx *ctx, const bcd_detect_resul
  *   m1 >= m2 the two largest e_i (m2 = m1 when only one angle is usable);
  *   change_probability = 1 / (1 + exp(-(B0 + B1 * m1 + B2 * m2)))
  *
- * with B0, B1, B2 calibrated by logistic regression on the synthetic benchmark
- * (tests/bench/detect_bench.py; values in lib/detect/combine.c). changed is
- * change_probability >= 0.5, an operating point at <= 5 % false positives there.
+ * with B0 = -0.33, B1 = 1.145, B2 = 0, fitted by logistic regression on the synthetic
+ * benchmark (tests/bench/detect_bench.py --calibrate; see lib/detect/combine.c).
+ * changed is change_probability >= 0.5: the strongest good angle has local_change
+ * >= 0.57; 0 % false positives and 100 % sensitivity on the benchmark's sessions.
  * @param[out] probability  in [0,1]; untouched on failure.
  * @param[out] changed      1 or 0; may be NULL.
  * @param results           n results, NULL entries allowed (missing angles); borrowed.

@@ -9,8 +9,10 @@
  * search runs on images of ~32×24 pixels where a direct search over ±25 % shifts,
  * five rotations and three scales costs ~3 M multiply-adds (a few ms), and unlike
  * phase correlation it scores rotation and scale hypotheses and the overlap directly.
- * The search keeps the five best local maxima; each is refined on the two coarsest
- * levels and the best fit goes on to the finest level.
+ * The search runs on images clamped to their 5-95 % quantiles (so a large new spot
+ * does not lead it) and keeps six local maxima (the three best, and three that differ
+ * from those in shift or scale); each is refined on the two coarsest levels, the one
+ * with the best fit score (band-passed, trimmed correlation) goes on to the finest.
  * Log values turn exposure into an offset and gamma into a gain, which the photometric
  * terms of the fit absorb. Clipped pixels give censored residuals (a clipped value is
  * a bound, not a measurement), so a blown-out background still outlines the body.
@@ -24,13 +26,15 @@
 #define MAX_LEVELS 12
 #define COARSE_SIDE 40   /* the search runs on the first level whose longer side is <= this */
 #define SCORE_SIDE 160   /* the fit is scored on the first level whose longer side is <= this */
-#define NCAND 5          /* hypotheses from the search refined to the next level */
+#define NCAND 6          /* hypotheses from the search refined to the next level */
+#define NCAND_TOP 3      /* of which the best, the others distinct */
 #define SEARCH_FRAC 0.25 /* translation search range, fraction of each side */
 #define MIN_SEARCH_OVERLAP 0.5
 #define MAX_STEP 2.0  /* px per Levenberg-Marquardt step */
 #define MAX_DRIFT 4.0 /* px per level in all */
 #define TRIM_KEEP 0.9 /* share of pixels the fit score keeps */
 #define DOG_SIGMA 2.0f /* px, band-pass of the fit score */
+#define SEARCH_CLAMP 0.05 /* quantiles the search clamps each image to */
 #define OUTSIDE 1e30f /* search canvas outside the previous photo */
 
 static const double search_scales[] = { 0.93, 1.0, 1.075 };
@@ -336,13 +340,13 @@ static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P,
  * Levenberg-Marquardt iterations at level k on the residual e = g P(W(x)) + h - C(x)
  * with Huber weights, the scale fixed per level at 1.4826 * median |e| of the start. A
  * step is kept only if it lowers the mean loss (else the damping grows); no step moves
- * a pixel by more than MAX_STEP px, and the level as a whole by more than MAX_DRIFT px:
- * a level refines what the coarser one found, and an iteration that wanders off has
- * left the basin it started in. Coordinates are divided by the level's half-size so
+ * a pixel by more than MAX_STEP px, and the level as a whole by more than MAX_DRIFT px
+ * nor a or b by more than max_ab: a level refines what the coarser one found, and an
+ * iteration that wanders off has left the basin it started in. Coordinates are divided by the level's half-size so
  * the normal equations stay well conditioned.
  */
 static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct params *pr, int maxit, int step,
-                         float *ebuf)
+                         double max_ab, float *ebuf)
 {
     const bcd__plane *c = C->img[k];
     double S = 0.5 * (c->w > c->h ? c->w : c->h);
@@ -378,7 +382,8 @@ static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct
         t.g += d[4];
         t.h += d[5];
         double drift = (fabs(t.a - start.a) + fabs(t.b - start.b)) * S + fabs(t.tx - start.tx) + fabs(t.ty - start.ty);
-        bool ok = drift <= MAX_DRIFT && t.g > 0.2 && t.g < 5.0;
+        bool ok = drift <= MAX_DRIFT && fabs(t.a - start.a) <= max_ab && fabs(t.b - start.b) <= max_ab && t.g > 0.2 &&
+                  t.g < 5.0;
         if (ok) {
             lk_pass(&trial, C, P, k, &t, step, sigma, NULL);
             ok = trial.n >= 32 && trial.cost < cur.cost;
@@ -409,9 +414,44 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 /* Exhaustive search at the coarsest level. Fills up to NCAND distinct candidates. */
+/*
+ * A copy of p with its values clamped to its [SEARCH_CLAMP, 1 - SEARCH_CLAMP] quantiles
+ * (NaN kept): at ~32 px a large new dark spot is the strongest feature of a close-up and
+ * would pull the search to an old spot; clamped, the broad layout decides.
+ */
+static bcd__plane *clamped(const bcd__plane *p)
+{
+    size_t n = (size_t)p->w * p->h, m = 0;
+    bcd__plane *o = bcd__plane_blur(p, 0.0f);
+    float *v = malloc(n * sizeof(float));
+    if (!o || !v) {
+        bcd__plane_free(o);
+        free(v);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p->px[i] == p->px[i])
+            v[m++] = p->px[i];
+    if (m > 0) {
+        float lo = bcd__detect_quantile(v, m, SEARCH_CLAMP), hi = bcd__detect_quantile(v, m, 1.0 - SEARCH_CLAMP);
+        for (size_t i = 0; i < n; i++) {
+            float x = o->px[i];
+            if (x == x)
+                o->px[i] = x < lo ? lo : x > hi ? hi : x;
+        }
+    }
+    free(v);
+    return o;
+}
+
 static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct cand *out)
 {
-    const bcd__plane *c = C->img[k], *p = P->img[k];
+    bcd__plane *c = clamped(C->img[k]), *p = clamped(P->img[k]);
+    if (!c || !p) {
+        bcd__plane_free(c);
+        bcd__plane_free(p);
+        return 0;
+    }
     int Rx = (int)ceil(SEARCH_FRAC * c->w), Ry = (int)ceil(SEARCH_FRAC * c->h);
     int ew = c->w + 2 * Rx, eh = c->h + 2 * Ry;
     int nsx = 2 * Rx + 1, nsy = 2 * Ry + 1;
@@ -502,15 +542,31 @@ static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct
             }
         }
     }
-    /* the best local maxima, whatever their rotation and scale: at this size the right
-     * scale can score a little below a wrong one at the same shift */
+    /* The NCAND_TOP best local maxima, whatever their rotation and scale (at this size
+     * the right scale can score a little below a wrong one at the same shift), then the
+     * best that differ from all taken in shift or scale: a body that runs off the top
+     * and bottom of the frame says little about vertical shifts at 32 px, and the
+     * finer levels, which see the spots, decide between them. */
     qsort(all, (size_t)nall, sizeof *all, cmp_cand);
-    for (int i = 0; i < nall && nout < NCAND; i++)
+    for (int i = 0; i < nall && nout < NCAND_TOP; i++)
         out[nout++] = all[i];
+    for (int i = NCAND_TOP; i < nall && nout < NCAND; i++) {
+        bool distinct = true;
+        for (int j = 0; j < nout && distinct; j++) {
+            double dtx = all[i].p.tx - out[j].p.tx, dty = all[i].p.ty - out[j].p.ty;
+            double ds = fabs(hypot(all[i].p.a, all[i].p.b) - hypot(out[j].p.a, out[j].p.b));
+            if (dtx * dtx + dty * dty <= 2.0 * 2.0 && ds < 0.01)
+                distinct = false;
+        }
+        if (distinct)
+            out[nout++] = all[i];
+    }
 done:
     free(canvas);
     free(grid);
     free(all);
+    bcd__plane_free(c);
+    bcd__plane_free(p);
     return nout;
 }
 
@@ -564,10 +620,11 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
         double bestncc = -2.0;
         for (int i = 0; i < nc; i++) {
             struct params p = cands[i].p;
-            refine_level(&C, &P, coarse, &p, 15, 1, ebuf);
+            /* the search grid is 4 deg and 7 % apart: a level moves a and b by less */
+            refine_level(&C, &P, coarse, &p, 15, 1, 0.06, ebuf);
             if (mid != coarse) {
                 to_level(&p, coarse, mid);
-                refine_level(&C, &P, mid, &p, 15, 1, ebuf);
+                refine_level(&C, &P, mid, &p, 15, 1, 0.03, ebuf);
             }
             double ov;
             double ncc = score_at(&C, &P, mid, dc[0], dp[0], &p, &ov, ebuf);
@@ -585,7 +642,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
         /* on the finest level every other pixel in each direction is plenty */
         int side = (cur->w >> k) > (cur->h >> k) ? (cur->w >> k) : (cur->h >> k);
         int step = side >= 200 ? 2 : 1;
-        refine_level(&C, &P, k, &best, k == 0 ? 8 : 12, step, ebuf);
+        refine_level(&C, &P, k, &best, k == 0 ? 8 : 12, step, 0.02, ebuf);
     }
     double ov = 0.0;
     struct params ps = best;

@@ -22,8 +22,10 @@
 
 #define NPAR 4
 #define IRLS_ITERS 6
-/* working-size values at or beyond these are (partly) clipped */
-#define CLIP_HI 247.0f
+/* values at or beyond these are (partly) clipped: at the reduced size a pixel that
+ * averages clipped and unclipped ones sits a little under 255, and JPEG rounds
+ * highlights */
+#define CLIP_HI 240.0f
 #define CLIP_LO 4.0f
 
 /* Fit one channel; par = {alpha, beta, gx, gy}. */

@@ -4,8 +4,9 @@
  *  blur_variance     variance of the 3×3 Laplacian (4-neighbour) of the grey image
  *                    (0..255) over the interior pixels. Depends on the working size:
  *                    the thresholds assume the default 512 px.
- *  clipped_fraction  fraction of pixels whose luma is <= 2 or >= 253 (on the reduced
- *                    image, where a clipped area of the photo stays clipped).
+ *  clipped_fraction  fraction of pixels with a channel >= 253 or all channels <= 2 (on
+ *                    the reduced image, where a clipped area of the photo stays
+ *                    clipped).
  *  subject_fraction  fraction of skin-coloured pixels: luma >= 25 and, in YCbCr,
  *                    70 <= Cb <= 135 and 130 <= Cr <= 180 (a widened Chai-Ngan box that
  *                    holds light to dark skin under moderate white balance errors).
@@ -48,14 +49,19 @@ void bcd__detect_quality(bcd__quality *q, const bcd__work *wk, const bcd__plane 
     if (q->blur_variance < 0.0)
         q->blur_variance = 0.0;
 
+    /* clipped: any channel at the top (a bright exposure clips the red of light skin
+     * first, and its colour is lost) or every channel at the bottom */
+    const float *r = wk->c[0]->px, *gg = wk->c[1]->px, *b = wk->c[2]->px;
     size_t clipped = 0, total = (size_t)w * h;
-    for (size_t i = 0; i < total; i++)
-        if (g[i] <= 2.5f || g[i] >= 252.5f)
+    for (size_t i = 0; i < total; i++) {
+        float mx = r[i] > gg[i] ? r[i] : gg[i];
+        mx = b[i] > mx ? b[i] : mx;
+        if (mx >= 252.5f || mx <= 2.5f)
             clipped++;
+    }
     q->clipped_fraction = (double)clipped / (double)total;
 
     /* border colour: per-channel median of the outer band */
-    const float *r = wk->c[0]->px, *gg = wk->c[1]->px, *b = wk->c[2]->px;
     int bx = w / 25 > 1 ? w / 25 : 1, by = h / 25 > 1 ? h / 25 : 1;
     size_t nb = 0;
     float *band = malloc(total * sizeof(float));

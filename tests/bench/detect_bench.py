@@ -702,7 +702,8 @@ def session_features(u):
 
 
 def calibrate(paths, l2=1.0):
-    """L2-regularized logistic regression of the session label on (m1, m2)."""
+    """L2-regularized logistic regression of the session label on (m1, m2), and on m1
+    alone (B2 = 0: the choice when the second angle adds nothing)."""
     X, y = [], []
     for p in paths:
         for line in open(p):
@@ -712,19 +713,22 @@ def calibrate(paths, l2=1.0):
                 X.append([1.0, f[0], f[1]])
                 y.append(1.0 if u["changed"] else 0.0)
     X, y = np.array(X), np.array(y)
-    w = np.zeros(3)
-    for _ in range(100):  # Newton steps
-        p = 1 / (1 + np.exp(-X @ w))
-        g = X.T @ (p - y) + l2 * np.r_[0, w[1:]]
-        H = (X * (p * (1 - p))[:, None]).T @ X + l2 * np.diag([1e-6, 1, 1])
-        step = np.linalg.solve(H, g)
-        w -= step
-        if np.abs(step).max() < 1e-9:
-            break
-    p = 1 / (1 + np.exp(-X @ w))
-    print("calibration on %d sessions: B0 %.4f B1 %.4f B2 %.4f; at p >= 0.5: sensitivity %.3f, FPR %.3f" % (
-        len(y), w[0], w[1], w[2], np.mean(p[y == 1] >= 0.5), np.mean(p[y == 0] >= 0.5)))
-    return w
+    for cols in ([0, 1, 2], [0, 1]):
+        Xc = X[:, cols]
+        w = np.zeros(len(cols))
+        for _ in range(100):  # Newton steps
+            p = 1 / (1 + np.exp(-Xc @ w))
+            g = Xc.T @ (p - y) + l2 * np.r_[0, w[1:]]
+            H = (Xc * (p * (1 - p))[:, None]).T @ Xc + l2 * np.diag([1e-6] + [1] * (len(cols) - 1))
+            step = np.linalg.solve(H, g)
+            w -= step
+            if np.abs(step).max() < 1e-9:
+                break
+        p = 1 / (1 + np.exp(-Xc @ w))
+        full = np.zeros(3)
+        full[cols] = w
+        print("calibration on %d sessions: B0 %.4f B1 %.4f B2 %.4f; at p >= 0.5: sensitivity %.3f, FPR %.3f" % (
+            len(y), full[0], full[1], full[2], np.mean(p[y == 1] >= 0.5), np.mean(p[y == 0] >= 0.5)))
 
 
 def main():
