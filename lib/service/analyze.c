@@ -189,7 +189,7 @@ static bcd_status load_batch(bcd_service *svc, const struct bcd__image_row *r, s
     bcd_ctx *ctx[BCD__ANGLE_COUNT] = {0};
     bcd_status sts[BCD__ANGLE_COUNT];
     struct prep p = { r, data, lens, tensors, q, det, ctx, sts, svc->ctx };
-    bcd__svc_parallel_for(m, bcd__svc_threads(BCD__ANGLE_COUNT), prep_one, &p);
+    bcd__svc_parallel_for(m, bcd__svc_threads(svc, BCD__ANGLE_COUNT), prep_one, &p);
     /* the first failure in image order is the one reported */
     for (size_t k = 0; k < m && st == BCD_OK; k++) {
         if (sts[k] == BCD_OK)
@@ -488,8 +488,10 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
         st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory for %zu images", n);
         goto done;
     }
-    /* the first photo of each angle also goes to change detection */
-    for (size_t i = 0; i < n; i++)
+    /* the first photo of each angle also goes to change detection (unless BCD_DETECT=off) */
+    const char *dv = bcd_ctx_get(svc->ctx, "BCD_DETECT");
+    bool detect_on = !dv || strcmp(dv, "off") != 0;
+    for (size_t i = 0; detect_on && i < n; i++)
         if (i == 0 || strcmp(imgs[i].angle, imgs[i - 1].angle) != 0)
             snprintf(dphotos[i].angle, sizeof dphotos[i].angle, "%s", imgs[i].angle);
     for (size_t i = 0; i < n; i += BCD__ANGLE_COUNT) {
@@ -599,7 +601,7 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
         goto done;
 
     bcd__svc_progress(svc, "detect", 0, ndet); /* progress (jobs.c) */
-    if ((st = detect_changes(svc, srow, sessions, pos, dphotos, ndet, det)) != BCD_OK)
+    if (detect_on && (st = detect_changes(svc, srow, sessions, pos, dphotos, ndet, det)) != BCD_OK)
         goto done;
 
     /* confidence = angle coverage × image quality × baseline size × detection quality
@@ -688,6 +690,8 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
         free(det);
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
     }
+    det->probability = NAN; /* until detection runs (BCD_DETECT=off: never) */
+    det->changed = -1;
     struct bcd__analysis *old = &a[1];
     bool first = false, overwritten = false, had_old = false;
     double factors[4] = {0, 0, 0, 1};

@@ -69,10 +69,11 @@ void bcd__svc_parallel_for(size_t n, unsigned threads, void (*fn)(void *arg, siz
     pthread_mutex_destroy(&f.mu);
 }
 
-unsigned bcd__svc_threads(unsigned max)
+unsigned bcd__svc_threads(const bcd_service *svc, unsigned max)
 {
+    unsigned long long want = bcd__cfg_ull(svc->ctx, BCD__CFG_THREADS, 0);
     long c = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned t = c > 0 ? (unsigned)c : 1u;
+    unsigned t = want ? (want < max ? (unsigned)want : max) : c > 0 ? (unsigned)c : 1u;
     return t < max ? t : max;
 }
 
@@ -169,7 +170,7 @@ bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, struc
         }
     }
     struct load_job job = { data, lens, photos, sts, svc->ctx };
-    bcd__svc_parallel_for(m, bcd__svc_threads(BCD__ANGLE_COUNT), load_one, &job);
+    bcd__svc_parallel_for(m, bcd__svc_threads(svc, BCD__ANGLE_COUNT), load_one, &job);
     free(imgs);
     imgs = NULL;
     bool nomem = false;
@@ -339,7 +340,7 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
             return st;
     }
     struct det_job job = { cur, pair, d->a, png, heatmap_session || heatmap_dir, sts, svc->ctx };
-    bcd__svc_parallel_for(n, bcd__svc_threads(BCD__ANGLE_COUNT), detect_one, &job);
+    bcd__svc_parallel_for(n, bcd__svc_threads(svc, BCD__ANGLE_COUNT), detect_one, &job);
 
     bcd_status st = BCD_OK;
     for (size_t i = 0; i < n && st == BCD_OK; i++)

@@ -7,9 +7,10 @@
 #include "bcd/detect.h"
 #include "service_internal.h"
 
-/* Longer side the photos are reduced to for detection (the detector works at 512 px;
- * heatmaps are drawn on this image). */
-#define BCD__DET_SIDE 1024u
+/* Longer side the photos are reduced to for detection: the detector's working size
+ * (BCD_DETECT_DEFAULT_WORK_SIZE), so that it does not reduce them again; the heatmaps
+ * are drawn on this image. Regions are mapped back to the full-size photo. */
+#define BCD__DET_SIDE BCD_DETECT_DEFAULT_WORK_SIZE
 /* Longer side of the heatmap overlays analyze stores. */
 #define BCD__DET_HEATMAP_SIDE 512u
 
@@ -17,8 +18,9 @@
  * threads <= 1 or n <= 1 runs them in order on the calling thread. fn must not touch
  * shared state without its own locking. */
 void bcd__svc_parallel_for(size_t n, unsigned threads, void (*fn)(void *arg, size_t i), void *arg);
-/* Threads for per-image work: the online CPUs, at most max. */
-unsigned bcd__svc_threads(unsigned max);
+/* Threads for per-image work: BCD_THREADS of the service's ctx, 0 meaning the online
+ * CPUs; at most max. */
+unsigned bcd__svc_threads(const bcd_service *svc, unsigned max);
 
 /* One angle of the current session, reduced for detection. */
 struct bcd__det_photo {
