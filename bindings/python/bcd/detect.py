@@ -284,13 +284,20 @@ class DetectResult:
         return json.loads(self.to_json())
 
     # -- heatmaps ---------------------------------------------------------------------
+    def _context(self, ctx):
+        """ctx, else the context of the call that made the result while it is open, else the
+        default context (a result does not depend on any context)."""
+        if ctx is None and self._ctx is not None and not self._ctx.closed:
+            ctx = self._ctx
+        return resolve(ctx)
+
     def render_heatmap(self, current, max_side=0, *, ctx=None, as_numpy=None):
         """The heatmap overlay on the current photo (the same photo given to compare(), as
         an image or a path / bytes), reduced so that its longer side is at most max_side
         (0: the options' heatmap_max_side). Returns an RGB image like bcd.decode().
         InvalidArgumentError for a quality-only result or a photo of another size."""
         want_numpy(as_numpy)
-        ctx = resolve(ctx if ctx is not None else self._ctx)
+        ctx = self._context(ctx)
         img = _image(current, ctx)
         out = _lib.CImage_p()
         with ctx._lock:
@@ -302,7 +309,7 @@ class DetectResult:
 
     def write_heatmap(self, current, path, *, ctx=None):
         """render_heatmap() with the options' heatmap_max_side, written as a PNG file."""
-        ctx = resolve(ctx if ctx is not None else self._ctx)
+        ctx = self._context(ctx)
         img = _image(current, ctx)
         with ctx._lock:
             st = self._read(lambda p: self._lib.bcd_detect_write_heatmap(

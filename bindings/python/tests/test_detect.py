@@ -324,3 +324,13 @@ def test_no_leak_over_100_rounds(photos):
         gc.collect()
         grown = heap_in_use() - before
     assert grown < 64 * 1024, "heap grew by %d bytes over 100 rounds" % grown
+
+
+def test_a_result_outlives_its_context(photos, tmp_path):
+    cur = photos["check2", "left"]
+    ctx = bcd.Context(load_env=False)
+    r = detect.compare(cur, photos["check1", "left"], ctx=ctx)
+    ctx.close()
+    with r:
+        assert r.local_change > 0.9
+        assert r.render_heatmap(cur, 80).shape == (80, 60, 3)  # on the default context
