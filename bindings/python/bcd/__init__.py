@@ -12,17 +12,19 @@
 The shared library is found through bcd.load_library(path), the BCD_LIBRARY environment
 variable, or the system loader; its major version must match this binding's.
 Failures raise bcd.Error subclasses with .status, .code, .message, .details and
-.correlation_id. Token verification: bcd.Verifier / bcd.verify_token. Not covered yet:
-change detection (bcd/detect.h), reports and history (bcd/report.h), asynchronous jobs
-and the worker.
+.correlation_id. Token verification: bcd.Verifier / bcd.verify_token. Change detection
+between two photos: bcd.detect (compare, quality, combine). Asynchronous analysis, jobs,
+the worker, history and reports: methods of bcd.Service.
 """
 from ._lib import BINDING_VERSION_NUMBER, TENSOR_LEN, INPUT_SIZE, __version__, load_library
 from ._array import Array, HAVE_NUMPY
 from ._context import CONFIG_KEYS, Context, default_context
-from .service import ANGLES, MIN_ANGLES, Service, open_store
+from .service import ANGLES, MIN_ANGLES, ProgressEvent, Service, open_store
 from .image import TENSOR_SHAPE, crop_resize, decode, equalize, preprocess, to_tensor, write_png
 from .embed import Embedder
 from .auth import Verifier, verify_token
+from . import detect
+from .detect import DetectOptions, DetectResult
 from .analysis import TREND_MILD, TREND_SIGNIFICANT, cosine_distance, trend_label, vector_from_json, vector_mean
 from .errors import (
     AuthError, ConflictError, DomainError, Error, FormatError, InputOutputError, InternalError,
@@ -50,6 +52,7 @@ def strerror(status_value):
 __all__ = [
     "__version__", "BINDING_VERSION_NUMBER", "load_library", "library_version", "library_version_number",
     "strerror", "Context", "default_context", "CONFIG_KEYS", "Service", "open_store", "ANGLES", "MIN_ANGLES",
+    "ProgressEvent", "detect", "DetectOptions", "DetectResult",
     "decode", "preprocess", "equalize", "crop_resize", "to_tensor", "write_png", "TENSOR_LEN", "TENSOR_SHAPE",
     "INPUT_SIZE", "Embedder", "cosine_distance", "vector_mean", "trend_label", "vector_from_json",
     "TREND_MILD", "TREND_SIGNIFICANT", "Verifier", "verify_token", "Array", "HAVE_NUMPY", "status", "error_class",

@@ -13,7 +13,7 @@ import ctypes.util
 import os
 import threading
 
-from .errors import LibraryError
+from .errors import EUNSUPPORTED, LibraryError, UnsupportedError
 
 #: Version of this binding; it needs a libbcd of the same major version, at least this one.
 __version__ = "0.1.0"
@@ -118,6 +118,60 @@ AUTH_NOW_FN = AuthOptions._fields_[8][1]
 AUTH_OPTIONS_VERSION = 1
 AUTH_SIGNATURE_ONLY = 0x1
 
+class DetectOptionsStruct(ctypes.Structure):
+    """struct bcd_detect_options of bcd/detect.h (BCD_DETECT_OPTIONS_VERSION 1)."""
+    _fields_ = [("version", c_uint), ("work_size", c_uint), ("grid", c_uint), ("heatmap_max_side", c_uint),
+                ("blur_threshold", c_double), ("clip_threshold", c_double), ("subject_threshold", c_double),
+                ("min_alignment_score", c_double), ("min_overlap", c_double)]
+
+
+class DetectRegion(ctypes.Structure):
+    """struct bcd_detect_region of bcd/detect.h."""
+    _fields_ = [("x", ctypes.c_uint32), ("y", ctypes.c_uint32), ("width", ctypes.c_uint32),
+                ("height", ctypes.c_uint32), ("score", c_double)]
+
+
+DETECT_OPTIONS_VERSION = 1
+
+
+class CompareOptions(ctypes.Structure):
+    """struct bcd_compare_options of bcd/service.h (BCD_COMPARE_OPTIONS_VERSION 1)."""
+    _fields_ = [("version", c_uint), ("heatmap_dir", c_char_p)]
+
+
+COMPARE_OPTIONS_VERSION = 1
+
+
+class ProgressEvent(ctypes.Structure):
+    """struct bcd_progress_event of bcd/service.h (BCD_PROGRESS_EVENT_VERSION 1)."""
+    _fields_ = [("version", c_uint), ("stage", c_char_p), ("done", c_size_t), ("total", c_size_t),
+                ("elapsed_s", c_double), ("session_id", c_char_p), ("job_id", c_char_p), ("worker", c_int),
+                ("jobs_done", c_size_t), ("jobs_failed", c_size_t), ("message", c_char_p)]
+
+
+PROGRESS_FN = ctypes.CFUNCTYPE(None, c_void_p, ctypes.POINTER(ProgressEvent))
+
+
+class WorkerOptions(ctypes.Structure):
+    """struct bcd_worker_options of bcd/service.h (BCD_WORKER_OPTIONS_VERSION 1)."""
+    _fields_ = [("version", c_uint), ("concurrency", c_uint), ("drain", c_int), ("lease_seconds", c_uint),
+                ("heartbeat_seconds", c_uint), ("stop", ctypes.POINTER(c_int)), ("progress", PROGRESS_FN),
+                ("progress_user", c_void_p), ("max_jobs", c_uint), ("poll_ms", c_uint),
+                ("retry_base_ms", c_uint)]
+
+
+WORKER_OPTIONS_VERSION = 1
+
+
+class ReportOptions(ctypes.Structure):
+    """struct bcd_report_options of bcd/report.h (BCD_REPORT_OPTIONS_VERSION 1)."""
+    _fields_ = [("version", c_uint), ("flags", c_uint), ("thumbnail_size", c_uint)]
+
+
+REPORT_OPTIONS_VERSION = 1
+REPORT_NO_PHOTOS = 0x01
+REPORT_NO_HEATMAPS = 0x02
+
 _OPTIONAL_PROTOTYPES = {
     "bcd_image_upload_url": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p]),  # @since 0.2
     # auth.h
@@ -128,6 +182,37 @@ _OPTIONAL_PROTOTYPES = {
     "bcd_auth_verifier_load_jwks_file": (c_int, [c_void_p, c_char_p]),
     "bcd_auth_verify": (c_int, [OUT_PTR, c_void_p, c_char_p]),             # *out: bcd_free
     "bcd_auth_verifier_last_error": (c_void_p, [c_void_p]),
+    # detect.h (@since 0.2)
+    "bcd_detect_options_init": (c_int, [ctypes.POINTER(DetectOptionsStruct), c_uint]),
+    "bcd_detect_compare": (c_int, [OUT_PTR, c_void_p, CImage_p, CImage_p, ctypes.POINTER(DetectOptionsStruct)]),
+    "bcd_detect_quality": (c_int, [OUT_PTR, c_void_p, CImage_p, ctypes.POINTER(DetectOptionsStruct)]),
+    "bcd_detect_result_free": (None, [c_void_p]),
+    "bcd_detect_result_flags": (c_uint, [c_void_p]),
+    "bcd_detect_result_value": (c_double, [c_void_p, c_int]),
+    "bcd_detect_result_regions": (ctypes.POINTER(DetectRegion), [c_void_p, ctypes.POINTER(c_size_t)]),  # borrowed
+    "bcd_detect_result_matrix": (c_int, [c_void_p, ctypes.POINTER(c_double)]),
+    "bcd_detect_result_cells": (c_float_p, [c_void_p, ctypes.POINTER(ctypes.c_uint32),
+                                            ctypes.POINTER(ctypes.c_uint32)]),       # borrowed
+    "bcd_detect_result_json": (c_int, [OUT_PTR, c_void_p]),                     # *out: bcd_free
+    "bcd_detect_render_heatmap": (c_int, [ctypes.POINTER(CImage_p), c_void_p, c_void_p, CImage_p, c_uint]),
+    "bcd_detect_write_heatmap": (c_int, [c_void_p, c_void_p, CImage_p, c_char_p]),
+    "bcd_detect_combine": (c_int, [ctypes.POINTER(c_double), ctypes.POINTER(c_int), ctypes.POINTER(c_void_p),
+                                   c_size_t]),
+    # service.h (@since 0.2; every *out: bcd_free)
+    "bcd_session_compare_ex": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p,
+                                       ctypes.POINTER(CompareOptions)]),
+    "bcd_service_set_progress": (c_int, [c_void_p, PROGRESS_FN, c_void_p]),
+    "bcd_session_analyze_async": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p]),
+    "bcd_job_status": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+    "bcd_job_status_for_session": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+    "bcd_worker_options_init": (c_int, [ctypes.POINTER(WorkerOptions), c_uint]),
+    "bcd_worker_run": (c_int, [OUT_PTR, c_void_p, ctypes.POINTER(WorkerOptions)]),
+    # report.h (@since 0.2)
+    "bcd_report_options_init": (c_int, [ctypes.POINTER(ReportOptions), c_uint]),
+    "bcd_history": (c_int, [OUT_PTR, c_void_p, c_char_p]),
+    "bcd_report": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+    "bcd_report_html": (c_int, [c_void_p, c_char_p, c_char_p, c_char_p]),
+    "bcd_report_html_ext": (c_int, [c_void_p, c_char_p, c_char_p, c_char_p, ctypes.POINTER(ReportOptions)]),
 }
 
 
@@ -168,6 +253,14 @@ class Library:
                 fn.restype, fn.argtypes = restype, argtypes
             setattr(self, name, fn)
         self.version = self.bcd_version().decode()
+
+    def need(self, name):
+        """The foreign function `name`, or UnsupportedError when this libbcd lacks it."""
+        fn = getattr(self, name, None)
+        if fn is None:
+            raise UnsupportedError("this libbcd (%s) has no %s" % (self.version, name), status=EUNSUPPORTED,
+                                   status_name="unsupported", code="not_in_library")
+        return fn
 
     def take_string(self, ptr):
         """Text of a library-allocated string, which is then freed with bcd_free()."""

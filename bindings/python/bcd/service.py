@@ -1,8 +1,12 @@
 """bcd.Service: the session operations of bcd/service.h, returning dicts."""
+import collections
 import ctypes
 import json
+import os
+import threading
 import weakref
 
+from . import _lib
 from ._context import Context, closed_error, cstr
 from .errors import EINVAL, EUNSUPPORTED, InvalidArgumentError, UnsupportedError, make_error
 
@@ -29,6 +33,7 @@ class Service:
 
     def __init__(self, ctx=None, *, user=None):
         self._owns_ctx = ctx is None
+        self._progress = None
         self._ctx = ctx if ctx is not None else Context()
         self._lib = self._ctx._lib
         self.user = user
@@ -92,6 +97,15 @@ class Service:
                 raise make_error(self._lib, st, self._lib.bcd_service_last_error(self._ptr))
         return json.loads(self._lib.take_string(out.value))
 
+    def _status(self, fn, *args):
+        """Call fn(svc, *args) for a status only."""
+        with self._ctx._lock:
+            if self._ptr is None:
+                raise closed_error("Service")
+            st = fn(self._ptr, *args)
+            if st != 0:
+                raise make_error(self._lib, st, self._lib.bcd_service_last_error(self._ptr))
+
     # -- operations -------------------------------------------------------------------
     def create_session(self, *, user=None):
         """New session: {"session_id", "status": "created", "user_id", "created_at"}."""
@@ -120,11 +134,20 @@ class Service:
         return self._op(self._lib.bcd_session_analyze, self._user(user), cstr(session_id, "session_id"),
                         cstr(model, "model"))
 
-    def compare(self, current_session_id, previous_session_id, *, user=None):
-        """Compare two analyzed sessions (bcd_session_compare)."""
-        return self._op(self._lib.bcd_session_compare, self._user(user),
-                        cstr(current_session_id, "current_session_id"),
-                        cstr(previous_session_id, "previous_session_id"))
+    def compare(self, current_session_id, previous_session_id, *, heatmap_dir=None, user=None):
+        """Compare two analyzed sessions (bcd_session_compare).
+
+        heatmap_dir: also write each aligned angle's heatmap overlay as
+        <heatmap_dir>/<angle>.png (the folder is created; bcd_session_compare_ex); the
+        photos are then always compared now ("detection": "computed") and each per_angle
+        item's "heatmap" is the path written."""
+        cur, prev = cstr(current_session_id, "current_session_id"), cstr(previous_session_id, "previous_session_id")
+        if heatmap_dir is None:
+            return self._op(self._lib.bcd_session_compare, self._user(user), cur, prev)
+        fn = self._lib.need("bcd_session_compare_ex")
+        opts = _lib.CompareOptions(version=_lib.COMPARE_OPTIONS_VERSION,
+                                   heatmap_dir=cstr(os.fspath(heatmap_dir), "heatmap_dir"))
+        return self._op(fn, self._user(user), cur, prev, ctypes.byref(opts))
 
     def session_info(self, session_id, *, user=None):
         """Where a session stands in the user's history (bcd_session_info)."""
@@ -159,6 +182,168 @@ class Service:
                                    status=EUNSUPPORTED, status_name="unsupported", code="not_in_library")
         return self._op(fn, self._user(user), cstr(session_id, "session_id"), cstr(angle, "angle"),
                         cstr(filename, "filename"))
+
+    # -- progress, asynchronous analysis, jobs, the worker (bcd/service.h, @since 0.2) ----
+    def set_progress(self, fn):
+        """Report the progress of long operations on this service (analyze, history,
+        report, report_html) to fn(event), an event a ProgressEvent named tuple; None
+        removes it (bcd_service_set_progress). fn runs in the thread of the operation, with
+        the GIL held; it must not call into this service; exceptions it raises are ignored."""
+        set_fn = self._lib.need("bcd_service_set_progress")
+        cb = _progress_callback(fn) if fn is not None else None
+        with self._ctx._lock:
+            if self._ptr is None:
+                raise closed_error("Service")
+            st = set_fn(self._ptr, cb if cb is not None else _lib.PROGRESS_FN(), None)
+            if st != 0:
+                raise make_error(self._lib, st, None)
+            self._progress = cb  # kept alive while the library may call it
+
+    def analyze_async(self, session_id, *, model=None, user=None):
+        """Queue the analysis of a completed session and return at once
+        (bcd_session_analyze_async): {"status": "processing", "job_id", "session_id",
+        "job_status": "queued" | "running", "created", "created_at"}. Idempotent while a
+        job of the session is queued or running. A worker (run_worker(), `bcd-cli worker`)
+        runs it."""
+        return self._op(self._lib.need("bcd_session_analyze_async"), self._user(user),
+                        cstr(session_id, "session_id"), cstr(model, "model"))
+
+    def job_status(self, job_id, *, user=None):
+        """Status of one of the user's analysis jobs (bcd_job_status): {"job_id", "session_id",
+        "status": "queued" | "running" | "done" | "failed", "attempts", "error", ...}.
+        NotFoundError ("job_not_found") for a missing job or another user's."""
+        return self._op(self._lib.need("bcd_job_status"), self._user(user), cstr(job_id, "job_id"))
+
+    def job_status_for_session(self, session_id, *, user=None):
+        """job_status() of the newest job of a session (bcd_job_status_for_session)."""
+        return self._op(self._lib.need("bcd_job_status_for_session"), self._user(user),
+                        cstr(session_id, "session_id"))
+
+    def run_worker(self, *, concurrency=1, drain=False, lease_seconds=0, heartbeat_seconds=0, stop=None,
+                   progress=None, max_jobs=0, poll_ms=0, retry_base_ms=0):
+        """Run queued analysis jobs from this service's store (bcd_worker_run); returns the
+        summary {"jobs_done", "jobs_failed", "jobs_retried", "leases_lost", "elapsed_s",
+        "stopped", "concurrency"}.
+
+        - concurrency: jobs run at once (threads with their own handles; 1: in this thread)
+        - drain: return once no job is queued or running; else wait for jobs until stopped
+        - lease_seconds, heartbeat_seconds, poll_ms, retry_base_ms: 0 for the defaults
+          (60 s, a third of the lease, 1000 ms, 5000 ms)
+        - max_jobs: return after this many jobs were claimed (0: no limit)
+        - stop: an object with is_set() (a threading.Event): once set, the worker finishes
+          the jobs it runs, claims no more and returns (seen within ~50 ms)
+        - progress: fn(event) with a ProgressEvent; calls are serialized but may come from
+          any worker thread; exceptions it raises are ignored
+
+        Runs with the GIL released; holds this service (and its context) for the whole run.
+        """
+        run = self._lib.need("bcd_worker_run")
+        opts = _lib.WorkerOptions()
+        st = self._lib.need("bcd_worker_options_init")(ctypes.byref(opts), _lib.WORKER_OPTIONS_VERSION)
+        if st != 0:
+            raise make_error(self._lib, st, None)
+        for name, value in (("concurrency", concurrency), ("lease_seconds", lease_seconds),
+                            ("heartbeat_seconds", heartbeat_seconds), ("max_jobs", max_jobs),
+                            ("poll_ms", poll_ms), ("retry_base_ms", retry_base_ms)):
+            value = int(value)
+            if value < 0:
+                raise InvalidArgumentError("%s must not be negative" % name, status=EINVAL,
+                                           status_name="invalid_argument", code="invalid_worker_options")
+            setattr(opts, name, value)
+        opts.drain = 1 if drain else 0
+        cb = _progress_callback(progress) if progress is not None else None
+        if cb is not None:
+            opts.progress = cb
+        flag = ctypes.c_int(0)
+        opts.stop = ctypes.pointer(flag)
+        finished = threading.Event()
+        watcher = None
+        if stop is not None:
+            if not callable(getattr(stop, "is_set", None)):
+                raise TypeError("stop must have an is_set() method (threading.Event), not %s" % type(stop).__name__)
+
+            def watch():
+                while not finished.is_set():
+                    if stop.is_set():
+                        flag.value = 1
+                        return
+                    finished.wait(0.02)
+            watcher = threading.Thread(target=watch, name="bcd-worker-stop", daemon=True)
+            watcher.start()
+        try:
+            out = ctypes.c_void_p()
+            with self._ctx._lock:
+                if self._ptr is None:
+                    raise closed_error("Service")
+                st = run(ctypes.byref(out), self._ptr, ctypes.byref(opts))
+                if st != 0:
+                    self._lib.bcd_free(out.value)
+                    raise make_error(self._lib, st, self._lib.bcd_service_last_error(self._ptr))
+            return json.loads(self._lib.take_string(out.value)) if out.value else {}
+        finally:
+            finished.set()
+            if watcher is not None:
+                watcher.join()
+            cb = None  # the callback (also referenced by opts) lived until the run returned
+
+    # -- history and reports (bcd/report.h, @since 0.2) ---------------------------------
+    def history(self, *, user=None):
+        """Every analyzed session of the user, oldest first, and the trend (bcd_history):
+        {"user_id", "count", "sessions": [...], "trend": {...}}."""
+        return self._op(self._lib.need("bcd_history"), self._user(user))
+
+    def report(self, session_id, *, user=None):
+        """The report of one analyzed session (bcd_report): {"success": true, "data":
+        {"summary", "per_angle", "confidence", "flagged", "next_steps", "history", ...}}.
+        NotFoundError ("analysis_not_found") if the session was never analyzed."""
+        return self._op(self._lib.need("bcd_report"), self._user(user), cstr(session_id, "session_id"))
+
+    def report_html(self, session_id, path, *, photos=True, heatmaps=True, thumbnail_size=0, user=None):
+        """Write the report of one analyzed session as one self-contained HTML file (mode
+        0600, written atomically; its folder must exist) and return path.
+
+        photos=False leaves the photos out; heatmaps=False computes no change maps where
+        the analysis stored none; thumbnail_size: longer side of the thumbnails, 64..1024
+        (0: 320). Defaults: bcd_report_html, else bcd_report_html_ext."""
+        u, sid, p = self._user(user), cstr(session_id, "session_id"), cstr(os.fspath(path), "path")
+        if photos and heatmaps and not thumbnail_size:
+            self._status(self._lib.need("bcd_report_html"), u, sid, p)
+            return path
+        opts = _lib.ReportOptions()
+        st = self._lib.need("bcd_report_options_init")(ctypes.byref(opts), _lib.REPORT_OPTIONS_VERSION)
+        if st != 0:
+            raise make_error(self._lib, st, None)
+        opts.flags = (0 if photos else _lib.REPORT_NO_PHOTOS) | (0 if heatmaps else _lib.REPORT_NO_HEATMAPS)
+        if int(thumbnail_size) < 0:
+            raise InvalidArgumentError("thumbnail_size must not be negative", status=EINVAL,
+                                       status_name="invalid_argument", code="invalid_report_options")
+        opts.thumbnail_size = int(thumbnail_size)
+        self._status(self._lib.need("bcd_report_html_ext"), u, sid, p, ctypes.byref(opts))
+        return path
+
+
+#: One progress report (bcd_progress_event), strings decoded (None where NULL).
+ProgressEvent = collections.namedtuple(
+    "ProgressEvent", "stage done total elapsed_s session_id job_id worker jobs_done jobs_failed message")
+
+
+def _text(b):
+    return b.decode("utf-8", "replace") if b is not None else None
+
+
+def _progress_callback(fn):
+    """A PROGRESS_FN calling fn(ProgressEvent); exceptions never propagate into C."""
+    if not callable(fn):
+        raise TypeError("progress must be callable, not %s" % type(fn).__name__)
+
+    def trampoline(_user, ev_ptr):
+        try:
+            ev = ev_ptr.contents
+            fn(ProgressEvent(_text(ev.stage), ev.done, ev.total, ev.elapsed_s, _text(ev.session_id),
+                             _text(ev.job_id), ev.worker, ev.jobs_done, ev.jobs_failed, _text(ev.message)))
+        except BaseException:  # noqa: B902 - never propagate into C
+            pass
+    return _lib.PROGRESS_FN(trampoline)
 
 
 def open_store(data_dir=None, *, user=None, env_file=None, load_env=True, library=None, **config):

@@ -21,6 +21,12 @@ with bcd.Embedder("builtin") as e:
     out["vectors"] = [type(v).__name__, list(v.shape), e.dim]
     out["distance"] = bcd.cosine_distance(v.tolist()[0], v.tolist()[1])
 out["mean"] = bcd.vector_mean([[1, 2], [3, 4]]).tolist()
+prev = sys.argv[1].replace("front", "left").replace("check2", "check1")
+with bcd.detect.compare(sys.argv[2], bcd.decode(prev)) as r:
+    c = r.cells
+    h = r.render_heatmap(sys.argv[2], 100)
+    out["detect"] = [r.local_change, type(c.values).__name__, list(c.values.shape), c.cols, c.rows,
+                     type(h).__name__, list(h.shape)]
 try:
     bcd.decode(sys.argv[1], as_numpy=True)
 except ImportError:
@@ -41,3 +47,7 @@ def test_arrays_without_numpy():
     assert 0 < out["distance"] < 2
     assert out["mean"] == [2.0, 3.0]
     assert out["as_numpy_true"] == "ImportError"
+    local_change, cells_type, cells_shape, cols, rows, heatmap_type, heatmap_shape = out["detect"]
+    assert local_change > 0.9
+    assert cells_type == "Array" and cells_shape == [rows, cols] == [16, 12]
+    assert heatmap_type == "Array" and heatmap_shape == [100, 75, 3]
