@@ -175,6 +175,8 @@ BCD_API bcd_status bcd_detect_compare(bcd_detect_result **out, bcd_ctx *ctx, con
 /**
  * Quality gate of one photo: blur, clipping and framing (the current-photo fields of
  * a result; nothing else is set: local_change is NaN, no alignment, no regions).
+ * Any size is accepted: a photo too small to judge (under 32 px on a side, where
+ * bcd_detect_compare() refuses) measures no detail and comes out flagged.
  * @param[out] out  caller frees with bcd_detect_result_free(); untouched on failure.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOMEM.
  */

@@ -363,7 +363,8 @@ BCD_API bcd_status bcd_image_upload_url(char **out, bcd_service *svc, const char
  * duration of the call; copy what you keep.
  *
  * Stages of an analysis: "read" (images read and decoded, done of total), "embed"
- * (total images in one batch), "score", "save", "analyzed".
+ * (total images in one batch), "score", "detect" (change detection, total angles; not
+ * with BCD_DETECT=off), "save", "analyzed".
  * Stages of a worker, besides those of the analyses it runs: "claimed" (a job started:
  * done = attempt, total = allowed attempts), "done" (the job completed), "retry" (it
  * failed and will be tried again after a backoff; message: the error), "failed" (it
