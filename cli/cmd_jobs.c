@@ -45,7 +45,7 @@ static const char *stage_words(const char *stage)
     static const struct {
         const char *stage, *words;
     } words[] = {
-        {"read", "reading images"}, {"embed", "embedding"},    {"score", "scoring"},
+        {"read", "reading images"}, {"embed", "embedding"},    {"score", "scoring"}, {"detect", "detecting changes"},
         {"save", "saving"},         {"analyzed", "analyzed"},   {"claimed", "started"},
         {"done", "done"},           {"retry", "will retry"},    {"failed", "failed"},
         {"lease_lost", "lease lost"}, {"idle", "waiting for jobs"}, {"store_error", "queue unreachable"},
