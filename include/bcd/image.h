@@ -71,6 +71,72 @@ BCD_API bcd_status bcd_image_decode(bcd_image **out, bcd_ctx *ctx, const void *d
 BCD_API bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const char *path);
 
 /**
+ * Options of bcd_image_decode_ext() and bcd_image_decode_file_ext(): reduced-scale JPEG
+ * decoding. Every field other than version is a minimum the decoded image must keep,
+ * measured after the EXIF orientation is applied; 0 sets no minimum. With every minimum 0
+ * (BCD_IMAGE_DECODE_OPTIONS_INIT) the result is exactly that of bcd_image_decode().
+ *
+ * A JPEG is then decoded at the smallest scale M/8 (M = 1..8, libjpeg-turbo's DCT-domain
+ * scaling: the inverse DCT of each 8x8 block yields MxM pixels) whose result still meets
+ * every minimum; the size is libjpeg's, ceil(side * M / 8), so 3024x4032 gives 1512x2016
+ * at 4/8, 756x1008 at 2/8 and 378x504 at 1/8. An image that no reduction fits (or that is
+ * already smaller than asked) is decoded at full size; no image is ever enlarged. PNG is
+ * always decoded at full size. The size limits (BCD_MAX_PIXELS, BCD_MAX_DIMENSION) apply
+ * to the full stored size, as for bcd_image_decode(), whatever the scale.
+ *
+ * What scaling does to results: the reduced image is a good downscale (each block is
+ * reduced from its frequency coefficients, not by dropping pixels) but not the bytes that
+ * a full decode followed by a resize gives. Decoding is several times faster (entropy
+ * decoding still reads the whole file; the inverse DCT, upsampling and colour conversion
+ * run on the smaller image). The OpenCV-parity guarantee of the preprocessing (see the top
+ * of this file) is about the pipeline from a full-size decode: preprocessing a reduced
+ * image is still exact for that image, but its tensor differs slightly from the tensor of
+ * the full-size photo. For a 3024x4032 phone photo going to the 224x224 network input,
+ * tests/bench/bench_decode.py measures the change (embedding cosine similarity with the
+ * full-size path; see its output and README). The reduced decode at 1/2, 1/4 and 1/8 is
+ * byte-for-byte what PIL's Image.draft("RGB", size) gives with the same libjpeg-turbo.
+ */
+typedef struct bcd_image_decode_options {
+    unsigned int version;        /**< BCD_IMAGE_DECODE_OPTIONS_VERSION; always first */
+    unsigned int min_short_side; /**< shorter side at least this (e.g. BCD_INPUT_SIZE); 0: any */
+    unsigned int min_long_side;  /**< longer side at least this; 0: any */
+    unsigned int min_width;      /**< width (as displayed, after EXIF orientation); 0: any */
+    unsigned int min_height;     /**< height (as displayed, after EXIF orientation); 0: any */
+} bcd_image_decode_options;
+
+#define BCD_IMAGE_DECODE_OPTIONS_VERSION 1
+#define BCD_IMAGE_DECODE_OPTIONS_INIT { BCD_IMAGE_DECODE_OPTIONS_VERSION, 0, 0, 0, 0 }
+
+/**
+ * Fill opts with the defaults of the given version (every minimum 0: full-size decoding),
+ * for callers that cannot use BCD_IMAGE_DECODE_OPTIONS_INIT.
+ * @return BCD_OK, BCD_EINVAL (NULL or unknown version).
+ * Threads: any thread.
+ */
+BCD_API bcd_status bcd_image_decode_options_init(bcd_image_decode_options *opts, unsigned int version);
+
+/**
+ * bcd_image_decode() with options: a JPEG may be decoded at a reduced scale, see
+ * bcd_image_decode_options. Everything else (formats, orientation, colour, limits, errors)
+ * is as bcd_image_decode().
+ * @param opts  NULL for defaults (full size); borrowed for the call.
+ * @return as bcd_image_decode(); BCD_EINVAL "invalid_options" for an unknown options
+ *         version. Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ */
+BCD_API bcd_status bcd_image_decode_ext(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len,
+                                        const bcd_image_decode_options *opts);
+
+/**
+ * bcd_image_decode_file() with options (see bcd_image_decode_ext()).
+ * @return as bcd_image_decode_file(); BCD_EINVAL "invalid_options" for an unknown
+ *         options version. Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ */
+BCD_API bcd_status bcd_image_decode_file_ext(bcd_image **out, bcd_ctx *ctx, const char *path,
+                                             const bcd_image_decode_options *opts);
+
+/**
  * Free an image made by the library (never one the caller filled over its own buffer).
  * NULL: no-op.
  * Threads: any thread, once no other thread reads img.
