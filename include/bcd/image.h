@@ -81,7 +81,8 @@ BCD_API bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const ch
  * whose result still meets every minimum, else at full size; the size is libjpeg's,
  * ceil(side / 8), ceil(side / 4), ceil(side / 2), so 3024x4032 gives 378x504, 756x1008 or
  * 1512x2016. The other scales libjpeg-turbo offers (3/8, 5/8, 6/8, 7/8) are not used:
- * without SIMD code they decode no faster than full size. An image that is already
+ * they have no SIMD code, so 5/8 to 7/8 decode no faster than full size and 3/8 is slower
+ * than 1/2 (tests/bench/bench_decode.py --libjpeg-scales). An image that is already
  * smaller than asked is decoded at full size; no image is ever enlarged. PNG is always
  * decoded at full size. The size limits (BCD_MAX_PIXELS, BCD_MAX_DIMENSION) apply
  * to the full stored size, as for bcd_image_decode(), whatever the scale.
@@ -102,8 +103,9 @@ BCD_API bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const ch
  * decode resized to the same size differs as much). Measured on 3024x4032 JPEGs with
  * min_short_side chosen for each scale, MobileNetV2 embedding cosine to the full-size
  * path: 0.9996-0.99993 at 1/2, 0.998-0.9998 at 1/4, 0.989-0.9986 at 1/8; the builtin
- * embedder changes less (above 0.9998 at 1/8). Callers that store embeddings should use
- * one setting for all photos they compare.
+ * embedder changes less (above 0.9998 at 1/8). So min_short_side = BCD_INPUT_SIZE
+ * (1/8 for a 12 MP photo) is the fastest choice and 2 * BCD_INPUT_SIZE (1/4) a closer
+ * one. Callers that store embeddings should use one setting for all photos they compare.
  */
 typedef struct bcd_image_decode_options {
     unsigned int version;        /**< BCD_IMAGE_DECODE_OPTIONS_VERSION; always first */
