@@ -253,9 +253,9 @@ static bool meets(const struct min_size *m, uint32_t w, uint32_t h)
 }
 
 /* Set cinfo's scale to the smallest of 1/8, 1/4, 1/2 whose output meets the minimums
- * (full size when none is asked for or no reduction meets them). The minimums are in displayed
- * orientation; orientations 5..8 include a quarter turn, so the stored width becomes the
- * displayed height. May longjmp (jpeg_calc_output_dimensions). */
+ * (full size when none is asked for or no reduction meets them). The minimums are in
+ * displayed orientation; orientations 5..8 include a quarter turn, so the stored width
+ * becomes the displayed height. May longjmp (jpeg_calc_output_dimensions). */
 static void jpeg_choose_scale(j_decompress_ptr cinfo, const struct min_size *min, int orientation)
 {
     cinfo->scale_num = 1;
