@@ -71,6 +71,83 @@ BCD_API bcd_status bcd_image_decode(bcd_image **out, bcd_ctx *ctx, const void *d
 BCD_API bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const char *path);
 
 /**
+ * Options of bcd_image_decode_ext() and bcd_image_decode_file_ext(): reduced-scale JPEG
+ * decoding. Every field other than version is a minimum the decoded image must keep,
+ * measured after the EXIF orientation is applied; 0 sets no minimum. With every minimum 0
+ * (BCD_IMAGE_DECODE_OPTIONS_INIT) the result is exactly that of bcd_image_decode().
+ *
+ * A JPEG is then decoded at the smallest of the scales 1/8, 1/4 and 1/2 (libjpeg-turbo's
+ * DCT-domain scaling: the inverse DCT of each 8x8 block yields 1x1, 2x2 or 4x4 pixels)
+ * whose result still meets every minimum, else at full size; the size is libjpeg's,
+ * ceil(side / 8), ceil(side / 4), ceil(side / 2), so 3024x4032 gives 378x504, 756x1008 or
+ * 1512x2016. The other scales libjpeg-turbo offers (3/8, 5/8, 6/8, 7/8) are not used:
+ * they have no SIMD code, so 5/8 to 7/8 decode no faster than full size and 3/8 is slower
+ * than 1/2 (tests/bench/bench_decode.py --libjpeg-scales). An image that is already
+ * smaller than asked is decoded at full size; no image is ever enlarged. PNG is always
+ * decoded at full size. The size limits (BCD_MAX_PIXELS, BCD_MAX_DIMENSION) apply
+ * to the full stored size, as for bcd_image_decode(), whatever the scale.
+ *
+ * What scaling does to results: the reduced image is a good downscale (each 8x8 block is
+ * reduced from its frequency coefficients; it differs from a full decode followed by an
+ * INTER_AREA resize to the same size by well under one level on average) but not the
+ * same bytes. At 1/2, 1/4 and 1/8 it is byte for byte what PIL's Image.draft("RGB", size)
+ * gives with the same libjpeg-turbo. Entropy decoding still reads the whole file; the
+ * inverse DCT, upsampling and colour conversion run on the smaller image, and whatever
+ * follows (preprocessing) handles fewer pixels: for a 3024x4032 photo, decode +
+ * preprocess takes about 3-5 times less time at 1/4 (tests/bench/bench_decode.py).
+ *
+ * Parity: the OpenCV-parity guarantee of the preprocessing (top of this file) is about
+ * the pipeline from the full-size decode. Preprocessing a reduced image is exact for
+ * that image, but its tensor differs slightly from the full-size photo's, because
+ * equalization and the area resize then see fewer, already averaged pixels (a full
+ * decode resized to the same size differs as much). Measured on 3024x4032 JPEGs with
+ * min_short_side chosen for each scale, MobileNetV2 embedding cosine to the full-size
+ * path: 0.9996-0.99993 at 1/2, 0.998-0.9998 at 1/4, 0.989-0.9986 at 1/8; the builtin
+ * embedder changes less (above 0.9998 at 1/8). So min_short_side = BCD_INPUT_SIZE
+ * (1/8 for a 12 MP photo) is the fastest choice and 2 * BCD_INPUT_SIZE (1/4) a closer
+ * one. Callers that store embeddings should use one setting for all photos they compare.
+ */
+typedef struct bcd_image_decode_options {
+    unsigned int version;        /**< BCD_IMAGE_DECODE_OPTIONS_VERSION; always first */
+    unsigned int min_short_side; /**< shorter side at least this (e.g. BCD_INPUT_SIZE); 0: any */
+    unsigned int min_long_side;  /**< longer side at least this; 0: any */
+    unsigned int min_width;      /**< width (as displayed, after EXIF orientation); 0: any */
+    unsigned int min_height;     /**< height (as displayed, after EXIF orientation); 0: any */
+} bcd_image_decode_options;
+
+#define BCD_IMAGE_DECODE_OPTIONS_VERSION 1
+#define BCD_IMAGE_DECODE_OPTIONS_INIT { BCD_IMAGE_DECODE_OPTIONS_VERSION, 0, 0, 0, 0 }
+
+/**
+ * Fill opts with the defaults of the given version (every minimum 0: full-size decoding),
+ * for callers that cannot use BCD_IMAGE_DECODE_OPTIONS_INIT.
+ * @return BCD_OK, BCD_EINVAL (NULL or unknown version).
+ * Threads: any thread.
+ */
+BCD_API bcd_status bcd_image_decode_options_init(bcd_image_decode_options *opts, unsigned int version);
+
+/**
+ * bcd_image_decode() with options: a JPEG may be decoded at a reduced scale, see
+ * bcd_image_decode_options. Everything else (formats, orientation, colour, limits, errors)
+ * is as bcd_image_decode().
+ * @param opts  NULL for defaults (full size); borrowed for the call.
+ * @return as bcd_image_decode(); BCD_EINVAL "invalid_options" for an unknown options
+ *         version. Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ */
+BCD_API bcd_status bcd_image_decode_ext(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len,
+                                        const bcd_image_decode_options *opts);
+
+/**
+ * bcd_image_decode_file() with options (see bcd_image_decode_ext()).
+ * @return as bcd_image_decode_file(); BCD_EINVAL "invalid_options" for an unknown
+ *         options version. Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ */
+BCD_API bcd_status bcd_image_decode_file_ext(bcd_image **out, bcd_ctx *ctx, const char *path,
+                                             const bcd_image_decode_options *opts);
+
+/**
  * Free an image made by the library (never one the caller filled over its own buffer).
  * NULL: no-op.
  * Threads: any thread, once no other thread reads img.

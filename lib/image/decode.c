@@ -43,6 +43,18 @@
  *   spirit as the JPEG rule.
  * - EXIF orientation (the first JPEG APP1 "Exif\0\0" segment, PNG eXIf before or after
  *   the image data) is applied; see exif.c.
+ * - Reduced scale (bcd_image_decode_ext()): a JPEG is decoded with libjpeg's
+ *   scale_num/scale_denom = 1/8, 1/4 or 1/2, the smallest whose output (libjpeg's own
+ *   arithmetic, asked through jpeg_calc_output_dimensions()) meets every minimum of the
+ *   options, else at full size. The minimums are in displayed orientation (EXIF quarter
+ *   turns swap the width and height minimums). libjpeg-turbo also offers 3/8, 5/8, 6/8 and
+ *   7/8, but its inverse DCT for those has no SIMD code: on 3024x4032 photos they decode
+ *   no faster than full size (7/8 and 6/8 slower), and 3/8 slower than 1/2, so they are
+ *   not used; the power-of-two scales are also exactly those of PIL's draft mode.
+ *   Chosen after the header and the EXIF segment are read, before jpeg_start_decompress();
+ *   the limits are checked on the stored size before that, and libjpeg's memory cap stays
+ *   that of the full size (progressive files keep full-size coefficient buffers whatever
+ *   the scale). PNG ignores the options.
  * - On failure *out is untouched, no partial image escapes and nothing leaks: each decoder
  *   keeps everything it allocates in one job struct that the non-jumping caller cleans up.
  *   setjmp() lives in a helper that only changes that struct through a pointer, so no local
@@ -75,6 +87,11 @@ static const uint8_t png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
 struct limits {
     unsigned long long max_pixels;
     unsigned long long max_dim;
+};
+
+/* Minimums of a reduced-scale decode, displayed orientation; all 0: full size. */
+struct min_size {
+    unsigned int short_side, long_side, width, height;
 };
 
 /* The failure a decoder records before unwinding; reported by the caller on ctx. */
@@ -118,6 +135,7 @@ struct jpeg_job {
     const uint8_t *data;
     size_t len;
     const struct limits *lim;
+    const struct min_size *min;
     bcd_image *img;
     int orientation;
     struct failure fail;
@@ -228,6 +246,38 @@ static int jpeg_orientation(j_decompress_ptr cinfo)
     return 1;
 }
 
+static bool meets(const struct min_size *m, uint32_t w, uint32_t h)
+{
+    uint32_t s = w < h ? w : h, l = w < h ? h : w;
+    return w >= m->width && h >= m->height && s >= m->short_side && l >= m->long_side;
+}
+
+/* Set cinfo's scale to the smallest of 1/8, 1/4, 1/2 whose output meets the minimums
+ * (full size when none is asked for or no reduction meets them). The minimums are in
+ * displayed orientation; orientations 5..8 include a quarter turn, so the stored width
+ * becomes the displayed height. May longjmp (jpeg_calc_output_dimensions). */
+static void jpeg_choose_scale(j_decompress_ptr cinfo, const struct min_size *min, int orientation)
+{
+    cinfo->scale_num = 1;
+    cinfo->scale_denom = 1;
+    if (!min || (!min->short_side && !min->long_side && !min->width && !min->height))
+        return;
+    struct min_size stored = *min;
+    if (orientation >= 5) {
+        stored.width = min->height;
+        stored.height = min->width;
+    }
+    for (unsigned int denom = 8; denom >= 2; denom /= 2) {
+        cinfo->scale_num = 1;
+        cinfo->scale_denom = denom;
+        jpeg_calc_output_dimensions(cinfo);
+        if (meets(&stored, cinfo->output_width, cinfo->output_height))
+            return;
+    }
+    cinfo->scale_num = 1;
+    cinfo->scale_denom = 1;
+}
+
 /* Everything that may longjmp. Returns false with job->fail set. */
 static bool jpeg_run(struct jpeg_job *job)
 {
@@ -273,10 +323,14 @@ static bool jpeg_run(struct jpeg_job *job)
     cinfo->mem->max_memory_to_use = mem > (unsigned long long)LONG_MAX ? LONG_MAX : (long)mem;
 
     job->orientation = jpeg_orientation(cinfo);
+    jpeg_choose_scale(cinfo, job->min, job->orientation);
+    jpeg_calc_output_dimensions(cinfo);
+    const uint32_t want_w = cinfo->output_width, want_h = cinfo->output_height;
     jpeg_start_decompress(cinfo);
 
     const uint32_t w = cinfo->output_width, h = cinfo->output_height;
-    if (w != cinfo->image_width || h != cinfo->image_height || cinfo->output_components != (cmyk ? 4 : 3)) {
+    if (w != want_w || h != want_h || w == 0 || h == 0 || w > cinfo->image_width || h > cinfo->image_height ||
+        cinfo->output_components != (cmyk ? 4 : 3)) {
         set_failure(&job->fail, BCD_ERROR, "internal_error", "JPEG: unexpected output format from libjpeg");
         return false;
     }
@@ -307,14 +361,15 @@ static bool jpeg_run(struct jpeg_job *job)
     return true;
 }
 
-static bcd_status decode_jpeg(bcd_image **out, bcd_ctx *ctx, const struct limits *lim, const uint8_t *data,
-                              size_t len)
+static bcd_status decode_jpeg(bcd_image **out, bcd_ctx *ctx, const struct limits *lim,
+                              const struct min_size *min, const uint8_t *data, size_t len)
 {
     struct jpeg_job job;
     memset(&job, 0, sizeof job);
     job.data = data;
     job.len = len;
     job.lim = lim;
+    job.min = min;
     job.orientation = 1;
     job.cinfo.err = jpeg_std_error(&job.jerr);
     job.jerr.error_exit = on_jpeg_error;
@@ -495,41 +550,86 @@ static bcd_status decode_png(bcd_image **out, bcd_ctx *ctx, const struct limits 
 
 /* ---- entry points ----------------------------------------------------------------- */
 
-bcd_status bcd_image_decode(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len)
+bcd_status bcd_image_decode_options_init(bcd_image_decode_options *opts, unsigned int version)
 {
-    if (!ctx)
+    if (!opts || version != BCD_IMAGE_DECODE_OPTIONS_VERSION)
         return BCD_EINVAL;
-    bcd__ctx_clear(ctx);
-    if (!out || (!data && len))
-        return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "bcd_image_decode: out and data are required");
+    bcd_image_decode_options d = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    *opts = d;
+    return BCD_OK;
+}
 
+/* The options as minimums (NULL: none); false, detail on ctx, for an unknown version. */
+static bool resolve_options(struct min_size *min, bcd_ctx *ctx, const bcd_image_decode_options *opts)
+{
+    memset(min, 0, sizeof *min);
+    if (!opts)
+        return true;
+    if (opts->version != BCD_IMAGE_DECODE_OPTIONS_VERSION) {
+        bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_options", "unknown bcd_image_decode_options version %u",
+                      opts->version);
+        return false;
+    }
+    min->short_side = opts->min_short_side;
+    min->long_side = opts->min_long_side;
+    min->width = opts->min_width;
+    min->height = opts->min_height;
+    return true;
+}
+
+static bcd_status decode_mem(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len,
+                             const struct min_size *min)
+{
     const struct limits lim = {
         .max_pixels = bcd__cfg_ull(ctx, BCD__CFG_MAX_PIXELS, BCD_DEFAULT_MAX_PIXELS),
         .max_dim = bcd__cfg_ull(ctx, BCD__CFG_MAX_DIMENSION, BCD_DEFAULT_MAX_DIMENSION),
     };
     const uint8_t *p = data;
     if (len >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF)
-        return decode_jpeg(out, ctx, &lim, p, len);
+        return decode_jpeg(out, ctx, &lim, min, p, len);
     if (len >= sizeof png_signature && memcmp(p, png_signature, sizeof png_signature) == 0)
         return decode_png(out, ctx, &lim, p, len);
     return bcd__ctx_fail(ctx, BCD_EFORMAT, "unknown_format",
                          len ? "not a JPEG or PNG image (unrecognised signature)" : "empty input");
 }
 
-bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const char *path)
+bcd_status bcd_image_decode_ext(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len,
+                                const bcd_image_decode_options *opts)
+{
+    if (!ctx)
+        return BCD_EINVAL;
+    bcd__ctx_clear(ctx);
+    if (!out || (!data && len))
+        return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "bcd_image_decode: out and data are required");
+    struct min_size min;
+    if (!resolve_options(&min, ctx, opts))
+        return BCD_EINVAL;
+    return decode_mem(out, ctx, data, len, &min);
+}
+
+bcd_status bcd_image_decode(bcd_image **out, bcd_ctx *ctx, const void *data, size_t len)
+{
+    return bcd_image_decode_ext(out, ctx, data, len, NULL);
+}
+
+bcd_status bcd_image_decode_file_ext(bcd_image **out, bcd_ctx *ctx, const char *path,
+                                     const bcd_image_decode_options *opts)
 {
     if (!ctx)
         return BCD_EINVAL;
     bcd__ctx_clear(ctx);
     if (!out || !path)
         return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "bcd_image_decode_file: out and path are required");
+    struct min_size min;
+    if (!resolve_options(&min, ctx, opts))
+        return BCD_EINVAL;
 
     unsigned char *buf;
     size_t len;
     bcd_status st = bcd__read_file(ctx, path, 0, &buf, &len);
     if (st != BCD_OK)
         return st;
-    st = bcd_image_decode(out, ctx, buf, len);
+    st = decode_mem(out, ctx, buf, len, &min);
     free(buf);
     if (st != BCD_OK && ctx->has_err) {
         /* Name the file: in a batch the bare reason does not say which one failed. */
@@ -539,4 +639,9 @@ bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const char *path
         bcd__ctx_fail(ctx, st, code, "%s: %s", path, msg);
     }
     return st;
+}
+
+bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const char *path)
+{
+    return bcd_image_decode_file_ext(out, ctx, path, NULL);
 }

@@ -1,7 +1,9 @@
 /* Unit tests of lib/image/decode.c and encode.c: JPEG and PNG decoding, limits, format
- * sniffing, failure behaviour, PNG writing. Test images: see shared/testdata/README.md. */
+ * sniffing, failure behaviour, reduced-scale JPEG decoding, PNG writing. Test images: see
+ * shared/testdata/README.md. */
 #include <check.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -899,6 +901,320 @@ START_TEST(test_image_decode_arguments_and_missing_file)
 }
 END_TEST
 
+/* ---- reduced-scale JPEG decoding (bcd_image_decode_ext) ----------------------------- */
+
+/* Decode with the given minimums (displayed orientation); must succeed with size w x h. */
+static bcd_image *decode_min(bcd_ctx *ctx, const char *rel, unsigned s, unsigned l, unsigned mw, unsigned mh,
+                             uint32_t w, uint32_t h)
+{
+    bcd_image_decode_options o = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    o.min_short_side = s;
+    o.min_long_side = l;
+    o.min_width = mw;
+    o.min_height = mh;
+    bcd_image *img = NULL;
+    bcd_status st = bcd_image_decode_file_ext(&img, ctx, img_path(rel), &o);
+    ck_assert_msg(st == BCD_OK, "%s: %s (%s)", rel, bcd_strerror(st), bcd_error_message(bcd_ctx_last_error(ctx)));
+    ck_assert_ptr_nonnull(img);
+    ck_assert_msg(img->width == w && img->height == h, "%s (short %u long %u w %u h %u): got %ux%u, want %ux%u",
+                  rel, s, l, mw, mh, img->width, img->height, w, h);
+    ck_assert_uint_eq(img->channels, 3);
+    return img;
+}
+
+/* The smallest of 1/8, 1/4, 1/2 that keeps every minimum, else full size; sizes rounded
+ * up as libjpeg does. */
+START_TEST(test_image_decode_scaled_picks_factor)
+{
+    static const struct {
+        const char *name;
+        unsigned s, l, mw, mh; /* minimums */
+        uint32_t w, h;         /* expected size */
+    } cases[] = {
+        /* 1800x1200 */
+        { "exif-orientation/Landscape_1.jpg", 150, 0, 0, 0, 225, 150 },    /* 1/8 exactly */
+        { "exif-orientation/Landscape_1.jpg", 151, 0, 0, 0, 450, 300 },    /* one more: 1/4 */
+        { "exif-orientation/Landscape_1.jpg", BCD_INPUT_SIZE, 0, 0, 0, 450, 300 },
+        { "exif-orientation/Landscape_1.jpg", 300, 0, 0, 0, 450, 300 },
+        { "exif-orientation/Landscape_1.jpg", 301, 0, 0, 0, 900, 600 },    /* 1/2, not 3/8 */
+        { "exif-orientation/Landscape_1.jpg", 600, 0, 0, 0, 900, 600 },
+        { "exif-orientation/Landscape_1.jpg", 601, 0, 0, 0, 1800, 1200 },  /* full, not 5/8 */
+        { "exif-orientation/Landscape_1.jpg", 1200, 0, 0, 0, 1800, 1200 },
+        { "exif-orientation/Landscape_1.jpg", 5000, 0, 0, 0, 1800, 1200 }, /* never enlarged */
+        { "exif-orientation/Landscape_1.jpg", 0, 226, 0, 0, 450, 300 },    /* 1/8 is 225 long */
+        { "exif-orientation/Landscape_1.jpg", 0, 512, 0, 0, 900, 600 },
+        { "exif-orientation/Landscape_1.jpg", 0, 0, 451, 0, 900, 600 },
+        { "exif-orientation/Landscape_1.jpg", 0, 0, 0, 151, 450, 300 },
+        { "exif-orientation/Landscape_1.jpg", 151, 800, 0, 100, 900, 600 }, /* the strictest wins */
+        { "exif-orientation/Landscape_1.jpg", 100, 0, 0, 1000, 1800, 1200 },
+        { "exif-orientation/Landscape_1.jpg", 1, 1, 1, 1, 225, 150 },
+        /* 227x149, 4:2:0: ceil(227 / d) x ceil(149 / d) */
+        { "jpeg/baseline-420-testorig.jpg", 19, 0, 0, 0, 29, 19 },    /* 18.625 rounds up */
+        { "jpeg/baseline-420-testorig.jpg", 20, 0, 0, 0, 57, 38 },
+        { "jpeg/baseline-420-testorig.jpg", 38, 0, 0, 0, 57, 38 },
+        { "jpeg/baseline-420-testorig.jpg", 39, 0, 0, 0, 114, 75 },
+        { "jpeg/baseline-420-testorig.jpg", 75, 0, 0, 0, 114, 75 },
+        { "jpeg/baseline-420-testorig.jpg", 76, 0, 0, 0, 227, 149 },
+        { "jpeg/baseline-420-testorig.jpg", 0, 115, 0, 0, 227, 149 },
+        /* progressive, grey, CMYK, arithmetic coding, restart markers, 4:2:2, one pixel */
+        { "jpeg/progressive-444-650x470.jpg", 100, 0, 0, 0, 163, 118 },
+        { "jpeg/progressive-420-32x32.jpg", 16, 0, 0, 0, 16, 16 },
+        { "jpeg/grayscale-32x32.jpg", 8, 0, 0, 0, 8, 8 },
+        { "jpeg/cmyk-adobe-32x32.jpg", 4, 0, 0, 0, 4, 4 },
+        { "jpeg/cmyk-adobe-subsampled-256x256.jpg", 64, 0, 0, 0, 64, 64 },
+        { "jpeg/arithmetic-420-testimgari.jpg", 30, 0, 0, 0, 57, 38 },
+        { "jpeg/restart-markers-444-33x33.jpg", 5, 0, 0, 0, 5, 5 },
+        { "jpeg/mjpeg-422-no-huffman-tables.jpg", 180, 0, 0, 0, 240, 180 },
+        { "jpeg/tiny-1x1.jpg", 1, 0, 0, 0, 1, 1 },
+    };
+    bcd_ctx *ctx = new_ctx();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        bcd_image_free(decode_min(ctx, cases[i].name, cases[i].s, cases[i].l, cases[i].mw, cases[i].mh, cases[i].w,
+                                  cases[i].h));
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+/* Width and height minimums are in displayed orientation: files stored turned by a
+ * quarter (EXIF 5..8) must keep the other stored side. Every Landscape_N shows 1800x1200
+ * (stored 1200x1800 for N >= 5), every Portrait_N 1200x1800; each minimum below picks a
+ * different scale when applied to the stored sides instead. */
+START_TEST(test_image_decode_scaled_follows_exif_orientation)
+{
+    bcd_ctx *ctx = new_ctx();
+    for (int n = 0; n <= 8; n++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "exif-orientation/Landscape_%d.jpg", n);
+        bcd_image_free(decode_min(ctx, rel, 0, 0, 0, 301, 900, 600));
+        bcd_image_free(decode_min(ctx, rel, 0, 0, 301, 0, 450, 300));
+        bcd_image_free(decode_min(ctx, rel, 301, 0, 0, 0, 900, 600)); /* sides: either way */
+        bcd_image_free(decode_min(ctx, rel, 0, 451, 0, 0, 900, 600));
+        snprintf(rel, sizeof rel, "exif-orientation/Portrait_%d.jpg", n);
+        bcd_image_free(decode_min(ctx, rel, 0, 0, 301, 0, 600, 900));
+        bcd_image_free(decode_min(ctx, rel, 0, 0, 0, 301, 300, 450));
+        bcd_image_free(decode_min(ctx, rel, 0, 0, 601, 0, 1200, 1800));
+        bcd_image_free(decode_min(ctx, rel, 0, 450, 0, 0, 300, 450));
+    }
+    /* the picture is turned as well, not only the size: the scaled decodes of the upright
+     * file and of one stored turned (re-encoded, so not byte-identical) are close */
+    bcd_image *a = decode_min(ctx, "exif-orientation/Landscape_1.jpg", 300, 0, 0, 0, 450, 300);
+    bcd_image *b = decode_min(ctx, "exif-orientation/Landscape_6.jpg", 300, 0, 0, 0, 450, 300);
+    double diff = 0;
+    for (size_t i = 0; i < (size_t)450 * 300 * 3; i++)
+        diff += abs(a->data[i] - b->data[i]);
+    diff /= 450.0 * 300 * 3;
+    ck_assert_msg(diff < 4.0, "mean difference %.2f", diff);
+    bcd_image_free(a);
+    bcd_image_free(b);
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+/* No minimum (NULL, INIT, options_init) is the plain full-size decode, byte for byte; PNG
+ * ignores the options. */
+START_TEST(test_image_decode_scaled_defaults_and_png)
+{
+    static const char *const files[] = { "jpeg/baseline-420-testorig.jpg", "jpeg/cmyk-adobe-32x32.jpg",
+                                         "jpeg/progressive-444-650x470.jpg", "exif-orientation/Portrait_6.jpg",
+                                         "pngsuite/basn2c08.png", "pngsuite/basi6a16.png" };
+    bcd_ctx *ctx = new_ctx();
+    bcd_image_decode_options init;
+    memset(&init, 0xAB, sizeof init);
+    ck_assert_int_eq(bcd_image_decode_options_init(&init, BCD_IMAGE_DECODE_OPTIONS_VERSION), BCD_OK);
+    ck_assert_uint_eq(init.version, BCD_IMAGE_DECODE_OPTIONS_VERSION);
+    ck_assert(init.min_short_side == 0 && init.min_long_side == 0 && init.min_width == 0 && init.min_height == 0);
+    ck_assert_int_eq(bcd_image_decode_options_init(&init, 0), BCD_EINVAL);
+    ck_assert_int_eq(bcd_image_decode_options_init(&init, BCD_IMAGE_DECODE_OPTIONS_VERSION + 1), BCD_EINVAL);
+    ck_assert_int_eq(bcd_image_decode_options_init(NULL, BCD_IMAGE_DECODE_OPTIONS_VERSION), BCD_EINVAL);
+    bcd_image_decode_options_init(&init, BCD_IMAGE_DECODE_OPTIONS_VERSION);
+    bcd_image_decode_options tiny = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    tiny.min_short_side = 1;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        size_t len;
+        unsigned char *buf = slurp(img_path(files[f]), &len);
+        bcd_image *ref = NULL, *a = NULL, *b = NULL, *c = NULL;
+        ck_assert_int_eq(bcd_image_decode(&ref, ctx, buf, len), BCD_OK);
+        ck_assert_int_eq(bcd_image_decode_ext(&a, ctx, buf, len, NULL), BCD_OK);
+        ck_assert_int_eq(bcd_image_decode_ext(&b, ctx, buf, len, &init), BCD_OK);
+        ck_assert_int_eq(bcd_image_decode_file_ext(&c, ctx, img_path(files[f]), &init), BCD_OK);
+        ck_assert_msg(same_pixels(ref, a) && same_pixels(ref, b) && same_pixels(ref, c), "%s", files[f]);
+        bcd_image_free(a);
+        ck_assert_int_eq(bcd_image_decode_ext(&a, ctx, buf, len, &tiny), BCD_OK);
+        bool png = strstr(files[f], ".png") != NULL;
+        ck_assert_msg(png == same_pixels(ref, a), "%s: scaled %ux%u", files[f], a->width, a->height);
+        ck_assert_msg(png || (a->width < ref->width && a->height < ref->height), "%s", files[f]);
+        bcd_image_free(ref);
+        bcd_image_free(a);
+        bcd_image_free(b);
+        bcd_image_free(c);
+        free(buf);
+    }
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+/* Limits stay on the stored size, checked before any pixel buffer; damage and bad options
+ * fail as without scaling, and *out stays untouched. */
+START_TEST(test_image_decode_scaled_limits_and_failures)
+{
+    bcd_ctx *ctx = new_ctx();
+    bcd_image_decode_options o = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    o.min_short_side = 1;
+    bcd_image *img = SENTINEL;
+    /* 1800x1200 = 2160000 px, 1/8 would be 225x150: refused all the same */
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MAX_PIXELS", "2159999"), BCD_OK);
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, img_path("exif-orientation/Landscape_1.jpg"), &o),
+                     BCD_ELIMIT);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "image_too_large");
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MAX_PIXELS", NULL), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MAX_DIMENSION", "1799"), BCD_OK);
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, img_path("exif-orientation/Landscape_6.jpg"), &o),
+                     BCD_ELIMIT);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MAX_DIMENSION", "1800"), BCD_OK);
+    bcd_image *ok = NULL;
+    ck_assert_int_eq(bcd_image_decode_file_ext(&ok, ctx, img_path("exif-orientation/Landscape_6.jpg"), &o), BCD_OK);
+    ck_assert(ok->width == 225 && ok->height == 150);
+    bcd_image_free(ok);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MAX_DIMENSION", NULL), BCD_OK);
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, img_path("jpeg/bad-huge-dimensions-65535x65535.jpg"), &o),
+                     BCD_ELIMIT);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "image_too_large");
+    /* a truncated scan is still an error at 1/8 (the whole file is still read) */
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, img_path("jpeg/bad-truncated-in-scan.jpg"), &o),
+                     BCD_EFORMAT);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "truncated_image");
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, img_path("jpeg/warn-extraneous-bytes-16x16.jpg"), &o),
+                     BCD_EFORMAT);
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, img_path("jpeg/unsupported-12bit-monkey12.jpg"), &o),
+                     BCD_EFORMAT);
+    unsigned long len;
+    unsigned char *many = many_scan_jpeg(9, &len);
+    ck_assert_int_eq(bcd_image_decode_ext(&img, ctx, many, len, &o), BCD_ELIMIT);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "too_many_scans");
+    free(many);
+    /* options: unknown version; NULL arguments as bcd_image_decode */
+    bcd_image_decode_options bad = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    bad.version = BCD_IMAGE_DECODE_OPTIONS_VERSION + 1;
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, img_path("jpeg/tiny-1x1.jpg"), &bad), BCD_EINVAL);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "invalid_options");
+    ck_assert_int_eq(bcd_image_decode_ext(&img, ctx, "\xff\xd8\xff", 3, &bad), BCD_EINVAL);
+    ck_assert_int_eq(bcd_image_decode_ext(NULL, ctx, "x", 1, &o), BCD_EINVAL);
+    ck_assert_int_eq(bcd_image_decode_ext(&img, NULL, "x", 1, &o), BCD_EINVAL);
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, NULL, &o), BCD_EINVAL);
+    ck_assert_int_eq(bcd_image_decode_file_ext(&img, ctx, tmp_path("no-such-file.jpg"), &o), BCD_ENOTFOUND);
+    ck_assert_ptr_eq(img, SENTINEL);
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+/* A w x h colour JPEG (quality 90, 4:2:0) of smooth gradients, ripples and hard edges. */
+static unsigned char *pattern_jpeg(uint32_t w, uint32_t h, unsigned long *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    unsigned char *out = NULL;
+    *len = 0;
+    jpeg_mem_dest(&c, &out, len);
+    c.image_width = w;
+    c.image_height = h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    uint8_t *row = malloc((size_t)w * 3);
+    ck_assert_ptr_nonnull(row);
+    while (c.next_scanline < h) {
+        uint32_t y = c.next_scanline;
+        for (uint32_t x = 0; x < w; x++) {
+            double u = (double)x / w, v = (double)y / h;
+            bool box = x > w / 3 && x < w / 2 && y > h / 4 && y < h / 2;
+            row[x * 3] = (uint8_t)(box ? 40 : 120 + 100 * u + 30 * sin(x * 0.05));
+            row[x * 3 + 1] = (uint8_t)(box ? 200 : 60 + 120 * v + 30 * cos((x + y) * 0.03));
+            row[x * 3 + 2] = (uint8_t)(((x / 37 + y / 23) % 2) ? 180 : 90);
+        }
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    free(row);
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return out;
+}
+
+static double mean_abs_diff(const bcd_image *a, const bcd_image *b)
+{
+    ck_assert(a->width == b->width && a->height == b->height);
+    size_t n = (size_t)a->width * a->height * 3;
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        d += abs(a->data[i] - b->data[i]);
+    return d / (double)n;
+}
+
+/* A reduced decode is close to a full decode followed by INTER_AREA to the same size, and
+ * the preprocessed tensor from it close to the one from the full image; the preprocessing
+ * takes any size, down to the 1x1 of a 1/8 decode of a 1x1 file. */
+START_TEST(test_image_decode_scaled_close_to_full_resize)
+{
+    bcd_ctx *ctx = new_ctx();
+    unsigned long len;
+    unsigned char *jpg = pattern_jpeg(768, 768, &len);
+    bcd_image *full = NULL;
+    ck_assert_int_eq(bcd_image_decode(&full, ctx, jpg, len), BCD_OK);
+    float *t_full = malloc(BCD_TENSOR_LEN * sizeof(float)), *t = malloc(BCD_TENSOR_LEN * sizeof(float));
+    ck_assert(t_full && t);
+    ck_assert_int_eq(bcd_image_preprocess(t_full, BCD_TENSOR_LEN, full), BCD_OK);
+    for (unsigned m = 1; m <= 4; m *= 2) {
+        bcd_image_decode_options o = BCD_IMAGE_DECODE_OPTIONS_INIT;
+        o.min_short_side = 96 * m - 10;
+        bcd_image *small = NULL, *area = NULL;
+        ck_assert_int_eq(bcd_image_decode_ext(&small, ctx, jpg, len, &o), BCD_OK);
+        ck_assert_uint_eq(small->width, 96 * m);
+        ck_assert_uint_eq(small->height, 96 * m);
+        ck_assert_int_eq(bcd_image_crop_resize(&area, full, 96 * m), BCD_OK);
+        double d = mean_abs_diff(small, area);
+        ck_assert_msg(d < 2.5, "%u/8: mean |scaled - full+area| = %.3f", m, d);
+        /* the reduced decode is not a copy of the resize either (the test would be void) */
+        ck_assert_msg(d > 0.0, "%u/8", m);
+        ck_assert_int_eq(bcd_image_preprocess(t, BCD_TENSOR_LEN, small), BCD_OK);
+        double td = 0;
+        for (size_t i = 0; i < BCD_TENSOR_LEN; i++)
+            td += fabs(t[i] - t_full[i]);
+        td /= BCD_TENSOR_LEN;
+        /* at 1/2 (384 px) the network input is a reduction, as from the full image;
+         * 0.04 is about 2.3/255 over the ImageNet std */
+        ck_assert_msg(m < 4 || td < 0.04, "%u/8: mean tensor difference %.4f", m, td);
+        bcd_image_free(small);
+        bcd_image_free(area);
+    }
+    bcd_image_free(full);
+    free(jpg);
+    /* a real photo: preprocess from 1/4 (450x300, the smallest that keeps the network's
+     * 224) against from full size */
+    bcd_image *photo = decode_ok(ctx, "exif-orientation/Landscape_1.jpg", 1800, 1200);
+    bcd_image *small = decode_min(ctx, "exif-orientation/Landscape_1.jpg", BCD_INPUT_SIZE, 0, 0, 0, 450, 300);
+    ck_assert_int_eq(bcd_image_preprocess(t_full, BCD_TENSOR_LEN, photo), BCD_OK);
+    ck_assert_int_eq(bcd_image_preprocess(t, BCD_TENSOR_LEN, small), BCD_OK);
+    double td = 0;
+    for (size_t i = 0; i < BCD_TENSOR_LEN; i++)
+        td += fabs(t[i] - t_full[i]);
+    td /= BCD_TENSOR_LEN;
+    ck_assert_msg(td < 0.08, "photo at 1/4: mean tensor difference %.4f", td);
+    bcd_image_free(photo);
+    bcd_image_free(small);
+    /* 1x1 */
+    small = decode_min(ctx, "jpeg/tiny-1x1.jpg", 1, 0, 0, 0, 1, 1);
+    ck_assert_int_eq(bcd_image_preprocess(t, BCD_TENSOR_LEN, small), BCD_OK);
+    bcd_image_free(small);
+    free(t);
+    free(t_full);
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- PNG writing ------------------------------------------------------------------- */
 
 START_TEST(test_image_write_png_round_trip)
@@ -978,6 +1294,14 @@ int main(void)
     tcase_add_test(jpeg, test_image_decode_jpeg_mjpeg_decodes);
     tcase_add_test(jpeg, test_image_decode_jpeg_refuses_too_many_scans);
     suite_add_tcase(s, jpeg);
+    TCase *scaled = tcase_create("scaled");
+    tcase_set_timeout(scaled, 300);
+    tcase_add_test(scaled, test_image_decode_scaled_picks_factor);
+    tcase_add_test(scaled, test_image_decode_scaled_follows_exif_orientation);
+    tcase_add_test(scaled, test_image_decode_scaled_defaults_and_png);
+    tcase_add_test(scaled, test_image_decode_scaled_limits_and_failures);
+    tcase_add_test(scaled, test_image_decode_scaled_close_to_full_resize);
+    suite_add_tcase(s, scaled);
     TCase *common = tcase_create("common");
     tcase_set_timeout(common, 300);
     tcase_add_test(common, test_image_decode_rejects_every_truncation);
