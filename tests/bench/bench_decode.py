@@ -188,7 +188,7 @@ def libjpeg_scales(tmp, images, runs):
     out = subprocess.run([exe, str(runs), *images], stdout=subprocess.PIPE, text=True, check=True).stdout
     rows = [line.split() for line in out.splitlines()]
     full = float(rows[0][2])
-    print("libjpeg-turbo alone, decode to RGB at M/8 (per image, median of %d runs):" % runs)
+    print("libjpeg-turbo alone, decode to RGB at M/8 (per image, CPU time, least of %d runs):" % runs)
     for m, size, sec in rows:
         print("  %s/8  %-10s %7.1f ms  %4.2fx the full-size time" % (m, size, float(sec) * 1e3 / len(images),
                                                                    float(sec) / full))
