@@ -81,11 +81,14 @@ BCD_API bcd_status bcd_image_decode_file(bcd_image **out, bcd_ctx *ctx, const ch
  * whose result still meets every minimum, else at full size; the size is libjpeg's,
  * ceil(side / 8), ceil(side / 4), ceil(side / 2), so 3024x4032 gives 378x504, 756x1008 or
  * 1512x2016. The other scales libjpeg-turbo offers (3/8, 5/8, 6/8, 7/8) are not used:
- * they have no SIMD code, so 5/8 to 7/8 decode no faster than full size and 3/8 is slower
- * than 1/2 (tests/bench/bench_decode.py --libjpeg-scales). An image that is already
- * smaller than asked is decoded at full size; no image is ever enlarged. PNG is always
- * decoded at full size. The size limits (BCD_MAX_PIXELS, BCD_MAX_DIMENSION) apply
- * to the full stored size, as for bcd_image_decode(), whatever the scale.
+ * their inverse DCT has no SIMD code, so on 12 MP photos 7/8 is slower than full size,
+ * 6/8 and 5/8 save at most about a fifth, and 3/8 is slower than 1/2
+ * (tests/bench/bench_decode.py --libjpeg-scales); and 1/8, 1/4, 1/2 are the scales of
+ * PIL's draft mode, so a Python reference can reproduce a reduced decode exactly (see
+ * below). An image that is already smaller than asked is decoded at full size; no image
+ * is ever enlarged. PNG is always decoded at full size. The size limits (BCD_MAX_PIXELS,
+ * BCD_MAX_DIMENSION) apply to the full stored size, as for bcd_image_decode(), whatever
+ * the scale.
  *
  * What scaling does to results: the reduced image is a good downscale (each 8x8 block is
  * reduced from its frequency coefficients; it differs from a full decode followed by an

@@ -8,7 +8,8 @@
  * run's tensors (one batch). Prints one "key value" line per number: per setting k
  * (in the order of MINS), "k_size WxH" of the first image, "k_decode_s" and
  * "k_preprocess_s" (medians over the runs of the time for all images, "_min" the fastest
- * run), and "k_cos_I" the cosine similarity of image I's embedding with setting 0's.
+ * run), "k_cpu_s" the same for the CPU time of decode + preprocess, and "k_cos_I" the
+ * cosine similarity of image I's embedding with setting 0's.
  * With BENCH_DUMP_DIR set, the first image of each setting is written there as k.png.
  * Uses the public API only, like any program linked to libbcd.
  */
@@ -27,6 +28,14 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU time of this thread: less disturbed than wall time when the machine is shared. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -101,7 +110,8 @@ int main(int argc, char **argv)
     float *ref = malloc((size_t)n * dim * sizeof *ref);
     float *emb = malloc((size_t)n * dim * sizeof *emb);
     double *dec = calloc((size_t)runs, sizeof *dec), *pre = calloc((size_t)runs, sizeof *pre);
-    if (!tensors || !ref || !emb || !dec || !pre)
+    double *cpu = calloc((size_t)runs, sizeof *cpu);
+    if (!tensors || !ref || !emb || !dec || !pre || !cpu)
         return 1;
 
     printf("images %d\nruns %d\nsettings %d\n", n, runs, nmins);
@@ -111,10 +121,11 @@ int main(int argc, char **argv)
         printf("%d_min_short_side %u\n", k, mins[k]);
         memset(dec, 0, (size_t)runs * sizeof *dec);
         memset(pre, 0, (size_t)runs * sizeof *pre);
+        memset(cpu, 0, (size_t)runs * sizeof *cpu);
         for (int r = 0; r < runs; r++) {
             for (int i = 0; i < n; i++) {
                 bcd_image *img = NULL;
-                double a = now();
+                double ca = cpu_now(), a = now();
                 if (bcd_image_decode_file_ext(&img, ctx, images[i], &opts) != BCD_OK)
                     return fail(ctx, images[i]);
                 double b = now();
@@ -122,7 +133,7 @@ int main(int argc, char **argv)
                     fprintf(stderr, "bench_decode: preprocess %s failed\n", images[i]);
                     return 1;
                 }
-                double c = now();
+                double c = now(), cc = cpu_now();
                 if (r == 0 && i == 0) {
                     printf("%d_size %ux%u\n", k, img->width, img->height);
                     if (dump) {
@@ -135,12 +146,14 @@ int main(int argc, char **argv)
                 bcd_image_free(img);
                 dec[r] += b - a;
                 pre[r] += c - b;
+                cpu[r] += cc - ca;
             }
             if (progress)
                 fprintf(stderr, "\rsetting %d/%d run %d/%d ", k + 1, nmins, r + 1, runs);
         }
         print_stat(k, "decode_s", dec, runs);
         print_stat(k, "preprocess_s", pre, runs);
+        print_stat(k, "cpu_s", cpu, runs);
         float *o = k == 0 ? ref : emb;
         if (bcd_embedder_embed(e, o, tensors, (size_t)n) != BCD_OK)
             return fail(ctx, "embed");
@@ -149,6 +162,7 @@ int main(int argc, char **argv)
     }
     if (progress)
         fprintf(stderr, "\r%*s\r", 30, "");
+    free(cpu);
     free(pre);
     free(dec);
     free(emb);

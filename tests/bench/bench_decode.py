@@ -25,7 +25,8 @@ resized with INTER_AREA to the reduced size (no DCT scaling at all) and then pre
       --torch-module build-torch/lib/libbcd-torch.so
 
 Times (builtin run only) are per image: medians over --runs runs of the whole session
-(the fastest run in brackets), one thread.
+(the fastest run in brackets), one thread; the CPU time of decode + preprocess (least of
+the runs) is shown too, as it is less disturbed on a shared machine.
 """
 import argparse
 import os
@@ -102,8 +103,10 @@ def report_cosines(title, v, labels, n):
 
 def report(title, v, labels, n):
     print(title + " (%s, %s images, %s runs)" % (v["model_name"], n, v["runs"]))
-    print("  %-6s %-10s %12s %12s %14s %6s   %s" % ("scale", "size", "decode ms", "prepr. ms", "dec+prep ms",
-                                                      "gain", "cosine to full: mean (min)"))
+    print("  %-6s %-10s %12s %12s %14s %6s %8s %6s   %s" % ("scale", "size", "decode ms", "prepr. ms",
+                                                             "dec+prep ms", "gain", "CPU ms", "gain",
+                                                             "cosine to full: mean (min)"))
+    cpu0 = float(v["0_cpu_s_min"])
     total0 = float(v["0_decode_s"]) + float(v["0_preprocess_s"])
     for k, label in enumerate(labels):
         d = float(v["%d_decode_s" % k]) * 1e3 / n
@@ -112,9 +115,12 @@ def report(title, v, labels, n):
         pmin = float(v["%d_preprocess_s_min" % k]) * 1e3 / n
         cos = [float(v["%d_cos_%d" % (k, i)]) for i in range(n)]
         gain = total0 / (float(v["%d_decode_s" % k]) + float(v["%d_preprocess_s" % k]))
-        print("  %-6s %-10s %6.1f [%4.1f] %6.1f [%4.1f] %7.1f [%5.1f] %5.1fx   %.6f (%.6f)"
-              % (label, v["%d_size" % k], d, dmin, p, pmin, d + p, dmin + pmin, gain, sum(cos) / n, min(cos)))
-    print("  (per image; gain: full-size decode+preprocess time over this one's)")
+        cpu = float(v["%d_cpu_s_min" % k])
+        print("  %-6s %-10s %6.1f [%4.1f] %6.1f [%4.1f] %7.1f [%5.1f] %5.1fx %8.1f %5.1fx   %.6f (%.6f)"
+              % (label, v["%d_size" % k], d, dmin, p, pmin, d + p, dmin + pmin, gain, cpu * 1e3 / n, cpu0 / cpu,
+                 sum(cos) / n, min(cos)))
+    print("  (per image; gain: full-size decode+preprocess time over this one's; CPU ms: CPU time of\n"
+          "   decode+preprocess, least of the runs)")
 
 
 def check_pil(dump, first_image, labels):
@@ -188,7 +194,7 @@ def libjpeg_scales(tmp, images, runs):
     out = subprocess.run([exe, str(runs), *images], stdout=subprocess.PIPE, text=True, check=True).stdout
     rows = [line.split() for line in out.splitlines()]
     full = float(rows[0][2])
-    print("libjpeg-turbo alone, decode to RGB at M/8 (per image, median of %d runs):" % runs)
+    print("libjpeg-turbo alone, decode to RGB at M/8 (per image, CPU time, least of %d runs):" % runs)
     for m, size, sec in rows:
         print("  %s/8  %-10s %7.1f ms  %4.2fx the full-size time" % (m, size, float(sec) * 1e3 / len(images),
                                                                    float(sec) / full))
