@@ -304,6 +304,17 @@ bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, cons
         }
         goto done;
     }
+    /* what is stored carries no metadata (GPS, serial numbers, thumbnails...); same pixels */
+    void *clean = NULL;
+    size_t clean_len = 0;
+    st = bcd_image_strip_metadata(&clean, &clean_len, svc->ctx, data, len);
+    if (st != BCD_OK) {
+        bcd__svc_from_ctx(svc, st);
+        goto done;
+    }
+    free(data);
+    data = clean;
+    len = clean_len;
     const char *ctype, *ext;
     if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
         ctype = "image/jpeg";
