@@ -46,6 +46,9 @@ typedef struct bcd_service bcd_service;
 #define BCD_ANGLE_COUNT 6
 /** Minimum number of distinct angles to complete or analyze a session. */
 #define BCD_MIN_ANGLES 3
+/** Most images one session may hold (ten per angle): an analysis keeps them all in memory.
+ *  Registering or adding one more is BCD_ELIMIT "too_many_images". @since 0.2 */
+#define BCD_MAX_SESSION_IMAGES 60
 
 /**
  * Open the service over the store chosen by BCD_STORE of ctx: "local" (default) opens

@@ -152,3 +152,48 @@ def test_image_add_stores_no_metadata(cli, tmp_path, kind):
     # the preview points at the stripped copy
     prev = ok(cli("--json", "--user", "alice", "image", "preview", sid, "front"))
     assert open(prev["path"], "rb").read() == blob
+
+
+# ---- limits: bytes, pixels and images per session ---------------------------------------
+
+def test_image_add_refuses_a_file_over_256_mib(cli, tmp_path):
+    big = tmp_path / "huge.jpg"
+    with open(big, "wb") as f:  # sparse: the size is what is checked, before reading
+        f.write(b"\xff\xd8\xff")
+        f.truncate((256 << 20) + 1)
+    sid = ok(cli("--json", "--user", "alice", "session", "create"))["session_id"]
+    r = cli("--json", "--user", "alice", "image", "add", sid, "front", big)
+    assert r.rc == 7 and r.error()["code"] == "file_too_large"
+    assert "limit 268435456" in r.error()["message"]
+    assert not os.path.exists(tmp_path / "data" / "blobs" / sid)
+
+
+def test_image_add_refuses_too_many_pixels(cli, tmp_path):
+    src = os.path.join(TESTDATA, "images", "exif-orientation", "Landscape_1.jpg")  # 1800x1200
+    sid = ok(cli("--json", "--user", "alice", "session", "create"))["session_id"]
+    r = cli("--json", "--user", "alice", "image", "add", sid, "front", src, env_extra={"BCD_MAX_PIXELS": "2000000"})
+    assert r.rc == 7 and r.error()["code"] == "image_too_large"
+    r = cli("--json", "--user", "alice", "image", "add", sid, "front", src, env_extra={"BCD_MAX_DIMENSION": "1799"})
+    assert r.rc == 7 and r.error()["code"] == "image_too_large"
+    ok(cli("--json", "--user", "alice", "image", "add", sid, "front", src, env_extra={"BCD_MAX_PIXELS": "2160000"}))
+
+
+def test_images_per_session_are_capped_at_60(cli, tmp_path):
+    angles = ["front", "left", "right", "up", "down", "raised"]
+    sid = ok(cli("--json", "--user", "alice", "session", "create"))["session_id"]
+    for i in range(60):
+        ok(cli("--json", "--user", "alice", "image", "register", sid, angles[i % 6], "/photos/%d.jpg" % i))
+    r = cli("--json", "--user", "alice", "image", "register", sid, "front", "/photos/60.jpg")
+    assert r.rc == 7 and r.error()["code"] == "too_many_images"
+    assert "limit 60" in r.error()["message"]
+    # a file added now is refused as well, and nothing of it is kept
+    src = os.path.join(TESTDATA, "images", "jpeg", "baseline-420-testorig.jpg")
+    r = cli("--json", "--user", "alice", "image", "add", sid, "front", src)
+    assert r.rc == 7 and r.error()["code"] == "too_many_images"
+    assert not os.path.exists(tmp_path / "data" / "blobs" / sid)
+    # registering an image the session already has is still idempotent
+    again = ok(cli("--json", "--user", "alice", "image", "register", sid, "left", "/photos/1.jpg"))
+    assert again["created"] is False
+    assert ok(cli("--json", "--user", "alice", "session", "info", sid))["session_id"] == sid
+    assert len(ok(cli("--json", "--user", "alice", "session", "list"))["sessions"]) == 1
+    assert ok(cli("--json", "--user", "alice", "session", "list"))["sessions"][0]["image_count"] == 60
