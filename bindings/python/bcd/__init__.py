@@ -20,7 +20,7 @@ from ._lib import BINDING_VERSION_NUMBER, TENSOR_LEN, INPUT_SIZE, __version__, l
 from ._array import Array, HAVE_NUMPY
 from ._context import CONFIG_KEYS, Context, default_context
 from .service import ANGLES, MIN_ANGLES, Service, health, open_store
-from .image import TENSOR_SHAPE, crop_resize, decode, equalize, preprocess, to_tensor, write_png
+from .image import TENSOR_SHAPE, crop_resize, decode, equalize, preprocess, strip_metadata, to_tensor, write_png
 from .embed import Embedder
 from .auth import Verifier, verify_token
 from .analysis import TREND_MILD, TREND_SIGNIFICANT, cosine_distance, trend_label, vector_from_json, vector_mean
@@ -50,7 +50,7 @@ def strerror(status_value):
 __all__ = [
     "__version__", "BINDING_VERSION_NUMBER", "load_library", "library_version", "library_version_number",
     "strerror", "Context", "default_context", "CONFIG_KEYS", "Service", "open_store", "health", "ANGLES", "MIN_ANGLES",
-    "decode", "preprocess", "equalize", "crop_resize", "to_tensor", "write_png", "TENSOR_LEN", "TENSOR_SHAPE",
+    "decode", "strip_metadata", "preprocess", "equalize", "crop_resize", "to_tensor", "write_png", "TENSOR_LEN", "TENSOR_SHAPE",
     "INPUT_SIZE", "Embedder", "cosine_distance", "vector_mean", "trend_label", "vector_from_json",
     "TREND_MILD", "TREND_SIGNIFICANT", "Verifier", "verify_token", "Array", "HAVE_NUMPY", "status", "error_class",
     "Error", "LibraryError", "InternalError", "InvalidArgumentError", "OutOfMemoryError", "InputOutputError",
