@@ -57,7 +57,12 @@ static int run_op(struct cli *c, enum op op)
         st = bcd_session_analyze(&out, svc, user, p[0], NULL);
         cli_progress_done(c, svc);
         break;
-    case OP_COMPARE: st = bcd_session_compare(&out, svc, user, p[0], p[1]); break;
+    case OP_COMPARE: {
+        bcd_compare_options o = BCD_COMPARE_OPTIONS_INIT;
+        o.heatmap_dir = c->heatmaps;
+        st = bcd_session_compare_ex(&out, svc, user, p[0], p[1], &o);
+        break;
+    }
     case OP_GET: st = bcd_analysis_get(&out, svc, user, p[0]); break;
     }
     int rc;
@@ -114,15 +119,21 @@ const struct cli_command cli_session_commands[] = {
     {"image preview", "SESSION ANGLE", "Where to read the photo of one angle", USER_HELP, 2, 2, cmd_preview},
     {"analyze", "SESSION [--model builtin|PATH] [--async]", "Analyze a completed session and store the result",
      "Embeds all angles in one batch and scores each against the caller's earlier sessions\n"
-     "(change_score = cosine distance to their mean). Re-analysis replaces the stored result.\n"
+     "(change_score = cosine distance to their mean). Change detection compares each angle's\n"
+     "photo with the previous completed session: local_change, changed_regions (pixel boxes),\n"
+     "quality flags and a stored heatmap per angle; change_probability and changed overall.\n"
+     "Re-analysis replaces the stored result.\n"
      "On a terminal, progress is shown on stderr (not with --json).\n"
      "  --model SPEC  builtin (default, BCD_MODEL) or a TorchScript file\n"
      "  --async       queue a job for 'bcd-cli worker' and print {\"status\":\"processing\",\"job_id\"}\n"
      "                at once; follow it with 'bcd-cli job status JOB'\n" USER_HELP,
      1, 1, cmd_analyze},
-    {"compare", "CURRENT PREVIOUS", "Per-angle deltas, distance, stability and trend of two checks",
+    {"compare", "CURRENT PREVIOUS [--heatmaps DIR]", "Deltas, trend and local change detection of two checks",
      "Both sessions must be analyzed. overall_trend: stable (< 0.1), mild_variation (< 0.25),\n"
-     "significant_shift.\n" USER_HELP,
+     "significant_shift. Change detection of the pair: per angle local_change, changed,\n"
+     "changed_regions, quality flags; change_probability and changed overall (reused from\n"
+     "the analysis of CURRENT when it was made against PREVIOUS, else computed).\n"
+     "  --heatmaps DIR  write the change-map overlays as DIR/<angle>.png (DIR is created)\n" USER_HELP,
      2, 2, cmd_compare},
     {"analysis get", "SESSION", "The stored analysis of a session (no recomputation)", USER_HELP, 1, 1, cmd_get},
 };

@@ -173,6 +173,7 @@ static const char general_help[] =
     "  --concurrency N   worker: jobs run at once (threads)\n"
     "  --drain           worker: exit once no job is queued or running\n"
     "  --html FILE       report: write the HTML report to FILE\n"
+    "  --heatmaps DIR    compare: write the change-map overlays as DIR/<angle>.png\n"
     "  --store NAME      local (default) or supabase (BCD_STORE)\n"
     "  --data-dir DIR    local store folder (BCD_DATA_DIR)\n"
     "  --env-file FILE   read configuration from FILE instead of ./.env\n"

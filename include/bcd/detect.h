@@ -70,12 +70,12 @@ typedef struct bcd_detect_result bcd_detect_result;
 /**
  * Default blur threshold: a photo is "blurred" when the variance of the 3×3 Laplacian
  * of its grey image (0..255), reduced to the working size, is below this. Sharp
- * photos of skin measure ~10–1000 at 512 px (smooth skin before a plain wall is at the
- * low end); a Gaussian blur of sigma 1.5 px at that size (sigma ~12 px on a
- * 3024×4032 photo) brings them under ~3. The measure depends on the working size:
- * set the threshold with the size.
+ * photos of skin measure ~5–1000 at 512 px (very smooth skin before a plain wall, as
+ * in the bundled synthetic example, measures 5–9); a Gaussian blur of sigma 1.5 px at
+ * that size (sigma ~12 px on a 3024×4032 photo) brings them under ~3. The measure
+ * depends on the working size: set the threshold with the size.
  */
-#define BCD_DETECT_DEFAULT_BLUR_THRESHOLD 5.0
+#define BCD_DETECT_DEFAULT_BLUR_THRESHOLD 3.5
 /** Default clipping threshold: "clipped" when more than this fraction of pixels is clipped. */
 #define BCD_DETECT_DEFAULT_CLIP_THRESHOLD 0.15
 /** Default framing threshold: "subject_too_small" when the subject covers less than this fraction. */

@@ -194,23 +194,44 @@ BCD_API bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_
  * earlier embedding (first session) a score is 0 and the summary says that the baseline
  * is being established.
  *
- * Confidence, in [0, 1], is the product of three factors:
+ * Change detection (bcd/detect.h): the first photo of each angle (lowest order_index)
+ * is compared with the same angle of the user's nearest EARLIER completed session:
+ * alignment, photometric matching, a local change map, a quality gate; the angles are
+ * combined with bcd_detect_combine() into change_probability and changed. Without an
+ * earlier session only the quality gate runs (local_change and change_probability are
+ * null). A heatmap overlay (PNG, longer side 512 px) of every aligned angle is stored
+ * as a blob of the session; its key is the angle's "heatmap". Regions are boxes in the
+ * pixel coordinates of the current photo (after EXIF orientation). An earlier photo
+ * that cannot be read only leaves its angle uncompared.
+ *
+ * Confidence, in [0, 1], is the product of four factors:
  *  - angle coverage: distinct angles present / 6;
  *  - image quality: mean over the angles of sharpness × exposure, where sharpness =
  *    v / (v + 20), v the variance of the (4-neighbour) Laplacian of the 224×224 grey
  *    image before equalization (sharp photos measure several hundred: ~0.95 and up),
  *    and exposure = max(0, 1 − 2 × fraction of pixels at or below 5 or at or above 250);
  *  - baseline: 0.5 + 0.5 × min(earlier sessions in the baseline, 3) / 3 (0.5 for the
- *    first session, 1 from three earlier sessions on).
+ *    first session, 1 from three earlier sessions on);
+ *  - detection quality: 1 − 0.5 × the fraction of angles the quality gate flags
+ *    (blurred, clipped, subject too small in either photo, or not aligned).
  *
  * Result (the seed's analyze response, with additions):
  * {"success": true, "data": {"session_id", "overwritten": bool, "model", "dim",
  *  "created_at", "baseline_sessions",
  *  "session_analysis": {"per_angle": [{"angle_type", "change_score", "summary",
  *     "image_count", "baseline_sessions", "quality": {"score", "sharpness",
- *     "blur_variance", "clipped_fraction"}}], "overall_summary"},
+ *     "blur_variance", "clipped_fraction", "blurred", "clipped", "subject_too_small",
+ *     "aligned", "previous_blurred", "previous_clipped", "previous_subject_too_small",
+ *     "subject_fraction"}, "local_change": number|null, "changed": bool|null,
+ *     "changed_regions": [{"x", "y", "width", "height", "score"}],
+ *     "alignment": {"score", "overlap", "dx", "dy", "rotation_deg", "scale"}|null,
+ *     "heatmap": blob key|null, "warning": text|null}], "overall_summary"},
  *  "scores": {"change_score", "confidence"},
- *  "confidence_factors": {"angle_coverage", "image_quality", "baseline"}}}.
+ *  "confidence_factors": {"angle_coverage", "image_quality", "baseline",
+ *     "detection_quality"},
+ *  "previous_session_id": id|null, "change_probability": number|null,
+ *  "changed": bool|null, "warnings": ["<angle>: <warning>", ...]}}.
+ * The detection is stored with the analysis: bcd_analysis_get() returns it as is.
  *
  * A corrupt or missing image fails the call (BCD_EFORMAT "image_corrupt" /
  * BCD_ENOTFOUND "image_file_missing", details name the image and angle) and nothing
@@ -230,7 +251,11 @@ BCD_API bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char 
  * The stored analysis of a session, without recomputing.
  * Result: {"success": true, "data": {"session_analysis": {"session_id",
  * "overall_change_score", "confidence", "summary", "model", "baseline_sessions",
- * "created_at", "per_angle": [{"angle_type", "change_score", "summary", ...}]}}}.
+ * "created_at", "confidence_factors", "has_embeddings", "per_angle": [{"angle_type",
+ * "change_score", "summary", ...}], and the stored change detection as in
+ * bcd_session_analyze(): "previous_session_id", "change_probability", "changed",
+ * "warnings" and the per-angle fields}}} (analyses made before change detection
+ * existed have none of these).
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND ("session_not_found", or
  *         "analysis_not_found" if never analyzed), BCD_EIO.
  * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
@@ -251,14 +276,42 @@ BCD_API bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *us
  * 0.25 ≤ "significant_shift".
  * Result: {"success": true, "data": {"current_session_id", "previous_session_id",
  * "per_angle": [...], "overall_delta", "stability_index", "overall_trend",
- * "comparison_method", "angles_only_in_current": [...], "angles_only_in_previous": [...]}}.
+ * "comparison_method", "angles_only_in_current": [...], "angles_only_in_previous": [...],
+ * "change_probability", "changed", "warnings", "detection": "stored"|"computed"}}, and in
+ * each per_angle item the change detection of the pair ("local_change", "changed",
+ * "changed_regions", "quality", "alignment", "heatmap", "warning"; see
+ * bcd_session_analyze()). When the current session's stored analysis was made against
+ * previous_session_id it is reused ("stored"); otherwise the photos are compared now.
  * @return BCD_OK, BCD_EINVAL (also "same_session"), BCD_ENOTFOUND, BCD_ESTATE
- *         ("session_not_completed", "session_not_analyzed"), BCD_EIO.
+ *         ("session_not_completed", "session_not_analyzed"), BCD_EIO, BCD_ENOMEM.
  * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
  * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_session_compare(char **out, bcd_service *svc, const char *user_id,
                                        const char *current_session_id, const char *previous_session_id);
+
+/** Options of bcd_session_compare_ex(); start from BCD_COMPARE_OPTIONS_INIT. @since 0.2 */
+typedef struct bcd_compare_options {
+    unsigned int version;    /**< BCD_COMPARE_OPTIONS_VERSION */
+    const char *heatmap_dir; /**< write the overlays as <dir>/<angle>.png (the directory is
+                                  created; files replaced atomically); NULL: none */
+} bcd_compare_options;
+#define BCD_COMPARE_OPTIONS_VERSION 1
+#define BCD_COMPARE_OPTIONS_INIT { BCD_COMPARE_OPTIONS_VERSION, NULL }
+
+/**
+ * bcd_session_compare() with options. With heatmap_dir the photos are always compared
+ * now ("detection": "computed") and each aligned angle's "heatmap" is the path of the
+ * PNG written (longer side 512 px).
+ * @param opts  NULL: BCD_COMPARE_OPTIONS_INIT.
+ * @return as bcd_session_compare(); BCD_EINVAL also for an unknown options version;
+ *         BCD_EIO when the directory or a file cannot be written (files written before
+ *         stay).
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_session_compare_ex(char **out, bcd_service *svc, const char *user_id,
+                                          const char *current_session_id, const char *previous_session_id,
+                                          const bcd_compare_options *opts);
 
 /**
  * Where the caller can read one image of a session: the first image (order_index 0)

@@ -31,6 +31,7 @@ enum bcd__cfg_key {
     BCD__CFG_MAX_DIMENSION,
     BCD__CFG_HTTP_TIMEOUT_MS,         /* total time of one HTTP request (lib/net) */
     BCD__CFG_HTTP_CONNECT_TIMEOUT_MS, /* connection set-up (lib/net) */
+    BCD__CFG_DETECT,                  /* change detection in analyze: on|off (lib/service) */
     BCD__CFG_COUNT
 };
 

@@ -26,6 +26,7 @@ static const struct {
     [BCD__CFG_MAX_DIMENSION] = {"BCD_MAX_DIMENSION", "65500", false},
     [BCD__CFG_HTTP_TIMEOUT_MS] = {"BCD_HTTP_TIMEOUT_MS", "60000", false},
     [BCD__CFG_HTTP_CONNECT_TIMEOUT_MS] = {"BCD_HTTP_CONNECT_TIMEOUT_MS", "10000", false},
+    [BCD__CFG_DETECT] = {"BCD_DETECT", "on", false},
 };
 
 static int key_index(const char *name)
@@ -73,6 +74,8 @@ static const char *validate(int k, const char *v)
         return strcmp(v, "auto") == 0 || strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0
                    ? NULL
                    : "must be auto, cpu or cuda";
+    case BCD__CFG_DETECT:
+        return strcmp(v, "on") == 0 || strcmp(v, "off") == 0 ? NULL : "must be on or off";
     case BCD__CFG_THREADS:
         return parse_ull(v, &n) && n <= 1024 ? NULL : "must be an integer from 0 to 1024";
     case BCD__CFG_MAX_PIXELS:

@@ -242,6 +242,9 @@ static bool png_rows(png_structp png, png_infop info, struct png_mem *m, const b
         return false;
     png_set_write_fn(png, m, png_mem_write, png_mem_flush);
     png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    /* overlays and thumbnails: zlib level 3 is ~3x faster than the default 6 for ~5 %
+     * larger files */
+    png_set_compression_level(png, 3);
     png_set_IHDR(png, info, img->width, img->height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);

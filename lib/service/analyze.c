@@ -9,6 +9,8 @@
 
 #include "bcd/analysis.h"
 #include "bcd/image.h"
+#include "detection.h"
+#include "report/report.h"
 #include "service_internal.h"
 
 /* Quality measures (see bcd_session_analyze() in bcd/service.h). Sharpness saturates:
@@ -120,40 +122,58 @@ static void blame_image(bcd_service *svc, const struct bcd__image_row *r)
     bcd__svc_details(svc, d);
 }
 
-/* Decode, measure and preprocess one image (its bytes, read from the store) into tensor. */
-static bcd_status load_image(bcd_service *svc, const struct bcd__image_row *r, const unsigned char *data,
-                             size_t len, float *tensor, struct quality *q)
+/* Per-image work of a batch, run on several threads: decode, measure, preprocess and,
+ * for the first photo of each angle, the copy reduced for change detection. Each
+ * image has its own ctx (a ctx serves one thread at a time). */
+struct prep {
+    const struct bcd__image_row *r;
+    unsigned char **data;
+    size_t *lens;
+    float *tensors;
+    struct quality *q;
+    struct bcd__det_photo *det; /* det[k].angle[0] set: make the reduced copy */
+    bcd_ctx **ctx;
+    bcd_status *st;
+    const bcd_ctx *proto;
+};
+
+static void prep_one(void *arg, size_t k)
 {
+    struct prep *p = arg;
     bcd_image *img = NULL, *small = NULL;
-    bcd__ctx_clear(svc->ctx);
-    bcd_status st = bcd_image_decode(&img, svc->ctx, data, len);
-    if (st != BCD_OK) {
-        bcd__svc_from_ctx(svc, st);
-        if (st == BCD_EFORMAT) {
-            snprintf(svc->err.code, sizeof svc->err.code, "image_corrupt");
-            bcd__svc_prefix(svc, "cannot be decoded: ");
-        }
-        blame_image(svc, r);
-        return st;
-    }
-    st = bcd_image_crop_resize(&small, img, BCD_INPUT_SIZE);
+    bcd_status st = bcd__ctx_clone(&p->ctx[k], p->proto);
+    if (st == BCD_OK)
+        st = bcd_image_decode(&img, p->ctx[k], p->data[k], p->lens[k]);
+    free(p->data[k]);
+    p->data[k] = NULL;
+    if (st == BCD_OK)
+        st = bcd_image_crop_resize(&small, img, BCD_INPUT_SIZE);
     if (st == BCD_OK) {
-        measure_quality(small, q);
-        st = bcd_image_preprocess(tensor, BCD_TENSOR_LEN, img);
+        measure_quality(small, &p->q[k]);
+        st = bcd_image_preprocess(p->tensors + k * BCD_TENSOR_LEN, BCD_TENSOR_LEN, img);
     }
-    if (st != BCD_OK) {
-        bcd__svc_from_ctx(svc, st);
-        blame_image(svc, r);
+    if (st == BCD_OK && p->det[k].angle[0]) {
+        p->det[k].width = img->width;
+        p->det[k].height = img->height;
+        if (img->width <= BCD__DET_SIDE && img->height <= BCD__DET_SIDE) {
+            p->det[k].img = img; /* small enough as it is */
+            img = NULL;
+        } else {
+            st = bcd__rep_downscale(&p->det[k].img, img, BCD__DET_SIDE);
+        }
+        if (st == BCD_ENOMEM)
+            bcd__ctx_fail(p->ctx[k], st, "out_of_memory", "out of memory");
     }
+    p->st[k] = st;
     bcd_image_free(small);
     bcd_image_free(img);
-    return st;
 }
 
 /* Read m (<= BCD__ANGLE_COUNT) images from the store at once (in parallel where the
- * store can: a session's six angles are fetched together), then load each. */
+ * store can: a session's six angles are fetched together), then prepare them in
+ * parallel. det: m entries, filled where det[k].angle is set. */
 static bcd_status load_batch(bcd_service *svc, const struct bcd__image_row *r, size_t m, float *tensors,
-                             struct quality *q)
+                             struct quality *q, struct bcd__det_photo *det)
 {
     const char *paths[BCD__ANGLE_COUNT];
     unsigned char *data[BCD__ANGLE_COUNT] = {0};
@@ -166,11 +186,27 @@ static bcd_status load_batch(bcd_service *svc, const struct bcd__image_row *r, s
         blame_image(svc, &r[failed < m ? failed : 0]);
         return st;
     }
-    for (size_t k = 0; k < m; k++) {
-        if (st == BCD_OK)
-            st = load_image(svc, &r[k], data[k], lens[k], tensors + k * BCD_TENSOR_LEN, &q[k]);
-        free(data[k]);
+    bcd_ctx *ctx[BCD__ANGLE_COUNT] = {0};
+    bcd_status sts[BCD__ANGLE_COUNT];
+    struct prep p = { r, data, lens, tensors, q, det, ctx, sts, svc->ctx };
+    bcd__svc_parallel_for(m, bcd__svc_threads(svc, BCD__ANGLE_COUNT), prep_one, &p);
+    /* the first failure in image order is the one reported */
+    for (size_t k = 0; k < m && st == BCD_OK; k++) {
+        if (sts[k] == BCD_OK)
+            continue;
+        st = sts[k];
+        bcd_ctx *own = svc->ctx;
+        svc->ctx = ctx[k] ? ctx[k] : own; /* the error detail is on the image's ctx */
+        bcd__svc_from_ctx(svc, st);
+        svc->ctx = own;
+        if (st == BCD_EFORMAT) {
+            snprintf(svc->err.code, sizeof svc->err.code, "image_corrupt");
+            bcd__svc_prefix(svc, "cannot be decoded: ");
+        }
+        blame_image(svc, &r[k]);
     }
+    for (size_t k = 0; k < m; k++)
+        bcd_ctx_free(ctx[k]);
     return st;
 }
 
@@ -231,9 +267,36 @@ static char *angle_summary(const struct bcd__angle_analysis *g)
     return bcd__strdup(buf);
 }
 
-static char *overall_summary(const struct bcd__analysis *a, bool first_session, double coverage)
+/* One sentence on the change detection against the previous session. */
+static void detection_summary(char *buf, size_t cap, size_t *used, const struct bcd__detection *d)
 {
-    char buf[1024] = "";
+    if (!d->previous_session_id[0])
+        return;
+    if (d->changed < 0) {
+        append(buf, cap, used, " Local change detection: no angle could be compared with the previous session.");
+        return;
+    }
+    append(buf, cap, used, " Local change detection against the previous session: change probability %.2f",
+           d->probability);
+    int k = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        double lc = d->a[i].compared ? bcd_detect_result_value(d->a[i].r, BCD_DETECT_LOCAL_CHANGE) : NAN;
+        if (isfinite(lc) && lc >= 0.5)
+            append(buf, cap, used, "%s%s (%.2f)", k++ ? ", " : "; changed: ", d->a[i].angle, lc);
+    }
+    append(buf, cap, used, "%s", k ? "." : "; no angle changed.");
+    size_t flagged = 0;
+    for (size_t i = 0; i < d->n; i++)
+        flagged += bcd__det_angle_flagged(&d->a[i]);
+    if (flagged)
+        append(buf, cap, used, " %zu angle%s flagged by the quality gate (see warnings).", flagged,
+               flagged == 1 ? " is" : "s are");
+}
+
+static char *overall_summary(const struct bcd__analysis *a, bool first_session, double coverage,
+                             const struct bcd__detection *det)
+{
+    char buf[1536] = "";
     size_t used = 0;
     if (a->baseline_sessions == 0) {
         append(buf, sizeof buf, &used,
@@ -241,6 +304,7 @@ static char *overall_summary(const struct bcd__analysis *a, bool first_session, 
                "session is compared with it). Confidence %.2f.",
                first_session ? "First session" : "No earlier session has an analysis made with this model",
                a->n_angles, a->confidence);
+        detection_summary(buf, sizeof buf, &used, det);
         return bcd__strdup(buf);
     }
     append(buf, sizeof buf, &used, "Overall change score %.4f against the baseline of %d earlier session%s: %s.",
@@ -257,6 +321,7 @@ static char *overall_summary(const struct bcd__analysis *a, bool first_session, 
     }
     append(buf, sizeof buf, &used, " %zu of 6 angles analyzed (coverage %.2f); confidence %.2f.", a->n_angles,
            coverage, a->confidence);
+    detection_summary(buf, sizeof buf, &used, det);
     return bcd__strdup(buf);
 }
 
@@ -345,9 +410,33 @@ static int by_angle_then_index(const void *pa, const void *pb)
     return (a->order_index > b->order_index) - (a->order_index < b->order_index);
 }
 
-static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow, const char *model_spec,
-                          struct bcd__analysis *a, bool *first_session, double factors[3])
+/* Change detection of the analyzed session against the nearest earlier completed
+ * session of the user (quality only when there is none); heatmaps stored as blobs. */
+static bcd_status detect_changes(bcd_service *svc, const struct bcd__session_row *srow,
+                                 const struct bcd__session_row *sessions, size_t pos,
+                                 const struct bcd__det_photo *cur, size_t ncur, struct bcd__detection *det)
 {
+    const struct bcd__session_row *prev = NULL;
+    for (size_t k = pos; k-- > 0;)
+        if (strcmp(sessions[k].status, "completed") == 0) {
+            prev = &sessions[k];
+            break;
+        }
+    struct bcd__det_photo photos[BCD__ANGLE_COUNT];
+    size_t np = 0;
+    bcd_status st = prev ? bcd__det_load_session(svc, prev->id, photos, &np) : BCD_OK;
+    if (st == BCD_OK)
+        st = bcd__det_run(svc, det, cur, ncur, prev ? photos : NULL, np, prev ? prev->id : NULL, srow->id, NULL);
+    bcd__det_photos_free(photos, np);
+    return st;
+}
+
+static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow, const char *model_spec,
+                          struct bcd__analysis *a, bool *first_session, double factors[4],
+                          struct bcd__detection *det)
+{
+    struct bcd__det_photo *dphotos = NULL;
+    size_t ndet = 0;
     struct bcd__image_row *imgs = NULL;
     struct bcd__session_row *sessions = NULL;
     struct bcd__embedding *rows = NULL;
@@ -396,16 +485,28 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     tensors = malloc(n * BCD_TENSOR_LEN * sizeof *tensors);
     q = calloc(n, sizeof *q);
     embs = malloc(n * dim * sizeof *embs);
-    if (!tensors || !q || !embs) {
+    dphotos = calloc(n, sizeof *dphotos);
+    if (!tensors || !q || !embs || !dphotos) {
         st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory for %zu images", n);
         goto done;
     }
+    /* the first photo of each angle also goes to change detection (unless BCD_DETECT=off) */
+    const char *dv = bcd_ctx_get(svc->ctx, "BCD_DETECT");
+    bool detect_on = !dv || strcmp(dv, "off") != 0;
+    for (size_t i = 0; detect_on && i < n; i++)
+        if (i == 0 || strcmp(imgs[i].angle, imgs[i - 1].angle) != 0)
+            snprintf(dphotos[i].angle, sizeof dphotos[i].angle, "%s", imgs[i].angle);
     for (size_t i = 0; i < n; i += BCD__ANGLE_COUNT) {
         size_t m = n - i < BCD__ANGLE_COUNT ? n - i : BCD__ANGLE_COUNT;
-        if ((st = load_batch(svc, imgs + i, m, tensors + i * BCD_TENSOR_LEN, q + i)) != BCD_OK)
+        if ((st = load_batch(svc, imgs + i, m, tensors + i * BCD_TENSOR_LEN, q + i, dphotos + i)) != BCD_OK)
             goto done;
         bcd__svc_progress(svc, "read", i + m, n); /* progress (jobs.c) */
     }
+    for (size_t i = 0; i < n; i++)
+        if (dphotos[i].img)
+            dphotos[ndet++] = dphotos[i];
+    for (size_t i = ndet; i < n; i++)
+        dphotos[i].img = NULL; /* moved down (or none) */
 
     /* all angles in one batch */
     bcd__svc_progress(svc, "embed", 0, n); /* progress (jobs.c) */
@@ -501,7 +602,12 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
         (st = distance(svc, a->session_vec, tmp, dim, "the session", &a->overall_change_score)) != BCD_OK)
         goto done;
 
-    /* confidence = angle coverage × image quality × baseline size */
+    bcd__svc_progress(svc, "detect", 0, ndet); /* progress (jobs.c) */
+    if (detect_on && (st = detect_changes(svc, srow, sessions, pos, dphotos, ndet, det)) != BCD_OK)
+        goto done;
+
+    /* confidence = angle coverage × image quality × baseline size × detection quality
+     * (each angle whose photos the quality gate flags halves its share) */
     double quality = 0.0;
     for (size_t i = 0; i < a->n_angles; i++)
         quality += a->angles[i].quality / (double)a->n_angles;
@@ -509,24 +615,34 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     factors[0] = (double)a->n_angles / BCD__ANGLE_COUNT;
     factors[1] = quality;
     factors[2] = 0.5 + 0.5 * b / BASELINE_FULL;
-    a->confidence = fmin(1.0, fmax(0.0, factors[0] * factors[1] * factors[2]));
+    factors[3] = 1.0 - 0.5 * bcd__det_flagged_fraction(det);
+    a->confidence = fmin(1.0, fmax(0.0, factors[0] * factors[1] * factors[2] * factors[3]));
 
     for (size_t i = 0; i < a->n_angles; i++)
         if (!(a->angles[i].summary = angle_summary(&a->angles[i]))) {
             st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
             goto done;
         }
-    if (!(a->summary = overall_summary(a, *first_session, factors[0]))) {
+    if (!(a->summary = overall_summary(a, *first_session, factors[0], det))) {
         st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
         goto done;
     }
-    char details[256];
-    snprintf(details, sizeof details,
-             "{\"angle_coverage\":%.6f,\"image_quality\":%.6f,\"baseline\":%.6f,\"images\":%zu}", factors[0],
-             factors[1], factors[2], n);
-    if (!(a->details_json = bcd__strdup(details)))
+    /* stored beside the scores: confidence factors and the change detection */
+    bool ok = true;
+    cJSON *details = cJSON_CreateObject();
+    bcd__j_num(&ok, details, "angle_coverage", factors[0]);
+    bcd__j_num(&ok, details, "image_quality", factors[1]);
+    bcd__j_num(&ok, details, "baseline", factors[2]);
+    bcd__j_num(&ok, details, "detection_quality", factors[3]);
+    bcd__j_int(&ok, details, "images", (double)n);
+    bcd__det_json(&ok, details, det);
+    a->details_json = ok && details ? cJSON_PrintUnformatted(details) : NULL;
+    cJSON_Delete(details);
+    if (!a->details_json)
         st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
 done:
+    bcd__det_photos_free(dphotos, n);
+    free(dphotos);
     bcd__embeddings_free(rows, nrows);
     free(sessions);
     free(tmp);
@@ -535,6 +651,25 @@ done:
     free(q);
     free(imgs);
     return st;
+}
+
+/* Delete the heatmap blobs of an earlier analysis that the new one does not use. */
+static void drop_old_heatmaps(bcd_service *svc, const char *old_details, const struct bcd__detection *det)
+{
+    cJSON *o = old_details ? cJSON_Parse(old_details) : NULL;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "per_angle"))
+    {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(it, "heatmap");
+        if (!cJSON_IsString(h))
+            continue;
+        bool kept = false;
+        for (size_t i = 0; i < det->n; i++)
+            kept |= det->a[i].heatmap && strcmp(det->a[i].heatmap, h->valuestring) == 0;
+        if (!kept && bcd__store_blob_delete(svc->store, h->valuestring) != BCD_OK)
+            bcd__error_clear(&svc->store->err); /* garbage at worst; the analysis is saved */
+    }
+    cJSON_Delete(o);
 }
 
 bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id, const char *session_id,
@@ -550,20 +685,37 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
         return bcd__svc_fail(svc, BCD_ESTATE, "session_not_completed",
                              "session %s is not completed (status \"%s\"): complete it before analysis", srow.id,
                              srow.status);
-    struct bcd__analysis *a = calloc(1, sizeof *a);
-    if (!a)
+    struct bcd__analysis *a = calloc(2, sizeof *a);
+    struct bcd__detection *det = calloc(1, sizeof *det);
+    if (!a || !det) {
+        free(a);
+        free(det);
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
-    bool first = false, overwritten = false;
-    double factors[3] = {0, 0, 0};
-    st = analyze(svc, &srow, model_spec, a, &first, factors);
+    }
+    det->probability = NAN; /* until detection runs (BCD_DETECT=off: never) */
+    det->changed = -1;
+    struct bcd__analysis *old = &a[1];
+    bool first = false, overwritten = false, had_old = false;
+    double factors[4] = {0, 0, 0, 1};
+    st = analyze(svc, &srow, model_spec, a, &first, factors, det);
     if (st == BCD_OK) {
+        /* the analysis this one replaces: its heatmaps go once the new one is saved */
+        bcd_status os = bcd__store_analysis_get(svc->store, srow.id, old);
+        had_old = os == BCD_OK;
+        if (!had_old)
+            bcd__error_clear(&svc->store->err);
         bcd__svc_progress(svc, "save", 0, 1); /* progress (jobs.c) */
         st = bcd__store_analysis_save(svc->store, a, &overwritten);
-        if (st != BCD_OK)
+        if (st != BCD_OK) {
             bcd__svc_from_store(svc, st);
-        else
+        } else {
+            if (had_old)
+                drop_old_heatmaps(svc, old->details_json, det);
             bcd__svc_progress(svc, "analyzed", 1, 1); /* progress (jobs.c) */
+        }
     }
+    if (st != BCD_OK)
+        bcd__det_discard_heatmaps(svc, det); /* nothing of a failed analysis stays */
     if (st == BCD_OK) {
         bool ok = true;
         cJSON *root = cJSON_CreateObject();
@@ -577,7 +729,8 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
         bcd__j_bool(&ok, d, "is_first_session", first);
         bcd__j_int(&ok, d, "baseline_sessions", a->baseline_sessions);
         cJSON *sa = bcd__j_obj(&ok, d, "session_analysis");
-        per_angle_json(&ok, bcd__j_arr(&ok, sa, "per_angle"), a);
+        cJSON *per = bcd__j_arr(&ok, sa, "per_angle");
+        per_angle_json(&ok, per, a);
         bcd__j_str(&ok, sa, "overall_summary", a->summary);
         cJSON *sc = bcd__j_obj(&ok, d, "scores");
         bcd__j_num(&ok, sc, "change_score", a->overall_change_score);
@@ -586,9 +739,19 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
         bcd__j_num(&ok, cf, "angle_coverage", factors[0]);
         bcd__j_num(&ok, cf, "image_quality", factors[1]);
         bcd__j_num(&ok, cf, "baseline", factors[2]);
+        bcd__j_num(&ok, cf, "detection_quality", factors[3]);
+        /* change detection: the same JSON that was stored */
+        cJSON *stored = cJSON_Parse(a->details_json);
+        if (!stored)
+            ok = false;
+        bcd__det_merge(&ok, d, per, stored);
+        cJSON_Delete(stored);
         st = bcd__svc_emit(svc, root, ok, out);
     }
+    bcd__det_clear(det);
+    free(det);
     bcd__analysis_clear(a);
+    bcd__analysis_clear(old);
     free(a);
     return st;
 }
@@ -622,9 +785,22 @@ bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *user_id, c
     bcd__j_int(&ok, sa, "dim", (double)a->dim);
     bcd__j_int(&ok, sa, "baseline_sessions", a->baseline_sessions);
     bcd__j_str(&ok, sa, "created_at", a->created_at);
-    bcd__j_raw(&ok, sa, "confidence_factors", a->details_json);
+    /* details: the confidence factors, and the change detection where the analysis
+     * made one (older analyses have only the factors) */
+    cJSON *details = a->details_json ? cJSON_Parse(a->details_json) : NULL;
+    cJSON *cf = bcd__j_obj(&ok, sa, "confidence_factors");
+    static const char *const factor_keys[] = { "angle_coverage", "image_quality", "baseline", "detection_quality",
+                                               "images" };
+    for (size_t k = 0; k < sizeof factor_keys / sizeof *factor_keys; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(details, factor_keys[k]);
+        if (cJSON_IsNumber(v))
+            bcd__j_num(&ok, cf, factor_keys[k], v->valuedouble);
+    }
     bcd__j_bool(&ok, sa, "has_embeddings", a->session_vec != NULL);
-    per_angle_json(&ok, bcd__j_arr(&ok, sa, "per_angle"), a);
+    cJSON *per = bcd__j_arr(&ok, sa, "per_angle");
+    per_angle_json(&ok, per, a);
+    bcd__det_merge(&ok, sa, per, details);
+    cJSON_Delete(details);
     bcd__analysis_clear(a);
     free(a);
     return bcd__svc_emit(svc, root, ok, out);

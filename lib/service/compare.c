@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bcd/analysis.h"
+#include "detection.h"
 #include "service_internal.h"
 
 /* Load a session's analysis; "never analyzed" is a precondition failure here. */
@@ -38,14 +39,72 @@ static bool embedding_distance(const struct bcd__analysis *c, const float *cv, c
     return bcd_vector_cosine_distance(out, NULL, cv, c->dim, pv, p->dim) == BCD_OK;
 }
 
+/* The change detection of the pair as a JSON object (see bcd__det_json()): the one the
+ * current session's analysis stored when it was made against prev, else computed now
+ * from the photos. *source: "stored" or "computed". */
+static bcd_status detection(bcd_service *svc, const struct bcd__analysis *c, const char *cur_id,
+                            const char *prev_id, const char *heatmap_dir, cJSON **out, const char **source)
+{
+    *out = NULL;
+    if (!heatmap_dir && c->details_json) {
+        cJSON *stored = cJSON_Parse(c->details_json);
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(stored, "previous_session_id");
+        if (cJSON_IsString(pid) && strcmp(pid->valuestring, prev_id) == 0 &&
+            cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(stored, "per_angle"))) {
+            *out = stored;
+            *source = "stored";
+            return BCD_OK;
+        }
+        cJSON_Delete(stored);
+    }
+    struct bcd__det_photo cur[BCD__ANGLE_COUNT], prev[BCD__ANGLE_COUNT];
+    size_t nc = 0, np = 0;
+    struct bcd__detection *det = calloc(1, sizeof *det);
+    if (!det)
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+    bcd_status st = bcd__det_load_session(svc, cur_id, cur, &nc);
+    if (st == BCD_OK)
+        st = bcd__det_load_session(svc, prev_id, prev, &np);
+    if (st == BCD_OK)
+        st = bcd__det_run(svc, det, cur, nc, prev, np, prev_id, NULL, heatmap_dir);
+    if (st == BCD_OK) {
+        bool ok = true;
+        cJSON *o = cJSON_CreateObject();
+        bcd__det_json(&ok, o, det);
+        if (!ok || !o) {
+            cJSON_Delete(o);
+            st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+        } else {
+            *out = o;
+            *source = "computed";
+        }
+    }
+    bcd__det_clear(det);
+    free(det);
+    bcd__det_photos_free(cur, nc);
+    bcd__det_photos_free(prev, np);
+    return st;
+}
+
 bcd_status bcd_session_compare(char **out, bcd_service *svc, const char *user_id, const char *current_session_id,
                                const char *previous_session_id)
+{
+    return bcd_session_compare_ex(out, svc, user_id, current_session_id, previous_session_id, NULL);
+}
+
+bcd_status bcd_session_compare_ex(char **out, bcd_service *svc, const char *user_id,
+                                  const char *current_session_id, const char *previous_session_id,
+                                  const bcd_compare_options *opts)
 {
     if (!svc)
         return BCD_EINVAL;
     bcd__svc_clear(svc);
     if (!out)
         return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");
+    if (opts && opts->version != BCD_COMPARE_OPTIONS_VERSION)
+        return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "unknown bcd_compare_options version %u",
+                             opts->version);
+    const char *heatmap_dir = opts && opts->heatmap_dir && opts->heatmap_dir[0] ? opts->heatmap_dir : NULL;
     struct bcd__session_row cur, prev;
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st == BCD_OK)
@@ -65,7 +124,11 @@ bcd_status bcd_session_compare(char **out, bcd_service *svc, const char *user_id
     if (!a)
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
     struct bcd__analysis *c = &a[0], *p = &a[1];
+    cJSON *det = NULL;
+    const char *source = NULL;
     if ((st = load(svc, &cur, c)) != BCD_OK || (st = load(svc, &prev, p)) != BCD_OK)
+        goto done;
+    if ((st = detection(svc, c, cur.id, prev.id, heatmap_dir, &det, &source)) != BCD_OK)
         goto done;
 
     bool ok = true;
@@ -146,8 +209,11 @@ bcd_status bcd_session_compare(char **out, bcd_service *svc, const char *user_id
         cJSON_Delete(only_prev);
         ok = false;
     }
+    bcd__det_merge(&ok, d, per, det);
+    bcd__j_str(&ok, d, "detection", source);
     st = bcd__svc_emit(svc, root, ok, out);
 done:
+    cJSON_Delete(det);
     bcd__analysis_clear(c);
     bcd__analysis_clear(p);
     free(a);

@@ -24,18 +24,23 @@ class Result:
         return json.loads(self.err.splitlines()[0])["error"]
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    """Run bcd-cli in a clean environment with its own data dir and working directory."""
+def make_runner(root):
+    """A bcd-cli runner in a clean environment with its own data dir (root / "data")."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BCD_", "SUPABASE_"))}
-    env["BCD_DATA_DIR"] = str(tmp_path / "data")
-    env["HOME"] = str(tmp_path)
+    env["BCD_DATA_DIR"] = str(root / "data")
+    env["HOME"] = str(root)
 
     def run(*args, env_extra=None, cwd=None):
         e = dict(env)
         e.update(env_extra or {})
         p = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, env=e,
-                           cwd=cwd or tmp_path, timeout=300, stdin=subprocess.DEVNULL)
+                           cwd=cwd or root, timeout=300, stdin=subprocess.DEVNULL)
         return Result(p)
 
     return run
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Run bcd-cli in a clean environment with its own data dir and working directory."""
+    return make_runner(tmp_path)

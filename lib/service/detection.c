@@ -1,0 +1,636 @@
+/*
+ * Change detection of a session against another one, angle by angle (lib/detect), for
+ * analyze (against the previous session) and compare (against the one named).
+ *
+ * The first photo of each angle (lowest order_index) stands for the angle. Photos are
+ * decoded and reduced to BCD__DET_SIDE once; the detector works on those, on several
+ * threads (each with its own ctx), and its regions are mapped back to the coordinates
+ * of the full-size current photo. A previous photo that cannot be read or decoded only
+ * costs its angle the comparison (quality is still checked); running out of memory
+ * fails the whole operation.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bcd/image.h"
+#include "detection.h"
+#include "report/report.h"
+
+/* ------------------------------------------------------------------ parallel for */
+
+struct pfor {
+    pthread_mutex_t mu;
+    size_t next, n;
+    void (*fn)(void *, size_t);
+    void *arg;
+};
+
+static void *pfor_worker(void *p)
+{
+    struct pfor *f = p;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        size_t i = f->next < f->n ? f->next++ : f->n;
+        pthread_mutex_unlock(&f->mu);
+        if (i >= f->n)
+            return NULL;
+        f->fn(f->arg, i);
+    }
+}
+
+void bcd__svc_parallel_for(size_t n, unsigned threads, void (*fn)(void *arg, size_t i), void *arg)
+{
+    if (threads > n)
+        threads = (unsigned)n;
+    if (threads <= 1) {
+        for (size_t i = 0; i < n; i++)
+            fn(arg, i);
+        return;
+    }
+    struct pfor f = { .next = 0, .n = n, .fn = fn, .arg = arg };
+    pthread_mutex_init(&f.mu, NULL);
+    pthread_t tid[16];
+    unsigned started = 0;
+    if (threads > 16)
+        threads = 16;
+    /* the calling thread is one of the workers; a thread that cannot start is no error */
+    for (unsigned t = 1; t < threads; t++)
+        if (pthread_create(&tid[started], NULL, pfor_worker, &f) == 0)
+            started++;
+    pfor_worker(&f);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&f.mu);
+}
+
+unsigned bcd__svc_threads(const bcd_service *svc, unsigned max)
+{
+    unsigned long long want = bcd__cfg_ull(svc->ctx, BCD__CFG_THREADS, 0);
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned t = want ? (want < max ? (unsigned)want : max) : c > 0 ? (unsigned)c : 1u;
+    return t < max ? t : max;
+}
+
+/* ------------------------------------------------------------------ loading photos */
+
+static int first_of_angle(const struct bcd__image_row *imgs, size_t n, size_t idx[BCD__ANGLE_COUNT])
+{
+    int found = 0;
+    for (int a = 0; a < BCD__ANGLE_COUNT; a++)
+        idx[a] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        int a = bcd__angle_index(imgs[i].angle);
+        if (a < 0)
+            continue;
+        if (idx[a] == SIZE_MAX) {
+            idx[a] = i;
+            found++;
+        } else if (imgs[i].order_index < imgs[idx[a]].order_index) {
+            idx[a] = i;
+        }
+    }
+    return found;
+}
+
+struct load_job {
+    unsigned char **data;
+    size_t *lens;
+    struct bcd__det_photo *photos;
+    bcd_status *st;
+    const bcd_ctx *proto;
+};
+
+static void load_one(void *arg, size_t i)
+{
+    struct load_job *j = arg;
+    bcd_ctx *ctx = NULL;
+    bcd_image *img = NULL;
+    if (!j->data[i]) { /* not read: this angle is left out */
+        j->st[i] = BCD_EIO;
+        return;
+    }
+    j->st[i] = bcd__ctx_clone(&ctx, j->proto);
+    if (j->st[i] == BCD_OK)
+        j->st[i] = bcd_image_decode(&img, ctx, j->data[i], j->lens[i]);
+    if (j->st[i] == BCD_OK) {
+        j->photos[i].width = img->width;
+        j->photos[i].height = img->height;
+        if (img->width <= BCD__DET_SIDE && img->height <= BCD__DET_SIDE) {
+            j->photos[i].img = img; /* small enough as it is */
+            img = NULL;
+        } else {
+            j->st[i] = bcd__rep_downscale(&j->photos[i].img, img, BCD__DET_SIDE);
+        }
+    }
+    bcd_image_free(img);
+    bcd_ctx_free(ctx);
+    free(j->data[i]);
+    j->data[i] = NULL;
+}
+
+bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
+                                 size_t *n_out)
+{
+    struct bcd__image_row *imgs = NULL;
+    size_t n = 0, idx[BCD__ANGLE_COUNT];
+    *n_out = 0;
+    bcd_status st = bcd__store_image_list(svc->store, session_id, &imgs, &n);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    const char *paths[BCD__ANGLE_COUNT];
+    size_t m = 0;
+    first_of_angle(imgs, n, idx);
+    for (int a = 0; a < BCD__ANGLE_COUNT; a++) {
+        if (idx[a] == SIZE_MAX)
+            continue;
+        memset(&photos[m], 0, sizeof photos[m]);
+        snprintf(photos[m].angle, sizeof photos[m].angle, "%s", imgs[idx[a]].angle);
+        paths[m++] = imgs[idx[a]].storage_path;
+    }
+    unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
+    size_t lens[BCD__ANGLE_COUNT] = { 0 }, failed = 0;
+    bcd_status sts[BCD__ANGLE_COUNT];
+    st = m ? bcd__store_blob_get_many(svc->store, paths, m, BCD__MAX_IMAGE_FILE, data, lens, &failed) : BCD_OK;
+    if (st != BCD_OK) {
+        /* one unreadable photo fails the batch: read them one by one, keeping what reads */
+        bcd__error_clear(&svc->store->err);
+        if (st == BCD_ENOMEM)
+            goto oom;
+        for (size_t k = 0; k < m; k++) {
+            bcd_status s = bcd__store_blob_get(svc->store, paths[k], BCD__MAX_IMAGE_FILE, &data[k], &lens[k]);
+            bcd__error_clear(&svc->store->err);
+            if (s == BCD_ENOMEM)
+                goto oom;
+        }
+    }
+    struct load_job job = { data, lens, photos, sts, svc->ctx };
+    bcd__svc_parallel_for(m, bcd__svc_threads(svc, BCD__ANGLE_COUNT), load_one, &job);
+    free(imgs);
+    imgs = NULL;
+    bool nomem = false;
+    size_t kept = 0;
+    for (size_t k = 0; k < m; k++) {
+        nomem |= sts[k] == BCD_ENOMEM;
+        if (sts[k] == BCD_OK && photos[k].img) {
+            if (kept != k)
+                photos[kept] = photos[k];
+            kept++;
+        } else {
+            bcd_image_free(photos[k].img);
+        }
+    }
+    *n_out = kept;
+    if (nomem) {
+        bcd__det_photos_free(photos, kept);
+        *n_out = 0;
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory while decoding photos");
+    }
+    return BCD_OK;
+oom:
+    for (size_t k = 0; k < m; k++)
+        free(data[k]);
+    free(imgs);
+    return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory while reading photos");
+}
+
+void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n)
+{
+    for (size_t i = 0; photos && i < n; i++) {
+        bcd_image_free(photos[i].img);
+        photos[i].img = NULL;
+    }
+}
+
+/* ------------------------------------------------------------------ detection */
+
+struct det_job {
+    const struct bcd__det_photo *cur;
+    const struct bcd__det_photo *const *prev; /* per current angle, NULL if none */
+    struct bcd__det_angle *a;
+    struct bcd__rep_image *png;               /* heatmaps encoded, per angle */
+    bool want_heatmap;
+    bcd_status *st;
+    const bcd_ctx *proto;
+};
+
+static void detect_one(void *arg, size_t i)
+{
+    struct det_job *j = arg;
+    bcd_ctx *ctx = NULL;
+    bcd_status st = bcd__ctx_clone(&ctx, j->proto);
+    const struct bcd__det_photo *c = &j->cur[i], *p = j->prev[i];
+    if (st == BCD_OK) {
+        if (p) {
+            st = bcd_detect_compare(&j->a[i].r, ctx, c->img, p->img, NULL);
+            j->a[i].compared = st == BCD_OK;
+        }
+        /* a pair the detector refuses (e.g. too small) still gets its quality checked */
+        if (!j->a[i].r && st != BCD_ENOMEM)
+            st = bcd_detect_quality(&j->a[i].r, ctx, c->img, NULL);
+    }
+    if (st == BCD_OK && j->want_heatmap && j->a[i].compared &&
+        !(bcd_detect_result_flags(j->a[i].r) & BCD_DETECT_MISALIGNED)) {
+        bcd_image *hm = NULL;
+        st = bcd_detect_render_heatmap(&hm, ctx, j->a[i].r, c->img, BCD__DET_HEATMAP_SIDE);
+        if (st == BCD_OK)
+            st = bcd__rep_encode_png(&j->png[i], hm);
+        bcd_image_free(hm);
+    }
+    j->st[i] = st;
+    bcd_ctx_free(ctx);
+}
+
+static bcd_status mkdir_p(bcd_service *svc, const char *dir)
+{
+    char *p = bcd__strdup(dir);
+    if (!p)
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+    for (char *s = p + 1;; s++) {
+        bool end = *s == '\0';
+        if (*s == '/' || end) {
+            *s = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                bcd_status st = bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "cannot create directory %s: %s",
+                                              p, strerror(errno));
+                free(p);
+                return st;
+            }
+            if (end)
+                break;
+            *s = '/';
+        }
+    }
+    free(p);
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "%s is not a directory", dir);
+    return BCD_OK;
+}
+
+/* Write bytes to path through a temporary file renamed into place. */
+static bcd_status write_file(bcd_service *svc, const char *path, const unsigned char *data, size_t len)
+{
+    size_t n = strlen(path);
+    char *tmp = malloc(n + sizeof ".tmp");
+    if (!tmp)
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", sizeof ".tmp");
+    bcd_status st = BCD_OK;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        st = bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "cannot create %s: %s", tmp, strerror(errno));
+    } else {
+        bool ok = fwrite(data, 1, len, f) == len;
+        int e = errno;
+        if (fclose(f) != 0 && ok) {
+            ok = false;
+            e = errno;
+        }
+        if (ok && rename(tmp, path) != 0) {
+            ok = false;
+            e = errno;
+        }
+        if (!ok) {
+            st = bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "cannot write %s: %s", path, strerror(e));
+            remove(tmp);
+        }
+    }
+    free(tmp);
+    return st;
+}
+
+bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
+                        const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,
+                        const char *heatmap_session, const char *heatmap_dir)
+{
+    memset(d, 0, sizeof *d);
+    d->probability = NAN;
+    d->changed = -1;
+    if (n > BCD__ANGLE_COUNT)
+        n = BCD__ANGLE_COUNT;
+    snprintf(d->previous_session_id, sizeof d->previous_session_id, "%s",
+             previous_session_id ? previous_session_id : "");
+    const struct bcd__det_photo *pair[BCD__ANGLE_COUNT];
+    struct bcd__rep_image png[BCD__ANGLE_COUNT];
+    bcd_status sts[BCD__ANGLE_COUNT];
+    memset(png, 0, sizeof png);
+    for (size_t i = 0; i < n; i++) {
+        pair[i] = NULL;
+        for (size_t k = 0; prev && k < nprev; k++)
+            if (strcmp(prev[k].angle, cur[i].angle) == 0)
+                pair[i] = &prev[k];
+        struct bcd__det_angle *g = &d->a[i];
+        snprintf(g->angle, sizeof g->angle, "%s", cur[i].angle);
+        g->width = cur[i].width;
+        g->height = cur[i].height;
+        g->sx = (double)cur[i].width / cur[i].img->width;
+        g->sy = (double)cur[i].height / cur[i].img->height;
+    }
+    d->n = n;
+    if (heatmap_dir) {
+        bcd_status st = mkdir_p(svc, heatmap_dir);
+        if (st != BCD_OK)
+            return st;
+    }
+    struct det_job job = { cur, pair, d->a, png, heatmap_session || heatmap_dir, sts, svc->ctx };
+    bcd__svc_parallel_for(n, bcd__svc_threads(svc, BCD__ANGLE_COUNT), detect_one, &job);
+
+    bcd_status st = BCD_OK;
+    for (size_t i = 0; i < n && st == BCD_OK; i++)
+        if (sts[i] == BCD_ENOMEM)
+            st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory in change detection");
+    /* heatmaps: stored (blobs of the session) or written to the directory */
+    for (size_t i = 0; i < n && st == BCD_OK; i++) {
+        struct bcd__det_angle *g = &d->a[i];
+        if (!png[i].data)
+            continue;
+        if (heatmap_session) {
+            char sha[65], *key = malloc(BCD__PATH_MAX);
+            if (!key) {
+                st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+                break;
+            }
+            st = bcd__sha256_hex(png[i].data, png[i].len, sha);
+            if (st == BCD_OK)
+                st = bcd__store_blob_put(svc->store, heatmap_session, sha, "png", png[i].data, png[i].len, key,
+                                         &g->heatmap_created);
+            if (st != BCD_OK) {
+                free(key);
+                bcd__svc_from_store(svc, st);
+                bcd__svc_prefix(svc, "cannot store a heatmap: ");
+                break;
+            }
+            g->heatmap = key;
+        } else {
+            size_t len = strlen(heatmap_dir) + strlen(g->angle) + 6;
+            char *path = malloc(len);
+            if (!path) {
+                st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+                break;
+            }
+            snprintf(path, len, "%s/%s.png", heatmap_dir, g->angle);
+            if ((st = write_file(svc, path, png[i].data, png[i].len)) != BCD_OK) {
+                free(path);
+                break;
+            }
+            g->heatmap = path;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        bcd__rep_image_clear(&png[i]);
+    if (st != BCD_OK) {
+        if (heatmap_session)
+            bcd__det_discard_heatmaps(svc, d);
+        return st;
+    }
+
+    const bcd_detect_result *rs[BCD__ANGLE_COUNT];
+    for (size_t i = 0; i < n; i++)
+        rs[i] = d->a[i].compared ? d->a[i].r : NULL;
+    double p;
+    int changed;
+    if (n && bcd_detect_combine(&p, &changed, rs, n) == BCD_OK) {
+        d->probability = p;
+        d->changed = changed;
+    }
+    return BCD_OK;
+}
+
+void bcd__det_discard_heatmaps(bcd_service *svc, struct bcd__detection *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->a[i].heatmap && d->a[i].heatmap_created) {
+            bcd__store_blob_delete(svc->store, d->a[i].heatmap);
+            bcd__error_clear(&svc->store->err);
+            d->a[i].heatmap_created = false;
+        }
+}
+
+void bcd__det_clear(struct bcd__detection *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        bcd_detect_result_free(d->a[i].r);
+        free(d->a[i].heatmap);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+#define QUALITY_FLAGS                                                                                             \
+    (BCD_DETECT_BLURRED | BCD_DETECT_CLIPPED | BCD_DETECT_SUBJECT_TOO_SMALL | BCD_DETECT_PREVIOUS_BLURRED |        \
+     BCD_DETECT_PREVIOUS_CLIPPED | BCD_DETECT_PREVIOUS_SUBJECT_TOO_SMALL)
+
+static void num_or_null(bool *ok, cJSON *o, const char *k, double v)
+{
+    if (isfinite(v))
+        bcd__j_num(ok, o, k, v);
+    else
+        bcd__j_null(ok, o, k);
+}
+
+/* The warning of one angle, or "" when its photos are fine. */
+static void warning_text(char *buf, size_t cap, const struct bcd__det_angle *g)
+{
+    unsigned f = g->r ? bcd_detect_result_flags(g->r) : 0;
+    const char *what[6];
+    int k = 0;
+    buf[0] = '\0';
+    if (!g->r) {
+        snprintf(buf, cap, "the photo could not be checked");
+        return;
+    }
+    if (f & (BCD_DETECT_BLURRED | BCD_DETECT_PREVIOUS_BLURRED))
+        what[k++] = f & BCD_DETECT_BLURRED ? "the photo is blurred" : "the previous photo is blurred";
+    if (f & (BCD_DETECT_CLIPPED | BCD_DETECT_PREVIOUS_CLIPPED))
+        what[k++] = f & BCD_DETECT_CLIPPED ? "the photo is over- or under-exposed"
+                                           : "the previous photo is over- or under-exposed";
+    if (f & (BCD_DETECT_SUBJECT_TOO_SMALL | BCD_DETECT_PREVIOUS_SUBJECT_TOO_SMALL))
+        what[k++] = "too little skin is in the frame";
+    if (g->compared && (f & BCD_DETECT_MISALIGNED))
+        what[k++] = "the photo could not be aligned with the previous one";
+    if (!k)
+        return;
+    size_t used = 0;
+    for (int i = 0; i < k && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "; " : "", what[i]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, "%s",
+                 g->compared && (f & BCD_DETECT_MISALIGNED) ? ": no local change score"
+                                                           : ": the change score is less certain");
+}
+
+static void angle_json(bool *ok, cJSON *it, const struct bcd__det_angle *g)
+{
+    const bcd_detect_result *r = g->r;
+    unsigned f = r ? bcd_detect_result_flags(r) : 0;
+    double lc = g->compared ? bcd_detect_result_value(r, BCD_DETECT_LOCAL_CHANGE) : NAN;
+    bcd__j_str(ok, it, "angle_type", g->angle);
+    num_or_null(ok, it, "local_change", lc);
+    if (isfinite(lc))
+        bcd__j_bool(ok, it, "changed", lc >= 0.5);
+    else
+        bcd__j_null(ok, it, "changed");
+    cJSON *regs = bcd__j_arr(ok, it, "changed_regions");
+    size_t nr = 0;
+    const bcd_detect_region *rg = g->compared ? bcd_detect_result_regions(r, &nr) : NULL;
+    for (size_t k = 0; rg && k < nr && *ok; k++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(regs, o)) {
+            cJSON_Delete(o);
+            *ok = false;
+            break;
+        }
+        /* reduced -> full-size coordinates, kept inside the photo */
+        double x0 = floor(rg[k].x * g->sx), y0 = floor(rg[k].y * g->sy);
+        double x1 = ceil((rg[k].x + rg[k].width) * g->sx), y1 = ceil((rg[k].y + rg[k].height) * g->sy);
+        x1 = fmin(x1, g->width);
+        y1 = fmin(y1, g->height);
+        bcd__j_int(ok, o, "x", x0);
+        bcd__j_int(ok, o, "y", y0);
+        bcd__j_int(ok, o, "width", x1 - x0);
+        bcd__j_int(ok, o, "height", y1 - y0);
+        bcd__j_num(ok, o, "score", rg[k].score);
+    }
+    cJSON *q = bcd__j_obj(ok, it, "quality");
+    if (r) {
+        bcd__j_bool(ok, q, "blurred", f & BCD_DETECT_BLURRED);
+        bcd__j_bool(ok, q, "clipped", f & BCD_DETECT_CLIPPED);
+        bcd__j_bool(ok, q, "subject_too_small", f & BCD_DETECT_SUBJECT_TOO_SMALL);
+        if (g->compared) {
+            bcd__j_bool(ok, q, "aligned", !(f & BCD_DETECT_MISALIGNED));
+            bcd__j_bool(ok, q, "previous_blurred", f & BCD_DETECT_PREVIOUS_BLURRED);
+            bcd__j_bool(ok, q, "previous_clipped", f & BCD_DETECT_PREVIOUS_CLIPPED);
+            bcd__j_bool(ok, q, "previous_subject_too_small", f & BCD_DETECT_PREVIOUS_SUBJECT_TOO_SMALL);
+        } else {
+            bcd__j_null(ok, q, "aligned");
+        }
+        num_or_null(ok, q, "subject_fraction", bcd_detect_result_value(r, BCD_DETECT_SUBJECT_FRACTION));
+    }
+    if (g->compared) {
+        cJSON *al = bcd__j_obj(ok, it, "alignment");
+        num_or_null(ok, al, "score", bcd_detect_result_value(r, BCD_DETECT_ALIGN_SCORE));
+        num_or_null(ok, al, "overlap", bcd_detect_result_value(r, BCD_DETECT_ALIGN_OVERLAP));
+        num_or_null(ok, al, "dx", bcd_detect_result_value(r, BCD_DETECT_ALIGN_DX) * g->sx);
+        num_or_null(ok, al, "dy", bcd_detect_result_value(r, BCD_DETECT_ALIGN_DY) * g->sy);
+        num_or_null(ok, al, "rotation_deg", bcd_detect_result_value(r, BCD_DETECT_ALIGN_ROTATION));
+        num_or_null(ok, al, "scale", bcd_detect_result_value(r, BCD_DETECT_ALIGN_SCALE));
+    } else {
+        bcd__j_null(ok, it, "alignment");
+    }
+    bcd__j_str(ok, it, "heatmap", g->heatmap);
+    char w[256];
+    warning_text(w, sizeof w, g);
+    bcd__j_str(ok, it, "warning", w[0] ? w : NULL);
+}
+
+void bcd__det_json(bool *ok, cJSON *o, const struct bcd__detection *d)
+{
+    bcd__j_str(ok, o, "previous_session_id", d->previous_session_id[0] ? d->previous_session_id : NULL);
+    num_or_null(ok, o, "change_probability", d->probability);
+    if (d->changed >= 0)
+        bcd__j_bool(ok, o, "changed", d->changed == 1);
+    else
+        bcd__j_null(ok, o, "changed");
+    cJSON *warn = bcd__j_arr(ok, o, "warnings");
+    cJSON *per = bcd__j_arr(ok, o, "per_angle");
+    for (size_t i = 0; i < d->n && *ok; i++) {
+        cJSON *it = cJSON_CreateObject();
+        if (!it || !cJSON_AddItemToArray(per, it)) {
+            cJSON_Delete(it);
+            *ok = false;
+            break;
+        }
+        angle_json(ok, it, &d->a[i]);
+        char w[256], line[300];
+        warning_text(w, sizeof w, &d->a[i]);
+        if (w[0]) {
+            snprintf(line, sizeof line, "%s: %s", d->a[i].angle, w);
+            bcd__j_push_str(ok, warn, line);
+        }
+    }
+}
+
+bool bcd__det_angle_flagged(const struct bcd__det_angle *g)
+{
+    unsigned f = g->r ? bcd_detect_result_flags(g->r) : 0;
+    return !g->r || (f & QUALITY_FLAGS) || (g->compared && (f & BCD_DETECT_MISALIGNED));
+}
+
+double bcd__det_flagged_fraction(const struct bcd__detection *d)
+{
+    size_t flagged = 0;
+    for (size_t i = 0; i < d->n; i++)
+        flagged += bcd__det_angle_flagged(&d->a[i]);
+    return d->n ? (double)flagged / (double)d->n : 0.0;
+}
+
+/* ------------------------------------------------------------------ merging stored results */
+
+static void copy_item(bool *ok, cJSON *to, const cJSON *from, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, k);
+    if (!v || !*ok)
+        return;
+    cJSON *c = cJSON_Duplicate(v, 1);
+    if (!c) {
+        *ok = false;
+        return;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(to, k))
+        cJSON_ReplaceItemInObjectCaseSensitive(to, k, c);
+    else if (!cJSON_AddItemToObject(to, k, c)) {
+        cJSON_Delete(c);
+        *ok = false;
+    }
+}
+
+static const char *const angle_keys[] = { "local_change", "changed", "changed_regions", "alignment", "heatmap",
+                                          "warning" };
+static const char *const top_keys[] = { "previous_session_id", "change_probability", "changed", "warnings" };
+
+void bcd__det_merge(bool *ok, cJSON *top, cJSON *per_angle, const cJSON *details)
+{
+    if (!cJSON_IsObject(details) || !*ok)
+        return;
+    const cJSON *dper = cJSON_GetObjectItemCaseSensitive(details, "per_angle");
+    if (!cJSON_IsArray(dper))
+        return; /* an analysis made before detection existed */
+    for (size_t k = 0; k < sizeof top_keys / sizeof *top_keys; k++)
+        copy_item(ok, top, details, top_keys[k]);
+    const cJSON *src;
+    cJSON_ArrayForEach(src, dper)
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(src, "angle_type");
+        if (!cJSON_IsString(name))
+            continue;
+        cJSON *dst;
+        cJSON_ArrayForEach(dst, per_angle)
+        {
+            const cJSON *dn = cJSON_GetObjectItemCaseSensitive(dst, "angle_type");
+            if (!cJSON_IsString(dn) || strcmp(dn->valuestring, name->valuestring) != 0)
+                continue;
+            for (size_t k = 0; k < sizeof angle_keys / sizeof *angle_keys; k++)
+                copy_item(ok, dst, src, angle_keys[k]);
+            /* quality flags join the seed's quality object */
+            const cJSON *q = cJSON_GetObjectItemCaseSensitive(src, "quality");
+            cJSON *dq = cJSON_GetObjectItemCaseSensitive(dst, "quality");
+            if (cJSON_IsObject(q) && cJSON_IsObject(dq)) {
+                const cJSON *f;
+                cJSON_ArrayForEach(f, q)
+                {
+                    copy_item(ok, dq, q, f->string);
+                }
+            } else if (cJSON_IsObject(q)) {
+                copy_item(ok, dst, src, "quality");
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+/* Change detection of a session's photos against another session's (lib/detect, per
+ * angle), as analyze and compare use it; and a small parallel-for for per-image work.
+ * Internal to lib/service. */
+#ifndef BCD_SERVICE_DETECTION_H
+#define BCD_SERVICE_DETECTION_H
+
+#include "bcd/detect.h"
+#include "service_internal.h"
+
+/* Longer side the photos are reduced to for detection: the detector's working size
+ * (BCD_DETECT_DEFAULT_WORK_SIZE), so that it does not reduce them again; the heatmaps
+ * are drawn on this image. Regions are mapped back to the full-size photo. */
+#define BCD__DET_SIDE BCD_DETECT_DEFAULT_WORK_SIZE
+/* Longer side of the heatmap overlays analyze stores. */
+#define BCD__DET_HEATMAP_SIDE 512u
+
+/* Run fn(arg, i) for i in [0, n) on up to `threads` threads (the calling one included);
+ * threads <= 1 or n <= 1 runs them in order on the calling thread. fn must not touch
+ * shared state without its own locking. */
+void bcd__svc_parallel_for(size_t n, unsigned threads, void (*fn)(void *arg, size_t i), void *arg);
+/* Threads for per-image work: BCD_THREADS of the service's ctx, 0 meaning the online
+ * CPUs; at most max. */
+unsigned bcd__svc_threads(const bcd_service *svc, unsigned max);
+
+/* One angle of the current session, reduced for detection. */
+struct bcd__det_photo {
+    char angle[16];
+    bcd_image *img;        /* owned: the photo reduced to BCD__DET_SIDE */
+    uint32_t width, height; /* the photo's own size (region coordinates are in it) */
+};
+
+struct bcd__det_angle {
+    char angle[16];
+    bcd_detect_result *r;  /* owned; NULL when the angle could not be checked at all */
+    bool compared;         /* r is a comparison (else quality only) */
+    double sx, sy;         /* reduced -> original coordinates of the current photo */
+    uint32_t width, height;
+    char *heatmap;         /* owned: stored blob key or written file, NULL if none */
+    bool heatmap_created;  /* the blob was new (delete it if the analysis is not saved) */
+};
+
+struct bcd__detection {
+    char previous_session_id[BCD__ID_LEN]; /* "" when compared with nothing */
+    size_t n;
+    struct bcd__det_angle a[BCD__ANGLE_COUNT];
+    double probability; /* NaN when no angle could be compared */
+    int changed;        /* 1, 0, or -1 with probability NaN */
+};
+
+/* Read the first image of every angle of session_id (order_index order) and reduce it
+ * for detection; photos[] gets one entry per angle found (n_out). A blob that cannot be
+ * read or decoded is left out (its angle then has no comparison) unless out of memory. */
+bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
+                                 size_t *n_out);
+void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n);
+
+/* Compare cur[0..n) with the photos of the same angles of previous (NULL: quality only)
+ * and combine them. Heatmaps: heatmap_session set: stored as PNG blobs of that session;
+ * heatmap_dir set: written as <dir>/<angle>.png; both NULL: none. Fills d (clear it with
+ * bcd__det_clear()). Errors are recorded on svc. */
+bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
+                        const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,
+                        const char *heatmap_session, const char *heatmap_dir);
+/* Delete the heatmap blobs this detection created (its analysis was not saved). */
+void bcd__det_discard_heatmaps(bcd_service *svc, struct bcd__detection *d);
+void bcd__det_clear(struct bcd__detection *d);
+
+/* Add the detection to a JSON object: "previous_session_id", "change_probability",
+ * "changed", "warnings" and "per_angle" [{"angle_type", "local_change", "changed",
+ * "changed_regions", "quality", "alignment", "heatmap", "warning"}]. */
+void bcd__det_json(bool *ok, cJSON *o, const struct bcd__detection *d);
+/* The quality gate flagged the angle (either photo, or no alignment). */
+bool bcd__det_angle_flagged(const struct bcd__det_angle *g);
+/* Fraction of the detection's angles with a quality flag (0 when none checked). */
+double bcd__det_flagged_fraction(const struct bcd__detection *d);
+
+/* Merge the detection items of details (a parsed analysis details object, may be
+ * NULL) into a response: per-angle fields into the per_angle item of the same
+ * angle_type, the top-level fields into top. */
+void bcd__det_merge(bool *ok, cJSON *top, cJSON *per_angle, const cJSON *details);
+
+#endif

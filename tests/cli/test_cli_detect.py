@@ -1,0 +1,192 @@
+"""Change detection through bcd-cli on the local store: analyze against the previous
+session, what analysis get returns, compare (stored and computed), --heatmaps, and the
+heatmap blobs across re-analysis.
+
+The bundled example: check2's left photo has a new dark spot centred at (270, 440), radius
+26 px, on a 600x800 photo, and one mole grown threefold; the other five angles differ from
+check1 only by small shifts and noise."""
+import glob
+import os
+
+import pytest
+from conftest import EXAMPLES, make_runner
+
+from test_cli_sessions import ANGLES, new_session, ok
+
+NEW_SPOT = (270 - 26, 440 - 26, 270 + 26, 440 + 26)  # x0, y0, x1, y1 in check2/left.jpg
+
+
+def iou(box, region):
+    ax0, ay0, ax1, ay1 = box
+    bx0, by0 = region["x"], region["y"]
+    bx1, by1 = bx0 + region["width"], by0 + region["height"]
+    iw = max(0, min(ax1, bx1) - max(ax0, bx0))
+    ih = max(0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    return inter / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store for the module: (runner, its root)."""
+    root = tmp_path_factory.mktemp("detect")
+    return make_runner(root), root
+
+
+@pytest.fixture(scope="module")
+def two_checks(store):
+    cli = store[0]
+    first = new_session(cli, check="check1")
+    second = new_session(cli, check="check2")
+    a1 = ok(cli("--json", "--user", "alice", "analyze", first))["data"]
+    a2 = ok(cli("--json", "--user", "alice", "analyze", second))["data"]
+    return first, second, a1, a2
+
+
+def by_angle(items):
+    return {it["angle_type"]: it for it in items}
+
+
+def png_blobs(data_dir):
+    return sorted(glob.glob(os.path.join(data_dir, "blobs", "*", "*.png")))
+
+
+def test_first_session_has_quality_but_nothing_to_compare(two_checks):
+    _, _, a1, _ = two_checks
+    assert a1["previous_session_id"] is None
+    assert a1["change_probability"] is None and a1["changed"] is None
+    for it in a1["session_analysis"]["per_angle"]:
+        assert it["local_change"] is None and it["changed"] is None
+        assert it["changed_regions"] == [] and it["heatmap"] is None and it["alignment"] is None
+        q = it["quality"]
+        assert q["blurred"] is False and q["clipped"] is False and q["subject_too_small"] is False
+        assert q["aligned"] is None
+
+
+def test_the_changed_angle_is_found_and_located(two_checks):
+    first, second, _, a2 = two_checks
+    assert a2["previous_session_id"] == first
+    assert a2["changed"] is True and a2["change_probability"] > 0.9
+    per = by_angle(a2["session_analysis"]["per_angle"])
+    left = per["left"]
+    assert left["changed"] is True and left["local_change"] > 0.9
+    assert left["quality"]["aligned"] is True
+    # the new spot is one of the reported boxes (full-size pixel coordinates)
+    assert max(iou(NEW_SPOT, r) for r in left["changed_regions"]) >= 0.5
+    for r in left["changed_regions"]:
+        assert 0 <= r["x"] and r["x"] + r["width"] <= 600 and 0 <= r["y"] and r["y"] + r["height"] <= 800
+    for a in ANGLES:
+        if a != "left":
+            assert per[a]["changed"] is False and per[a]["local_change"] < 0.5, a
+            assert per[a]["quality"]["aligned"] is True
+    # the summary says it in words
+    assert "change probability" in a2["session_analysis"]["overall_summary"]
+    assert "changed: left" in a2["session_analysis"]["overall_summary"]
+    assert a2["confidence_factors"]["detection_quality"] == 1
+
+
+def test_analysis_get_returns_the_stored_detection(store, two_checks):
+    cli = store[0]
+    _, second, _, a2 = two_checks
+    got = ok(cli("--json", "--user", "alice", "analysis", "get", second))["data"]["session_analysis"]
+    for k in ("previous_session_id", "change_probability", "changed", "warnings"):
+        assert got[k] == a2[k], k
+    want = by_angle(a2["session_analysis"]["per_angle"])
+    for a, it in by_angle(got["per_angle"]).items():
+        for k in ("local_change", "changed", "changed_regions", "alignment", "heatmap", "warning", "quality"):
+            assert it[k] == want[a][k], (a, k)
+
+
+def test_heatmaps_are_stored_pngs_and_replaced_on_reanalysis(store, two_checks):
+    cli, root = store
+    _, second, _, a2 = two_checks
+    data = root / "data"
+    keys = {it["angle_type"]: it["heatmap"] for it in a2["session_analysis"]["per_angle"]}
+    assert all(k and k.startswith(second + "/") and k.endswith(".png") for k in keys.values())
+    for k in keys.values():
+        with open(data / "blobs" / k, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert len(png_blobs(data)) == 6
+    # re-analysis makes the same maps: still exactly six heatmap blobs, none orphaned
+    again = ok(cli("--json", "--user", "alice", "analyze", second))["data"]
+    assert again["overwritten"] is True
+    assert {it["angle_type"]: it["heatmap"] for it in again["session_analysis"]["per_angle"]} == keys
+    assert len(png_blobs(data)) == 6
+
+
+def test_compare_reuses_the_stored_detection(store, two_checks):
+    cli = store[0]
+    first, second, _, a2 = two_checks
+    c = ok(cli("--json", "--user", "alice", "compare", second, first))["data"]
+    assert c["detection"] == "stored"
+    assert c["change_probability"] == a2["change_probability"] and c["changed"] is True
+    per = by_angle(c["per_angle"])
+    assert per["left"]["changed"] is True and per["front"]["changed"] is False
+    # the seed's fields are still there
+    for k in ("overall_delta", "stability_index", "overall_trend", "comparison_method"):
+        assert k in c
+
+
+def test_compare_heatmaps_writes_one_png_per_angle(store, two_checks, tmp_path):
+    cli = store[0]
+    first, second, _, a2 = two_checks
+    out = tmp_path / "maps" / "nested"
+    c = ok(cli("--json", "--user", "alice", "compare", second, first, "--heatmaps", out))["data"]
+    assert c["detection"] == "computed"
+    # computed now from the photos, it agrees with what the analysis stored
+    assert c["change_probability"] == pytest.approx(a2["change_probability"], abs=1e-6)
+    per = by_angle(c["per_angle"])
+    for a in ANGLES:
+        path = out / (a + ".png")
+        assert per[a]["heatmap"] == str(path)
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(out)) == sorted(a + ".png" for a in ANGLES)  # no temporary files left
+    from PIL import Image
+    with Image.open(out / "left.png") as im:
+        assert max(im.size) == 512 and im.mode == "RGB"
+
+
+def test_compare_the_other_way_is_computed(store, two_checks):
+    cli = store[0]
+    first, second, _, _ = two_checks
+    c = ok(cli("--json", "--user", "alice", "compare", first, second))["data"]
+    assert c["detection"] == "computed"
+    # the spot disappears when going backwards: still a change of the left angle
+    assert by_angle(c["per_angle"])["left"]["changed"] is True
+
+
+def test_heatmaps_into_a_file_is_a_clear_error(store, two_checks, tmp_path):
+    cli = store[0]
+    first, second, _, _ = two_checks
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    r = cli("--json", "--user", "alice", "compare", second, first, "--heatmaps", blocker / "maps")
+    assert r.rc != 0
+    err = r.error()
+    assert err["code"] == "file_write_failed" and "not-a-dir" in err["message"]
+
+
+def test_a_blurred_photo_is_flagged_with_a_warning(cli, tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    first = new_session(cli, check="check1")
+    ok(cli("--json", "--user", "alice", "analyze", first))
+    blurred = tmp_path / "blurred"
+    blurred.mkdir()
+    for a in ANGLES:
+        im = cv2.imread(os.path.join(EXAMPLES, "check1", a + ".jpg"))
+        if a == "up":
+            im = cv2.GaussianBlur(im, (0, 0), 6)
+        cv2.imwrite(str(blurred / (a + ".jpg")), im, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    sid = ok(cli("--json", "--user", "alice", "session", "create"))["session_id"]
+    for a in ANGLES:
+        ok(cli("--json", "--user", "alice", "image", "add", sid, a, blurred / (a + ".jpg")))
+    ok(cli("--json", "--user", "alice", "session", "complete", sid))
+    d = ok(cli("--json", "--user", "alice", "analyze", sid))["data"]
+    up = by_angle(d["session_analysis"]["per_angle"])["up"]
+    assert up["quality"]["blurred"] is True
+    assert "blurred" in up["warning"]
+    assert any(w.startswith("up: ") for w in d["warnings"])
+    # a flagged angle lowers the confidence
+    assert d["confidence_factors"]["detection_quality"] < 1
+    assert by_angle(d["session_analysis"]["per_angle"])["front"]["quality"]["blurred"] is False
