@@ -1,6 +1,6 @@
 """Secrets never appear in output: every command group of bcd-cli runs with a planted
 service-role key and planted user tokens in the environment and in .env, and everything it
-prints and every file it writes (store folder, database, HTML report) is searched for
+prints and every file it writes (store folder, database, HTML report, heatmaps) is searched for
 them, as text and in base64.
 
 Remote calls go to a stub server that is as unhelpful as a server can be: every answer is
@@ -144,7 +144,7 @@ def test_no_secret_in_any_output(cli, tmp_path, echo, where):
     out("worker", "--drain")
     out("job", "status", job, "--user", "alice")
     out("analysis", "get", sids[1], "--user", "alice")
-    out("compare", sids[1], sids[0], "--user", "alice")
+    out("compare", sids[1], sids[0], "--user", "alice", "--heatmaps", tmp_path / "heatmaps")
     out("report", sids[1], "--user", "alice", "--html", tmp_path / "report.html")
     run("report", sids[1], "--user", "alice", expect=0)
     out("history", "--user", "alice")
@@ -184,6 +184,7 @@ def test_no_secret_in_any_output(cli, tmp_path, echo, where):
                 assert f.decode() not in stream, "%s printed by %s" % (s[:12], args)
     written = list(files_under(str(tmp_path), inputs))
     assert any(p.endswith("bcd.sqlite3") for p in written) and str(tmp_path / "report.html") in written
+    assert any(p.startswith(str(tmp_path / "heatmaps") + os.sep) for p in written)
     for p in written:
         data = open(p, "rb").read()
         for f, s in needles.items():
