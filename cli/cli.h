@@ -89,5 +89,8 @@ void cli_progress_done(struct cli *c, bcd_service *svc);
 /* Reports and history (cmd_report.c). */
 extern const struct cli_command cli_report_commands[];
 extern const int cli_report_ncommands;
+/* Health check (cmd_health.c). */
+extern const struct cli_command cli_health_commands[];
+extern const int cli_health_ncommands;
 
 #endif

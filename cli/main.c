@@ -12,8 +12,8 @@
 
 #include "cli.h"
 
-static const struct cli_command *const groups[] = {cli_session_commands, cli_image_commands, cli_auth_commands, cli_supabase_commands, cli_jobs_commands, cli_report_commands};
-static const int *const group_sizes[] = {&cli_session_ncommands, &cli_image_ncommands, &cli_auth_ncommands, &cli_supabase_ncommands, &cli_jobs_ncommands, &cli_report_ncommands};
+static const struct cli_command *const groups[] = {cli_session_commands, cli_image_commands, cli_auth_commands, cli_supabase_commands, cli_jobs_commands, cli_report_commands, cli_health_commands};
+static const int *const group_sizes[] = {&cli_session_ncommands, &cli_image_ncommands, &cli_auth_ncommands, &cli_supabase_ncommands, &cli_jobs_ncommands, &cli_report_ncommands, &cli_health_ncommands};
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
 static const struct {

@@ -151,6 +151,31 @@ BCD_API bcd_status bcd_image_decode_file_ext(bcd_image **out, bcd_ctx *ctx, cons
                                              const bcd_image_decode_options *opts);
 
 /**
+ * Remove metadata from an encoded JPEG or PNG without re-encoding it: the result decodes
+ * (bcd_image_decode()) to exactly the same pixels as the input, EXIF orientation included.
+ * What stays is what decoding needs: for JPEG the tables, frame and scan data as they are,
+ * the JFIF APP0 segment without its thumbnail, the Adobe APP14 segment (CMYK/YCCK colour
+ * transform) and, when the picture is not upright, a minimal EXIF APP1 segment holding only
+ * the Orientation tag; for PNG the critical chunks, tRNS, gAMA, cHRM, sRGB and sBIT as they
+ * are and, when needed, a minimal eXIf chunk holding only the Orientation tag. Everything
+ * else is removed: EXIF (GPS position, camera and lens serial numbers, maker notes, dates,
+ * thumbnails), XMP, IPTC and Photoshop resources, ICC profiles, comments, text chunks,
+ * previews and any data after the end of the image. bcd_image_add() stores photos through it.
+ * @param[out] out      the new encoded image; caller frees with bcd_free(). Untouched on
+ *                      failure.
+ * @param[out] out_len  its length in bytes. Untouched on failure.
+ * @param ctx           receives the error detail on failure.
+ * @param data          encoded bytes; borrowed for the call only.
+ * @return BCD_OK, BCD_EFORMAT (not JPEG/PNG; truncated; damaged in a way that makes the
+ *         result uncertain, e.g. bytes between JPEG segments), BCD_EINVAL, BCD_ENOMEM.
+ *         Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_image_strip_metadata(void **out, size_t *out_len, bcd_ctx *ctx, const void *data,
+                                            size_t len);
+
+/**
  * Free an image made by the library (never one the caller filled over its own buffer).
  * NULL: no-op.
  * Threads: any thread, once no other thread reads img.

@@ -46,6 +46,9 @@ typedef struct bcd_service bcd_service;
 #define BCD_ANGLE_COUNT 6
 /** Minimum number of distinct angles to complete or analyze a session. */
 #define BCD_MIN_ANGLES 3
+/** Most images one session may hold (ten per angle): an analysis keeps them all in memory.
+ *  Registering or adding one more is BCD_ELIMIT "too_many_images". @since 0.2 */
+#define BCD_MAX_SESSION_IMAGES 60
 
 /**
  * Open the service over the store chosen by BCD_STORE of ctx: "local" (default) opens
@@ -526,6 +529,35 @@ BCD_API bcd_status bcd_worker_options_init(bcd_worker_options *opts, unsigned in
  * @since 0.2
  */
 BCD_API bcd_status bcd_worker_run(char **out, bcd_service *svc, const bcd_worker_options *opts);
+
+/* ---- Health (@since 0.2) ---------------------------------------------------------------- */
+
+/**
+ * Check what the operations depend on, for the configuration of ctx (the seeds' GET /
+ * and GET /health). Needs no service handle: a store that cannot be opened is a result,
+ * not a failure of the call. Each check runs on its own:
+ *  - "store" (required): the store of BCD_STORE opens (the local store is created or its
+ *    schema migrated to the current version as by bcd_service_open(); a damaged, foreign
+ *    or newer database fails), answers a read of its sessions table (a Supabase project
+ *    with its schema, the key accepted) and, for the local store, its blob folder takes a
+ *    new file (created and removed again). Extra fields: "backend", and for the local
+ *    store "data_dir" and "schema_version".
+ *  - "model" (required): the embedder of BCD_MODEL opens (a TorchScript file loads); extra
+ *    fields "model", "name", "dim".
+ *  - "supabase" (required when SUPABASE_URL is set, else "not_configured"): the project's
+ *    public key set (GET SUPABASE_URL/auth/v1/.well-known/jwks.json, one attempt, no key
+ *    sent) answers HTTP 200; extra field "http_status".
+ * Result: {"status": "ok" or "down", "ok": bool (every required check is ok), "version",
+ * "version_number", "checks": {"store", "model", "supabase"}}, each check {"status":
+ * "ok", "down" or "not_configured", "required": bool, ..., "error": {"status" (as
+ * bcd_status_name()), "code", "message"} when down}. Messages never contain secrets.
+ * @param[out] out  caller frees with bcd_free(); untouched on failure.
+ * @param ctx       configuration; borrowed for the call.
+ * @return BCD_OK (whatever the checks found: read "ok"), BCD_EINVAL, BCD_ENOMEM. Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ * @since 0.2
+ */
+BCD_API bcd_status bcd_health(char **out, bcd_ctx *ctx);
 
 BCD_END_DECLS
 

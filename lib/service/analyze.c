@@ -476,8 +476,10 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     const size_t dim = bcd_embedder_dim(emb);
 
     /* decode and preprocess everything first: a bad image fails before any work is kept */
-    if (n > SIZE_MAX / sizeof(float) / BCD_TENSOR_LEN || n > SIZE_MAX / sizeof(float) / dim) {
-        st = bcd__svc_fail(svc, BCD_ELIMIT, "too_many_images", "too many images in one session");
+    if (n > BCD_MAX_SESSION_IMAGES || n > SIZE_MAX / sizeof(float) / BCD_TENSOR_LEN ||
+        n > SIZE_MAX / sizeof(float) / dim) {
+        st = bcd__svc_fail(svc, BCD_ELIMIT, "too_many_images", "session %s has %zu images, limit %d", srow->id, n,
+                           BCD_MAX_SESSION_IMAGES);
         goto done;
     }
     tensors = malloc(n * BCD_TENSOR_LEN * sizeof *tensors);

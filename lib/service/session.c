@@ -218,6 +218,26 @@ static void image_json(bool *ok, cJSON *o, const struct bcd__image_row *r, bool 
     bcd__j_str(ok, o, "storage_path", r->storage_path);
 }
 
+/* Room for one more image in a session (BCD_MAX_SESSION_IMAGES). One already registered
+ * (same path, or for add the same content) is not a new one and always passes, so
+ * repeating a registration stays idempotent at the limit. */
+static bcd_status check_room(bcd_service *svc, const char *session_id, const char *path, const char *sha)
+{
+    struct bcd__image_row *imgs = NULL;
+    size_t n = 0;
+    bcd_status st = bcd__store_image_list(svc->store, session_id, &imgs, &n);
+    if (st != BCD_OK)
+        return bcd__svc_from_store(svc, st);
+    bool known = false;
+    for (size_t i = 0; i < n && !known; i++)
+        known = (path && strcmp(imgs[i].storage_path, path) == 0) || (sha && strcmp(imgs[i].sha256, sha) == 0);
+    free(imgs);
+    if (n >= BCD_MAX_SESSION_IMAGES && !known)
+        return bcd__svc_fail(svc, BCD_ELIMIT, "too_many_images", "session %s already has %zu images, limit %d",
+                             session_id, n, BCD_MAX_SESSION_IMAGES);
+    return BCD_OK;
+}
+
 /* Register through the store; the store's detail becomes the service's. */
 static bcd_status do_register(bcd_service *svc, const struct bcd__image_row *in, struct bcd__image_row *row,
                               bool *created)
@@ -240,6 +260,8 @@ bcd_status bcd_image_register(char **out, bcd_service *svc, const char *user_id,
         st = check_path(svc, path);
     if (st == BCD_OK)
         st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
+    if (st == BCD_OK)
+        st = check_room(svc, srow.id, path, NULL);
     if (st != BCD_OK)
         return st;
     struct bcd__image_row *in = calloc(2, sizeof *in);
@@ -304,6 +326,17 @@ bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, cons
         }
         goto done;
     }
+    /* what is stored carries no metadata (GPS, serial numbers, thumbnails...); same pixels */
+    void *clean = NULL;
+    size_t clean_len = 0;
+    st = bcd_image_strip_metadata(&clean, &clean_len, svc->ctx, data, len);
+    if (st != BCD_OK) {
+        bcd__svc_from_ctx(svc, st);
+        goto done;
+    }
+    free(data);
+    data = clean;
+    len = clean_len;
     const char *ctype, *ext;
     if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) {
         ctype = "image/jpeg";
@@ -317,6 +350,8 @@ bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, cons
         st = bcd__svc_fail(svc, BCD_ERROR, "digest_failure", "cannot compute SHA-256");
         goto done;
     }
+    if ((st = check_room(svc, srow.id, NULL, sha)) != BCD_OK)
+        goto done;
     st = bcd__store_blob_put(svc->store, srow.id, sha, ext, data, len, key, &blob_created);
     if (st != BCD_OK) {
         bcd__svc_from_store(svc, st);

@@ -198,12 +198,47 @@ static const char *method_name(enum bcd__net_method m)
     return "?";
 }
 
+/* A server may repeat the key it was sent in an error body: whole, cut short by the field
+ * sizes of struct api_error, or in part. Every run of REDACT_MIN or more characters that
+ * also occurs in the key becomes "[redacted]", in place (the mark is shorter than the run);
+ * bcd__net_scrub() only finds whole keys, so pieces would otherwise get through. */
+#define REDACT_MIN 12
+static void redact_key_runs(char *text, const char *key)
+{
+    size_t m = strlen(key), n = strlen(text), o = 0;
+    if (m < REDACT_MIN)
+        return;
+    for (size_t i = 0; i < n;) {
+        size_t best = 0;
+        for (size_t j = 0; j + REDACT_MIN <= m; j++) {
+            size_t len = 0;
+            while (i + len < n && j + len < m && text[i + len] == key[j + len])
+                len++;
+            if (len > best)
+                best = len;
+        }
+        if (best >= REDACT_MIN) {
+            memcpy(text + o, "[redacted]", 10);
+            o += 10;
+            i += best;
+        } else {
+            text[o++] = text[i++];
+        }
+    }
+    text[o] = '\0';
+}
+
 /* Record the failure a non-2xx response stands for. */
 static bcd_status fail_response(bcd_store *s, const struct call *c, const struct bcd__net_response *rs,
                                 const char *what)
 {
     struct api_error e;
     parse_error(c->api, rs, &e);
+    const char *key = S_of(s)->h_apikey + strlen("apikey: ");
+    redact_key_runs(e.code, key);
+    redact_key_runs(e.message, key);
+    redact_key_runs(e.hint, key);
+    redact_key_runs(e.details, key);
     bcd_status st;
     const char *code;
     const char *svc = c->api == API_REST ? "PostgREST" : "Storage";

@@ -19,8 +19,8 @@ the worker, history and reports: methods of bcd.Service.
 from ._lib import BINDING_VERSION_NUMBER, TENSOR_LEN, INPUT_SIZE, __version__, load_library
 from ._array import Array, HAVE_NUMPY
 from ._context import CONFIG_KEYS, Context, default_context
-from .service import ANGLES, MIN_ANGLES, ProgressEvent, Service, open_store
-from .image import TENSOR_SHAPE, crop_resize, decode, equalize, preprocess, to_tensor, write_png
+from .service import ANGLES, MIN_ANGLES, ProgressEvent, Service, health, open_store
+from .image import TENSOR_SHAPE, crop_resize, decode, equalize, preprocess, strip_metadata, to_tensor, write_png
 from .embed import Embedder
 from .auth import Verifier, verify_token
 from . import detect
@@ -51,9 +51,10 @@ def strerror(status_value):
 
 __all__ = [
     "__version__", "BINDING_VERSION_NUMBER", "load_library", "library_version", "library_version_number",
-    "strerror", "Context", "default_context", "CONFIG_KEYS", "Service", "open_store", "ANGLES", "MIN_ANGLES",
+    "strerror", "Context", "default_context", "CONFIG_KEYS", "Service", "open_store", "health", "ANGLES", "MIN_ANGLES",
     "ProgressEvent", "detect", "DetectOptions", "DetectResult",
-    "decode", "preprocess", "equalize", "crop_resize", "to_tensor", "write_png", "TENSOR_LEN", "TENSOR_SHAPE",
+    "decode", "strip_metadata", "preprocess", "equalize", "crop_resize", "to_tensor", "write_png", "TENSOR_LEN",
+    "TENSOR_SHAPE",
     "INPUT_SIZE", "Embedder", "cosine_distance", "vector_mean", "trend_label", "vector_from_json",
     "TREND_MILD", "TREND_SIGNIFICANT", "Verifier", "verify_token", "Array", "HAVE_NUMPY", "status", "error_class",
     "Error", "LibraryError", "InternalError", "InvalidArgumentError", "OutOfMemoryError", "InputOutputError",

@@ -174,6 +174,8 @@ REPORT_NO_HEATMAPS = 0x02
 
 _OPTIONAL_PROTOTYPES = {
     "bcd_image_upload_url": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p]),  # @since 0.2
+    "bcd_health": (c_int, [OUT_PTR, c_void_p]),
+    "bcd_image_strip_metadata": (c_int, [OUT_PTR, ctypes.POINTER(c_size_t), c_void_p, c_void_p, c_size_t]),                            # @since 0.2, *out: bcd_free
     # auth.h
     "bcd_auth_options_init": (c_int, [ctypes.POINTER(AuthOptions), c_uint]),
     "bcd_auth_verifier_new": (c_int, [OUT_PTR, c_void_p, ctypes.POINTER(AuthOptions)]),

@@ -85,6 +85,32 @@ def decode(source, *, ctx=None, as_numpy=None):
     return _take_image(lib, out, as_numpy)
 
 
+def strip_metadata(data, *, ctx=None):
+    """The encoded JPEG or PNG `data` (bytes) without its metadata (bcd_image_strip_metadata):
+    EXIF with GPS, serial numbers and thumbnails, XMP, IPTC, ICC profiles, comments and
+    trailing data go; tables, image data and the orientation stay, so it decodes to exactly
+    the same pixels. Use it before uploading through a signed URL (Service.upload_url()),
+    which stores the bytes as sent. Raises FormatError, UnsupportedError on a libbcd
+    without the function."""
+    ctx = resolve(ctx)
+    lib = ctx._lib
+    fn = lib.bcd_image_strip_metadata
+    if fn is None:
+        from .errors import EUNSUPPORTED, UnsupportedError
+        raise UnsupportedError("this libbcd (%s) has no bcd_image_strip_metadata" % lib.version,
+                               status=EUNSUPPORTED, status_name="unsupported", code="not_in_library")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("strip_metadata() takes bytes, not %s" % type(data).__name__)
+    data = bytes(data)
+    out, n = ctypes.c_void_p(), ctypes.c_size_t()
+    with ctx._lock:
+        _check(lib, fn(ctypes.byref(out), ctypes.byref(n), ctx._handle, data, len(data)), ctx)
+    try:
+        return ctypes.string_at(out.value, n.value)
+    finally:
+        lib.bcd_free(out.value)
+
+
 def equalize(image, *, as_numpy=None):
     """RGB->YUV, equalize Y, YUV->RGB, as OpenCV does (bcd_image_equalize)."""
     lib = _lib.lib()

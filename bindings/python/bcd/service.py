@@ -7,7 +7,7 @@ import threading
 import weakref
 
 from . import _lib
-from ._context import Context, closed_error, cstr
+from ._context import Context, closed_error, cstr, default_context
 from .errors import EINVAL, EUNSUPPORTED, InvalidArgumentError, UnsupportedError, make_error
 
 #: The six angles, in canonical order.
@@ -360,3 +360,19 @@ def open_store(data_dir=None, *, user=None, env_file=None, load_env=True, librar
         raise
     svc._owns_ctx = True
     return svc
+
+
+def health(ctx=None):
+    """The health document of bcd_health() for the configuration of ctx (None: the default
+    context): {"status": "ok" or "down", "ok", "version", "checks": {"store", "model",
+    "supabase"}}, each check with its "status" and, when down, its "error". A check that is
+    down is reported in the document, not raised; read "ok". UnsupportedError on a libbcd
+    without the function."""
+    ctx = ctx if ctx is not None else default_context()
+    fn = ctx._lib.bcd_health
+    if fn is None:
+        raise UnsupportedError("this libbcd (%s) has no bcd_health" % ctx._lib.version,
+                               status=EUNSUPPORTED, status_name="unsupported", code="not_in_library")
+    out = ctypes.c_void_p()
+    ctx._call(fn, ctypes.byref(out), ctx._handle)
+    return json.loads(ctx._lib.take_string(out.value))
