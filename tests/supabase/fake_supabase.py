@@ -401,12 +401,17 @@ class Handler(BaseHTTPRequestHandler):
             if act == "stall":
                 time.sleep(fault.get("seconds", 5))
             elif act == "reset":
+                # close at once with SO_LINGER 0: an RST, not a FIN (shutdown() would send one)
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.rfile.close()
+                self.wfile.close()
+                self.connection.close()
+                self.close_connection = True
+                return
         except OSError:
             pass
         self.close_connection = True
-        if act != "reset":
-            self.drop()
+        self.drop()
 
     def send_endless(self, fault):
         chunk = b"x" * fault.get("chunk", 65536)

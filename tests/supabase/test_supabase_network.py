@@ -7,6 +7,7 @@ each failure PostgreSQL and the bucket hold nothing partial."""
 import os
 import socket
 import time
+import urllib.request
 
 import pytest
 from conftest import ANGLES, EXAMPLES, SERVICE_KEY, make_cli, new_session, new_user, ok
@@ -19,6 +20,7 @@ UPLOAD = r"^/storage/v1/object/bcd-images/"
 DOWNLOAD = r"^/storage/v1/object/authenticated/"
 SIGN_ONE = r"^/storage/v1/object/sign/bcd-images/"
 SIGN_MANY = r"^/storage/v1/object/sign/bcd-images$"
+SIGN_UPLOAD = r"^/storage/v1/object/upload/sign/bcd-images/"
 BROKEN = ["truncate", "chunk_cut", "reset"]
 
 
@@ -110,6 +112,17 @@ def test_broken_downloads_and_signed_urls_are_retried(sb, project, mode):
     prev = ok(sb("--json", "--user", user, "image", "preview", sid, "front"))
     assert "token=" in prev["preview_url"]
     assert len(project.server.requests("POST", SIGN_ONE)) == 2
+    project.server.add_fault("POST", SIGN_UPLOAD, mode)
+    doc = ok(sb("--json", "--user", user, "image", "upload-url", sid, "front", "again.jpg"))
+    assert doc["token"] in doc["uploadUrl"]
+    assert len(project.server.requests("POST", SIGN_UPLOAD)) == 2
+    # the signed URLs handed out work
+    with urllib.request.urlopen(prev["preview_url"]) as r:
+        assert r.read() == open(photo("front"), "rb").read()
+    req = urllib.request.Request(doc["uploadUrl"], data=open(photo("front"), "rb").read(), method="PUT",
+                                 headers=doc["headers"])
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 200
 
 
 def test_answers_that_keep_breaking_fail_clearly_and_store_nothing(sb, project):
