@@ -49,6 +49,15 @@ def state(project, sid):
     }
 
 
+def sent_by_oversize(project):
+    """Bytes the (first) endless answer wrote before the client hung up."""
+    for _ in range(200):
+        if project.server.sent:
+            return project.server.sent[0]
+        time.sleep(0.05)
+    raise AssertionError("the endless answer never ended: the client did not hang up")
+
+
 def one_attempt_each(reqs):
     """Every correlation id of reqs, with how many attempts carried it."""
     out = {}
@@ -66,7 +75,7 @@ def test_broken_answers_to_reads_are_retried(sb, project, mode):
     info = ok(sb("--json", "--user", user, "session", "info", sid))
     assert info["session_id"] == sid
     tries = one_attempt_each(project.server.requests("GET", OVERVIEW))
-    assert sorted(tries.values())[-2:] in ([2], [1, 2])  # the broken read went again, under its id
+    assert sorted(tries.values()) == [1] * (len(tries) - 1) + [2]  # the broken read went again, under its id
 
 
 @pytest.mark.parametrize("mode", BROKEN)
@@ -178,20 +187,20 @@ def test_answers_that_keep_breaking_fail_clearly_and_store_nothing(sb, project):
 def test_a_stalled_answer_times_out_and_is_retried(sb, project):
     user = new_user()
     sid = new_session(sb, user, angles=ANGLES[:3])
-    fast = {"BCD_HTTP_TIMEOUT_MS": "1000"}
+    fast = {"BCD_HTTP_TIMEOUT_MS": "2000"}
     project.server.clear()
-    project.server.add_fault("GET", OVERVIEW, "stall", seconds=1.5)
+    project.server.add_fault("GET", OVERVIEW, "stall", seconds=2.5)
     ok(sb("--json", "--user", user, "session", "info", sid, env_extra=fast))
-    assert max(one_attempt_each(project.server.requests("GET", OVERVIEW)).values()) == 2
-    project.server.add_fault("GET", DOWNLOAD, "stall", seconds=1.5)
+    assert max(one_attempt_each(project.server.requests("GET", OVERVIEW)).values()) >= 2
+    project.server.add_fault("GET", DOWNLOAD, "stall", seconds=2.5)
     ok(sb("--json", "--user", user, "analyze", sid, env_extra=fast))
     before = state(project, sid)
     project.server.clear()
-    project.server.add_fault("POST", SAVE, "stall", count=10, seconds=1.5)
+    project.server.add_fault("POST", SAVE, "stall", count=10, seconds=2.5)
     t = time.monotonic()
     r = sb("--user", user, "analyze", sid, env_extra=fast)
     assert r.rc == 13 and r.error()["code"] == "network_timeout", r.err
-    assert time.monotonic() - t < 20
+    assert time.monotonic() - t < 60
     assert len(project.server.requests("POST", SAVE)) == 3
     assert state(project, sid)["analysis"][0][1:] == before["analysis"][0][1:]
 
@@ -238,16 +247,14 @@ def test_endless_bodies_are_cut_off_at_the_cap(sb, project):
     assert r.rc != 0 and r.error()["code"] == "response_too_large", r.err
     assert "1048576 bytes" in r.error()["message"]
     assert len(project.server.requests("GET", OVERVIEW)) == 1
-    time.sleep(0.2)
-    assert project.server.sent and project.server.sent[0] < 64 << 20
+    assert sent_by_oversize(project) < 64 << 20
     # a download: the default BCD_HTTP_MAX_RESPONSE_BYTES (64 MiB)
     project.server.clear()
     project.server.add_fault("GET", DOWNLOAD, "oversize", limit=1 << 30, chunk=1 << 20, ctype="image/jpeg")
     r = sb("--user", user, "analyze", sid)
     assert r.rc != 0 and r.error()["code"] == "image_file_too_large", r.err
     assert "BCD_HTTP_MAX_RESPONSE_BYTES" in r.error()["message"]
-    time.sleep(0.2)
-    assert (64 << 20) <= project.server.sent[0] < (256 << 20)
+    assert (64 << 20) <= sent_by_oversize(project) < (256 << 20)
     assert state(project, sid)["analysis"] == []
     # a lower configured cap applies to every response
     project.server.clear()
