@@ -62,9 +62,11 @@ BCD_API bcd_status bcd_ctx_load_env(bcd_ctx *ctx, const char *dotenv_path);
  * BCD_STORE (local|supabase), BCD_DATA_DIR, BCD_MODEL (builtin|PATH.pt),
  * BCD_DEVICE (auto|cpu|cuda), BCD_THREADS (0 = all cores), BCD_MAX_PIXELS,
  * BCD_MAX_DIMENSION, BCD_HTTP_TIMEOUT_MS (total time of one request to Supabase,
- * default 60000), BCD_HTTP_CONNECT_TIMEOUT_MS (default 10000), BCD_DETECT (on|off:
- * change detection in bcd_session_analyze(), default on). Values are validated
- * and copied.
+ * default 60000), BCD_HTTP_CONNECT_TIMEOUT_MS (default 10000),
+ * BCD_HTTP_MAX_RESPONSE_BYTES (cap on one response body, default 67108864),
+ * BCD_HTTP_MAX_REQUEST_BYTES (cap on one request body such as a photo upload, default
+ * 52428800), BCD_DETECT (on|off: change detection in bcd_session_analyze(), default
+ * on). Values are validated and copied.
  * @param key    borrowed for the call.
  * @param value  copied (secrets are wiped when replaced or freed); NULL removes the
  *               explicit setting.

@@ -32,6 +32,8 @@ enum bcd__cfg_key {
     BCD__CFG_HTTP_TIMEOUT_MS,         /* total time of one HTTP request (lib/net) */
     BCD__CFG_HTTP_CONNECT_TIMEOUT_MS, /* connection set-up (lib/net) */
     BCD__CFG_DETECT,                  /* change detection in analyze: on|off (lib/service) */
+    BCD__CFG_HTTP_MAX_RESPONSE_BYTES, /* cap on one response body (lib/net) */
+    BCD__CFG_HTTP_MAX_REQUEST_BYTES,  /* cap on one request body, e.g. an upload (lib/net) */
     BCD__CFG_COUNT
 };
 

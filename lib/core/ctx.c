@@ -27,6 +27,8 @@ static const struct {
     [BCD__CFG_HTTP_TIMEOUT_MS] = {"BCD_HTTP_TIMEOUT_MS", "60000", false},
     [BCD__CFG_HTTP_CONNECT_TIMEOUT_MS] = {"BCD_HTTP_CONNECT_TIMEOUT_MS", "10000", false},
     [BCD__CFG_DETECT] = {"BCD_DETECT", "on", false},
+    [BCD__CFG_HTTP_MAX_RESPONSE_BYTES] = {"BCD_HTTP_MAX_RESPONSE_BYTES", "67108864", false},
+    [BCD__CFG_HTTP_MAX_REQUEST_BYTES] = {"BCD_HTTP_MAX_REQUEST_BYTES", "52428800", false},
 };
 
 static int key_index(const char *name)
@@ -84,6 +86,10 @@ static const char *validate(int k, const char *v)
     case BCD__CFG_HTTP_TIMEOUT_MS:
     case BCD__CFG_HTTP_CONNECT_TIMEOUT_MS:
         return parse_ull(v, &n) && n >= 100 && n <= 3600000 ? NULL : "must be an integer from 100 to 3600000 (ms)";
+    case BCD__CFG_HTTP_MAX_RESPONSE_BYTES:
+    case BCD__CFG_HTTP_MAX_REQUEST_BYTES:
+        return parse_ull(v, &n) && n >= 1024 && n <= (1ull << 32) ? NULL
+                                                                 : "must be an integer from 1024 to 4294967296 (bytes)";
     case BCD__CFG_SUPABASE_URL:
         return strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0 ? NULL
                                                                                 : "must start with http:// or https://";

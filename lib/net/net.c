@@ -30,6 +30,7 @@ struct bcd__net {
     CURLM *multi;   /* owns the connection cache */
     CURLSH *share;  /* DNS cache and TLS sessions */
     long timeout_ms, connect_timeout_ms, backoff_ms, max_wait_ms;
+    size_t max_response, max_request; /* BCD_HTTP_MAX_RESPONSE_BYTES, BCD_HTTP_MAX_REQUEST_BYTES */
     int max_attempts;
     char *secrets[MAX_SECRETS];
 };
@@ -78,6 +79,8 @@ bcd_status bcd__net_new(bcd__net **out, bcd_ctx *ctx, const struct bcd__net_opti
     n->connect_timeout_ms = opts && opts->connect_timeout_ms > 0
                                 ? opts->connect_timeout_ms
                                 : (long)bcd__cfg_ull(ctx, BCD__CFG_HTTP_CONNECT_TIMEOUT_MS, 10000);
+    n->max_response = (size_t)bcd__cfg_ull(ctx, BCD__CFG_HTTP_MAX_RESPONSE_BYTES, BCD__NET_MAX_RESPONSE);
+    n->max_request = (size_t)bcd__cfg_ull(ctx, BCD__CFG_HTTP_MAX_REQUEST_BYTES, BCD__NET_MAX_REQUEST);
     n->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
     n->backoff_ms = opts && opts->backoff_ms > 0 ? opts->backoff_ms : DEFAULT_BACKOFF_MS;
     n->max_wait_ms = opts && opts->max_wait_ms > 0 ? opts->max_wait_ms : DEFAULT_MAX_WAIT_MS;
@@ -107,6 +110,11 @@ void bcd__net_free(bcd__net *n)
     for (int i = 0; i < MAX_SECRETS; i++)
         bcd__free_secret(n->secrets[i]);
     free(n);
+}
+
+size_t bcd__net_max_request(const bcd__net *n)
+{
+    return n->max_request;
 }
 
 bcd_status bcd__net_add_secret(bcd__net *n, const char *secret)
@@ -227,6 +235,7 @@ struct xfer {
     int64_t start_at;     /* monotonic ms: when the next attempt may start */
     long waited_ms;       /* total wait between attempts so far */
     size_t cap;
+    bool cap_is_config;   /* cap is BCD_HTTP_MAX_RESPONSE_BYTES, not the request's own */
     bool too_large;
     long retry_after_ms;  /* from the last response, -1 if none */
     struct bcd__buf body;
@@ -506,8 +515,11 @@ static void attempt_done(struct xfer *x, CURLcode cc)
         bcd__log(n->ctx, BCD_LOG_DEBUG, "HTTP %s %s: %ld (%zu bytes, attempt %d, correlation id %s)",
                  method_name(rq->method), where, rs->status, rs->len, rs->attempts, rs->correlation_id);
     } else if (x->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
-        x->st = bcd__fail(&x->err, BCD_ELIMIT, "response_too_large", "the response of %s %s exceeds %zu bytes",
-                          method_name(rq->method), where, x->cap);
+        x->st = bcd__fail(&x->err, BCD_ELIMIT, "response_too_large", "the response of %s %s exceeds %zu bytes%s; "
+                          "nothing of it was used", method_name(rq->method), where, x->cap,
+                          x->cap_is_config ? " (BCD_HTTP_MAX_RESPONSE_BYTES)" : "");
+        bcd__log(n->ctx, BCD_LOG_WARN, "HTTP %s %s: response over %zu bytes, cut off (correlation id %s)",
+                 method_name(rq->method), where, x->cap, rs->correlation_id);
     } else if (x->body.oom) {
         x->st = bcd__fail(&x->err, BCD_ENOMEM, "out_of_memory", "out of memory for an HTTP response");
     } else {
@@ -540,7 +552,8 @@ bcd_status bcd__net_request_many(bcd__net *n, const struct bcd__net_request *rq,
         x->net = n;
         x->rq = &rq[i];
         x->rs = &rs[i];
-        x->cap = rq[i].max_response ? rq[i].max_response : BCD__NET_MAX_RESPONSE;
+        x->cap = rq[i].max_response && rq[i].max_response < n->max_response ? rq[i].max_response : n->max_response;
+        x->cap_is_config = x->cap == n->max_response && rq[i].max_response != n->max_response;
         x->state = X_PENDING;
         if (bcd__uuid_v4(rs[i].correlation_id) != BCD_OK) {
             x->state = X_DONE;
@@ -548,6 +561,15 @@ bcd_status bcd__net_request_many(bcd__net *n, const struct bcd__net_request *rq,
         } else if (!rq[i].url || (strncmp(rq[i].url, "http://", 7) != 0 && strncmp(rq[i].url, "https://", 8) != 0)) {
             x->state = X_DONE;
             x->st = bcd__fail(&x->err, BCD_EINVAL, "invalid_url", "only http:// and https:// URLs are supported");
+        } else if (rq[i].body_len > n->max_request) {
+            /* refused before anything is sent: nothing reaches the server */
+            char where[256];
+            url_for_log(rq[i].url, where, sizeof where);
+            x->state = X_DONE;
+            x->st = bcd__fail(&x->err, BCD_ELIMIT, "request_too_large",
+                              "the request body of %s %s is %zu bytes, over the limit of %zu bytes "
+                              "(BCD_HTTP_MAX_REQUEST_BYTES); nothing was sent",
+                              method_name(rq[i].method), where, rq[i].body_len, n->max_request);
         }
     }
 

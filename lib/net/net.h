@@ -12,7 +12,12 @@
  *    BCD_HTTP_TIMEOUT_MS of the ctx) and aborts below 1 byte/s for 30 s;
  *  - verifies TLS peers and host names (never disabled), speaks http:// and https://
  *    only and never follows redirects (a key must not travel to another host);
- *  - caps the response body (BCD_ELIMIT "response_too_large");
+ *  - caps the response body at the request's max_response and at BCD_HTTP_MAX_RESPONSE_BYTES
+ *    of the ctx (default 64 MiB), whichever is lower: a longer body is cut off as it
+ *    arrives, never buffered whole (BCD_ELIMIT "response_too_large", not retried);
+ *  - refuses a request body over BCD_HTTP_MAX_REQUEST_BYTES of the ctx (default 50 MiB,
+ *    the bucket's file size limit in supabase/migrations) before sending anything
+ *    (BCD_ELIMIT "request_too_large");
  *  - is retried with exponential backoff and full jitter, at most `max_attempts` times
  *    and `max_wait_ms` of waiting in all, when it is idempotent and failed on the way
  *    (connection refused or reset, timeout, nothing received) or its response is
@@ -42,8 +47,9 @@
 
 typedef struct bcd__net bcd__net;
 
-/* Default response cap (JSON documents). */
+/* Defaults of BCD_HTTP_MAX_RESPONSE_BYTES and BCD_HTTP_MAX_REQUEST_BYTES. */
 #define BCD__NET_MAX_RESPONSE ((size_t)64 << 20)
+#define BCD__NET_MAX_REQUEST ((size_t)50 << 20)
 
 enum bcd__net_method { BCD__NET_GET, BCD__NET_HEAD, BCD__NET_POST, BCD__NET_PUT, BCD__NET_PATCH, BCD__NET_DELETE };
 
@@ -59,7 +65,7 @@ struct bcd__net_request {
     const void *body;               /* may be NULL when body_len is 0 */
     size_t body_len;
     bool idempotent;                /* may be sent again after a failure */
-    size_t max_response;            /* body cap in bytes; 0: BCD__NET_MAX_RESPONSE */
+    size_t max_response;            /* body cap in bytes (lowered to the ctx's cap); 0: the ctx's cap */
     bcd__net_classify_fn classify;  /* NULL: bcd__net_default_classify */
 };
 
@@ -86,6 +92,8 @@ struct bcd__net_options {
 bcd_status bcd__net_new(bcd__net **out, bcd_ctx *ctx, const struct bcd__net_options *opts, bcd_error *err);
 /* NULL: no-op. Wipes the registered secrets. */
 void bcd__net_free(bcd__net *n);
+/* The request body cap (BCD_HTTP_MAX_REQUEST_BYTES) of the handle. */
+size_t bcd__net_max_request(const bcd__net *n);
 /* Register a secret (copied) that must never appear in error text. */
 bcd_status bcd__net_add_secret(bcd__net *n, const char *secret);
 /* Replace every registered secret in e's message and details by "[redacted]". */
@@ -94,7 +102,7 @@ void bcd__net_scrub(const bcd__net *n, bcd_error *e);
 /* Run one request, retrying as described above. BCD_OK when a response arrived,
  * whatever its HTTP status (the caller interprets it; rs filled, free with
  * bcd__net_response_clear). Otherwise BCD_ENET ("network_error", "network_timeout"),
- * BCD_ELIMIT ("response_too_large"), BCD_EINVAL (bad URL), BCD_ENOMEM, recorded on err
+ * BCD_ELIMIT ("response_too_large", "request_too_large"), BCD_EINVAL (bad URL), BCD_ENOMEM, recorded on err
  * with the correlation id; rs->correlation_id is set either way. */
 bcd_status bcd__net_request(bcd__net *n, const struct bcd__net_request *rq, struct bcd__net_response *rs,
                             bcd_error *err);

@@ -115,9 +115,13 @@ static void load_one(void *arg, size_t i)
         j->st[i] = BCD_EIO;
         return;
     }
+    /* only the detector sees these: a JPEG is decoded at the smallest DCT scale that
+     * keeps the working size */
+    bcd_image_decode_options o = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    o.min_long_side = BCD__DET_SIDE;
     j->st[i] = bcd__ctx_clone(&ctx, j->proto);
     if (j->st[i] == BCD_OK)
-        j->st[i] = bcd_image_decode(&img, ctx, j->data[i], j->lens[i]);
+        j->st[i] = bcd_image_decode_ext(&img, ctx, j->data[i], j->lens[i], &o);
     if (j->st[i] == BCD_OK) {
         j->photos[i].width = img->width;
         j->photos[i].height = img->height;

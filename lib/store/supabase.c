@@ -103,6 +103,14 @@ struct call {
     size_t max_response;
 };
 
+/* Whether the failure on err is one of transport (no whole answer arrived, after the
+ * retries): a write may then have committed without our knowing. */
+static bool lost_answer(const bcd_store *s, bcd_status st)
+{
+    return st == BCD_ENET &&
+           (strcmp(s->err.code, "network_error") == 0 || strcmp(s->err.code, "network_timeout") == 0);
+}
+
 /* Send a call; BCD_OK when a response arrived (any status): rs filled. */
 static bcd_status send_call(bcd_store *s, const struct call *c, struct bcd__net_response *rs)
 {
@@ -710,6 +718,22 @@ static bcd_status s_session_create(bcd_store *s, const char *user_id, struct bcd
     st = send_call(s, &c, &rs);
     if (st != BCD_OK) {
         bcd__buf_free(&u);
+        if (!lost_answer(s, st))
+            return st;
+        /* every answer was lost or broken: the insert may have committed; read it back
+         * once, and report the transport failure if it is not there */
+        bcd_error lost = {0};
+        bcd__error_copy(&lost, &s->err);
+        bcd__error_clear(&s->err);
+        bool found = false;
+        bcd_status st2 = fetch_session(s, id, out, &found);
+        if (st2 == BCD_OK && found && strcmp(out->user_id, user_id) == 0) {
+            bcd__error_clear(&lost);
+            return BCD_OK;
+        }
+        bcd__error_clear(&s->err);
+        bcd__error_copy(&s->err, &lost);
+        bcd__error_clear(&lost);
         return st;
     }
     struct api_error e;
@@ -1015,13 +1039,28 @@ static bcd_status s_image_register(bcd_store *s, const struct bcd__image_row *in
     if (!row)
         return oom(s);
     bcd_status st = BCD_OK;
-    bool again = true;
+    bool again = true, read_back = false;
+    bcd_error lost = {0};
     for (int round = 0; again && round < REGISTER_TRIES; round++) {
         *created = false;
         st = register_round(s, in, id, row, created, &again);
+        if (st != BCD_OK && !read_back && lost_answer(s, st)) {
+            /* every answer to the insert was lost or broken: it may have committed. One
+             * more round reads by path first and finds our own row (same id) if so. */
+            read_back = again = true;
+            bcd__error_copy(&lost, &s->err);
+            bcd__error_clear(&s->err);
+            st = BCD_OK;
+            continue;
+        }
         if (st != BCD_OK)
             break;
     }
+    if (read_back && st != BCD_OK && lost_answer(s, st)) {
+        bcd__error_clear(&s->err); /* report the first transport failure */
+        bcd__error_copy(&s->err, &lost);
+    }
+    bcd__error_clear(&lost);
     if (st == BCD_OK && again)
         st = bcd__fail(&s->err, BCD_ECONFLICT, "registration_contention",
                        "image registration in session %s kept colliding with concurrent registrations; try again",
@@ -1131,6 +1170,11 @@ static bcd_status s_blob_put(bcd_store *s, const char *session_id, const char *s
     if (!lower_uuid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
         return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
     snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);
+    /* checked before anything is sent: no object, no row */
+    if (len > bcd__net_max_request(S->net))
+        return bcd__fail(&s->err, BCD_ELIMIT, "image_file_too_large",
+                         "the image is %zu bytes, over the upload limit of %zu bytes (BCD_HTTP_MAX_REQUEST_BYTES; "
+                         "the bucket's own limit may be lower)", len, bcd__net_max_request(S->net));
     struct bcd__buf u = {0};
     storage_url(S, &u, "object", key);
     if (u.oom)
@@ -1158,8 +1202,12 @@ static bcd_status s_blob_put(bcd_store *s, const char *session_id, const char *s
                      .max_response = SMALL_RESPONSE};
     st = call2xx(s, &c, &rs, "upload image");
     bcd__buf_free(&u);
-    if (st != BCD_OK)
+    if (st != BCD_OK) {
+        /* a lost or broken answer: the object may have landed; report it as ours so that
+         * the caller's clean-up (blob_delete, which spares referenced objects) removes it */
+        *created = st == BCD_ENET;
         return st;
+    }
     bcd__net_response_clear(&rs);
     *created = true;
     return BCD_OK;

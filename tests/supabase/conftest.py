@@ -23,6 +23,7 @@ EXAMPLES = os.path.join(SOURCE, "examples", "data")
 MIGRATIONS = os.path.join(SOURCE, "supabase", "migrations")
 ANGLES = ["front", "left", "right", "up", "down", "raised"]
 SERVICE_KEY = "sb_secret_" + uuid.uuid4().hex  # the gateway's new-style secret key
+ANON_KEY = "sb_publishable_" + uuid.uuid4().hex  # what an app's users send with their access token
 # A legacy service_role key is a JWT; the fake gateway compares it as an opaque string.
 LEGACY_KEY = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0." + uuid.uuid4().hex
 
@@ -35,6 +36,15 @@ grant usage on schema public to anon, authenticated, service_role;
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+create schema storage;
+grant usage on schema storage to anon, authenticated, service_role;
+create table storage.buckets (id text primary key, name text not null unique, owner uuid, public boolean default false,
+  file_size_limit bigint, allowed_mime_types text[], created_at timestamptz default now());
+create table storage.objects (id uuid primary key default gen_random_uuid(), bucket_id text not null,
+  name text not null, owner uuid, metadata jsonb, created_at timestamptz default now(), unique (bucket_id, name));
+alter table storage.objects enable row level security;
+grant select on storage.objects, storage.buckets to anon, authenticated;
+grant all on storage.objects, storage.buckets to service_role;
 """
 
 
@@ -169,7 +179,7 @@ class Project:
         self.name = name
         self.dsn = pg.create_db(name)
         self.storage = tempfile.mkdtemp(prefix="bcd-storage-")
-        self.server = FakeSupabase(self.dsn, self.storage, SERVICE_KEY, anon_key=None).start()
+        self.server = FakeSupabase(self.dsn, self.storage, SERVICE_KEY, anon_key=ANON_KEY).start()
         self.server.legacy = False
 
     def close(self):

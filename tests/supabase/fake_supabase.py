@@ -17,6 +17,12 @@ on top of a real PostgreSQL (the schema of supabase/migrations/) and a folder of
              upload with the token); errors as HTTP 400 with the real status in
              {"statusCode": "404", ...}.
   Auth       /auth/v1/.well-known/jwks.json (whatever `jwks` holds).
+  Users      the anon (publishable) key with `Authorization: Bearer <access token>`: an
+             ES256 token signed by a key of `jwks` (or HS256 with `jwt_secret`, legacy
+             projects), unexpired, role "authenticated", runs as role authenticated with
+             its claims (row-level security applies); a bad token is 401 PGRST301. Storage
+             serves such a caller reads (GET, HEAD, sign) of the objects it may select in
+             storage.objects, which mirrors the bucket when that table exists; no writes.
   Gateway    `apikey` required (401 "No API key found in request" / "Invalid API key");
              a legacy JWT key must also come as `Authorization: Bearer` (else the call
              runs as anon, under row-level security); an sb_secret_ key may come alone or
@@ -33,6 +39,7 @@ import json
 import os
 import re
 import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -140,8 +147,10 @@ class FakeSupabase:
                                  "limit": 50 * 1024 * 1024}}
         os.makedirs(os.path.join(storage_dir, bucket), exist_ok=True)
         self.jwks = {"keys": []}
+        self.jwt_secret = None  # HS256 secret of a legacy project
         self.faults = []
         self.log = []
+        self.sent = []  # bytes written by each "oversize" fault
         self.bugs = []
         self.max_rows = None  # a project's db-max-rows: GET pages never hold more rows
         self.job_lease_ms = None  # replaces p_lease_ms of job claims and heartbeats (short leases)
@@ -175,7 +184,14 @@ class FakeSupabase:
         """Next `count` requests whose "METHOD path" matches: action "status" (answer
         kw status/body/headers without touching anything), "drop" (close the connection
         before doing anything), "drop_after" (do the work, then close without an answer:
-        a lost response), "delay" (sleep kw seconds, then serve)."""
+        a lost response), "delay" (sleep kw seconds, then serve).
+        Broken answers (the work is done first, so a write has committed):
+        "truncate" (the full Content-Length, half the body, then close), "chunk_cut"
+        (a chunked body cut off before its last chunk), "reset" (half the body, then a TCP
+        reset), "stall" (headers and half the body, then silence for kw seconds: a read
+        timeout). "oversize" answers 200 with an endless chunked body (kw chunk bytes,
+        kw limit bytes at most) without doing the work, and records in `sent` how much
+        went out before the client hung up."""
         with self.lock:
             self.faults.append(dict(method=method, path=re.compile(path_re), action=action, count=count, **kw))
 
@@ -185,6 +201,7 @@ class FakeSupabase:
         with self.lock:
             self.faults.clear()
             self.log.clear()
+            self.sent.clear()
 
     def requests(self, method=None, path_re=None):
         with self.lock:
@@ -201,13 +218,14 @@ class FakeSupabase:
         return None
 
     # ---- database ---------------------------------------------------------------------
-    def run(self, role, fn):
+    def run(self, role, fn, claims=None):
         conn = self.pool.getconn()
         try:
             conn.autocommit = False
             with conn.cursor() as cur:
                 cur.execute("set local role %s" % role)
-                claims = {"role": role} if role != "service_role" else {"role": "service_role", "iss": "supabase"}
+                if claims is None:
+                    claims = {"role": role} if role != "service_role" else {"role": "service_role", "iss": "supabase"}
                 cur.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
                 cur.execute("set local timezone = 'UTC'")
                 out = fn(cur)
@@ -223,6 +241,59 @@ class FakeSupabase:
             raise
         finally:
             self.pool.putconn(conn)
+
+    def admin(self, sql, args=None):
+        """Run sql as the connection's superuser (Storage's own bookkeeping)."""
+        conn = self.pool.getconn()
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else None
+        finally:
+            self.pool.putconn(conn)
+
+    def has_objects_table(self):
+        if not hasattr(self, "_objects"):
+            self._objects = self.admin("select to_regclass('storage.objects') is not null")[0][0]
+        return self._objects
+
+    def user_claims(self, token):
+        """Claims of a valid user access token, or None."""
+        try:
+            h, p, sig = token.split(".")
+            header = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
+            claims = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+            raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+            signing = (h + "." + p).encode()
+            if header.get("alg") == "HS256" and self.jwt_secret:
+                if not hmac.compare_digest(raw, hmac.new(self.jwt_secret, signing, hashlib.sha256).digest()):
+                    return None
+            elif header.get("alg") == "ES256":
+                from cryptography.exceptions import InvalidSignature
+                from cryptography.hazmat.primitives import hashes
+                from cryptography.hazmat.primitives.asymmetric import ec
+                from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+                jwk = [k for k in self.jwks.get("keys", []) if k.get("kid") == header.get("kid")]
+                if len(jwk) != 1 or len(raw) != 64:
+                    return None
+                x = int.from_bytes(base64.urlsafe_b64decode(jwk[0]["x"] + "=="), "big")
+                y = int.from_bytes(base64.urlsafe_b64decode(jwk[0]["y"] + "=="), "big")
+                key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+                der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+                try:
+                    key.verify(der, signing, ec.ECDSA(hashes.SHA256()))
+                except InvalidSignature:
+                    return None
+            else:
+                return None
+            if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] < time.time():
+                return None
+            if claims.get("role") != "authenticated" or not isinstance(claims.get("sub"), str):
+                return None
+            return claims
+        except Exception:
+            return None
 
     def relation_columns(self, cur, name):
         cur.execute("select a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid "
@@ -258,6 +329,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_any(self):
         fake = self.fake
+        self.captured = None
         n = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(n) if n else b""
         parsed = urllib.parse.urlsplit(self.path)
@@ -284,6 +356,10 @@ class Handler(BaseHTTPRequestHandler):
                                  headers=fault.get("headers"))
             if act == "delay":
                 time.sleep(fault.get("seconds", 1))
+            if act == "oversize":
+                return self.send_endless(fault)
+        if fault and fault["action"] in ("truncate", "chunk_cut", "reset", "stall"):
+            self.captured = []  # send() keeps the answer; it leaves broken below
         try:
             self.dispatch()
         except PgrstError as e:
@@ -300,6 +376,61 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault["action"] == "drop_after":
             # the work is done (committed); the answer never arrives
             self.drop()
+        if self.captured:
+            self.send_broken(fault, *self.captured[0])
+
+    def send_broken(self, fault, status, body, ctype, headers):
+        act = fault["action"]
+        half = body[:len(body) // 2]
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        try:
+            if act == "chunk_cut":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                if half:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+            else:
+                # never an empty body: the cut must fall inside it
+                self.send_header("Content-Length", str(max(len(body), 2)))
+                self.end_headers()
+                self.wfile.write(half or b"{")
+            self.wfile.flush()
+            if act == "stall":
+                time.sleep(fault.get("seconds", 5))
+            elif act == "reset":
+                # close at once with SO_LINGER 0: an RST, not a FIN (shutdown() would send one)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.rfile.close()
+                self.wfile.close()
+                self.connection.close()
+                self.close_connection = True
+                return
+        except OSError:
+            pass
+        self.close_connection = True
+        self.drop()
+
+    def send_endless(self, fault):
+        chunk = b"x" * fault.get("chunk", 65536)
+        limit = fault.get("limit", 1 << 30)
+        sent = 0
+        self.send_response(200)
+        self.send_header("Content-Type", fault.get("ctype", "application/json"))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while sent < limit:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except OSError:
+            pass
+        with self.fake.lock:
+            self.fake.sent.append(sent)
+        self.close_connection = True
+        self.drop()
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
@@ -310,6 +441,9 @@ class Handler(BaseHTTPRequestHandler):
             body = json.dumps(body).encode()
         elif isinstance(body, str):
             body = body.encode()
+        if getattr(self, "captured", None) is not None:  # a broken answer leaves later
+            self.captured.append((status, body if self.command != "HEAD" else b"", ctype, headers))
+            return
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -335,6 +469,8 @@ class Handler(BaseHTTPRequestHandler):
         if r.startswith("/rest/v1/"):
             return self.table(role, r[len("/rest/v1/"):])
         if r.startswith("/storage/v1/"):
+            if role == "authenticated":
+                return self.storage_as_user(r[len("/storage/v1/"):])
             if role != "service_role":
                 raise StorageError(403, "AccessDenied", "Unauthorized", "new row violates row-level security policy")
             return self.storage(r[len("/storage/v1/"):])
@@ -343,6 +479,7 @@ class Handler(BaseHTTPRequestHandler):
     def gateway(self):
         """The Postgres role of the call, or None after answering 401."""
         fake = self.fake
+        self.claims = None
         key = self.headers.get("apikey")
         auth = self.headers.get("Authorization")
         if not key:
@@ -360,6 +497,10 @@ class Handler(BaseHTTPRequestHandler):
             return "service_role"
         if key == fake.service_key and auth == "Bearer " + key:
             return "service_role"
+        if auth is not None and auth.startswith("Bearer ") and auth != "Bearer " + key:
+            self.claims = fake.user_claims(auth[len("Bearer "):])
+            if self.claims is not None:
+                return "authenticated"
         if auth is not None and auth != "Bearer " + key:
             self.send(401, {"code": "PGRST301", "message": "JWSError JWSInvalidSignature", "details": None,
                             "hint": None})
@@ -554,7 +695,7 @@ class Handler(BaseHTTPRequestHandler):
                 return cur.fetchone()[0], None
             raise PgrstError(405, "PGRST117", "Unsupported HTTP method")
 
-        rows_text, total = fake.run(role, work)
+        rows_text, total = fake.run(role, work, getattr(self, "claims", None))
         rows = json.loads(rows_text)
         n = len(rows)
         if singular:
@@ -623,7 +764,7 @@ class Handler(BaseHTTPRequestHandler):
             raise PgrstError(404, "PGRST202", "Could not find the function public.%s(%s) in the schema cache"
                              % (fn, ", ".join(sorted(args))))
 
-        res, void = fake.run(role, work)
+        res, void = fake.run(role, work, getattr(self, "claims", None))
         if void:
             return self.send(204, b"")
         return self.send(200, res if res is not None else "null")
@@ -663,6 +804,10 @@ class Handler(BaseHTTPRequestHandler):
                 json.dump({"content_type": ctype}, f)
             os.replace(tmp + ".meta", p + ".meta")
             os.replace(tmp, p)
+        if self.fake.has_objects_table():
+            self.fake.admin("insert into storage.objects (bucket_id, name, metadata) values (%s, %s, %s) "
+                            "on conflict (bucket_id, name) do update set metadata = excluded.metadata",
+                            (bucket, key, json.dumps({"mimetype": ctype, "size": len(self.body)})))
         return {"Id": str(uuid.uuid4()), "Key": "%s/%s" % (bucket, key)}
 
     def read_object(self, bucket, key):
@@ -742,8 +887,58 @@ class Handler(BaseHTTPRequestHandler):
                 os.remove(p)
                 if os.path.exists(p + ".meta"):
                     os.remove(p + ".meta")
+                if self.fake.has_objects_table():
+                    self.fake.admin("delete from storage.objects where bucket_id = %s and name = %s", (bucket, key))
                 return self.send(200, {"message": "Successfully deleted"})
         raise StorageError(404, "NotFound", "not_found", "Route %s:/%s not found" % (m, rest), http=404)
+
+    def user_may_read(self, bucket, key):
+        """Whether the signed-in caller may select the object (storage.objects under RLS)."""
+        if not self.fake.has_objects_table():
+            return False
+
+        def work(cur):
+            cur.execute("select 1 from storage.objects where bucket_id = %s and name = %s", (bucket, key))
+            return cur.fetchone() is not None
+        return self.fake.run("authenticated", work, self.claims)
+
+    def storage_as_user(self, rest):
+        """Storage for a signed-in user: reads of what storage.objects' policies show it;
+        anything else is refused as Storage refuses it (a row-level security violation)."""
+        m = self.command
+        missing = StorageError(404, "NoSuchKey", "not_found", "Object not found")
+        if rest.startswith("object/sign/") and m == "POST":
+            bucket, key = self.bucket_key(rest[len("object/sign/"):])
+            doc, exp = self.expires_in()
+            if key is None:
+                paths = doc.get("paths")
+                if not isinstance(paths, list) or not 1 <= len(paths) <= 1000:
+                    raise StorageError(400, "InvalidParameter", "Invalid Input", "paths must hold 1 to 1000 keys")
+                out = []
+                for k in paths:
+                    if self.user_may_read(bucket, k) and os.path.isfile(self.obj_path(bucket, k)):
+                        tok = sign_token({"url": "%s/%s" % (bucket, k), "exp": int(time.time()) + exp})
+                        out.append({"error": None, "path": k,
+                                    "signedURL": "/object/sign/%s/%s?token=%s" % (bucket, k, tok)})
+                    else:
+                        out.append({"error": "Either the object does not exist or you do not have access to it",
+                                    "path": k, "signedURL": None})
+                return self.send(200, out)
+            if not self.user_may_read(bucket, key):
+                raise missing
+            self.read_object(bucket, key)
+            tok = sign_token({"url": "%s/%s" % (bucket, key), "exp": int(time.time()) + exp})
+            return self.send(200, {"signedURL": "/object/sign/%s/%s?token=%s" % (bucket, key, tok)})
+        for prefix in ("object/authenticated/", "object/"):
+            if rest.startswith(prefix) and m in ("GET", "HEAD") and not rest.startswith("object/sign/"):
+                bucket, key = self.bucket_key(rest[len(prefix):])
+                if key is None or not self.user_may_read(bucket, key):
+                    if m == "HEAD":
+                        return self.send(400, b"")
+                    raise missing
+                data, ctype = self.read_object(bucket, key)
+                return self.send(200, data, ctype)
+        raise StorageError(403, "AccessDenied", "Unauthorized", "new row violates row-level security policy")
 
     def token_for(self, rest):
         tok = dict(urllib.parse.parse_qsl(self.query)).get("token")

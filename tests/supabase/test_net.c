@@ -322,6 +322,49 @@ START_TEST(test_net_request_caps_the_response_body)
 }
 END_TEST
 
+START_TEST(test_net_caps_from_the_configuration)
+{
+    /* BCD_HTTP_MAX_RESPONSE_BYTES lowers every cap, a request's own included */
+    static char big[5000];
+    memset(big, 'x', sizeof big - 1);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_HTTP_MAX_RESPONSE_BYTES", "2000"), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_HTTP_MAX_REQUEST_BYTES", "1024"), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_HTTP_MAX_REQUEST_BYTES", "12"), BCD_EINVAL);
+    bcd__net *capped = NULL;
+    struct bcd__net_options o = {.backoff_ms = 10};
+    ck_assert_int_eq(bcd__net_new(&capped, ctx, &o, &err), BCD_OK);
+    ck_assert_uint_eq(bcd__net_max_request(capped), 1024);
+    struct answer a[] = {{200, "", big, 0}, {200, "", big, 0}, {200, "", "{\"ok\":1}", 0}};
+    script(a, 3);
+    struct bcd__net_request rq = get_req();
+    struct bcd__net_response rs;
+    ck_assert_int_eq(bcd__net_request(capped, &rq, &rs, &err), BCD_ELIMIT);
+    ck_assert_str_eq(err.code, "response_too_large");
+    ck_assert_ptr_nonnull(strstr(err.message, "BCD_HTTP_MAX_RESPONSE_BYTES"));
+    ck_assert_ptr_null(rs.body);
+    rq.max_response = 1 << 20; /* a higher cap of the request's own does not lift it */
+    ck_assert_int_eq(bcd__net_request(capped, &rq, &rs, &err), BCD_ELIMIT);
+    ck_assert_int_eq(srv.nreqs, 2); /* neither retried */
+    ck_assert_int_eq(bcd__net_request(capped, &rq, &rs, &err), BCD_OK);
+    ck_assert_str_eq((const char *)rs.body, "{\"ok\":1}");
+    bcd__net_response_clear(&rs);
+    /* a body over BCD_HTTP_MAX_REQUEST_BYTES never leaves */
+    static char upload[1025];
+    memset(upload, 'u', sizeof upload);
+    struct bcd__net_request put = {.method = BCD__NET_PUT, .url = url, .body = upload, .body_len = sizeof upload,
+                                   .idempotent = true};
+    ck_assert_int_eq(bcd__net_request(capped, &put, &rs, &err), BCD_ELIMIT);
+    ck_assert_str_eq(err.code, "request_too_large");
+    ck_assert_ptr_nonnull(strstr(err.message, "nothing was sent"));
+    ck_assert_int_eq(srv.nreqs, 3);
+    put.body_len = 1024;
+    ck_assert_int_eq(bcd__net_request(capped, &put, &rs, &err), BCD_OK);
+    ck_assert_int_eq(srv.nreqs, 4);
+    bcd__net_response_clear(&rs);
+    bcd__net_free(capped);
+}
+END_TEST
+
 START_TEST(test_net_request_reports_timeouts_and_refused_connections)
 {
     bcd__net *quick = NULL;
@@ -448,6 +491,7 @@ int main(void)
     tcase_add_test(tc, test_net_request_retries_a_dropped_connection);
     tcase_add_test(tc, test_net_request_honours_retry_after_within_the_budget);
     tcase_add_test(tc, test_net_request_caps_the_response_body);
+    tcase_add_test(tc, test_net_caps_from_the_configuration);
     tcase_add_test(tc, test_net_request_reports_timeouts_and_refused_connections);
     tcase_add_test(tc, test_net_request_many_runs_transfers_in_parallel);
     tcase_add_test(tc, test_net_scrub_removes_secrets_from_messages_and_details);

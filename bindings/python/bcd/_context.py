@@ -22,6 +22,9 @@ CONFIG_KEYS = {
     "supabase_storage_bucket": "SUPABASE_STORAGE_BUCKET",
     "http_timeout_ms": "BCD_HTTP_TIMEOUT_MS",
     "http_connect_timeout_ms": "BCD_HTTP_CONNECT_TIMEOUT_MS",
+    "http_max_response_bytes": "BCD_HTTP_MAX_RESPONSE_BYTES",
+    "http_max_request_bytes": "BCD_HTTP_MAX_REQUEST_BYTES",
+    "detect": "BCD_DETECT",
 }
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
