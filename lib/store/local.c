@@ -219,7 +219,11 @@ static bcd_status sqlfail(bcd_store *s, int rc, const char *what)
     const char *msg = L && L->db && sqlite3_errcode(L->db) == rc ? sqlite3_errmsg(L->db) : sqlite3_errstr(rc);
     const char *db = L && L->db_path ? L->db_path : "?";
     int e = L && L->db ? sqlite3_system_errno(L->db) : 0;
-    switch (rc & 0xff) {
+    const int cls = rc & 0xff;
+    if (errno_full(e) && (cls == SQLITE_IOERR || cls == SQLITE_CANTOPEN || cls == SQLITE_FULL))
+        return bcd__fail(&s->err, BCD_EIO, "store_full",
+                         "no space left on device while writing the local database %s (%s)", db, what);
+    switch (cls) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         return bcd__fail(&s->err, BCD_EIO, "store_busy",
@@ -244,9 +248,6 @@ static bcd_status sqlfail(bcd_store *s, int rc, const char *what)
         return bcd__fail(&s->err, BCD_EIO, "store_unwritable", "cannot open the local database %s (%s: %s%s%s)", db,
                          what, msg, e ? ": " : "", e ? strerror(e) : "");
     case SQLITE_IOERR:
-        if (errno_full(e))
-            return bcd__fail(&s->err, BCD_EIO, "store_full",
-                             "no space left on device while writing the local database %s (%s)", db, what);
         if (errno_readonly(e))
             return bcd__fail(&s->err, BCD_EIO, "store_unwritable",
                              "the local database %s cannot be written (%s: %s)", db, what, strerror(e));
@@ -2156,6 +2157,50 @@ static bcd_status create_private(bcd_error *err, const char *path)
     return BCD_OK;
 }
 
+/* Whether a file can be created in dir: 0, or the errno that stops it. */
+static int probe_writable(const char *dir)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.probe-XXXXXX", dir) >= sizeof tmp)
+        return 0;
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return errno;
+    int e = 0;
+    if (write(fd, "x", 1) != 1)
+        e = errno ? errno : ENOSPC;
+    close(fd);
+    unlink(tmp);
+    return e;
+}
+
+/* A store that cannot be opened for an I/O reason: SQLite's own words ("unable to open
+ * database file") rarely say why. When the data directory is read-only or full, say so. */
+static void explain_open_failure(bcd_error *err, const char *data_dir)
+{
+    static const char *const io_codes[] = {"store_unwritable", "store_io_error", "store_unavailable",
+                                           "data_dir_unavailable", "store_full"};
+    bool io = false;
+    for (size_t i = 0; i < sizeof io_codes / sizeof io_codes[0]; i++)
+        io |= strcmp(err->code, io_codes[i]) == 0;
+    if (!io)
+        return;
+    struct stat st;
+    if (stat(data_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return;
+    int e = probe_writable(data_dir);
+    char was[sizeof err->message];
+    snprintf(was, sizeof was, "%s", err->message);
+    if (errno_full(e))
+        bcd__fail(err, BCD_EIO, "store_full", "no space left on device in the data directory %s (%.300s)", data_dir,
+                  was);
+    else if (errno_readonly(e))
+        bcd__fail(err, BCD_EIO, "store_unwritable",
+                  "the data directory %s is not writable (%s); the local store needs to write there, also to "
+                  "read (%.300s)",
+                  data_dir, strerror(e), was);
+}
+
 int bcd__store_local_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -2234,6 +2279,7 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     *out = s;
     return BCD_OK;
 fail:
+    explain_open_failure(err, data_dir);
     bcd__store_close(s);
     return rc;
 }

@@ -228,4 +228,46 @@ def trace_ops(path):
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [l.split(" ", 1) for l in f.read().splitlines() if l and not l.endswith("-shm")]
+        return [l.split(" ", 2) for l in f.read().splitlines() if l and not l.endswith("-shm")]
+
+
+def trace_bytes(path):
+    """Bytes written under the folder, as recorded by faultfs in a trace file."""
+    return sum(int(op[1]) for op in trace_ops(path) if op[0] == "write")
+
+
+def build_templates(root):
+    """Stores in the state before each command, built once with the real CLI:
+    {name: (data dir, command arguments, session id)}."""
+    t = {}
+
+    # image add: a session with three angles; the command adds a fourth
+    d = root / "add" / "data"
+    env = base_env(d)
+    sid = new_session(env, "check1", ANGLES[:3], complete=False)
+    t["image_add"] = (d, ["--json", "image", "add", sid, "up", os.path.join(EXAMPLES, "check1", "up.jpg")], sid)
+
+    # analyze: an analyzed earlier check (the baseline) and a completed new one
+    d = root / "analyze" / "data"
+    env = base_env(d)
+    s1 = new_session(env, "check1")
+    ok(run(env, "--json", "analyze", s1))
+    s2 = new_session(env, "check2")
+    t["analyze"] = (d, ["--json", "analyze", s2], s2)
+
+    # worker: the same, with the analysis of the new check queued
+    d = root / "worker" / "data"
+    copy_store(t["analyze"][0], d)
+    env = base_env(d)
+    q = ok(run(env, "--json", "analyze", s2, "--async"))
+    assert q["created"] is True
+    t["worker"] = (d, ["--json", "worker", "--drain"], s2)
+
+    # re-analysis: the new check analyzed, then one more front photo added to it
+    d = root / "reanalyze" / "data"
+    copy_store(t["analyze"][0], d)
+    env = base_env(d)
+    ok(run(env, "--json", "analyze", s2))
+    ok(run(env, "--json", "image", "add", s2, "front", os.path.join(EXAMPLES, "check1", "front.jpg")))
+    t["reanalyze"] = (d, ["--json", "analyze", s2], s2)
+    return t

@@ -9,11 +9,14 @@
  *                  included), write (write, pwrite, writev, fallocate), fsync (fsync,
  *                  fdatasync), truncate, rename, link, unlink, mkdir; "all" for every one
  *                  (default: write)
- *   FAULTFS_MATCH  only paths that contain this text (e.g. "-wal", "/blobs/")
+ *   FAULTFS_MATCH  only paths that contain this text (e.g. "-wal", "/blobs/"), or with a
+ *                  final "$" that end in it ("bcd.sqlite3$")
  *   FAULTFS_AFTER  let this many bytes of writes through first (a write that crosses the
- *                  limit is cut short there, as on a disk that fills up); default 0
+ *                  limit is cut short there, as on a disk that fills up; with an errno
+ *                  other than EROFS, creating files, folders and links fails from then
+ *                  on too); default 0
  *   FAULTFS_TRACE  a file to append one line per mutating operation under FAULTFS_DIR
- *                  ("op path"), failed or not; no failure is injected unless FAULTFS_OPS
+ *                  ("op bytes path", op ending in "!" when it was failed); no failure is injected unless FAULTFS_OPS
  *                  or FAULTFS_ERRNO is set.
  *
  * Descriptors are mapped to paths through /proc/self/fd. The shim calls the next
@@ -113,7 +116,12 @@ static bool under(const char *path)
         return false;
     if (strncmp(path, cfg.dir, cfg.dirlen) != 0 || (path[cfg.dirlen] != '/' && path[cfg.dirlen] != '\0'))
         return false;
-    return !cfg.match[0] || strstr(path, cfg.match) != NULL;
+    if (!cfg.match[0])
+        return true;
+    size_t m = strlen(cfg.match), n = strlen(path);
+    if (cfg.match[m - 1] == '$') /* "text$": paths that end in text */
+        return n >= m - 1 && strncmp(path + n - (m - 1), cfg.match, m - 1) == 0;
+    return strstr(path, cfg.match) != NULL;
 }
 
 /* Absolute form of (dirfd, path) into buf; false if it cannot be told. */
@@ -137,8 +145,7 @@ static bool abs_path(int dirfd, const char *path, char *buf, size_t cap)
             return false;
         base[n] = '\0';
     }
-    snprintf(buf, cap, "%s/%s", base, path);
-    return true;
+    return (size_t)snprintf(buf, cap, "%s/%s", base, path) < cap;
 }
 
 static bool fd_path(int fd, char *buf, size_t cap)
@@ -152,12 +159,12 @@ static bool fd_path(int fd, char *buf, size_t cap)
     return true;
 }
 
-static void trace(const char *op, const char *path, bool failed)
+static void trace(const char *op, size_t bytes, const char *path, bool failed)
 {
     if (cfg.trace_fd < 0)
         return;
     char line[PATH_MAX + 64];
-    int n = snprintf(line, sizeof line, "%s%s %s\n", op, failed ? "!" : "", path);
+    int n = snprintf(line, sizeof line, "%s%s %zu %s\n", op, failed ? "!" : "", bytes, path);
     if (n > 0 && (size_t)n < sizeof line) {
         ssize_t w = REAL(write)(cfg.trace_fd, line, (size_t)n);
         (void)w;
@@ -171,8 +178,9 @@ static bool hit_path(unsigned op, const char *name, int dirfd, const char *path)
     char abs[PATH_MAX];
     if (!cfg.dirlen || !abs_path(dirfd, path, abs, sizeof abs) || !under(abs))
         return false;
-    bool fail = (cfg.ops & op) != 0;
-    trace(name, abs, fail);
+    /* a full disk refuses new entries only once it is full */
+    bool fail = (cfg.ops & op) != 0 && (cfg.err == EROFS || op == OP_UNLINK || cfg.written >= cfg.after);
+    trace(name, 0, abs, fail);
     if (fail)
         errno = cfg.err;
     return fail;
@@ -185,7 +193,7 @@ static bool hit_fd(unsigned op, const char *name, int fd)
     if (!cfg.dirlen || !fd_path(fd, p, sizeof p) || !under(p))
         return false;
     bool fail = (cfg.ops & op) != 0;
-    trace(name, p, fail);
+    trace(name, 0, p, fail);
     if (fail)
         errno = cfg.err;
     return fail;
@@ -200,18 +208,18 @@ static size_t write_budget(int fd, size_t len, bool *fail)
     if (!cfg.dirlen || !fd_path(fd, p, sizeof p) || !under(p))
         return len;
     if (!(cfg.ops & OP_WRITE)) {
-        trace("write", p, false);
+        trace("write", len, p, false);
         return len;
     }
     long long left = cfg.after - cfg.written;
     if (left <= 0) {
-        trace("write", p, true);
+        trace("write", len, p, true);
         *fail = true;
         errno = cfg.err;
         return 0;
     }
-    trace("write", p, false);
     size_t ok = (long long)len > left ? (size_t)left : len;
+    trace("write", ok, p, false);
     cfg.written += (long long)ok;
     return ok;
 }
@@ -280,6 +288,13 @@ int mkstemp(char *tmpl)
         return -1;
     int fd = REAL(mkstemp)(tmpl);
     return fd;
+}
+
+int mkstemp64(char *tmpl)
+{
+    if (hit_path(OP_OPEN, "open", AT_FDCWD, tmpl))
+        return -1;
+    return REAL(mkstemp64)(tmpl);
 }
 
 int mkostemp(char *tmpl, int flags)

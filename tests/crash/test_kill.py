@@ -20,7 +20,7 @@ import shutil
 
 import pytest
 
-from conftest import (ANGLES, EXAMPLES, base_env, connect, copy_store, debris, kill_run, new_session, ok, run,
+from conftest import (ANGLES, EXAMPLES, base_env, build_templates, connect, copy_store, debris, kill_run, new_session, ok, run,
                       snapshot, timed_run, trace_ops, with_faultfs, without, SANITIZED)
 
 SEED = int(os.environ.get("BCD_CRASH_SEED") or random.SystemRandom().randrange(1 << 31))
@@ -31,40 +31,7 @@ SUMMARY = {}
 
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory):
-    """Stores in the state before each command, built once with the real CLI."""
-    root = tmp_path_factory.mktemp("templates")
-    t = {}
-
-    # image add: a session with three angles; the command adds a fourth
-    d = root / "add" / "data"
-    env = base_env(d)
-    sid = new_session(env, "check1", ANGLES[:3], complete=False)
-    t["image_add"] = (d, ["--json", "image", "add", sid, "up", os.path.join(EXAMPLES, "check1", "up.jpg")], sid)
-
-    # analyze: an analyzed earlier check (the baseline) and a completed new one
-    d = root / "analyze" / "data"
-    env = base_env(d)
-    s1 = new_session(env, "check1")
-    ok(run(env, "--json", "analyze", s1))
-    s2 = new_session(env, "check2")
-    t["analyze"] = (d, ["--json", "analyze", s2], s2)
-
-    # worker: the same, with the analysis of the new check queued
-    d = root / "worker" / "data"
-    copy_store(t["analyze"][0], d)
-    env = base_env(d)
-    q = ok(run(env, "--json", "analyze", s2, "--async"))
-    assert q["created"] is True
-    t["worker"] = (d, ["--json", "worker", "--drain"], s2)
-
-    # re-analysis: the new check analyzed, then one more front photo added to it
-    d = root / "reanalyze" / "data"
-    copy_store(t["analyze"][0], d)
-    env = base_env(d)
-    ok(run(env, "--json", "analyze", s2))
-    ok(run(env, "--json", "image", "add", s2, "front", os.path.join(EXAMPLES, "check1", "front.jpg")))
-    t["reanalyze"] = (d, ["--json", "analyze", s2], s2)
-    return t
+    return build_templates(tmp_path_factory.mktemp("templates"))
 
 
 def job_state(snap):
