@@ -8,7 +8,8 @@ has been opened again; and running the same command again must end in the new st
 Kill delays are uniform over the duration of the command measured at run time (so the
 ASan build, slower, is covered as well), plus one run in ten killed at once. The seed is
 printed and BCD_CRASH_SEED=<seed> replays a run; every failure names the seed, the run
-and the delay. BCD_CRASH_RUNS scales the number of runs (default 1: 215 runs).
+and the delay. BCD_CRASH_RUNS scales the number of runs (default 1: 215 runs; under ASan,
+where an analysis takes seconds, the analysis commands get fewer runs, at least 8 each).
 
 On the plain build the kills run under the faultfs shim in trace mode (no fault), so
 the test can tell which kills landed in the middle of the command's writes: after its
@@ -27,6 +28,7 @@ SEED = int(os.environ.get("BCD_CRASH_SEED") or random.SystemRandom().randrange(1
 SCALE = float(os.environ.get("BCD_CRASH_RUNS", "1"))
 RUNS = {"image_add": 65, "analyze": 50, "worker": 50, "reanalyze": 50}
 SUMMARY = {}
+ASAN_BUDGET_S = 40  # seconds of kill runs per command under ASan
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,9 @@ def scenario(name, templates, work, trace_ok):
         shutil.rmtree(d)
     assert new != old, "the command changed nothing"
     span = max(durations)
+    if SANITIZED:
+        # an analysis takes seconds under ASan: fewer runs there, same kill points per run
+        runs = min(runs, max(8, int(ASAN_BUDGET_S / (2 * span))))
     print("\n[%s] seed=%d runs=%d calibrated duration %.1f ms, %s store writes" %
           (name, SEED, runs, span * 1000, ref_ops if trace_ok else "untraced"))
 
