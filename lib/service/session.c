@@ -284,7 +284,7 @@ bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, cons
     size_t len = 0;
     bcd_image *img = NULL;
     struct bcd__image_row *in = NULL;
-    bool blob_created = false, put = false, registered = false;
+    bool blob_created = false, registered = false;
     char key[BCD__PATH_MAX] = "";
 
     st = bcd__read_file(svc->ctx, file_path, BCD__MAX_IMAGE_FILE, &data, &len);
@@ -322,7 +322,6 @@ bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, cons
         bcd__svc_from_store(svc, st);
         goto done;
     }
-    put = true;
     in = calloc(2, sizeof *in);
     if (!in) {
         st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
@@ -364,9 +363,8 @@ bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, cons
     bcd__j_int(&ok, o, "height", img->height);
     st = bcd__svc_emit(svc, o, ok, out);
 done:
-    if (st != BCD_OK && put && !registered) {
-        /* leave no orphan behind (the store keeps a blob that a row or another add in
-         * progress needs, so this is safe also when the bytes were there already);
+    if (st != BCD_OK && blob_created && !registered) {
+        /* leave no orphan behind (the store keeps a blob that a row references);
          * the error already recorded on svc stays */
         bcd__store_blob_delete(svc->store, key);
     }
