@@ -801,7 +801,9 @@ static bool valid_key(const char *key)
 /* ---- pending blobs (see the top of this file) -------------------------------------- */
 
 /* Exclusive flock on blobs/.pending for the decisions that create pending files or
- * remove final blobs. Returns the descriptor to pass to unlock_pending(), or -1. */
+ * remove final blobs. Returns the descriptor to pass to unlock_pending() (NO_LOCK where
+ * the file system has no such locks), or -1 with the failure recorded. */
+#define NO_LOCK (-2)
 static int lock_pending(bcd_store *s)
 {
     struct local *L = L_of(s);
@@ -811,6 +813,12 @@ static int lock_pending(bcd_store *s)
         return -1;
     }
     while (flock(fd, LOCK_EX) != 0) {
+        if (errno == EBADF || errno == ENOLCK || errno == EOPNOTSUPP) {
+            /* no flock on directories here (some network file systems): go on
+             * unlocked; only adds of the same bytes at the same instant could race */
+            close(fd);
+            return NO_LOCK;
+        }
         if (errno != EINTR) {
             file_fail(s, errno, "locking the folder %s", L->pending_dir);
             close(fd);
@@ -861,7 +869,7 @@ static bool pending_live(struct local *L, const char *key, const char *skip)
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) /* held, or cannot tell: keep the blob */
             live = true;
         close(fd);
     }
@@ -917,7 +925,7 @@ static bcd_status release_pending(bcd_store *s, size_t i, bool committed)
         unlink(p.path);
     } else {
         int lk = lock_pending(s);
-        if (lk < 0) {
+        if (lk == -1) {
             rc = BCD_EIO; /* the pending file stays: the next open cleans up */
         } else {
             rc = drop_unneeded(s, p.key, p.path);
@@ -962,7 +970,7 @@ static bcd_status recover_pending(bcd_store *s)
         return BCD_OK;
     }
     int lk = lock_pending(s);
-    if (lk < 0) {
+    if (lk == -1) {
         closedir(d);
         return BCD_EIO;
     }
@@ -1027,7 +1035,7 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
     /* the pending file, created and locked under the folder lock: a cleaner that sees
      * it unlocked knows its process is gone */
     int lk = lock_pending(s);
-    if (lk < 0)
+    if (lk == -1)
         return BCD_EIO;
     int fd = mkstemp(tmp);
     int e = errno;
@@ -1074,11 +1082,11 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
             /* undo the final file unless another add or a row needs it */
             bcd_error saved = s->err;
             lk = lock_pending(s);
-            if (lk >= 0)
+            if (lk != -1)
                 drop_unneeded(s, key, tmp);
             unlock_pending(lk);
             s->err = saved;
-            if (lk < 0) {
+            if (lk == -1) {
                 close(fd); /* the pending file stays: the next open removes both */
                 return rc;
             }
@@ -1110,7 +1118,7 @@ static bcd_status l_blob_delete(bcd_store *s, const char *key)
     if (mine)
         return rc;
     int lk = lock_pending(s);
-    if (lk < 0)
+    if (lk == -1)
         return BCD_EIO;
     rc = drop_unneeded(s, key, NULL);
     unlock_pending(lk);
@@ -2269,9 +2277,13 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
         rc = enable_wal(s);
     if (rc == BCD_OK)
         rc = migrate(s, target_version);
-    /* what a crash of an earlier process left half done */
-    if (rc == BCD_OK)
-        rc = recover_pending(s);
+    /* what a crash of an earlier process left half done; a failure here loses nothing
+     * (no row names those files) and the next open tries again */
+    if (rc == BCD_OK && recover_pending(s) != BCD_OK) {
+        bcd__log(ctx, BCD_LOG_WARN, "local store %s: cannot remove what an interrupted add left: %s", L->dir,
+                 s->err.message);
+        bcd__error_clear(&s->err);
+    }
     if (rc != BCD_OK) {
         bcd__error_copy(err, &s->err);
         goto fail;
