@@ -94,23 +94,25 @@ def ok(r):
 
 
 def timed_run(env, args):
-    """Run to completion; (seconds from spawn to exit, Result)."""
-    t0 = time.monotonic()
+    """Run to completion; (seconds from spawn to exit, Result, CLOCK_MONOTONIC ns at spawn)."""
+    t0 = time.monotonic_ns()
     p = subprocess.Popen([CLI, *map(str, args)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=env["HOME"])
     out, err = p.communicate(timeout=300)
-    return time.monotonic() - t0, Result(p.returncode, out, err)
+    return (time.monotonic_ns() - t0) / 1e9, Result(p.returncode, out, err), t0
 
 
 def kill_run(env, args, delay):
-    """Start bcd-cli and SIGKILL it `delay` seconds later (0: at once). Returns True when
-    the kill landed (the process had not exited yet)."""
+    """Start bcd-cli and SIGKILL it `delay` seconds later (0: at once; None: no kill from
+    here, the faultfs shim kills it at a write). Returns True when it died of SIGKILL
+    (the process had not exited yet)."""
     with tempfile.TemporaryFile() as errf:
         p = subprocess.Popen([CLI, *map(str, args)], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=errf, cwd=env["HOME"])
-        if delay > 0:
-            time.sleep(delay)
-        p.kill()
+        if delay is not None:
+            if delay > 0:
+                time.sleep(delay)
+            p.kill()
         rc = p.wait(timeout=300)
         if rc not in (0, -9):
             errf.seek(0)
@@ -223,12 +225,13 @@ def without(snap, *keys):
 
 
 def trace_ops(path):
-    """Mutating operations recorded by faultfs in a trace file, the shared-memory index
-    (-shm, which every open touches) left out."""
+    """Mutating operations recorded by faultfs in a trace file, as [op, bytes,
+    CLOCK_MONOTONIC ns, path], the shared-memory index (-shm, which every open touches)
+    left out."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [l.split(" ", 2) for l in f.read().splitlines() if l and not l.endswith("-shm")]
+        return [l.split(" ", 3) for l in f.read().splitlines() if l and not l.endswith("-shm")]
 
 
 def trace_bytes(path):

@@ -15,8 +15,14 @@
  *                  limit is cut short there, as on a disk that fills up; with an errno
  *                  other than EROFS, creating files, folders and links fails from then
  *                  on too); default 0
+ *   FAULTFS_KILL_AT  N: the process SIGKILLs itself just before its N-th data operation
+ *                  under FAULTFS_DIR (writes, syncs, truncations, renames, links,
+ *                  removals, folder creations; opening files and the -shm index do not
+ *                  count), a crash at an exact point of its writes
+ *   FAULTFS_TORN   1: if that operation is a write, half of it is written first (a torn
+ *                  write)
  *   FAULTFS_TRACE  a file to append one line per mutating operation under FAULTFS_DIR
- *                  ("op bytes path", op ending in "!" when it was failed); no failure is injected unless FAULTFS_OPS
+ *                  ("op bytes monotonic-ns path", op ending in "!" when it was failed); no failure is injected unless FAULTFS_OPS
  *                  or FAULTFS_ERRNO is set.
  *
  * Descriptors are mapped to paths through /proc/self/fd. The shim calls the next
@@ -39,6 +45,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { OP_OPEN = 1, OP_WRITE = 2, OP_FSYNC = 4, OP_TRUNCATE = 8, OP_RENAME = 16, OP_LINK = 32, OP_UNLINK = 64,
@@ -54,6 +62,10 @@ static struct {
     long long after;
     long long written;
     int trace_fd;
+    long kill_at;     /* SIGKILL the process at this data operation (1-based), 0: never */
+    bool torn;        /* ... a write being half done first */
+    long data_ops;    /* data operations seen so far */
+    bool kill_after;  /* the write under way is the torn one: kill once it is done */
 } cfg = {.trace_fd = -1};
 
 #define REAL(name) ((__typeof__(&name))real_sym(#name))
@@ -105,6 +117,10 @@ static void setup(void)
         snprintf(cfg.match, sizeof cfg.match, "%s", m);
     const char *a = getenv("FAULTFS_AFTER");
     cfg.after = a ? atoll(a) : 0;
+    const char *k = getenv("FAULTFS_KILL_AT");
+    cfg.kill_at = k ? atol(k) : 0;
+    const char *tw = getenv("FAULTFS_TORN");
+    cfg.torn = tw && strcmp(tw, "1") == 0;
     const char *t = getenv("FAULTFS_TRACE");
     if (t && *t)
         cfg.trace_fd = REAL(open)(t, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -159,12 +175,31 @@ static bool fd_path(int fd, char *buf, size_t cap)
     return true;
 }
 
+/* Count a data operation (anything but opening a file or touching the -shm index) and
+ * crash at the chosen one. Returns true when a write should be torn (half written, then
+ * the crash). */
+static bool crash_point(const char *op, const char *path)
+{
+    size_t n = strlen(path);
+    if (!cfg.kill_at || strcmp(op, "open") == 0 || (n >= 4 && strcmp(path + n - 4, "-shm") == 0))
+        return false;
+    if (++cfg.data_ops < cfg.kill_at)
+        return false;
+    if (cfg.torn && strcmp(op, "write") == 0)
+        return true;
+    kill(getpid(), SIGKILL);
+    return false;
+}
+
 static void trace(const char *op, size_t bytes, const char *path, bool failed)
 {
     if (cfg.trace_fd < 0)
         return;
-    char line[PATH_MAX + 64];
-    int n = snprintf(line, sizeof line, "%s%s %zu %s\n", op, failed ? "!" : "", bytes, path);
+    char line[PATH_MAX + 96];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    int n = snprintf(line, sizeof line, "%s%s %zu %lld %s\n", op, failed ? "!" : "", bytes, ns, path);
     if (n > 0 && (size_t)n < sizeof line) {
         ssize_t w = REAL(write)(cfg.trace_fd, line, (size_t)n);
         (void)w;
@@ -181,6 +216,7 @@ static bool hit_path(unsigned op, const char *name, int dirfd, const char *path)
     /* a full disk refuses new entries only once it is full */
     bool fail = (cfg.ops & op) != 0 && (cfg.err == EROFS || op == OP_UNLINK || cfg.written >= cfg.after);
     trace(name, 0, abs, fail);
+    crash_point(name, abs);
     if (fail)
         errno = cfg.err;
     return fail;
@@ -194,6 +230,7 @@ static bool hit_fd(unsigned op, const char *name, int fd)
         return false;
     bool fail = (cfg.ops & op) != 0;
     trace(name, 0, p, fail);
+    crash_point(name, p);
     if (fail)
         errno = cfg.err;
     return fail;
@@ -209,6 +246,10 @@ static size_t write_budget(int fd, size_t len, bool *fail)
         return len;
     if (!(cfg.ops & OP_WRITE)) {
         trace("write", len, p, false);
+        if (crash_point("write", p)) { /* torn: half of it, then the crash */
+            cfg.kill_after = true;
+            return len / 2;
+        }
         return len;
     }
     long long left = cfg.after - cfg.written;
@@ -310,7 +351,10 @@ ssize_t write(int fd, const void *buf, size_t len)
     size_t n = write_budget(fd, len, &fail);
     if (fail)
         return -1;
-    return REAL(write)(fd, buf, n);
+    ssize_t w = REAL(write)(fd, buf, n);
+    if (cfg.kill_after)
+        kill(getpid(), SIGKILL);
+    return w;
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
@@ -319,7 +363,10 @@ ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
     size_t n = write_budget(fd, len, &fail);
     if (fail)
         return -1;
-    return REAL(pwrite)(fd, buf, n, off);
+    ssize_t w = REAL(pwrite)(fd, buf, n, off);
+    if (cfg.kill_after)
+        kill(getpid(), SIGKILL);
+    return w;
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t len, off64_t off)
@@ -328,7 +375,10 @@ ssize_t pwrite64(int fd, const void *buf, size_t len, off64_t off)
     size_t n = write_budget(fd, len, &fail);
     if (fail)
         return -1;
-    return REAL(pwrite64)(fd, buf, n, off);
+    ssize_t w = REAL(pwrite64)(fd, buf, n, off);
+    if (cfg.kill_after)
+        kill(getpid(), SIGKILL);
+    return w;
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -342,6 +392,16 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
         return -1;
     if (n == len)
         return REAL(writev)(fd, iov, cnt);
+    if (cfg.kill_after) {
+        /* torn: the first half, then the crash */
+        for (int i = 0; i < cnt && n; i++) {
+            size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
+            if (REAL(write)(fd, iov[i].iov_base, k) < 0)
+                break;
+            n -= k;
+        }
+        kill(getpid(), SIGKILL);
+    }
     /* cut short: write the first n bytes only */
     ssize_t done = 0;
     for (int i = 0; i < cnt && (size_t)done < n; i++) {

@@ -5,19 +5,24 @@ the command or the state after it, whole (checked table by table against a refer
 run, and blob by blob against the rows), with no orphan or temporary file once the store
 has been opened again; and running the same command again must end in the new state.
 
-Kill delays are uniform over the duration of the command measured at run time (so the
-ASan build, slower, is covered as well), plus one run in ten killed at once. The seed is
+Kill points: one run in ten is killed at once; about a third of the runs are killed by
+the faultfs shim itself just before the n-th write of the command (n uniform over the
+writes a reference run makes; half of them with that write torn, half done); the others
+after a delay measured at run time (so the ASan build, slower, is covered as well),
+uniform over the stretch where the command writes to the store or over its whole run. The seed is
 printed and BCD_CRASH_SEED=<seed> replays a run; every failure names the seed, the run
 and the delay. BCD_CRASH_RUNS scales the number of runs (default 1: 215 runs; under ASan,
 where an analysis takes seconds, the analysis commands get fewer runs, at least 8 each).
 
-On the plain build the kills run under the faultfs shim in trace mode (no fault), so
-the test can tell which kills landed in the middle of the command's writes: after its
-first write to the store and before its last one.
+The kills run under the faultfs shim in trace mode (no fault), so the test can tell
+which kills landed in the middle of the command's writes: after its first write to the
+store (blob file or database log) and before its last one (the log checkpointed and
+removed on close).
 """
 import os
 import random
 import shutil
+import statistics
 
 import pytest
 
@@ -34,6 +39,12 @@ ASAN_BUDGET_S = 40  # seconds of kill runs per command under ASan
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory):
     return build_templates(tmp_path_factory.mktemp("templates"))
+
+
+def data_writes(trace):
+    """The writes of a traced run that change stored data: writes, syncs, renames, links,
+    removals (creating the database's log file on open does not count)."""
+    return [op for op in trace_ops(trace) if not op[0].startswith("open")]
 
 
 def job_state(snap):
@@ -71,45 +82,68 @@ def scenario(name, templates, work, trace_ok):
 
     # calibration: reference runs to completion, timed (under the shim as the kills are);
     # the longest one sets the span, so that the last writes are within reach
-    durations, new, ref_ops = [], None, None
+    durations, windows, new, ref_ops = [], [], None, None
     for k in range(5):
         d = work / ("%s-ref%d" % (name, k))
         copy_store(template, d / "data")
         env = base_env(d / "data", home=d)
         if trace_ok:
             env = with_faultfs(env, d / "data", trace=d / "trace")
-        secs, r = timed_run(env, args)
+        secs, r, t0 = timed_run(env, args)
         assert r.rc == 0, r.err
         durations.append(secs)
+        writes = data_writes(str(d / "trace"))
+        if writes:  # when the command writes, in seconds from its start
+            windows.append(((int(writes[0][2]) - t0) / 1e9, (int(writes[-1][2]) - t0) / 1e9))
         snap = snapshot(str(d / "data"))
         assert new is None or snap == new, "two reference runs of %s differ: the comparison would be meaningless" % name
         new = snap
-        ops = len(trace_ops(str(d / "trace")))
+        ops = len(data_writes(str(d / "trace")))
         ref_ops = ops if ref_ops is None else min(ref_ops, ops)
         shutil.rmtree(d)
     assert new != old, "the command changed nothing"
     span = max(durations)
+    # half of the kills aim at the stretch where the command writes (median over the
+    # calibration runs), the others at any point of its run
+    lo, hi = (statistics.median(w[0] for w in windows), statistics.median(w[1] for w in windows)) \
+        if windows else (0.0, span)
     if SANITIZED:
         # an analysis takes seconds under ASan: fewer runs there, same kill points per run
         runs = min(runs, max(8, int(ASAN_BUDGET_S / (2 * span))))
-    print("\n[%s] seed=%d runs=%d calibrated duration %.1f ms, %s store writes" %
-          (name, SEED, runs, span * 1000, ref_ops if trace_ok else "untraced"))
+    print("\n[%s] seed=%d runs=%d calibrated duration %.1f ms, %s store writes from %.1f to %.1f ms" %
+          (name, SEED, runs, span * 1000, ref_ops if trace_ok else "untraced", lo * 1000, hi * 1000))
 
-    stats = {"runs": runs, "killed": 0, "mid_write": 0, "debris": 0, "old": 0, "new": 0}
+    stats = {"runs": runs, "killed": 0, "timed_mid_write": 0, "write_point": 0, "debris": 0, "old": 0, "new": 0}
     for i in range(runs):
-        delay = 0.0 if i % 10 == 0 else rng.uniform(0, span)
-        label = "seed=%d scenario=%s run=%d delay=%.3f ms" % (SEED, name, i, delay * 1000)
+        point = trace_ok and i % 10 != 0 and i % 3 == 1 and ref_ops >= 2
+        if point:
+            # a crash at an exact write: the shim kills the process just before its
+            # n-th write (torn: with half of that write done)
+            n, torn = rng.randint(2, ref_ops), rng.random() < 0.5
+            delay = None
+            label = "seed=%d scenario=%s run=%d kill at write %d of %d%s" % (SEED, name, i, n, ref_ops,
+                                                                              " (torn)" if torn else "")
+        else:
+            delay = 0.0 if i % 10 == 0 else rng.uniform(lo, hi) if i % 2 else rng.uniform(0, span)
+            label = "seed=%d scenario=%s run=%d delay=%.3f ms" % (SEED, name, i, delay * 1000)
         d = work / ("%s-%d" % (name, i))
         data = d / "data"
         copy_store(template, data)
         env = base_env(data, home=d)
-        kenv = with_faultfs(env, data, trace=d / "trace") if trace_ok else env
+        kenv = env
+        if point:
+            kenv = with_faultfs(env, data, trace=d / "trace", kill_at=n, torn=int(torn))
+        elif trace_ok:
+            kenv = with_faultfs(env, data, trace=d / "trace")
         try:
             killed = kill_run(kenv, args, delay)
-            ops = len(trace_ops(str(d / "trace")))
+            ops = len(data_writes(str(d / "trace")))
             stats["killed"] += killed
-            if killed and trace_ok and 0 < ops < ref_ops:
-                stats["mid_write"] += 1
+            if point:
+                assert killed, "the command ended before its write %d" % n
+                stats["write_point"] += 1
+            elif killed and trace_ok and 0 < ops < ref_ops:
+                stats["timed_mid_write"] += 1
             if debris(str(data)):
                 stats["debris"] += 1
             # the next open of the store cleans up after the crash
