@@ -3,20 +3,36 @@
  *   <data_dir>/bcd.sqlite3    sessions, images, analyses, embeddings (WAL mode)
  *   <data_dir>/blobs/<session_id>/<sha256>.<ext>    image files, content addressed
  *
+ *   <data_dir>/blobs/.pending/<session_id>.<sha256>.<ext>.XXXXXX    blobs being added
+ *
  * Atomicity: every operation that writes more than one row runs in one
  * `BEGIN IMMEDIATE ... COMMIT` transaction (WAL, synchronous=FULL), so a failure or a
- * crash at any point leaves the database as it was before the operation. Blobs are
- * written to a temporary file in the final folder, fsynced, renamed into place and the
- * folder fsynced; readers never see a partial blob.
+ * crash at any point leaves the database as it was before the operation.
+ *
+ * Blobs and rows: a blob is written before the image row that names it, so a row never
+ * names a missing or partial file. The bytes go to a pending file (blobs/.pending,
+ * fsynced, its folder fsynced) that the writing handle holds an flock on; the pending
+ * file is hard-linked to the final name (folder fsynced) and stays, locked, until the
+ * row is committed (then it is removed) or the add is given up (then the blob is
+ * removed unless a row or another live pending file needs it). A process that dies in
+ * between leaves a pending file nobody holds: the next open of the store removes it,
+ * and the blob it names if no row took it. So after a crash the store is, once opened,
+ * exactly its state before or after the interrupted add: no orphan, no partial file.
+ * Decisions to remove a final blob are taken under an flock on blobs/.pending, which
+ * every new pending file is created under, so a concurrent add of the same bytes is
+ * never undone.
  * Folders are created 0700 and the database file 0600 (the -wal/-shm files inherit its
  * mode): these are photos of people's bodies.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +42,7 @@
 
 #define DB_NAME "bcd.sqlite3"
 #define BLOB_DIR "blobs"
+#define PENDING_DIR ".pending"
 #define BUSY_TIMEOUT_MS 10000
 
 /* Schema history. Version N is reached by running migrations[0..N-1] in order, each in
@@ -139,11 +156,21 @@ static const char *const migrations[] = {
     "CASE " col " WHEN 'front' THEN 0 WHEN 'left' THEN 1 WHEN 'right' THEN 2 WHEN 'up' THEN 3 "                   \
     "WHEN 'down' THEN 4 WHEN 'raised' THEN 5 ELSE 6 END"
 
+/* A blob put by this handle whose image row is not committed yet. */
+struct pending {
+    char *key;       /* "<session_id>/<sha256>.<ext>" */
+    char *path;      /* the pending file, absolute */
+    int fd;          /* open, flock()ed while the add is under way */
+};
+
 struct local {
     sqlite3 *db;
     char *dir;       /* absolute data directory */
     char *db_path;
     char *blob_dir;
+    char *pending_dir;
+    struct pending *pend;
+    size_t npend, cap_pend;
     int fail_after;  /* test fault injection: < 0 off */
     int fail_mode;
 };
@@ -153,14 +180,50 @@ static struct local *L_of(bcd_store *s)
     return (struct local *)s->impl;
 }
 
+static void committed_key(bcd_store *s, const char *key);
+
 /* ---- errors ---------------------------------------------------------------------- */
+
+static bool errno_full(int e)
+{
+    return e == ENOSPC || e == EDQUOT;
+}
+
+static bool errno_readonly(int e)
+{
+    return e == EROFS || e == EACCES || e == EPERM;
+}
+
+/* Record a failed file operation: `doing` says what ("writing image file X"), e is errno.
+ * Full disk and read-only file system get their own codes and say so in words. */
+static bcd_status file_fail(bcd_store *s, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bcd_status file_fail(bcd_store *s, int e, const char *fmt, ...)
+{
+    char doing[PATH_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(doing, sizeof doing, fmt, ap);
+    va_end(ap);
+    if (errno_full(e))
+        return bcd__fail(&s->err, BCD_EIO, "store_full", "no space left on device while %s", doing);
+    if (errno_readonly(e))
+        return bcd__fail(&s->err, BCD_EIO, "store_unwritable", "the data directory is not writable (%s) while %s",
+                         strerror(e), doing);
+    return bcd__fail(&s->err, BCD_EIO, "store_io_error", "I/O error while %s: %s", doing, strerror(e));
+}
 
 /* Record a SQLite failure; rc is the (extended) result code. */
 static bcd_status sqlfail(bcd_store *s, int rc, const char *what)
 {
     struct local *L = L_of(s);
     const char *msg = L && L->db && sqlite3_errcode(L->db) == rc ? sqlite3_errmsg(L->db) : sqlite3_errstr(rc);
-    switch (rc & 0xff) {
+    const char *db = L && L->db_path ? L->db_path : "?";
+    int e = L && L->db ? sqlite3_system_errno(L->db) : 0;
+    const int cls = rc & 0xff;
+    if (errno_full(e) && (cls == SQLITE_IOERR || cls == SQLITE_CANTOPEN || cls == SQLITE_FULL))
+        return bcd__fail(&s->err, BCD_EIO, "store_full",
+                         "no space left on device while writing the local database %s (%s)", db, what);
+    switch (cls) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         return bcd__fail(&s->err, BCD_EIO, "store_busy",
@@ -174,11 +237,22 @@ static bcd_status sqlfail(bcd_store *s, int rc, const char *what)
     case SQLITE_NOMEM:
         return bcd__fail(&s->err, BCD_ENOMEM, "out_of_memory", "%s: out of memory", what);
     case SQLITE_FULL:
-        return bcd__fail(&s->err, BCD_EIO, "store_full", "%s: disk full (%s)", what, msg);
+        return bcd__fail(&s->err, BCD_EIO, "store_full", "no space left on device while writing the local database %s (%s)",
+                         db, what);
     case SQLITE_READONLY:
+        return bcd__fail(&s->err, BCD_EIO, "store_unwritable",
+                         "the local database %s cannot be written (%s: %s; read-only file system or no write "
+                         "permission on the data directory)", db, what, msg);
     case SQLITE_PERM:
     case SQLITE_CANTOPEN:
-        return bcd__fail(&s->err, BCD_EIO, "store_unwritable", "%s: %s", what, msg);
+        return bcd__fail(&s->err, BCD_EIO, "store_unwritable", "cannot open the local database %s (%s: %s%s%s)", db,
+                         what, msg, e ? ": " : "", e ? strerror(e) : "");
+    case SQLITE_IOERR:
+        if (errno_readonly(e))
+            return bcd__fail(&s->err, BCD_EIO, "store_unwritable",
+                             "the local database %s cannot be written (%s: %s)", db, what, strerror(e));
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "I/O error on the local database %s (%s: %s%s%s)", db,
+                         what, msg, e ? ": " : "", e ? strerror(e) : "");
     default:
         return bcd__fail(&s->err, BCD_EIO, "store_io_error", "%s: %s", what, msg);
     }
@@ -636,7 +710,10 @@ static bcd_status l_image_register(bcd_store *s, const struct bcd__image_row *in
     bcd_status rc = begin(s);
     if (rc != BCD_OK)
         return rc;
-    return finish(s, register_locked(s, in, out, created));
+    rc = finish(s, register_locked(s, in, out, created));
+    if (rc == BCD_OK)
+        committed_key(s, out->storage_path); /* the row is in: the blob needs no guard now */
+    return rc;
 }
 
 /* ---- blobs ------------------------------------------------------------------------ */
@@ -666,12 +743,12 @@ static bcd_status fsync_dir(bcd_store *s, const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot open %s: %s", dir, strerror(errno));
+        return file_fail(s, errno, "opening the folder %s", dir);
     int r = fsync(fd);
     int e = errno;
     close(fd);
     if (r != 0 && e != EINVAL) /* some file systems cannot fsync directories */
-        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot sync %s: %s", dir, strerror(e));
+        return file_fail(s, e, "syncing the folder %s", dir);
     return BCD_OK;
 }
 
@@ -697,60 +774,10 @@ static bcd_status write_all(bcd_store *s, int fd, const void *data, size_t len, 
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return bcd__fail(&s->err, BCD_EIO, errno == ENOSPC ? "store_full" : "store_io_error",
-                             "cannot write %s: %s", path, strerror(errno));
+            return file_fail(s, w < 0 ? errno : ENOSPC, "writing the image file %s", path);
         p += w;
         len -= (size_t)w;
     }
-    return BCD_OK;
-}
-
-static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *sha, const char *ext,
-                             const void *data, size_t len, char *key, bool *created)
-{
-    struct local *L = L_of(s);
-    if (!bcd__uuid_valid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
-        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
-    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
-    snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);
-    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", L->blob_dir, session_id) >= sizeof dir ||
-        (size_t)snprintf(path, sizeof path, "%s/%s", L->blob_dir, key) >= sizeof path ||
-        (size_t)snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", dir) >= sizeof tmp)
-        return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "data directory path is too long");
-
-    bool made = false;
-    if (mkdir_one(dir, &made) != 0)
-        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot create %s: %s", dir, strerror(errno));
-    if (made) {
-        bcd_status rc = fsync_dir(s, L->blob_dir);
-        if (rc != BCD_OK)
-            return rc;
-    }
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
-        /* content addressed: same name, same size = same bytes (sha256) */
-        *created = false;
-        return BCD_OK;
-    }
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot create a file in %s: %s", dir,
-                         strerror(errno));
-    bcd_status rc = write_all(s, fd, data, len, tmp);
-    if (rc == BCD_OK && fsync(fd) != 0)
-        rc = bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot sync %s: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && rc == BCD_OK)
-        rc = bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot close %s: %s", tmp, strerror(errno));
-    if (rc == BCD_OK && rename(tmp, path) != 0)
-        rc = bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot rename %s: %s", tmp, strerror(errno));
-    if (rc != BCD_OK) {
-        unlink(tmp);
-        return rc;
-    }
-    rc = fsync_dir(s, dir);
-    if (rc != BCD_OK)
-        return rc;
-    *created = true;
     return BCD_OK;
 }
 
@@ -771,12 +798,88 @@ static bool valid_key(const char *key)
     return valid_hex(hex, 64) && valid_ext(dot + 1);
 }
 
-static bcd_status l_blob_delete(bcd_store *s, const char *key)
+/* ---- pending blobs (see the top of this file) -------------------------------------- */
+
+/* Exclusive flock on blobs/.pending for the decisions that create pending files or
+ * remove final blobs. Returns the descriptor to pass to unlock_pending() (NO_LOCK where
+ * the file system has no such locks), or -1 with the failure recorded. */
+#define NO_LOCK (-2)
+static int lock_pending(bcd_store *s)
 {
     struct local *L = L_of(s);
-    if (!valid_key(key))
-        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a blob key: %s", key);
-    /* never remove a blob that an image row references */
+    int fd = open(L->pending_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        file_fail(s, errno, "opening the folder %s", L->pending_dir);
+        return -1;
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno == EBADF || errno == ENOLCK || errno == EOPNOTSUPP) {
+            /* no flock on directories here (some network file systems): go on
+             * unlocked; only adds of the same bytes at the same instant could race */
+            close(fd);
+            return NO_LOCK;
+        }
+        if (errno != EINTR) {
+            file_fail(s, errno, "locking the folder %s", L->pending_dir);
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void unlock_pending(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* drops the flock */
+}
+
+/* The key a pending file name stands for: "<uuid>.<64 hex>.<ext>.XXXXXX" ->
+ * "<uuid>/<64 hex>.<ext>". False if the name is not one. */
+static bool pending_key(const char *name, char *key, size_t cap)
+{
+    size_t n = strlen(name);
+    if (n < 38 + 7 || n >= cap || name[36] != '.')
+        return false;
+    const char *suffix = strrchr(name, '.');
+    if (!suffix || strlen(suffix) != 7 || suffix - name <= 37)
+        return false;
+    memcpy(key, name, (size_t)(suffix - name));
+    key[suffix - name] = '\0';
+    key[36] = '/';
+    return valid_key(key);
+}
+
+/* Whether a process other than this handle holds a pending file of key (skip: the
+ * pending file of this handle to leave out, or NULL). Caller holds lock_pending(). */
+static bool pending_live(struct local *L, const char *key, const char *skip)
+{
+    DIR *d = opendir(L->pending_dir);
+    if (!d)
+        return false;
+    bool live = false;
+    struct dirent *de;
+    char k[BCD__PATH_MAX], path[PATH_MAX];
+    while (!live && (de = readdir(d))) {
+        if (!pending_key(de->d_name, k, sizeof k) || strcmp(k, key) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", L->pending_dir, de->d_name);
+        if (skip && strcmp(path, skip) == 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) /* held, or cannot tell: keep the blob */
+            live = true;
+        close(fd);
+    }
+    closedir(d);
+    return live;
+}
+
+/* Whether an image row names key. BCD_OK with *ref set, or a recorded failure. */
+static bcd_status blob_referenced(bcd_store *s, const char *key, bool *ref)
+{
     sqlite3_stmt *st;
     bcd_status rc = prep(s, &st, "SELECT 1 FROM images WHERE storage_path = ?1 LIMIT 1");
     if (rc != BCD_OK)
@@ -784,15 +887,242 @@ static bcd_status l_blob_delete(bcd_store *s, const char *key)
     bind_text(st, 1, key);
     int r = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (r == SQLITE_ROW)
-        return BCD_OK;
-    if (r != SQLITE_DONE)
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
         return sqlfail(s, r, "check blob references");
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", L->blob_dir, key);
-    if (unlink(path) != 0 && errno != ENOENT)
-        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "cannot remove %s: %s", path, strerror(errno));
+    *ref = r == SQLITE_ROW;
     return BCD_OK;
+}
+
+/* Remove the final blob of key unless a row names it or another live pending file
+ * needs it. Caller holds lock_pending(). */
+static bcd_status drop_unneeded(bcd_store *s, const char *key, const char *skip)
+{
+    struct local *L = L_of(s);
+    bool ref = false;
+    bcd_status rc = blob_referenced(s, key, &ref);
+    if (rc != BCD_OK || ref || pending_live(L, key, skip))
+        return rc;
+    char path[PATH_MAX], dir[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", L->blob_dir, key);
+    if (unlink(path) != 0) {
+        if (errno == ENOENT)
+            return BCD_OK;
+        return file_fail(s, errno, "removing %s", path);
+    }
+    snprintf(dir, sizeof dir, "%s/%.36s", L->blob_dir, key);
+    return fsync_dir(s, dir);
+}
+
+/* Forget pending entry i of this handle. committed: its row is in; else the blob goes
+ * too unless something else needs it. */
+static bcd_status release_pending(bcd_store *s, size_t i, bool committed)
+{
+    struct local *L = L_of(s);
+    struct pending p = L->pend[i];
+    L->pend[i] = L->pend[--L->npend];
+    bcd_status rc = BCD_OK;
+    if (committed) {
+        unlink(p.path);
+    } else {
+        int lk = lock_pending(s);
+        if (lk == -1) {
+            rc = BCD_EIO; /* the pending file stays: the next open cleans up */
+        } else {
+            rc = drop_unneeded(s, p.key, p.path);
+            if (rc == BCD_OK)
+                unlink(p.path);
+            unlock_pending(lk);
+        }
+    }
+    close(p.fd);
+    free(p.key);
+    free(p.path);
+    return rc;
+}
+
+/* After a successful register (or any read that proved the row is in): release the
+ * pending entries of key. */
+static void committed_key(bcd_store *s, const char *key)
+{
+    struct local *L = L_of(s);
+    for (size_t i = L->npend; i-- > 0;)
+        if (strcmp(L->pend[i].key, key) == 0)
+            release_pending(s, i, true);
+}
+
+/* On open: pending files whose process is gone (no flock on them) are what a crash
+ * left. Remove each, and the final blob it names unless a row or a live add needs it.
+ * Anything else in the folder that nobody holds is debris of a crash too. */
+static bcd_status recover_pending(bcd_store *s)
+{
+    struct local *L = L_of(s);
+    DIR *d = opendir(L->pending_dir);
+    if (!d)
+        return file_fail(s, errno, "opening the folder %s", L->pending_dir);
+    /* cheap check first: usually the folder is empty */
+    struct dirent *de;
+    bool any = false;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            any = true;
+    if (!any) {
+        closedir(d);
+        return BCD_OK;
+    }
+    int lk = lock_pending(s);
+    if (lk == -1) {
+        closedir(d);
+        return BCD_EIO;
+    }
+    rewinddir(d);
+    bcd_status rc = BCD_OK;
+    bool removed = false;
+    char key[BCD__PATH_MAX], path[PATH_MAX];
+    while (rc == BCD_OK && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", L->pending_dir, de->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        bool dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+        if (dead) {
+            if (pending_key(de->d_name, key, sizeof key))
+                rc = drop_unneeded(s, key, path);
+            if (rc == BCD_OK && unlink(path) != 0 && errno != ENOENT)
+                rc = file_fail(s, errno, "removing %s", path);
+            removed = true;
+            bcd__log(s->ctx, BCD_LOG_INFO, "local store: removed %s left by an interrupted image add", path);
+        }
+        close(fd);
+    }
+    closedir(d);
+    if (rc == BCD_OK && removed)
+        rc = fsync_dir(s, L->pending_dir);
+    unlock_pending(lk);
+    return rc;
+}
+
+static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *sha, const char *ext,
+                             const void *data, size_t len, char *key, bool *created)
+{
+    struct local *L = L_of(s);
+    if (!bcd__uuid_valid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
+    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", L->blob_dir, session_id) >= sizeof dir ||
+        (size_t)snprintf(path, sizeof path, "%s/%s", L->blob_dir, key) >= sizeof path ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s/%s.%s.%s.XXXXXX", L->pending_dir, session_id, sha, ext) >= sizeof tmp)
+        return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "data directory path is too long");
+    if (L->npend == L->cap_pend) {
+        size_t ncap = L->cap_pend ? L->cap_pend * 2 : 4;
+        struct pending *np = realloc(L->pend, ncap * sizeof *np);
+        if (!np)
+            return oom(s);
+        L->pend = np;
+        L->cap_pend = ncap;
+    }
+
+    bool made = false;
+    if (mkdir_one(dir, &made) != 0)
+        return file_fail(s, errno, "creating the folder %s", dir);
+    if (made) {
+        bcd_status rc = fsync_dir(s, L->blob_dir);
+        if (rc != BCD_OK)
+            return rc;
+    }
+    /* the pending file, created and locked under the folder lock: a cleaner that sees
+     * it unlocked knows its process is gone */
+    int lk = lock_pending(s);
+    if (lk == -1)
+        return BCD_EIO;
+    int fd = mkstemp(tmp);
+    int e = errno;
+    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+        e = errno;
+        close(fd);
+        unlink(tmp);
+        fd = -1;
+    }
+    unlock_pending(lk);
+    if (fd < 0)
+        return file_fail(s, e, "creating a file in %s", L->pending_dir);
+
+    bcd_status rc = BCD_OK;
+    bool made_blob = false;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
+        /* content addressed: same name, same size = same bytes (sha256); the pending
+         * file (empty) keeps it from being removed until the row is in */
+    } else {
+        rc = write_all(s, fd, data, len, tmp);
+        if (rc == BCD_OK && fsync(fd) != 0)
+            rc = file_fail(s, errno, "syncing the image file %s", tmp);
+        if (rc == BCD_OK)
+            rc = fsync_dir(s, L->pending_dir);
+        if (rc == BCD_OK) {
+            if (link(tmp, path) == 0)
+                made_blob = true;
+            else if (errno == EEXIST) /* another add of the same bytes was first */
+                made_blob = false;
+            else
+                rc = file_fail(s, errno, "storing the image file %s", path);
+        }
+        if (rc == BCD_OK)
+            rc = fsync_dir(s, dir);
+    }
+    char *k = rc == BCD_OK ? bcd__strdup(key) : NULL, *p = rc == BCD_OK ? bcd__strdup(tmp) : NULL;
+    if (rc == BCD_OK && (!k || !p))
+        rc = oom(s);
+    if (rc != BCD_OK) {
+        free(k);
+        free(p);
+        if (made_blob) {
+            /* undo the final file unless another add or a row needs it */
+            bcd_error saved = s->err;
+            lk = lock_pending(s);
+            if (lk != -1)
+                drop_unneeded(s, key, tmp);
+            unlock_pending(lk);
+            s->err = saved;
+            if (lk == -1) {
+                close(fd); /* the pending file stays: the next open removes both */
+                return rc;
+            }
+        }
+        unlink(tmp);
+        close(fd);
+        return rc;
+    }
+    L->pend[L->npend++] = (struct pending){.key = k, .path = p, .fd = fd};
+    *created = made_blob;
+    return BCD_OK;
+}
+
+/* Give up an add: the blob goes unless a row or another add in progress needs it. */
+static bcd_status l_blob_delete(bcd_store *s, const char *key)
+{
+    struct local *L = L_of(s);
+    if (!valid_key(key))
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a blob key: %s", key);
+    bool mine = false;
+    bcd_status rc = BCD_OK;
+    for (size_t i = L->npend; i-- > 0;)
+        if (strcmp(L->pend[i].key, key) == 0) {
+            bcd_status r = release_pending(s, i, false);
+            if (rc == BCD_OK)
+                rc = r;
+            mine = true;
+        }
+    if (mine)
+        return rc;
+    int lk = lock_pending(s);
+    if (lk == -1)
+        return BCD_EIO;
+    rc = drop_unneeded(s, key, NULL);
+    unlock_pending(lk);
+    return rc;
 }
 
 static int hexval(char c)
@@ -1669,9 +1999,14 @@ static void l_close(bcd_store *s)
     struct local *L = L_of(s);
     if (!L)
         return;
+    /* adds never registered: their blobs go unless something else needs them */
+    while (L->npend)
+        release_pending(s, L->npend - 1, false);
+    free(L->pend);
     if (L->db)
         sqlite3_close_v2(L->db);
     free(L->dir);
+    free(L->pending_dir);
     free(L->db_path);
     free(L->blob_dir);
     free(L);
@@ -1830,6 +2165,50 @@ static bcd_status create_private(bcd_error *err, const char *path)
     return BCD_OK;
 }
 
+/* Whether a file can be created in dir: 0, or the errno that stops it. */
+static int probe_writable(const char *dir)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.probe-XXXXXX", dir) >= sizeof tmp)
+        return 0;
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return errno;
+    int e = 0;
+    if (write(fd, "x", 1) != 1)
+        e = errno ? errno : ENOSPC;
+    close(fd);
+    unlink(tmp);
+    return e;
+}
+
+/* A store that cannot be opened for an I/O reason: SQLite's own words ("unable to open
+ * database file") rarely say why. When the data directory is read-only or full, say so. */
+static void explain_open_failure(bcd_error *err, const char *data_dir)
+{
+    static const char *const io_codes[] = {"store_unwritable", "store_io_error", "store_unavailable",
+                                           "data_dir_unavailable", "store_full"};
+    bool io = false;
+    for (size_t i = 0; i < sizeof io_codes / sizeof io_codes[0]; i++)
+        io |= strcmp(err->code, io_codes[i]) == 0;
+    if (!io)
+        return;
+    struct stat st;
+    if (stat(data_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return;
+    int e = probe_writable(data_dir);
+    char was[sizeof err->message];
+    snprintf(was, sizeof was, "%s", err->message);
+    if (errno_full(e))
+        bcd__fail(err, BCD_EIO, "store_full", "no space left on device in the data directory %s (%.300s)", data_dir,
+                  was);
+    else if (errno_readonly(e))
+        bcd__fail(err, BCD_EIO, "store_unwritable",
+                  "the data directory %s is not writable (%s); the local store needs to write there, also to "
+                  "read (%.300s)",
+                  data_dir, strerror(e), was);
+}
+
 int bcd__store_local_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -1868,13 +2247,15 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     L->dir = bcd__strdup(abs);
     L->db_path = malloc(n + sizeof "/" DB_NAME);
     L->blob_dir = malloc(n + sizeof "/" BLOB_DIR);
-    if (!L->dir || !L->db_path || !L->blob_dir) {
+    L->pending_dir = malloc(n + sizeof "/" BLOB_DIR "/" PENDING_DIR);
+    if (!L->dir || !L->db_path || !L->blob_dir || !L->pending_dir) {
         rc = bcd__fail(err, BCD_ENOMEM, "out_of_memory", "out of memory");
         goto fail;
     }
     snprintf(L->db_path, n + sizeof "/" DB_NAME, "%s/" DB_NAME, abs);
     snprintf(L->blob_dir, n + sizeof "/" BLOB_DIR, "%s/" BLOB_DIR, abs);
-    if ((rc = make_dirs(err, L->blob_dir)) != BCD_OK)
+    snprintf(L->pending_dir, n + sizeof "/" BLOB_DIR "/" PENDING_DIR, "%s/" BLOB_DIR "/" PENDING_DIR, abs);
+    if ((rc = make_dirs(err, L->pending_dir)) != BCD_OK)
         goto fail;
 
     /* create the file ourselves so that it is private (sqlite would use 0644) */
@@ -1896,6 +2277,13 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
         rc = enable_wal(s);
     if (rc == BCD_OK)
         rc = migrate(s, target_version);
+    /* what a crash of an earlier process left half done; a failure here loses nothing
+     * (no row names those files) and the next open tries again */
+    if (rc == BCD_OK && recover_pending(s) != BCD_OK) {
+        bcd__log(ctx, BCD_LOG_WARN, "local store %s: cannot remove what an interrupted add left: %s", L->dir,
+                 s->err.message);
+        bcd__error_clear(&s->err);
+    }
     if (rc != BCD_OK) {
         bcd__error_copy(err, &s->err);
         goto fail;
@@ -1903,6 +2291,7 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     *out = s;
     return BCD_OK;
 fail:
+    explain_open_failure(err, data_dir);
     bcd__store_close(s);
     return rc;
 }

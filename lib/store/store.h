@@ -152,10 +152,15 @@ struct bcd__store_ops {
     /* Image blobs. */
     /* Store bytes under key "<session_id>/<sha256hex>.<ext>" (content addressed, so
      * putting the same bytes twice is a no-op: *created = false). Durable on return
-     * (temp file, fsync, rename, directory fsync). key: at least BCD__PATH_MAX bytes. */
+     * (temp file, fsync, link or rename, directory fsync). key: at least BCD__PATH_MAX
+     * bytes. Local: the blob stays guarded by a pending file of this handle until an
+     * image_register of key succeeds, or blob_delete or close gives it up; a crash in
+     * between leaves a pending file that the next open removes, with the blob unless
+     * a row names it (see lib/store/local.c). */
     bcd_status (*blob_put)(bcd_store *s, const char *session_id, const char *sha256_hex, const char *ext,
                            const void *data, size_t len, char *key, bool *created);
-    /* Remove a blob that no image row references (cleanup after a failed add). */
+    /* Remove a blob that no image row references (cleanup after a failed add); local:
+     * nor an add of the same bytes under way in another handle or process. */
     bcd_status (*blob_delete)(bcd_store *s, const char *key);
     /* Read a blob, or the file a registered path names (backend specific: local reads
      * absolute paths and file:// URLs too). *out malloc'd (caller frees).
