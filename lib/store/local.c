@@ -877,11 +877,14 @@ static bool pending_live(struct local *L, const char *key, const char *skip)
     return live;
 }
 
-/* Whether an image row names key. BCD_OK with *ref set, or a recorded failure. */
+/* Whether a row names key: an image row, or the details of an analysis (its heatmap
+ * blobs). BCD_OK with *ref set, or a recorded failure. */
 static bcd_status blob_referenced(bcd_store *s, const char *key, bool *ref)
 {
     sqlite3_stmt *st;
-    bcd_status rc = prep(s, &st, "SELECT 1 FROM images WHERE storage_path = ?1 LIMIT 1");
+    bcd_status rc = prep(s, &st,
+                         "SELECT 1 FROM images WHERE storage_path = ?1 UNION ALL "
+                         "SELECT 1 FROM session_analysis WHERE instr(details, ?1) > 0 LIMIT 1");
     if (rc != BCD_OK)
         return rc;
     bind_text(st, 1, key);
@@ -1419,8 +1422,13 @@ static bcd_status l_analysis_save(bcd_store *s, struct bcd__analysis *a, bool *o
     if (rc != BCD_OK)
         return rc;
     rc = finish(s, save_locked(s, a, &ow));
-    if (rc == BCD_OK)
+    if (rc == BCD_OK) {
         *overwritten = ow;
+        /* the blobs the analysis names (its heatmaps) are now referenced by a row */
+        for (size_t i = L_of(s)->npend; i-- > 0;)
+            if (a->details_json && strstr(a->details_json, L_of(s)->pend[i].key))
+                release_pending(s, i, true);
+    }
     return rc;
 }
 

@@ -209,11 +209,26 @@ def snapshot(data_dir, strict=True):
         assert len(data) == size, "blob %s: %d bytes, row says %d" % (path, len(data), size)
         assert hashlib.sha256(data).hexdigest() == sha == path.split("/")[1].split(".")[0], \
             "blob %s does not hold the bytes its row names" % path
+    # the heatmaps an analysis names are whole PNG blobs of its session
+    for a in analyses:
+        details = json.loads(a[7]) if a[7] else {}
+        for it in details.get("per_angle", []):
+            key = it.get("heatmap")
+            if not key:
+                continue
+            assert BLOB_RE.match(key) and key.startswith(a[0] + "/"), "heatmap key %r" % key
+            referenced.add(key)
+            f = os.path.join(data_dir, "blobs", key)
+            assert os.path.isfile(f), "analysis of %s: heatmap %s missing" % (a[0], key)
+            data = open(f, "rb").read()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[-8:-4] == b"IEND", "heatmap %s is not a whole PNG" % key
+            assert hashlib.sha256(data).hexdigest() == key.split("/")[1].split(".")[0], \
+                "heatmap %s does not hold the bytes its name says" % key
     if strict:
         files = blob_files(data_dir)
         assert debris(data_dir) == [], "temporary files left: %s" % debris(data_dir)
         orphans = [f for f in files if f not in referenced]
-        assert orphans == [], "orphan blobs (no image row): %s" % orphans
+        assert orphans == [], "orphan blobs (no image row or analysis names them): %s" % orphans
     return {
         "sessions": sessions, "images": images, "analyses": analyses, "angles": angles,
         "session_embeddings": sess_emb, "angle_embeddings": angle_emb, "jobs": jobs,
