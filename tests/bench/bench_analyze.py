@@ -8,7 +8,10 @@ store; the second check is analyzed --runs times with BCD_DETECT=off (embeddings
 scores only) and --runs times with BCD_DETECT=on (also alignment, change maps, quality
 gate, heatmaps against the first check), alternating so that machine load hits both
 alike. Printed: median wall time and CPU time (user + system of the process) of each,
-and the extra time of detection as a share of the analysis without it.
+and the extra time of detection as a share of the analysis without it. Then, through
+the Python bindings' progress events (one process, the model already loaded), where
+the time of one analysis goes: reading + decoding + preprocessing the photos, embedding,
+scoring, change detection, saving.
 
   /usr/bin/python3 tests/bench/bench_analyze.py [--cli build/cli/bcd-cli] [--model builtin|FILE.pt]
       [--runs 7] [--threads 0] [--size 3024x4032]
@@ -62,13 +65,46 @@ def timed(cli, env, *args):
     return wall, cpu, out
 
 
+STAGES = ["read", "embed", "score", "detect", "save", "analyzed"]
+
+
+def stage_worker(lib, data_dir, sid, model, threads, runs):
+    """In a child process: analyze sid runs + 1 times through the bindings (the first
+    loads the model) and print the median duration of each stage as JSON."""
+    sys.path.insert(0, os.path.join(SRC, "bindings", "python"))
+    os.environ["BCD_LIBRARY"] = lib
+    import bcd
+    svc = bcd.open_store(data_dir, user="bench", model=model, threads=threads)
+    per = {k: [] for k in STAGES[:-1]}
+    for r in range(runs + 1):
+        first = {}
+        svc.set_progress(lambda ev: first.setdefault(ev.stage, ev.elapsed_s))
+        t0 = time.perf_counter()
+        svc.analyze(sid)
+        total = time.perf_counter() - t0
+        if r == 0:
+            continue
+        marks = [(0.0, "read")] + sorted((v, k) for k, v in first.items() if k != "read")
+        marks.append((total, "end"))
+        for (t, k), (t2, _) in zip(marks, marks[1:]):
+            if k in per:
+                per[k].append(t2 - t)
+    svc.close()
+    print(json.dumps({k: statistics.median(v) if v else 0.0 for k, v in per.items()}))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--stage-worker":
+        lib, data_dir, sid, model, threads, runs = sys.argv[2:8]
+        stage_worker(lib, data_dir, sid, model, int(threads), int(runs))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cli", default=os.path.join(SRC, "build", "cli", "bcd-cli"))
     ap.add_argument("--model", default="builtin")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", default="0", help="BCD_THREADS (0: all cores)")
     ap.add_argument("--size", default="3024x4032")
+    ap.add_argument("--lib", help="libbcd.so for the stage breakdown (default: next to --cli)")
     a = ap.parse_args()
     w, h = map(int, a.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,6 +141,20 @@ def main():
         print("  change_probability %.4f, changed %s, changed angles: %s" % (
             last["change_probability"], last["changed"],
             ", ".join(p["angle_type"] for p in last["session_analysis"]["per_angle"] if p["changed"]) or "none"))
+        lib = a.lib or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(a.cli))), "lib", "libbcd.so")
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--stage-worker", lib, env["BCD_DATA_DIR"],
+                            sids[1], a.model, a.threads, str(a.runs)], capture_output=True, text=True,
+                           env=dict(env, BCD_DETECT="on"))
+        if p.returncode != 0:
+            print("  (stage breakdown failed: %s)" % p.stderr.strip().splitlines()[-1:])
+            return
+        st = json.loads(p.stdout)
+        total = sum(st.values())
+        print("stages of one analysis with detection (progress events, model loaded, median of %d):" % a.runs)
+        names = {"read": "read + decode + preprocess", "embed": "embed (one batch)", "score": "scores",
+                 "detect": "change detection", "save": "save"}
+        for k in STAGES[:-1]:
+            print("  %-28s %7.3f s  %5.1f %%" % (names[k], st[k], 100 * st[k] / total if total else 0))
 
 
 if __name__ == "__main__":
