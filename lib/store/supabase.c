@@ -22,7 +22,9 @@
  * JWT, see wire doc 1.3), never in a URL, and is scrubbed from every error message.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,6 +482,32 @@ static double get_num(const cJSON *o, const char *k, double dflt)
     return dflt;
 }
 
+/* Integer columns. A value that is not a number within the range of the type reads as
+ * dflt, as a missing one does: converting it would be undefined behaviour. */
+static bool fits_i64(double d)
+{
+    return d >= -0x1p63 && d < 0x1p63; /* false for NaN */
+}
+
+static int64_t get_i64(const cJSON *o, const char *k, int64_t dflt)
+{
+    double d = get_num(o, k, NAN);
+    return fits_i64(d) ? (int64_t)d : dflt;
+}
+
+static int get_int(const cJSON *o, const char *k, int dflt)
+{
+    int64_t v = get_i64(o, k, dflt);
+    return v >= INT_MIN && v <= INT_MAX ? (int)v : dflt;
+}
+
+/* A dimension: 0 (any) unless a positive whole number. */
+static size_t get_dim(const cJSON *o, const char *k)
+{
+    int64_t v = get_i64(o, k, 0);
+    return v > 0 && (uint64_t)v <= SIZE_MAX ? (size_t)v : 0;
+}
+
 static char *get_dup(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -496,8 +524,8 @@ static void read_session(const cJSON *o, struct bcd__session_row *r)
     get_ts(o, "updated_at", r->updated_at);
     if (!r->updated_at[0])
         memcpy(r->updated_at, r->created_at, sizeof r->updated_at);
-    r->seq = (int64_t)get_num(o, "seq", 0);
-    r->image_count = (int64_t)get_num(o, "image_count", 0);
+    r->seq = get_i64(o, "seq", 0);
+    r->image_count = get_i64(o, "image_count", 0);
     r->analyzed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "analyzed"));
 }
 
@@ -507,10 +535,10 @@ static void read_image(const cJSON *o, struct bcd__image_row *r)
     get_str(o, "id", r->id, sizeof r->id);
     get_str(o, "session_id", r->session_id, sizeof r->session_id);
     get_str(o, "image_type", r->angle, sizeof r->angle);
-    r->order_index = (int)get_num(o, "order_index", -1);
+    r->order_index = get_int(o, "order_index", -1);
     get_str(o, "storage_path", r->storage_path, sizeof r->storage_path);
     get_str(o, "content_type", r->content_type, sizeof r->content_type);
-    r->size_bytes = (int64_t)get_num(o, "size_bytes", -1);
+    r->size_bytes = get_i64(o, "size_bytes", -1);
     get_str(o, "sha256", r->sha256, sizeof r->sha256);
     get_ts(o, "created_at", r->created_at);
 }
@@ -1671,8 +1699,8 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
     if (!a.summary)
         a.summary = bcd__strdup("");
     get_str(sa, "model", a.model, sizeof a.model);
-    a.dim = (size_t)get_num(sa, "dim", 0);
-    a.baseline_sessions = (int)get_num(sa, "baseline_sessions", 0);
+    a.dim = get_dim(sa, "dim");
+    a.baseline_sessions = get_int(sa, "baseline_sessions", 0);
     const cJSON *det = cJSON_GetObjectItemCaseSensitive(sa, "details");
     if (cJSON_IsObject(det))
         a.details_json = cJSON_PrintUnformatted(det);
@@ -1697,8 +1725,8 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
         g->summary = get_dup(it, "summary");
         if (!g->summary)
             g->summary = bcd__strdup("");
-        g->image_count = (int)get_num(it, "image_count", 1);
-        g->baseline_sessions = (int)get_num(it, "baseline_sessions", 0);
+        g->image_count = get_int(it, "image_count", 1);
+        g->baseline_sessions = get_int(it, "baseline_sessions", 0);
         g->sharpness = get_num(it, "sharpness", 0);
         g->blur_variance = get_num(it, "blur_variance", 0);
         g->clipped_fraction = get_num(it, "clipped_fraction", 0);
@@ -1724,7 +1752,7 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
         get_str(it, "angle", angle, sizeof angle);
         get_str(it, "model", model, sizeof model);
         get_str(it, "checksum", sum, sizeof sum);
-        size_t d = (size_t)get_num(it, "dim", 0);
+        size_t d = get_dim(it, "dim");
         if (strcmp(model, a.model) != 0 || (d && d != a.dim))
             continue; /* of another model: not this analysis's */
         for (size_t i = 0; i < a.n_angles; i++) {
@@ -1743,7 +1771,7 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
         char model[BCD__MODEL_MAX], sum[65];
         get_str(se, "model", model, sizeof model);
         get_str(se, "checksum", sum, sizeof sum);
-        size_t d = (size_t)get_num(se, "dim", 0);
+        size_t d = get_dim(se, "dim");
         if (strcmp(model, a.model) == 0 && (!d || d == a.dim)) {
             size_t got = 0;
             bcd_status r =
@@ -1771,7 +1799,7 @@ static bcd_status embedding_row_cb(bcd_store *s, const cJSON *row, void *user)
     get_str(row, "model", e.model, sizeof e.model);
     char sum[65];
     get_str(row, "checksum", sum, sizeof sum);
-    size_t d = (size_t)get_num(row, "dim", 0);
+    size_t d = get_dim(row, "dim");
     bcd_status st = parse_embedding(cJSON_GetObjectItemCaseSensitive(row, "embedding"), d, sum, &e.vec, &e.dim);
     if (st != BCD_OK)
         return embedding_error(s, st, e.session_id);
@@ -1840,8 +1868,8 @@ static bool job_from_json(const cJSON *o, struct bcd__job_row *j)
     job_str(o, "user_id", j->user_id, sizeof j->user_id);
     job_str(o, "model", j->model, sizeof j->model);
     job_str(o, "status", j->status, sizeof j->status);
-    j->attempts = (int)get_num(o, "attempts", 0);
-    j->max_attempts = (int)get_num(o, "max_attempts", 0);
+    j->attempts = get_int(o, "attempts", 0);
+    j->max_attempts = get_int(o, "max_attempts", 0);
     job_str(o, "worker_id", j->worker_id, sizeof j->worker_id);
     get_ts(o, "lease_expires_at", j->lease_expires_at);
     get_ts(o, "run_after", j->run_after);
@@ -2025,7 +2053,8 @@ static bcd_status s_job_claim(bcd_store *s, const char *worker_id, int64_t lease
         return st;
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(res, "job");
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(res, "wait_ms");
-    if (!cJSON_IsObject(res) || !cJSON_IsNumber(w) || !(cJSON_IsNull(j) || cJSON_IsObject(j))) {
+    if (!cJSON_IsObject(res) || !cJSON_IsNumber(w) || !fits_i64(w->valuedouble) ||
+        !(cJSON_IsNull(j) || cJSON_IsObject(j))) {
         cJSON_Delete(res);
         return job_bad_answer(s, "claim job", "bcd_claim_job");
     }
