@@ -109,7 +109,8 @@ for h in $harnesses; do
     cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
     corp=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\).*/\1/p')
-    echo "fuzz $h: replayed $replayed inputs ok; $(stat number_of_executed_units "$log") execs in ${secs}s" \
+    took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")
+    echo "fuzz $h: replayed $replayed inputs ok; $(stat number_of_executed_units "$log") execs in ${took}s" \
         "($(stat average_exec_per_sec "$log")/s), cov $cov ft $ft, corpus $corp, new $(stat new_units_added "$log")," \
         "peak rss $(stat peak_rss_mb "$log") MB, no crash"
 done
