@@ -1937,10 +1937,12 @@ static bcd_status job_rpc(bcd_store *s, const char *fn, cJSON *args, bool idempo
         st = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost", "%s: this worker no longer holds the job%s%s%s", what,
                        e.details[0] ? " (" : "", e.details, e.details[0] ? ")" : "");
         bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+        bcd__net_scrub(S->net, &s->err); /* the server's text may quote the key */
     } else if (rs.status == 400 && strcmp(e.code, "PT400") == 0) {
         st = bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "%s: %s", what,
                        e.message[0] ? e.message : "invalid argument");
         bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+        bcd__net_scrub(S->net, &s->err);
     } else if (!ok_status(rs.status)) {
         st = fail_response(s, &c, &rs, what);
     } else if (rs.len > 0) {
