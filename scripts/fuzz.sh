@@ -7,6 +7,7 @@
 #     -n  stop a harness after this many executions too (default: no limit)
 #   BCD_FUZZ_BUILD   build folder (default build-fuzz)
 #   BCD_TESTDATA_DIR third-party test data (default ../shared/testdata)
+# No input may make one allocation over 512 MB (-malloc_limit_mb).
 # New corpus entries go to BCD_FUZZ_BUILD/fuzz-corpus/<harness>, crashes to
 # BCD_FUZZ_BUILD/fuzz-artifacts/<harness>/; tests/fuzz/README.md says how to keep one
 # as a regression input.
@@ -80,7 +81,7 @@ for h in $harnesses; do
     [ -d "$fz/regressions/$h" ] && dirs="$dirs $fz/regressions/$h"
     # 1. every seed and regression input once
     # shellcheck disable=SC2086
-    if ! "$exe" -runs=0 $(extra "$h" | grep close_fd || true) $dirs >"$log" 2>&1; then
+    if ! "$exe" -runs=0 -malloc_limit_mb=512 $(extra "$h" | grep close_fd || true) $dirs >"$log" 2>&1; then
         echo "fuzz: $h: a seed or regression input fails, see $log" >&2
         tail -n 30 "$log" >&2
         status=1
@@ -98,7 +99,7 @@ for h in $harnesses; do
     mkdir -p "$work" "$art"
     d=$(dict "$h")
     # shellcheck disable=SC2046,SC2086
-    if ! "$exe" -max_total_time="$secs" -runs="$runs" -timeout=25 -print_final_stats=1 \
+    if ! "$exe" -max_total_time="$secs" -runs="$runs" -timeout=25 -malloc_limit_mb=512 -print_final_stats=1 \
         ${d:+-dict="$d"} -artifact_prefix="$art" $(extra "$h") "$work" $dirs >"$log" 2>&1; then
         echo "fuzz $h: FAILED, reproducer in $art (log: $log)" >&2
         grep -E "ERROR|SUMMARY|check failed|Test unit written" "$log" | head -n 10 >&2
