@@ -1666,8 +1666,10 @@ static bcd_status embedding_error(bcd_store *s, bcd_status st, const char *sessi
 {
     if (st == BCD_ENOMEM)
         return oom(s);
-    return bcd__fail(&s->err, BCD_EFORMAT, "embedding_corrupt",
-                     "a stored embedding of session %s is malformed or fails its checksum", session_id);
+    bcd__fail(&s->err, BCD_EFORMAT, "embedding_corrupt",
+              "a stored embedding of session %s is malformed or fails its checksum", session_id);
+    bcd__net_scrub(S_of(s)->net, &s->err); /* session_id may be the server's text */
+    return BCD_EFORMAT;
 }
 
 static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out)
