@@ -48,6 +48,18 @@ struct cli_command {
     int (*run)(struct cli *c);
 };
 
+/* What a command line asks for (cli_parse_args). */
+enum cli_action { CLI_RUN, CLI_VERSION, CLI_HELP, CLI_COMMAND_HELP };
+struct cli_args {
+    enum cli_action action;
+    int help_rc;                   /* CLI_HELP: EXIT_OK when asked for, EXIT_USAGE without a command */
+    const struct cli_command *cmd; /* CLI_RUN, CLI_COMMAND_HELP */
+    const char *env_file, *store, *data_dir; /* --env-file, --store, --data-dir (borrowed from argv) */
+};
+/* Parse the command line into c (options and positional words, pointing into argv; ctx
+ * left NULL) and a. Runs nothing and prints nothing but a usage error: EXIT_OK, or
+ * EXIT_USAGE with the error printed. */
+int cli_parse_args(struct cli *c, struct cli_args *a, int argc, char **argv);
 /* Print the failure of the last call on ctx as the error envelope on stderr and return
  * the exit code of its status. */
 int cli_fail_ctx(struct cli *c, bcd_status st);

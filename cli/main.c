@@ -160,6 +160,7 @@ const char *cli_caller(struct cli *c, int *rc)
     return NULL;
 }
 
+#ifndef BCD_CLI_NO_MAIN /* help is printed by main only */
 static const char general_help[] =
     "Options (anywhere on the line):\n"
     "  --json            print results as JSON (default: readable text)\n"
@@ -213,6 +214,7 @@ static void print_command_help(const struct cli_command *cmd)
 {
     printf("Usage: bcd-cli %s %s\n\n%s\n\n%s\n", cmd->words, cmd->args, cmd->summary, cmd->help);
 }
+#endif
 
 /* Options: name, whether it takes a value, where the value goes. */
 struct opt {
@@ -264,13 +266,13 @@ static const struct cli_command *find_command(const char **words, int nwords, in
     return best;
 }
 
-int main(int argc, char **argv)
+int cli_parse_args(struct cli *cp, struct cli_args *ap, int argc, char **argv)
 {
     struct cli c = {0};
+    struct cli_args r = {.action = CLI_RUN};
     const char *words[CLI_MAX_ARGS];
     int nwords = 0;
     bool version = false, dashdash = false;
-    const char *env_file = NULL, *store = NULL, *data_dir = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -310,11 +312,11 @@ int main(int argc, char **argv)
                 dst = (const char **)((char *)&c + value_opts[k].off);
         if (!dst) {
             if (nlen == 7 && strncmp(a, "--store", 7) == 0)
-                dst = &store;
+                dst = &r.store;
             else if (nlen == 10 && strncmp(a, "--data-dir", 10) == 0)
-                dst = &data_dir;
+                dst = &r.data_dir;
             else if (nlen == 10 && strncmp(a, "--env-file", 10) == 0)
-                dst = &env_file;
+                dst = &r.env_file;
             else
                 return cli_usage_error("unknown option '%.*s'", (int)nlen, a);
         }
@@ -327,27 +329,59 @@ int main(int argc, char **argv)
     }
 
     if (version && nwords == 0) {
-        printf("bcd-cli %s (libbcd %s)\n", BCD_VERSION_STRING, bcd_version());
-        return EXIT_OK;
+        r.action = CLI_VERSION;
+        goto parsed;
     }
     int used = 0;
     const struct cli_command *cmd = nwords ? find_command(words, nwords, &used) : NULL;
     if (!cmd) {
         if (c.help || nwords == 0) {
-            print_help();
-            return c.help ? EXIT_OK : EXIT_USAGE;
+            r.action = CLI_HELP;
+            r.help_rc = c.help ? EXIT_OK : EXIT_USAGE;
+            goto parsed;
         }
         return cli_usage_error("unknown command '%s'", words[0]);
     }
+    r.cmd = cmd;
     if (c.help) {
-        print_command_help(cmd);
-        return EXIT_OK;
+        r.action = CLI_COMMAND_HELP;
+        goto parsed;
     }
     c.npos = nwords - used;
     for (int i = 0; i < c.npos; i++)
         c.pos[i] = words[used + i];
     if (c.npos < cmd->min_pos || (cmd->max_pos >= 0 && c.npos > cmd->max_pos))
         return cli_usage_error("'%s' expects %s", cmd->words, cmd->args);
+parsed:
+    *cp = c;
+    *ap = r;
+    return EXIT_OK;
+}
+
+/* The fuzzing harness of the argument parser (tests/fuzz) links this file without main. */
+#ifndef BCD_CLI_NO_MAIN
+int main(int argc, char **argv)
+{
+    struct cli c;
+    struct cli_args a;
+    int prc = cli_parse_args(&c, &a, argc, argv);
+    if (prc != EXIT_OK)
+        return prc;
+    switch (a.action) {
+    case CLI_VERSION:
+        printf("bcd-cli %s (libbcd %s)\n", BCD_VERSION_STRING, bcd_version());
+        return EXIT_OK;
+    case CLI_HELP:
+        print_help();
+        return a.help_rc;
+    case CLI_COMMAND_HELP:
+        print_command_help(a.cmd);
+        return EXIT_OK;
+    case CLI_RUN:
+        break;
+    }
+    const struct cli_command *cmd = a.cmd;
+    const char *env_file = a.env_file, *store = a.store, *data_dir = a.data_dir;
 
     if (bcd_ctx_new(&c.ctx) != BCD_OK) {
         fprintf(stderr, "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"details\":{},"
@@ -368,3 +402,4 @@ int main(int argc, char **argv)
     free(c.verified_user);
     return rc;
 }
+#endif

@@ -10,7 +10,7 @@ BUILD="gcc g++ meson ninja-build pkg-config libjpeg62-turbo-dev libpng-dev libcj
 libssl-dev libsqlite3-dev libcurl4-openssl-dev"
 TEST="check libsubunit-dev python3 python3-numpy python3-opencv python3-pytest python3-pil
 python3-setuptools python3-cryptography python3-psycopg2 postgresql chromium openssl
-python3-torch python3-torchvision libtorch-dev"
+python3-torch python3-torchvision libtorch-dev clang libclang-rt-14-dev"
 
 list=0 test=0
 for a in "$@"; do

@@ -20,3 +20,8 @@ meson compile -C build-asan
 # tests abort under them; it runs in the plain build above.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 CK_FORK=no meson test -C build-asan --print-errorlogs --no-suite torch
+
+echo "== fuzz regressions and a short fuzz run =="
+# libFuzzer harnesses (tests/fuzz) built with clang in build-fuzz: every seed and
+# regression input must pass, then about 20 s of fuzzing per harness.
+scripts/fuzz.sh -t "${BCD_FUZZ_SECONDS:-20}"

@@ -71,6 +71,10 @@ void bcd__ctx_clear(bcd_ctx *ctx);
 /* A new ctx with the configuration (explicit, environment, .env) and the logger of src,
  * and no error: for another thread (a ctx is used by one thread at a time). */
 bcd_status bcd__ctx_clone(bcd_ctx **out, const bcd_ctx *src);
+/* Parse the text of a .env file (NUL-terminated, modified in place; path names it in
+ * errors) into the file layer of ctx, as bcd_ctx_load_env() does with the file it reads.
+ * On failure the file layer is left as it was. BCD_EFORMAT, BCD_EINVAL, BCD_ENOMEM on ctx. */
+bcd_status bcd__ctx_parse_dotenv(bcd_ctx *ctx, char *text, const char *path);
 
 /* Effective config value (NULL if unset) and typed helpers. Secrets included. */
 const char *bcd__cfg(const bcd_ctx *ctx, enum bcd__cfg_key key);

@@ -211,7 +211,7 @@ static char *trim(char *s)
     return s;
 }
 
-static bcd_status parse_dotenv(bcd_ctx *ctx, char *text, const char *path)
+bcd_status bcd__ctx_parse_dotenv(bcd_ctx *ctx, char *text, const char *path)
 {
     char *vals[BCD__CFG_COUNT] = {0};
     bcd_status st = BCD_OK;
@@ -284,7 +284,7 @@ bcd_status bcd_ctx_load_env(bcd_ctx *ctx, const char *dotenv_path)
         bcd_status st = bcd__read_file(ctx, path, 1 << 20, &text, &len);
         if (st != BCD_OK)
             return st;
-        st = parse_dotenv(ctx, (char *)text, path);
+        st = bcd__ctx_parse_dotenv(ctx, (char *)text, path);
         bcd__free_secret((char *)text);
         if (st != BCD_OK)
             return st;

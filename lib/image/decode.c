@@ -38,7 +38,8 @@
  *   for 16-bit RGB/RGBA/LA; for 16-bit grey PIL clamps to 255 instead, a PIL quirk not
  *   copied), alpha and tRNS are dropped without blending, as PIL's
  *   convert("RGB") does; no gamma, background or sBIT processing. CRC errors in critical
- *   chunks are errors (libpng's default; ancillary chunks with a bad CRC are skipped). The
+ *   chunks are errors (libpng's default; ancillary chunks with a bad CRC are skipped), a
+ *   chunk longer than the rest of the file is a truncation (png_chunks_fit). The
  *   file must be complete up to IEND: png_read_end() errors are errors too, in the same
  *   spirit as the JPEG rule.
  * - EXIF orientation (the first JPEG APP1 "Exif\0\0" segment, PNG eXIf before or after
@@ -515,6 +516,29 @@ static bool png_header_size(const uint8_t *data, size_t len, uint32_t *w, uint32
     return true;
 }
 
+/* Whether every chunk up to IEND declares no more bytes than the file has left. libpng
+ * allocates the buffer of an ancillary chunk (tEXt, zTXt, iTXt, eXIf, sPLT, pCAL...) from
+ * its declared length, up to 2^31 - 1, before reading it: a 100-byte file could make it
+ * allocate 2 GB only to fail on the read. The file is all in memory, so such a chunk can
+ * only mean truncation, refused here as libpng would refuse it after the allocation.
+ * Lengths over 2^31 - 1 are left to libpng, which refuses them first. */
+static bool png_chunks_fit(const uint8_t *data, size_t len)
+{
+    size_t pos = sizeof png_signature;
+    while (len - pos >= 8) {
+        const uint8_t *c = data + pos;
+        uint32_t n = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+        if (n > PNG_UINT_31_MAX)
+            return true;
+        if ((size_t)n + 4 > len - pos - 8)
+            return false;
+        if (memcmp(c + 4, "IEND", 4) == 0)
+            return true;
+        pos += (size_t)n + 12;
+    }
+    return true;
+}
+
 static bcd_status decode_png(bcd_image **out, bcd_ctx *ctx, const struct limits *lim, const uint8_t *data,
                              size_t len)
 {
@@ -525,6 +549,9 @@ static bcd_status decode_png(bcd_image **out, bcd_ctx *ctx, const struct limits 
     uint32_t w, h;
     if (png_header_size(data, len, &w, &h) && !within_limits(&job.fail, lim, w, h))
         return bcd__ctx_fail(ctx, job.fail.status, job.fail.code, "%s", job.fail.msg);
+
+    if (!png_chunks_fit(data, len))
+        return bcd__ctx_fail(ctx, BCD_EFORMAT, "truncated_image", "PNG: unexpected end of data");
 
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, on_png_error, on_png_warning);
     if (!png)

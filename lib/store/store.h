@@ -250,6 +250,15 @@ const char *bcd__store_local_db_path(const bcd_store *s);
  * SUPABASE_STORAGE_BUCKET of ctx. Opening checks the configuration only; the server is
  * first contacted by an operation. BCD_EINVAL "supabase_not_configured". */
 bcd_status bcd__store_supabase_open(bcd_store **out, bcd_ctx *ctx, bcd_error *err);
+/* Test seam (the fuzzing harness of tests/fuzz): fn answers every request of a supabase
+ * store in place of lib/net, under the contract of bcd__net_request() (rs filled, body
+ * malloc'd and NUL-terminated, when it returns BCD_OK). NULL: lib/net again. No-op on
+ * other backends. */
+struct bcd__net_request;
+struct bcd__net_response;
+typedef bcd_status (*bcd__supabase_transport_fn)(void *user, const struct bcd__net_request *rq,
+                                                 struct bcd__net_response *rs, bcd_error *err);
+void bcd__store_supabase_set_transport(bcd_store *s, bcd__supabase_transport_fn fn, void *user);
 
 /* Wrappers: clear s->err, dispatch. */
 bcd_status bcd__store_session_create(bcd_store *s, const char *user_id, struct bcd__session_row *out);

@@ -22,7 +22,9 @@
  * JWT, see wire doc 1.3), never in a URL, and is scrubbed from every error message.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,8 @@ struct sb {
     char *bucket;
     char *h_apikey;     /* "apikey: <key>" (secret) */
     char *h_auth;       /* "Authorization: Bearer <key>" for JWT keys, else NULL (secret) */
+    bcd__supabase_transport_fn transport; /* test seam: answers instead of lib/net when set */
+    void *transport_user;
 };
 
 static struct sb *S_of(bcd_store *s)
@@ -144,6 +148,8 @@ static bcd_status send_call(bcd_store *s, const struct call *c, struct bcd__net_
         .max_response = c->max_response,
         .classify = c->api == API_REST ? classify_rest : classify_storage,
     };
+    if (S->transport)
+        return S->transport(S->transport_user, &rq, rs, &s->err);
     return bcd__net_request(S->net, &rq, rs, &s->err);
 }
 
@@ -519,6 +525,32 @@ static double get_num(const cJSON *o, const char *k, double dflt)
     return dflt;
 }
 
+/* Integer columns. A value that is not a number within the range of the type reads as
+ * dflt, as a missing one does: converting it would be undefined behaviour. */
+static bool fits_i64(double d)
+{
+    return d >= -0x1p63 && d < 0x1p63; /* false for NaN */
+}
+
+static int64_t get_i64(const cJSON *o, const char *k, int64_t dflt)
+{
+    double d = get_num(o, k, NAN);
+    return fits_i64(d) ? (int64_t)d : dflt;
+}
+
+static int get_int(const cJSON *o, const char *k, int dflt)
+{
+    int64_t v = get_i64(o, k, dflt);
+    return v >= INT_MIN && v <= INT_MAX ? (int)v : dflt;
+}
+
+/* A dimension: 0 (any) unless a positive whole number. */
+static size_t get_dim(const cJSON *o, const char *k)
+{
+    int64_t v = get_i64(o, k, 0);
+    return v > 0 && (uint64_t)v <= SIZE_MAX ? (size_t)v : 0;
+}
+
 static char *get_dup(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -535,8 +567,8 @@ static void read_session(const cJSON *o, struct bcd__session_row *r)
     get_ts(o, "updated_at", r->updated_at);
     if (!r->updated_at[0])
         memcpy(r->updated_at, r->created_at, sizeof r->updated_at);
-    r->seq = (int64_t)get_num(o, "seq", 0);
-    r->image_count = (int64_t)get_num(o, "image_count", 0);
+    r->seq = get_i64(o, "seq", 0);
+    r->image_count = get_i64(o, "image_count", 0);
     r->analyzed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "analyzed"));
 }
 
@@ -546,10 +578,10 @@ static void read_image(const cJSON *o, struct bcd__image_row *r)
     get_str(o, "id", r->id, sizeof r->id);
     get_str(o, "session_id", r->session_id, sizeof r->session_id);
     get_str(o, "image_type", r->angle, sizeof r->angle);
-    r->order_index = (int)get_num(o, "order_index", -1);
+    r->order_index = get_int(o, "order_index", -1);
     get_str(o, "storage_path", r->storage_path, sizeof r->storage_path);
     get_str(o, "content_type", r->content_type, sizeof r->content_type);
-    r->size_bytes = (int64_t)get_num(o, "size_bytes", -1);
+    r->size_bytes = get_i64(o, "size_bytes", -1);
     get_str(o, "sha256", r->sha256, sizeof r->sha256);
     get_ts(o, "created_at", r->created_at);
 }
@@ -1291,7 +1323,14 @@ static bcd_status s_blob_get_many(bcd_store *s, const char *const *paths, size_t
                                           .classify = classify_storage};
     }
     size_t bad = 0;
-    st = bcd__net_request_many(S->net, rq, rs, n, &s->err, &bad);
+    if (S->transport) {
+        /* one at a time, stopping at the first failure (rs of the rest stay empty) */
+        for (size_t i = 0; i < n && st == BCD_OK; i++)
+            if ((st = S->transport(S->transport_user, &rq[i], &rs[i], &s->err)) != BCD_OK)
+                bad = i;
+    } else {
+        st = bcd__net_request_many(S->net, rq, rs, n, &s->err, &bad);
+    }
     if (st == BCD_ELIMIT)
         snprintf(s->err.code, sizeof s->err.code, "image_file_too_large");
     if (st != BCD_OK) {
@@ -1710,8 +1749,10 @@ static bcd_status embedding_error(bcd_store *s, bcd_status st, const char *sessi
 {
     if (st == BCD_ENOMEM)
         return oom(s);
-    return bcd__fail(&s->err, BCD_EFORMAT, "embedding_corrupt",
-                     "a stored embedding of session %s is malformed or fails its checksum", session_id);
+    bcd__fail(&s->err, BCD_EFORMAT, "embedding_corrupt",
+              "a stored embedding of session %s is malformed or fails its checksum", session_id);
+    bcd__net_scrub(S_of(s)->net, &s->err); /* session_id may be the server's text */
+    return BCD_EFORMAT;
 }
 
 static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out)
@@ -1743,8 +1784,8 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
     if (!a.summary)
         a.summary = bcd__strdup("");
     get_str(sa, "model", a.model, sizeof a.model);
-    a.dim = (size_t)get_num(sa, "dim", 0);
-    a.baseline_sessions = (int)get_num(sa, "baseline_sessions", 0);
+    a.dim = get_dim(sa, "dim");
+    a.baseline_sessions = get_int(sa, "baseline_sessions", 0);
     const cJSON *det = cJSON_GetObjectItemCaseSensitive(sa, "details");
     if (cJSON_IsObject(det))
         a.details_json = cJSON_PrintUnformatted(det);
@@ -1769,8 +1810,8 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
         g->summary = get_dup(it, "summary");
         if (!g->summary)
             g->summary = bcd__strdup("");
-        g->image_count = (int)get_num(it, "image_count", 1);
-        g->baseline_sessions = (int)get_num(it, "baseline_sessions", 0);
+        g->image_count = get_int(it, "image_count", 1);
+        g->baseline_sessions = get_int(it, "baseline_sessions", 0);
         g->sharpness = get_num(it, "sharpness", 0);
         g->blur_variance = get_num(it, "blur_variance", 0);
         g->clipped_fraction = get_num(it, "clipped_fraction", 0);
@@ -1796,7 +1837,7 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
         get_str(it, "angle", angle, sizeof angle);
         get_str(it, "model", model, sizeof model);
         get_str(it, "checksum", sum, sizeof sum);
-        size_t d = (size_t)get_num(it, "dim", 0);
+        size_t d = get_dim(it, "dim");
         if (strcmp(model, a.model) != 0 || (d && d != a.dim))
             continue; /* of another model: not this analysis's */
         for (size_t i = 0; i < a.n_angles; i++) {
@@ -1815,7 +1856,7 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
         char model[BCD__MODEL_MAX], sum[65];
         get_str(se, "model", model, sizeof model);
         get_str(se, "checksum", sum, sizeof sum);
-        size_t d = (size_t)get_num(se, "dim", 0);
+        size_t d = get_dim(se, "dim");
         if (strcmp(model, a.model) == 0 && (!d || d == a.dim)) {
             size_t got = 0;
             bcd_status r =
@@ -1843,7 +1884,7 @@ static bcd_status embedding_row_cb(bcd_store *s, const cJSON *row, void *user)
     get_str(row, "model", e.model, sizeof e.model);
     char sum[65];
     get_str(row, "checksum", sum, sizeof sum);
-    size_t d = (size_t)get_num(row, "dim", 0);
+    size_t d = get_dim(row, "dim");
     bcd_status st = parse_embedding(cJSON_GetObjectItemCaseSensitive(row, "embedding"), d, sum, &e.vec, &e.dim);
     if (st != BCD_OK)
         return embedding_error(s, st, e.session_id);
@@ -1912,8 +1953,8 @@ static bool job_from_json(const cJSON *o, struct bcd__job_row *j)
     job_str(o, "user_id", j->user_id, sizeof j->user_id);
     job_str(o, "model", j->model, sizeof j->model);
     job_str(o, "status", j->status, sizeof j->status);
-    j->attempts = (int)get_num(o, "attempts", 0);
-    j->max_attempts = (int)get_num(o, "max_attempts", 0);
+    j->attempts = get_int(o, "attempts", 0);
+    j->max_attempts = get_int(o, "max_attempts", 0);
     job_str(o, "worker_id", j->worker_id, sizeof j->worker_id);
     get_ts(o, "lease_expires_at", j->lease_expires_at);
     get_ts(o, "run_after", j->run_after);
@@ -1981,10 +2022,12 @@ static bcd_status job_rpc(bcd_store *s, const char *fn, cJSON *args, bool idempo
         st = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost", "%s: this worker no longer holds the job%s%s%s", what,
                        e.details[0] ? " (" : "", e.details, e.details[0] ? ")" : "");
         bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+        bcd__net_scrub(S->net, &s->err); /* the server's text may quote the key */
     } else if (rs.status == 400 && strcmp(e.code, "PT400") == 0) {
         st = bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "%s: %s", what,
                        e.message[0] ? e.message : "invalid argument");
         bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+        bcd__net_scrub(S->net, &s->err);
     } else if (!ok_status(rs.status)) {
         st = fail_response(s, &c, &rs, what);
     } else if (rs.len > 0) {
@@ -2097,7 +2140,8 @@ static bcd_status s_job_claim(bcd_store *s, const char *worker_id, int64_t lease
         return st;
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(res, "job");
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(res, "wait_ms");
-    if (!cJSON_IsObject(res) || !cJSON_IsNumber(w) || !(cJSON_IsNull(j) || cJSON_IsObject(j))) {
+    if (!cJSON_IsObject(res) || !cJSON_IsNumber(w) || !fits_i64(w->valuedouble) ||
+        !(cJSON_IsNull(j) || cJSON_IsObject(j))) {
         cJSON_Delete(res);
         return job_bad_answer(s, "claim job", "bcd_claim_job");
     }
@@ -2280,6 +2324,14 @@ static const struct bcd__store_ops supabase_ops = {
     .job_get = s_job_get,
     .job_get_for_session = s_job_get_for_session,
 };
+
+void bcd__store_supabase_set_transport(bcd_store *s, bcd__supabase_transport_fn fn, void *user)
+{
+    if (!s || s->ops != &supabase_ops)
+        return;
+    S_of(s)->transport = fn;
+    S_of(s)->transport_user = user;
+}
 
 /* A legacy API key is a JWT (three base64url parts); new secret keys are not. */
 static bool is_jwt(const char *k)
