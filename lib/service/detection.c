@@ -277,39 +277,6 @@ static bcd_status mkdir_p(bcd_service *svc, const char *dir)
     return BCD_OK;
 }
 
-/* Write bytes to path through a temporary file renamed into place. */
-static bcd_status write_file(bcd_service *svc, const char *path, const unsigned char *data, size_t len)
-{
-    size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof ".tmp");
-    if (!tmp)
-        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", sizeof ".tmp");
-    bcd_status st = BCD_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "cannot create %s: %s", tmp, strerror(errno));
-    } else {
-        bool ok = fwrite(data, 1, len, f) == len;
-        int e = errno;
-        if (fclose(f) != 0 && ok) {
-            ok = false;
-            e = errno;
-        }
-        if (ok && rename(tmp, path) != 0) {
-            ok = false;
-            e = errno;
-        }
-        if (!ok) {
-            st = bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "cannot write %s: %s", path, strerror(e));
-            remove(tmp);
-        }
-    }
-    free(tmp);
-    return st;
-}
-
 bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
                         const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,
                         const char *heatmap_session, const char *heatmap_dir)
@@ -380,7 +347,9 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
                 break;
             }
             snprintf(path, len, "%s/%s.png", heatmap_dir, g->angle);
-            if ((st = write_file(svc, path, png[i].data, png[i].len)) != BCD_OK) {
+            /* through a temporary file renamed into place (mode 0600: a photo of a person) */
+            if ((st = bcd__rep_write_atomic(&svc->err, path, png[i].data, png[i].len)) != BCD_OK) {
+                svc->has_err = true;
                 free(path);
                 break;
             }
