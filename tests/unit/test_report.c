@@ -472,6 +472,24 @@ START_TEST(test_report_downscale_keeps_aspect_and_averages)
     ck_assert_uint_eq(small->data[0], (0 + 7 + 0 + 7 + 2) / 4);
     bcd_image_free(small);
     free_pattern(sq);
+    /* uneven boxes: every output pixel is the rounded mean of the box it covers */
+    bcd_image *odd = pattern(457, 301);
+    ck_assert_int_eq(bcd__rep_downscale(&small, odd, 100), BCD_OK);
+    ck_assert_uint_eq(small->width, 100);
+    ck_assert_uint_eq(small->height, 66);
+    for (uint32_t y = 0; y < small->height; y++)
+        for (uint32_t x = 0; x < small->width; x++) {
+            uint32_t y0 = y * 301 / 66, y1 = (y + 1) * 301 / 66, x0 = x * 457 / 100, x1 = (x + 1) * 457 / 100;
+            for (int c = 0; c < 3; c++) {
+                uint32_t acc = 0, cnt = (y1 - y0) * (x1 - x0);
+                for (uint32_t yy = y0; yy < y1; yy++)
+                    for (uint32_t xx = x0; xx < x1; xx++)
+                        acc += odd->data[((size_t)yy * 457 + xx) * 3 + c];
+                ck_assert_uint_eq(small->data[((size_t)y * 100 + x) * 3 + c], (acc + cnt / 2) / cnt);
+            }
+        }
+    bcd_image_free(small);
+    free_pattern(odd);
 }
 END_TEST
 
