@@ -157,8 +157,9 @@ BCD_API bcd_status bcd_image_register(char **out, bcd_service *svc, const char *
 
 /**
  * Copy an image file into the store and register it. The file is decoded once to
- * validate it (JPEG or PNG within the size limits of ctx); its bytes are stored
- * unchanged, content addressed ("<session_id>/<sha256>.<ext>"), written durably
+ * validate it (JPEG or PNG within the size limits of ctx); what is stored is the file
+ * without its metadata (bcd_image_strip_metadata(): same pixels, EXIF orientation kept),
+ * content addressed ("<session_id>/<sha256 of the stored bytes>.<ext>"), written durably
  * before the registration. Registration follows bcd_image_register(); adding the same
  * bytes again to the same angle is idempotent ("created": false), adding them to
  * another angle of the same session is BCD_ECONFLICT "duplicate_image".
