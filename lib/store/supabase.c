@@ -1666,9 +1666,21 @@ static cJSON *analysis_payload(const struct bcd__analysis *a, const char *save_i
     return p;
 }
 
-static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, cJSON **result, const char *what)
+static bool job_from_json(const cJSON *j, struct bcd__job_row *row);
+
+/* POST /rest/v1/rpc/<fn> with args (consumed). *result: the parsed answer (JSON null
+ * included; NULL for an empty one). max_response: 0 for the default limit. notfound: the
+ * error code of PT404 (session_not_found or job_not_found). PT400 is an invalid
+ * argument; on PT409 (a job's lease lost) the job in the error's hint is put in *held
+ * (when given) and *held_ok says whether there was one. */
+static bcd_status rpc_call(bcd_store *s, const char *fn, cJSON *args, bool idempotent, size_t max_response,
+                           const char *notfound, const char *what, cJSON **result, struct bcd__job_row *held,
+                           bool *held_ok)
 {
     struct sb *S = S_of(s);
+    *result = NULL;
+    if (held_ok)
+        *held_ok = false;
     char *body = args ? cJSON_PrintUnformatted(args) : NULL;
     cJSON_Delete(args);
     struct bcd__buf u = {0};
@@ -1679,9 +1691,8 @@ static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, 
         bcd__buf_free(&u);
         return oom(s);
     }
-    /* both functions are safe to call again: the save carries its save id */
     struct call c = {.api = API_REST, .method = BCD__NET_POST, .url = u.p, .body = body, .len = strlen(body),
-                     .idempotent = true};
+                     .idempotent = idempotent, .max_response = max_response};
     struct bcd__net_response rs;
     bcd_status st = send_call(s, &c, &rs);
     free(body);
@@ -1692,13 +1703,32 @@ static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, 
     struct api_error e;
     parse_error(API_REST, &rs, &e);
     if (rs.status == 404 && strcmp(e.code, "PT404") == 0) {
-        st = bcd__fail(&s->err, BCD_ENOTFOUND, "session_not_found", "%s: session not found", what);
+        st = bcd__fail(&s->err, BCD_ENOTFOUND, notfound, "%s: %s", what,
+                       strcmp(notfound, "session_not_found") == 0 ? "session not found" : "job not found");
         bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+    } else if (rs.status == 409 && strcmp(e.code, "PT409") == 0) {
+        if (held) {
+            cJSON *o = cJSON_ParseWithLength((const char *)rs.body, rs.len);
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hint");
+            cJSON *j = cJSON_IsString(h) && h->valuestring ? cJSON_Parse(h->valuestring) : NULL;
+            bool got = job_from_json(j, held);
+            if (held_ok)
+                *held_ok = got;
+            cJSON_Delete(j);
+            cJSON_Delete(o);
+        }
+        st = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost", "%s: this worker no longer holds the job%s%s%s", what,
+                       e.details[0] ? " (" : "", e.details, e.details[0] ? ")" : "");
+        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+        bcd__net_scrub(S->net, &s->err); /* the server's text may quote the key */
+    } else if (rs.status == 400 && strcmp(e.code, "PT400") == 0) {
+        st = bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "%s: %s", what,
+                       e.message[0] ? e.message : "invalid argument");
+        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
+        bcd__net_scrub(S->net, &s->err);
     } else if (!ok_status(rs.status)) {
         st = fail_response(s, &c, &rs, what);
-    } else if (rs.status == 204 || rs.len == 0) {
-        *result = NULL;
-    } else {
+    } else if (rs.len > 0) {
         *result = parse_body(s, &rs, 0, what);
         if (!*result)
             st = BCD_ENET;
@@ -1706,6 +1736,12 @@ static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, 
     bcd__buf_free(&u);
     bcd__net_response_clear(&rs);
     return st;
+}
+
+/* The analysis functions: safe to call again (a save carries its save id). */
+static bcd_status rpc(bcd_store *s, const char *fn, cJSON *args /* consumed */, cJSON **result, const char *what)
+{
+    return rpc_call(s, fn, args, true, 0, "session_not_found", what, result, NULL, NULL);
 }
 
 static bcd_status s_analysis_save(bcd_store *s, struct bcd__analysis *a, bool *overwritten)
@@ -1972,74 +2008,6 @@ static bcd_status job_bad_answer(bcd_store *s, const char *what, const char *fn)
     return bcd__fail(&s->err, BCD_ENET, "bad_response", "%s: unexpected answer of %s", what, fn);
 }
 
-/* POST /rest/v1/rpc/<fn> with args (consumed). *result: the parsed answer (JSON null
- * included; NULL for an empty one). notfound: the error code of PT404. On PT409 the job
- * in the error's hint is put in *held (when given) and *held_ok says whether there was
- * one. */
-static bcd_status job_rpc(bcd_store *s, const char *fn, cJSON *args, bool idempotent, const char *notfound,
-                          const char *what, cJSON **result, struct bcd__job_row *held, bool *held_ok)
-{
-    struct sb *S = S_of(s);
-    *result = NULL;
-    if (held_ok)
-        *held_ok = false;
-    char *body = args ? cJSON_PrintUnformatted(args) : NULL;
-    cJSON_Delete(args);
-    struct bcd__buf u = {0};
-    rest_url(S, &u, "rpc/");
-    bcd__buf_put(&u, fn);
-    if (!body || u.oom) {
-        free(body);
-        bcd__buf_free(&u);
-        return oom(s);
-    }
-    struct call c = {.api = API_REST, .method = BCD__NET_POST, .url = u.p, .body = body, .len = strlen(body),
-                     .idempotent = idempotent, .max_response = SMALL_RESPONSE};
-    struct bcd__net_response rs;
-    bcd_status st = send_call(s, &c, &rs);
-    free(body);
-    if (st != BCD_OK) {
-        bcd__buf_free(&u);
-        return st;
-    }
-    struct api_error e;
-    parse_error(API_REST, &rs, &e);
-    if (rs.status == 404 && strcmp(e.code, "PT404") == 0) {
-        st = bcd__fail(&s->err, BCD_ENOTFOUND, notfound, "%s: %s", what,
-                       strcmp(notfound, "session_not_found") == 0 ? "session not found" : "job not found");
-        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
-    } else if (rs.status == 409 && strcmp(e.code, "PT409") == 0) {
-        if (held) {
-            cJSON *o = cJSON_ParseWithLength((const char *)rs.body, rs.len);
-            const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hint");
-            cJSON *j = cJSON_IsString(h) && h->valuestring ? cJSON_Parse(h->valuestring) : NULL;
-            bool got = job_from_json(j, held);
-            if (held_ok)
-                *held_ok = got;
-            cJSON_Delete(j);
-            cJSON_Delete(o);
-        }
-        st = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost", "%s: this worker no longer holds the job%s%s%s", what,
-                       e.details[0] ? " (" : "", e.details, e.details[0] ? ")" : "");
-        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
-        bcd__net_scrub(S->net, &s->err); /* the server's text may quote the key */
-    } else if (rs.status == 400 && strcmp(e.code, "PT400") == 0) {
-        st = bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "%s: %s", what,
-                       e.message[0] ? e.message : "invalid argument");
-        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
-        bcd__net_scrub(S->net, &s->err);
-    } else if (!ok_status(rs.status)) {
-        st = fail_response(s, &c, &rs, what);
-    } else if (rs.len > 0) {
-        *result = parse_body(s, &rs, 0, what);
-        if (!*result)
-            st = BCD_ENET;
-    }
-    bcd__buf_free(&u);
-    bcd__net_response_clear(&rs);
-    return st;
-}
-
 /* Argument helpers: false on out of memory. */
 static bool arg_str(cJSON *a, const char *k, const char *v)
 {
@@ -2106,7 +2074,7 @@ static bcd_status s_job_enqueue(bcd_store *s, const char *session_id, const char
     }
     /* safe to send again: while the job is queued or running, enqueue answers it */
     cJSON *res = NULL;
-    st = job_rpc(s, "bcd_enqueue_job", a, true, "session_not_found", "enqueue job", &res, NULL, NULL);
+    st = rpc_call(s, "bcd_enqueue_job", a, true, SMALL_RESPONSE, "session_not_found", "enqueue job", &res, NULL, NULL);
     if (st != BCD_OK)
         return st;
     const cJSON *cr = cJSON_GetObjectItemCaseSensitive(res, "created");
@@ -2135,7 +2103,7 @@ static bcd_status s_job_claim(bcd_store *s, const char *worker_id, int64_t lease
     }
     cJSON *res = NULL;
     /* not idempotent: a second claim would take a second job */
-    st = job_rpc(s, "bcd_claim_job", a, false, "job_not_found", "claim job", &res, NULL, NULL);
+    st = rpc_call(s, "bcd_claim_job", a, false, SMALL_RESPONSE, "job_not_found", "claim job", &res, NULL, NULL);
     if (st != BCD_OK)
         return st;
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(res, "job");
@@ -2176,7 +2144,8 @@ static bcd_status s_job_heartbeat(bcd_store *s, const char *job_id, const char *
     }
     cJSON *res = NULL;
     /* renewing twice is harmless */
-    st = job_rpc(s, "bcd_heartbeat_job", a, true, "job_not_found", "renew job lease", &res, NULL, NULL);
+    st = rpc_call(s, "bcd_heartbeat_job", a, true, SMALL_RESPONSE, "job_not_found", "renew job lease", &res, NULL,
+                  NULL);
     if (st != BCD_OK)
         return st;
     st = job_answer(s, res, out, "renew job lease", "bcd_heartbeat_job");
@@ -2215,7 +2184,7 @@ static bcd_status job_finish(bcd_store *s, const char *job_id, const char *worke
     cJSON *res = NULL;
     struct bcd__job_row held;
     bool held_ok = false;
-    st = job_rpc(s, "bcd_finish_job", a, true, "job_not_found", what, &res, &held, &held_ok);
+    st = rpc_call(s, "bcd_finish_job", a, true, SMALL_RESPONSE, "job_not_found", what, &res, &held, &held_ok);
     if (st == BCD_ESTATE && held_ok && strcmp(held.worker_id, worker_id) == 0) {
         /* a repeated call whose first one committed: the job shows our outcome */
         bool ours = done ? strcmp(held.status, "done") == 0
@@ -2259,7 +2228,7 @@ static bcd_status job_read(bcd_store *s, const char *job_id, const char *session
         return oom(s);
     }
     cJSON *res = NULL;
-    bcd_status st = job_rpc(s, "bcd_get_job", a, true, "job_not_found", "read job", &res, NULL, NULL);
+    bcd_status st = rpc_call(s, "bcd_get_job", a, true, SMALL_RESPONSE, "job_not_found", "read job", &res, NULL, NULL);
     if (st != BCD_OK)
         return st;
     if (!res || cJSON_IsNull(res))
