@@ -676,11 +676,11 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
                                const char *model_spec)
 {
     ENTER(svc);
-    bcd__svc_progress_start(svc); /* progress (jobs.c) */
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st != BCD_OK)
         return st;
+    bcd__svc_progress_start(svc, srow.id); /* progress (jobs.c) */
     if (strcmp(srow.status, "completed") != 0)
         return bcd__svc_fail(svc, BCD_ESTATE, "session_not_completed",
                              "session %s is not completed (status \"%s\"): complete it before analysis", srow.id,

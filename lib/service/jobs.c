@@ -61,9 +61,10 @@ bcd_status bcd_service_set_progress(bcd_service *svc, bcd_progress_fn fn, void *
     return BCD_OK;
 }
 
-void bcd__svc_progress_start(bcd_service *svc)
+void bcd__svc_progress_start(bcd_service *svc, const char *session_id)
 {
     svc->progress_t0 = mono_s();
+    snprintf(svc->progress_session, sizeof svc->progress_session, "%s", session_id ? session_id : "");
 }
 
 void bcd__svc_progress(bcd_service *svc, const char *stage, size_t done, size_t total)
@@ -77,6 +78,7 @@ void bcd__svc_progress(bcd_service *svc, const char *stage, size_t done, size_t 
     ev.done = done;
     ev.total = total;
     ev.elapsed_s = mono_s() - svc->progress_t0;
+    ev.session_id = svc->progress_session[0] ? svc->progress_session : NULL;
     ev.worker = -1;
     svc->progress(svc->progress_user, &ev);
 }

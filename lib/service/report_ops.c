@@ -350,7 +350,7 @@ static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t 
         if (!(svc))                                                                                               \
             return BCD_EINVAL;                                                                                    \
         bcd__svc_clear(svc);                                                                                      \
-        bcd__svc_progress_start(svc);                                                                             \
+        bcd__svc_progress_start(svc, NULL);                                                                       \
     } while (0)
 
 bcd_status bcd_history(char **out, bcd_service *svc, const char *user_id)

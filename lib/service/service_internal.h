@@ -25,6 +25,7 @@ struct bcd_service {
     bcd_progress_fn progress;
     void *progress_user;
     double progress_t0;    /* monotonic seconds at the start of the current operation */
+    char progress_session[BCD__ID_LEN]; /* the session it concerns, "" if none */
 };
 
 /* Error recording on the service (the handle the caller asks). */
@@ -74,8 +75,9 @@ void bcd__j_raw(bool *ok, cJSON *o, const char *k, const char *json_text);
 
 /* Progress of a long operation (lib/service/jobs.c): report `stage`, step done of total
  * to the callback set with bcd_service_set_progress(), if any. bcd__svc_progress_start
- * marks the start of the operation (elapsed time is measured from there). */
-void bcd__svc_progress_start(bcd_service *svc);
+ * marks the start of the operation (elapsed time is measured from there) and names the
+ * session it concerns (NULL: none), which every report of it carries. */
+void bcd__svc_progress_start(bcd_service *svc, const char *session_id);
 void bcd__svc_progress(bcd_service *svc, const char *stage, size_t done, size_t total);
 
 #endif

@@ -1044,6 +1044,7 @@ struct stages {
     char names[32][16];
     size_t done[32], total[32];
     int n;
+    const char *session_id; /* every event names this session */
 };
 
 static void record_stage(void *user, const bcd_progress_event *ev)
@@ -1051,6 +1052,8 @@ static void record_stage(void *user, const bcd_progress_event *ev)
     struct stages *s = user;
     ck_assert_int_eq(ev->worker, -1);
     ck_assert_ptr_null(ev->job_id);
+    ck_assert_ptr_nonnull(ev->session_id);
+    ck_assert_str_eq(ev->session_id, s->session_id);
     if (s->n < 32) {
         snprintf(s->names[s->n], 16, "%s", ev->stage);
         s->done[s->n] = ev->done;
@@ -1065,6 +1068,7 @@ START_TEST(test_analyze_reports_progress_when_asked)
     make_session(sid, "alice", 6, 1, true);
     struct stages s;
     memset(&s, 0, sizeof s);
+    s.session_id = sid;
     ck_assert_int_eq(bcd_service_set_progress(NULL, record_stage, &s), BCD_EINVAL);
     OK(bcd_service_set_progress(svc, record_stage, &s));
     OK(bcd_session_analyze(&out, svc, "alice", sid, NULL));
