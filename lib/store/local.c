@@ -718,27 +718,6 @@ static bcd_status l_image_register(bcd_store *s, const struct bcd__image_row *in
 
 /* ---- blobs ------------------------------------------------------------------------ */
 
-static bool valid_hex(const char *s, size_t n)
-{
-    if (!s || strlen(s) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
-static bool valid_ext(const char *e)
-{
-    size_t n = e ? strlen(e) : 0;
-    if (n == 0 || n > 8)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((e[i] >= 'a' && e[i] <= 'z') || (e[i] >= '0' && e[i] <= '9')))
-            return false;
-    return true;
-}
-
 static bcd_status fsync_dir(bcd_store *s, const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -795,7 +774,7 @@ static bool valid_key(const char *key)
         return false;
     memcpy(hex, name, 64);
     hex[64] = '\0';
-    return valid_hex(hex, 64) && valid_ext(dot + 1);
+    return bcd__blob_name_valid(hex, dot + 1);
 }
 
 /* ---- pending blobs (see the top of this file) -------------------------------------- */
@@ -1010,7 +989,7 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
                              const void *data, size_t len, char *key, bool *created)
 {
     struct local *L = L_of(s);
-    if (!bcd__uuid_valid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
+    if (!bcd__uuid_valid(session_id) || !bcd__blob_name_valid(sha, ext))
         return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
     char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
     snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);

@@ -223,6 +223,24 @@ void bcd__timestamp_now(char buf[BCD__TS_LEN])
     snprintf(buf + n, BCD__TS_LEN - n, ".%06dZ", (int)(ts.tv_nsec / 1000) % 1000000);
 }
 
+bool bcd__blob_name_valid(const char *sha256_hex, const char *ext)
+{
+    if (!sha256_hex || strlen(sha256_hex) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++) {
+        char c = sha256_hex[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    size_t n = ext ? strlen(ext) : 0;
+    if (n == 0 || n > 8)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((ext[i] >= 'a' && ext[i] <= 'z') || (ext[i] >= '0' && ext[i] <= '9')))
+            return false;
+    return true;
+}
+
 bcd_status bcd__sha256_hex(const void *data, size_t len, char hex[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];

@@ -292,6 +292,9 @@ bcd_status bcd__store_blob_upload_url(bcd_store *s, const char *key, const char 
 void bcd__timestamp_now(char buf[BCD__TS_LEN]);
 /* SHA-256 of data as lowercase hex into hex[65] (OpenSSL EVP). */
 bcd_status bcd__sha256_hex(const void *data, size_t len, char hex[65]);
+/* The parts of a blob's name "<sha256_hex>.<ext>": 64 lowercase hex digits, and 1-8
+ * lowercase letters or digits. */
+bool bcd__blob_name_valid(const char *sha256_hex, const char *ext);
 /* Embedding <-> JSON text "[0.1,-2.5e-05,...]" (as the seed stores it); floats are
  * printed so that they read back bit for bit. Caller frees the text with free(). */
 char *bcd__embedding_to_json(const float *v, size_t dim);

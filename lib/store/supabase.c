@@ -1105,27 +1105,6 @@ static bcd_status s_image_register(bcd_store *s, const struct bcd__image_row *in
 
 /* ---- blobs -------------------------------------------------------------------------- */
 
-static bool valid_hex(const char *s, size_t n)
-{
-    if (!s || strlen(s) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
-static bool valid_ext(const char *e)
-{
-    size_t n = e ? strlen(e) : 0;
-    if (n == 0 || n > 8)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((e[i] >= 'a' && e[i] <= 'z') || (e[i] >= '0' && e[i] <= '9')))
-            return false;
-    return true;
-}
-
 static const char *mime_of(const char *key)
 {
     const char *dot = strrchr(key, '.');
@@ -1199,7 +1178,7 @@ static bcd_status s_blob_put(bcd_store *s, const char *session_id, const char *s
                              const void *data, size_t len, char *key, bool *created)
 {
     struct sb *S = S_of(s);
-    if (!lower_uuid(session_id) || !valid_hex(sha, 64) || !valid_ext(ext))
+    if (!lower_uuid(session_id) || !bcd__blob_name_valid(sha, ext))
         return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "invalid blob key parts");
     snprintf(key, BCD__PATH_MAX, "%s/%s.%s", session_id, sha, ext);
     /* checked before anything is sent: no object, no row */
