@@ -394,7 +394,41 @@ static void hline_area(float *buf, const uint8_t *S, size_t side, size_t n,
     for (; i < w; i++)
         frow[i] = (float)S[i];
     frow[w] = 0.f; /* the unused fourth lane of the last pixel */
-    for (size_t dx = 0; dx < n; dx++) {
+    /* Each output pixel's sum is a chain of dependent adds; four pixels are summed side by
+     * side so that their chains overlap (each pixel still adds its taps in table order). */
+    size_t dx = 0;
+    for (; dx + 4 <= n; dx += 4) {
+        const struct area_tab *e0 = xtab + xstart[dx], *e1 = xtab + xstart[dx + 1];
+        const struct area_tab *e2 = xtab + xstart[dx + 2], *e3 = xtab + xstart[dx + 3];
+        const struct area_tab *end[4] = { e1, e2, e3, xtab + xstart[dx + 4] };
+        size_t common = (size_t)(e1 - e0);
+        for (int q = 1; q < 4; q++) {
+            size_t c = (size_t)(end[q] - end[q - 1]);
+            common = c < common ? c : common;
+        }
+        pixf t0 = { 0.f, 0.f, 0.f, 0.f }, t1 = t0, t2 = t0, t3 = t0, v0, v1, v2, v3;
+        for (size_t j = 0; j < common; j++) {
+            memcpy(&v0, frow + e0[j].si * 3, sizeof v0);
+            memcpy(&v1, frow + e1[j].si * 3, sizeof v1);
+            memcpy(&v2, frow + e2[j].si * 3, sizeof v2);
+            memcpy(&v3, frow + e3[j].si * 3, sizeof v3);
+            t0 = t0 + v0 * e0[j].alpha;
+            t1 = t1 + v1 * e1[j].alpha;
+            t2 = t2 + v2 * e2[j].alpha;
+            t3 = t3 + v3 * e3[j].alpha;
+        }
+        pixf *t[4] = { &t0, &t1, &t2, &t3 };
+        const struct area_tab *e[4] = { e0, e1, e2, e3 };
+        for (int q = 0; q < 4; q++) {
+            for (const struct area_tab *k = e[q] + common; k < end[q]; k++) {
+                pixf v;
+                memcpy(&v, frow + k->si * 3, sizeof v);
+                *t[q] = *t[q] + v * k->alpha;
+            }
+            memcpy(buf + (dx + (size_t)q) * 3, t[q], 3 * sizeof(float));
+        }
+    }
+    for (; dx < n; dx++) {
         pixf t = { 0.f, 0.f, 0.f, 0.f };
         for (size_t k = xstart[dx]; k < xstart[dx + 1]; k++) {
             pixf v;
