@@ -90,6 +90,8 @@ bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t ma
     }
     for (uint32_t x = 0; x <= nw; x++)
         x0s[x] = (uint32_t)((uint64_t)x * w / nw);
+    double inv = 1.0;
+    uint64_t inv_of = 1;
     for (uint32_t y = 0; y < nh; y++) {
         uint32_t y0 = (uint32_t)((uint64_t)y * h / nh), y1 = (uint32_t)((uint64_t)(y + 1) * h / nh);
         if (y1 <= y0)
@@ -114,8 +116,19 @@ bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t ma
             }
             uint64_t cnt = (uint64_t)(y1 - y0) * (x1 - x0);
             uint8_t *px = o->data + ((size_t)y * nw + x) * 3;
-            for (int c = 0; c < 3; c++)
-                px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
+            if (cnt < (1u << 20)) {
+                /* the rounded mean by a multiplication: n / cnt = k + j / cnt, and the
+                 * product is within 1e-13 of it, so adding 1e-9 floors to exactly k */
+                if (cnt != inv_of) {
+                    inv = 1.0 / (double)cnt;
+                    inv_of = cnt;
+                }
+                for (int c = 0; c < 3; c++)
+                    px[c] = (uint8_t)((double)(acc[c] + cnt / 2) * inv + 1e-9);
+            } else {
+                for (int c = 0; c < 3; c++)
+                    px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
+            }
         }
     }
     free(col);
