@@ -301,9 +301,10 @@ typedef struct bcd_compare_options {
 #define BCD_COMPARE_OPTIONS_INIT { BCD_COMPARE_OPTIONS_VERSION, NULL }
 
 /**
- * bcd_session_compare() with options. With heatmap_dir the photos are always compared
- * now ("detection": "computed") and each aligned angle's "heatmap" is the path of the
- * PNG written (longer side 512 px).
+ * bcd_session_compare() with options. With heatmap_dir each aligned angle's overlay is
+ * written there and its "heatmap" is the path of that PNG (longer side 512 px): the
+ * overlays stored with the analysis when the detection is reused ("stored"; computed
+ * again if one is missing from the store), else those of the comparison made now.
  * @param opts  NULL: BCD_COMPARE_OPTIONS_INIT.
  * @return as bcd_session_compare(); BCD_EINVAL also for an unknown options version;
  *         BCD_EIO when the directory or a file cannot be written (files written before

@@ -46,14 +46,22 @@ static bcd_status detection(bcd_service *svc, const struct bcd__analysis *c, con
                             const char *prev_id, const char *heatmap_dir, cJSON **out, const char **source)
 {
     *out = NULL;
-    if (!heatmap_dir && c->details_json) {
+    if (c->details_json) {
         cJSON *stored = cJSON_Parse(c->details_json);
         const cJSON *pid = cJSON_GetObjectItemCaseSensitive(stored, "previous_session_id");
         if (cJSON_IsString(pid) && strcmp(pid->valuestring, prev_id) == 0 &&
             cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(stored, "per_angle"))) {
-            *out = stored;
-            *source = "stored";
-            return BCD_OK;
+            /* its overlays, as stored, into the directory */
+            bcd_status st = heatmap_dir ? bcd__det_export_heatmaps(svc, stored, heatmap_dir) : BCD_OK;
+            if (st == BCD_OK) {
+                *out = stored;
+                *source = "stored";
+                return BCD_OK;
+            }
+            if (st != BCD_ENOTFOUND) {
+                cJSON_Delete(stored);
+                return st;
+            }
         }
         cJSON_Delete(stored);
     }

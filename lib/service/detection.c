@@ -376,6 +376,64 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
     return BCD_OK;
 }
 
+bcd_status bcd__det_export_heatmaps(bcd_service *svc, cJSON *det, const char *dir)
+{
+    cJSON *per = cJSON_GetObjectItemCaseSensitive(det, "per_angle");
+    cJSON *items[BCD__ANGLE_COUNT];
+    unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
+    size_t lens[BCD__ANGLE_COUNT] = { 0 }, n = 0;
+    bcd_status st = BCD_OK;
+    cJSON *it;
+    /* read every overlay first: a missing one means computing them all again */
+    cJSON_ArrayForEach(it, per)
+    {
+        const cJSON *angle = cJSON_GetObjectItemCaseSensitive(it, "angle_type");
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(it, "heatmap");
+        if (!cJSON_IsString(key))
+            continue; /* no overlay for this angle (misaligned, not compared) */
+        if (n == BCD__ANGLE_COUNT || !cJSON_IsString(angle) || bcd__angle_index(angle->valuestring) < 0) {
+            st = BCD_ENOTFOUND;
+            break;
+        }
+        items[n] = it;
+        st = bcd__store_blob_get(svc->store, key->valuestring, BCD__MAX_IMAGE_FILE, &data[n], &lens[n]);
+        if (st != BCD_OK)
+            break;
+        n++;
+    }
+    if (st == BCD_ENOTFOUND) {
+        bcd__error_clear(&svc->store->err);
+    } else if (st != BCD_OK) {
+        bcd__svc_from_store(svc, st);
+        bcd__svc_prefix(svc, "cannot read a heatmap: ");
+    }
+    if (st == BCD_OK)
+        st = mkdir_p(svc, dir);
+    for (size_t i = 0; i < n && st == BCD_OK; i++) {
+        const char *angle = cJSON_GetObjectItemCaseSensitive(items[i], "angle_type")->valuestring;
+        size_t len = strlen(dir) + strlen(angle) + 6;
+        char *path = malloc(len);
+        if (!path) {
+            st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+            break;
+        }
+        snprintf(path, len, "%s/%s.png", dir, angle);
+        if ((st = bcd__rep_write_atomic(&svc->err, path, data[i], lens[i])) != BCD_OK) {
+            svc->has_err = true;
+        } else {
+            cJSON *s = cJSON_CreateString(path);
+            if (!s || !cJSON_ReplaceItemInObjectCaseSensitive(items[i], "heatmap", s)) {
+                cJSON_Delete(s);
+                st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+            }
+        }
+        free(path);
+    }
+    for (size_t i = 0; i < BCD__ANGLE_COUNT; i++)
+        free(data[i]);
+    return st;
+}
+
 void bcd__det_discard_heatmaps(bcd_service *svc, struct bcd__detection *d)
 {
     for (size_t i = 0; i < d->n; i++)

@@ -63,6 +63,11 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
                         const char *heatmap_session, const char *heatmap_dir);
 /* Delete the heatmap blobs this detection created (its analysis was not saved). */
 void bcd__det_discard_heatmaps(bcd_service *svc, struct bcd__detection *d);
+/* The overlays a stored detection (bcd__det_json()) names, written as dir/<angle>.png
+ * (dir created, files replaced atomically); each per_angle item's "heatmap" becomes the
+ * path of its file. BCD_ENOTFOUND, with nothing recorded on svc, when an overlay is not
+ * in the store: compute the detection again instead. Other errors are recorded on svc. */
+bcd_status bcd__det_export_heatmaps(bcd_service *svc, cJSON *det, const char *dir);
 void bcd__det_clear(struct bcd__detection *d);
 
 /* Add the detection to a JSON object: "previous_session_id", "change_probability",

@@ -128,23 +128,55 @@ def test_compare_reuses_the_stored_detection(store, two_checks):
 
 
 def test_compare_heatmaps_writes_one_png_per_angle(store, two_checks, tmp_path):
-    cli = store[0]
+    cli, root = store
     first, second, _, a2 = two_checks
     out = tmp_path / "maps" / "nested"
     c = ok(cli("--json", "--user", "alice", "compare", second, first, "--heatmaps", out))["data"]
-    assert c["detection"] == "computed"
-    # computed now from the photos, it agrees with what the analysis stored
-    assert c["change_probability"] == pytest.approx(a2["change_probability"], abs=1e-6)
+    # the analysis was made against first: its result and its stored overlays are used
+    assert c["detection"] == "stored"
+    assert c["change_probability"] == a2["change_probability"]
+    stored = by_angle(a2["session_analysis"]["per_angle"])
     per = by_angle(c["per_angle"])
     for a in ANGLES:
         path = out / (a + ".png")
         assert per[a]["heatmap"] == str(path)
-        with open(path, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        with open(path, "rb") as f, open(root / "data" / "blobs" / stored[a]["heatmap"], "rb") as g:
+            assert f.read() == g.read()
     assert sorted(os.listdir(out)) == sorted(a + ".png" for a in ANGLES)  # no temporary files left
     from PIL import Image
     with Image.open(out / "left.png") as im:
         assert max(im.size) == 512 and im.mode == "RGB"
+
+
+def test_compare_heatmaps_of_a_pair_computed_now(store, two_checks, tmp_path):
+    cli = store[0]
+    first, second, _, a2 = two_checks
+    out = tmp_path / "backwards"
+    c = ok(cli("--json", "--user", "alice", "compare", first, second, "--heatmaps", out))["data"]
+    assert c["detection"] == "computed"
+    per = by_angle(c["per_angle"])
+    for a in ANGLES:
+        assert per[a]["heatmap"] == str(out / (a + ".png"))
+        with open(out / (a + ".png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert per["left"]["changed"] is True
+
+
+def test_compare_heatmaps_computed_again_when_an_overlay_is_gone(tmp_path):
+    (tmp_path / "gone").mkdir()
+    cli = make_runner(tmp_path / "gone")
+    first = new_session(cli, check="check1")
+    second = new_session(cli, check="check2")
+    ok(cli("--json", "--user", "alice", "analyze", first))
+    a2 = ok(cli("--json", "--user", "alice", "analyze", second))["data"]
+    left = by_angle(a2["session_analysis"]["per_angle"])["left"]["heatmap"]
+    os.remove(tmp_path / "gone" / "data" / "blobs" / left)
+    out = tmp_path / "maps"
+    c = ok(cli("--json", "--user", "alice", "compare", second, first, "--heatmaps", out))["data"]
+    assert c["detection"] == "computed"
+    # computed now from the photos, it agrees with what the analysis stored
+    assert c["change_probability"] == pytest.approx(a2["change_probability"], abs=1e-6)
+    assert sorted(os.listdir(out)) == sorted(a + ".png" for a in ANGLES)
 
 
 def test_compare_the_other_way_is_computed(store, two_checks):

@@ -42,7 +42,7 @@ def test_compare_writes_six_heatmaps(analyzed, tmp_path):
     assert stored["detection"] == "stored"
     out = tmp_path / "heatmaps"  # created by the library
     data = svc.compare(second, first, heatmap_dir=out)["data"]
-    assert data["detection"] == "computed"
+    assert data["detection"] == "stored"  # with the overlays stored with the analysis
     assert sorted(os.listdir(out)) == sorted(a + ".png" for a in ANGLES)
     per = by_angle(data["per_angle"])
     for a in ANGLES:
