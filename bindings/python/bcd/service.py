@@ -138,9 +138,10 @@ class Service:
         """Compare two analyzed sessions (bcd_session_compare).
 
         heatmap_dir: also write each aligned angle's heatmap overlay as
-        <heatmap_dir>/<angle>.png (the folder is created; bcd_session_compare_ex); the
-        photos are then always compared now ("detection": "computed") and each per_angle
-        item's "heatmap" is the path written."""
+        <heatmap_dir>/<angle>.png (the folder is created; bcd_session_compare_ex): the
+        overlays stored with the analysis when its detection is reused ("detection":
+        "stored"), else those of the comparison made now ("computed"); each per_angle
+        item's "heatmap" is then the path written."""
         cur, prev = cstr(current_session_id, "current_session_id"), cstr(previous_session_id, "previous_session_id")
         if heatmap_dir is None:
             return self._op(self._lib.bcd_session_compare, self._user(user), cur, prev)
