@@ -72,6 +72,9 @@ static void json_escape(char *buf, size_t cap, const char *s)
     buf[o] = '\0';
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 0)))
+#endif
 static void vprint_envelope(const char *code, const char *fmt, va_list ap)
 {
     char msg[512], esc[1100];

@@ -54,7 +54,11 @@ bcd_status bcd__fail(bcd_error *err, bcd_status status, const char *code, const 
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-bcd_status bcd__vfail(bcd_error *err, bcd_status status, const char *code, const char *fmt, va_list ap);
+bcd_status bcd__vfail(bcd_error *err, bcd_status status, const char *code, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 0)))
+#endif
+    ;
 /* As bcd__fail on ctx (ctx may be NULL: only the status is returned). */
 bcd_status bcd__ctx_fail(bcd_ctx *ctx, bcd_status status, const char *code, const char *fmt, ...)
 #if defined(__GNUC__)

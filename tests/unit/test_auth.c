@@ -62,6 +62,9 @@ static const char *str(const cJSON *o, const char *name)
 }
 
 /* printf into a new string */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
 static char *fmt(const char *f, ...)
 {
     va_list ap;
