@@ -999,9 +999,15 @@ static bcd_status register_round(bcd_store *s, const struct bcd__image_row *in, 
             continue;
         st = bcd__fail(&s->err, BCD_ECONFLICT, "slot_conflict",
                        "slot %s #%d of session %s already holds another image", in->angle, idx, in->session_id);
+        /* the row's id is the server's text: only a UUID goes into the details (a
+         * server's answer could quote anything, the service-role key included) */
         char details[256];
-        snprintf(details, sizeof details, "{\"angle\":\"%s\",\"order_index\":%d,\"existing_image_id\":\"%s\"}",
-                 in->angle, idx, r->id);
+        if (lower_uuid(r->id))
+            snprintf(details, sizeof details, "{\"angle\":\"%s\",\"order_index\":%d,\"existing_image_id\":\"%s\"}",
+                     in->angle, idx, r->id);
+        else
+            snprintf(details, sizeof details, "{\"angle\":\"%s\",\"order_index\":%d,\"existing_image_id\":null}",
+                     in->angle, idx);
         bcd__error_set_details(&s->err, details);
         goto done;
     }
