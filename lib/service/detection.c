@@ -277,6 +277,26 @@ static bcd_status mkdir_p(bcd_service *svc, const char *dir)
     return BCD_OK;
 }
 
+/* One overlay written as dir/<angle>.png through a temporary file renamed into place
+ * (mode 0600: a photo of a person); *path_out: the path (caller frees). */
+static bcd_status write_heatmap(bcd_service *svc, const char *dir, const char *angle, const void *data,
+                                size_t len, char **path_out)
+{
+    size_t n = strlen(dir) + strlen(angle) + 6;
+    char *path = malloc(n);
+    if (!path)
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+    snprintf(path, n, "%s/%s.png", dir, angle);
+    bcd_status st = bcd__rep_write_atomic(&svc->err, path, data, len);
+    if (st != BCD_OK) {
+        svc->has_err = true;
+        free(path);
+        return st;
+    }
+    *path_out = path;
+    return BCD_OK;
+}
+
 bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
                         const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,
                         const char *heatmap_session, const char *heatmap_dir)
@@ -340,20 +360,8 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
             }
             g->heatmap = key;
         } else {
-            size_t len = strlen(heatmap_dir) + strlen(g->angle) + 6;
-            char *path = malloc(len);
-            if (!path) {
-                st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+            if ((st = write_heatmap(svc, heatmap_dir, g->angle, png[i].data, png[i].len, &g->heatmap)) != BCD_OK)
                 break;
-            }
-            snprintf(path, len, "%s/%s.png", heatmap_dir, g->angle);
-            /* through a temporary file renamed into place (mode 0600: a photo of a person) */
-            if ((st = bcd__rep_write_atomic(&svc->err, path, png[i].data, png[i].len)) != BCD_OK) {
-                svc->has_err = true;
-                free(path);
-                break;
-            }
-            g->heatmap = path;
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -411,16 +419,8 @@ bcd_status bcd__det_export_heatmaps(bcd_service *svc, cJSON *det, const char *di
         st = mkdir_p(svc, dir);
     for (size_t i = 0; i < n && st == BCD_OK; i++) {
         const char *angle = cJSON_GetObjectItemCaseSensitive(items[i], "angle_type")->valuestring;
-        size_t len = strlen(dir) + strlen(angle) + 6;
-        char *path = malloc(len);
-        if (!path) {
-            st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
-            break;
-        }
-        snprintf(path, len, "%s/%s.png", dir, angle);
-        if ((st = bcd__rep_write_atomic(&svc->err, path, data[i], lens[i])) != BCD_OK) {
-            svc->has_err = true;
-        } else {
+        char *path = NULL;
+        if ((st = write_heatmap(svc, dir, angle, data[i], lens[i], &path)) == BCD_OK) {
             cJSON *s = cJSON_CreateString(path);
             if (!s || !cJSON_ReplaceItemInObjectCaseSensitive(items[i], "heatmap", s)) {
                 cJSON_Delete(s);
