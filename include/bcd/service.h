@@ -203,7 +203,11 @@ BCD_API bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_
  * null). A heatmap overlay (PNG, longer side 512 px) of every aligned angle is stored
  * as a blob of the session; its key is the angle's "heatmap". Regions are boxes in the
  * pixel coordinates of the current photo (after EXIF orientation). An earlier photo
- * that cannot be read only leaves its angle uncompared.
+ * that cannot be read only leaves its angle uncompared. The photos reduced for
+ * detection (PNG, longer side 512 px, no metadata) are stored as blobs of the session
+ * too, named in the stored analysis: the next analysis and bcd_session_compare() read
+ * them instead of decoding the full-size photos again (a missing or damaged one costs
+ * only that decoding; the results are the same either way).
  *
  * Confidence, in [0, 1], is the product of four factors:
  *  - angle coverage: distinct angles present / 6;

@@ -190,9 +190,14 @@ void bcd__rep_photos_clear(struct bcd__rep_photos *p);
 /* Reduce img so that its longer side is at most max_side (area average; never enlarges).
  * BCD_EINVAL, BCD_ENOMEM. */
 bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t max_side);
+/* The size bcd__rep_downscale() gives a w x h image. */
+void bcd__rep_downscale_size(uint32_t w, uint32_t h, uint32_t max_side, uint32_t *nw, uint32_t *nh);
 /* Encode an RGB image into memory. quality 1..100. BCD_EINVAL, BCD_ENOMEM, BCD_ERROR. */
 bcd_status bcd__rep_encode_jpeg(struct bcd__rep_image *out, const bcd_image *img, int quality);
-bcd_status bcd__rep_encode_png(struct bcd__rep_image *out, const bcd_image *img);
+/* PNG: BCD__REP_PNG_SMALL for overlays and thumbnails (compressed), BCD__REP_PNG_FAST
+ * for copies that are written and read back at once (stored without compression). */
+enum bcd__rep_png { BCD__REP_PNG_SMALL, BCD__REP_PNG_FAST };
+bcd_status bcd__rep_encode_png(struct bcd__rep_image *out, const bcd_image *img, enum bcd__rep_png how);
 
 /* Everything the HTML page shows. */
 struct bcd__rep_html_input {

@@ -153,14 +153,7 @@ static void prep_one(void *arg, size_t k)
         st = bcd_image_preprocess(p->tensors + k * BCD_TENSOR_LEN, BCD_TENSOR_LEN, img);
     }
     if (st == BCD_OK && p->det[k].angle[0]) {
-        p->det[k].width = img->width;
-        p->det[k].height = img->height;
-        if (img->width <= BCD__DET_SIDE && img->height <= BCD__DET_SIDE) {
-            p->det[k].img = img; /* small enough as it is */
-            img = NULL;
-        } else {
-            st = bcd__rep_downscale(&p->det[k].img, img, BCD__DET_SIDE);
-        }
+        st = bcd__det_reduce(&p->det[k], &img);
         if (st == BCD_ENOMEM)
             bcd__ctx_fail(p->ctx[k], st, "out_of_memory", "out of memory");
     }
@@ -424,7 +417,21 @@ static bcd_status detect_changes(bcd_service *svc, const struct bcd__session_row
         }
     struct bcd__det_photo photos[BCD__ANGLE_COUNT];
     size_t np = 0;
-    bcd_status st = prev ? bcd__det_load_session(svc, prev->id, photos, &np) : BCD_OK;
+    bcd_status st = BCD_OK;
+    if (prev) {
+        /* its analysis names the working copies of its photos */
+        struct bcd__analysis pa = { 0 };
+        st = bcd__store_analysis_get(svc->store, prev->id, &pa);
+        if (st != BCD_OK && st != BCD_ENOMEM) {
+            bcd__error_clear(&svc->store->err);
+            st = BCD_OK;
+        }
+        if (st == BCD_OK)
+            st = bcd__det_load_session(svc, prev->id, pa.details_json, photos, &np);
+        else
+            st = bcd__svc_from_store(svc, st);
+        bcd__analysis_clear(&pa);
+    }
     if (st == BCD_OK)
         st = bcd__det_run(svc, det, cur, ncur, prev ? photos : NULL, np, prev ? prev->id : NULL, srow->id, NULL);
     bcd__det_photos_free(photos, np);
@@ -495,7 +502,10 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     bool detect_on = !dv || strcmp(dv, "off") != 0;
     for (size_t i = 0; detect_on && i < n; i++)
         if (i == 0 || strcmp(imgs[i].angle, imgs[i - 1].angle) != 0)
+        {
             snprintf(dphotos[i].angle, sizeof dphotos[i].angle, "%s", imgs[i].angle);
+            snprintf(dphotos[i].image_id, sizeof dphotos[i].image_id, "%s", imgs[i].id);
+        }
     for (size_t i = 0; i < n; i += BCD__ANGLE_COUNT) {
         size_t m = n - i < BCD__ANGLE_COUNT ? n - i : BCD__ANGLE_COUNT;
         if ((st = load_batch(svc, imgs + i, m, tensors + i * BCD_TENSOR_LEN, q + i, dphotos + i)) != BCD_OK)
@@ -653,25 +663,6 @@ done:
     return st;
 }
 
-/* Delete the heatmap blobs of an earlier analysis that the new one does not use. */
-static void drop_old_heatmaps(bcd_service *svc, const char *old_details, const struct bcd__detection *det)
-{
-    cJSON *o = old_details ? cJSON_Parse(old_details) : NULL;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "per_angle"))
-    {
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(it, "heatmap");
-        if (!cJSON_IsString(h))
-            continue;
-        bool kept = false;
-        for (size_t i = 0; i < det->n; i++)
-            kept |= det->a[i].heatmap && strcmp(det->a[i].heatmap, h->valuestring) == 0;
-        if (!kept && bcd__store_blob_delete(svc->store, h->valuestring) != BCD_OK)
-            bcd__error_clear(&svc->store->err); /* garbage at worst; the analysis is saved */
-    }
-    cJSON_Delete(o);
-}
-
 bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                const char *model_spec)
 {
@@ -710,12 +701,12 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
             bcd__svc_from_store(svc, st);
         } else {
             if (had_old)
-                drop_old_heatmaps(svc, old->details_json, det);
+                bcd__det_drop_old_blobs(svc, old->details_json, det);
             bcd__svc_progress(svc, "analyzed", 1, 1); /* progress (jobs.c) */
         }
     }
     if (st != BCD_OK)
-        bcd__det_discard_heatmaps(svc, det); /* nothing of a failed analysis stays */
+        bcd__det_discard_blobs(svc, det); /* nothing of a failed analysis stays */
     if (st == BCD_OK) {
         bool ok = true;
         cJSON *root = cJSON_CreateObject();

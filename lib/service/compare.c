@@ -43,7 +43,7 @@ static bool embedding_distance(const struct bcd__analysis *c, const float *cv, c
  * current session's analysis stored when it was made against prev, else computed now
  * from the photos. *source: "stored" or "computed". */
 static bcd_status detection(bcd_service *svc, const struct bcd__analysis *c, const char *cur_id,
-                            const char *prev_id, const char *heatmap_dir, cJSON **out, const char **source)
+                            const struct bcd__analysis *p, const char *prev_id, const char *heatmap_dir, cJSON **out, const char **source)
 {
     *out = NULL;
     if (c->details_json) {
@@ -70,9 +70,9 @@ static bcd_status detection(bcd_service *svc, const struct bcd__analysis *c, con
     struct bcd__detection *det = calloc(1, sizeof *det);
     if (!det)
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
-    bcd_status st = bcd__det_load_session(svc, cur_id, cur, &nc);
+    bcd_status st = bcd__det_load_session(svc, cur_id, c->details_json, cur, &nc);
     if (st == BCD_OK)
-        st = bcd__det_load_session(svc, prev_id, prev, &np);
+        st = bcd__det_load_session(svc, prev_id, p->details_json, prev, &np);
     if (st == BCD_OK)
         st = bcd__det_run(svc, det, cur, nc, prev, np, prev_id, NULL, heatmap_dir);
     if (st == BCD_OK) {
@@ -136,7 +136,7 @@ bcd_status bcd_session_compare_ex(char **out, bcd_service *svc, const char *user
     const char *source = NULL;
     if ((st = load(svc, &cur, c)) != BCD_OK || (st = load(svc, &prev, p)) != BCD_OK)
         goto done;
-    if ((st = detection(svc, c, cur.id, prev.id, heatmap_dir, &det, &source)) != BCD_OK)
+    if ((st = detection(svc, c, cur.id, p, prev.id, heatmap_dir, &det, &source)) != BCD_OK)
         goto done;
 
     bool ok = true;

@@ -98,48 +98,135 @@ static int first_of_angle(const struct bcd__image_row *imgs, size_t n, size_t id
     return found;
 }
 
+bcd_status bcd__det_reduce(struct bcd__det_photo *p, bcd_image **photo)
+{
+    bcd_image *img = *photo;
+    p->width = img->width;
+    p->height = img->height;
+    if (img->width <= BCD__DET_SIDE && img->height <= BCD__DET_SIDE) {
+        p->img = img; /* small enough as it is */
+        *photo = NULL;
+        return BCD_OK;
+    }
+    return bcd__rep_downscale(&p->img, img, BCD__DET_SIDE);
+}
+
+/* The working copy the stored details name for image_id: its blob key and the size of
+ * its photo. */
+static const char *stored_copy(const cJSON *per_angle, const char *image_id, uint32_t *w, uint32_t *h)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, per_angle)
+    {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "working_copy");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "image_id");
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(c, "key");
+        const cJSON *jw = cJSON_GetObjectItemCaseSensitive(c, "width");
+        const cJSON *jh = cJSON_GetObjectItemCaseSensitive(c, "height");
+        if (!cJSON_IsString(id) || strcmp(id->valuestring, image_id) != 0 || !cJSON_IsString(key) ||
+            !cJSON_IsNumber(jw) || !cJSON_IsNumber(jh))
+            continue;
+        double dw = jw->valuedouble, dh = jh->valuedouble;
+        if (!(dw >= 1 && dw <= BCD_DEFAULT_MAX_DIMENSION && dh >= 1 && dh <= BCD_DEFAULT_MAX_DIMENSION) ||
+            dw != floor(dw) || dh != floor(dh))
+            continue;
+        *w = (uint32_t)dw;
+        *h = (uint32_t)dh;
+        return key->valuestring;
+    }
+    return NULL;
+}
+
+/* What is read for one angle: its stored working copy (copy_w x copy_h photo), or the
+ * photo. */
+struct load_item {
+    const char *path;
+    bool copy;
+    uint32_t copy_w, copy_h;
+    const char *photo_path;
+    unsigned char *data;
+    size_t len;
+    bcd_status st;
+};
+
 struct load_job {
-    unsigned char **data;
-    size_t *lens;
+    struct load_item *items;
+    const size_t *todo;
     struct bcd__det_photo *photos;
-    bcd_status *st;
     const bcd_ctx *proto;
 };
 
 static void load_one(void *arg, size_t i)
 {
     struct load_job *j = arg;
+    size_t k = j->todo[i];
+    struct load_item *it = &j->items[k];
+    struct bcd__det_photo *p = &j->photos[k];
     bcd_ctx *ctx = NULL;
     bcd_image *img = NULL;
-    if (!j->data[i]) { /* not read: this angle is left out */
-        j->st[i] = BCD_EIO;
+    if (!it->data) { /* not read */
+        it->st = BCD_EIO;
         return;
     }
-    /* only the detector sees these: a JPEG is decoded at the smallest DCT scale that
-     * keeps the working size */
-    bcd_image_decode_options o = BCD_IMAGE_DECODE_OPTIONS_INIT;
-    o.min_long_side = BCD__DET_SIDE;
-    j->st[i] = bcd__ctx_clone(&ctx, j->proto);
-    if (j->st[i] == BCD_OK)
-        j->st[i] = bcd_image_decode_ext(&img, ctx, j->data[i], j->lens[i], &o);
-    if (j->st[i] == BCD_OK) {
-        j->photos[i].width = img->width;
-        j->photos[i].height = img->height;
-        if (img->width <= BCD__DET_SIDE && img->height <= BCD__DET_SIDE) {
-            j->photos[i].img = img; /* small enough as it is */
-            img = NULL;
+    bcd_status st = bcd__ctx_clone(&ctx, j->proto);
+    if (st == BCD_OK)
+        st = bcd_image_decode(&img, ctx, it->data, it->len);
+    if (st == BCD_OK && it->copy) {
+        /* the copy must be what reducing its photo gives */
+        uint32_t nw, nh;
+        bcd__rep_downscale_size(it->copy_w, it->copy_h, BCD__DET_SIDE, &nw, &nh);
+        if (img->channels != 3 || img->width != nw || img->height != nh) {
+            st = BCD_EFORMAT;
         } else {
-            j->st[i] = bcd__rep_downscale(&j->photos[i].img, img, BCD__DET_SIDE);
+            p->img = img;
+            p->width = it->copy_w;
+            p->height = it->copy_h;
+            p->from_copy = true;
+            img = NULL;
         }
+    } else if (st == BCD_OK) {
+        st = bcd__det_reduce(p, &img);
     }
+    it->st = st;
     bcd_image_free(img);
     bcd_ctx_free(ctx);
-    free(j->data[i]);
-    j->data[i] = NULL;
+    free(it->data);
+    it->data = NULL;
 }
 
-bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
-                                 size_t *n_out)
+/* Read the blobs of items[todo[0..n)] (at once where the store can; one by one when one
+ * of them fails, keeping what reads). BCD_ENOMEM only. */
+static bcd_status read_items(bcd_service *svc, struct load_item *items, const size_t *todo, size_t n)
+{
+    const char *paths[BCD__ANGLE_COUNT];
+    unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
+    size_t lens[BCD__ANGLE_COUNT] = { 0 }, failed = 0;
+    for (size_t i = 0; i < n; i++)
+        paths[i] = items[todo[i]].path;
+    bcd_status st = bcd__store_blob_get_many(svc->store, paths, n, BCD__MAX_IMAGE_FILE, data, lens, &failed);
+    if (st != BCD_OK) {
+        bcd__error_clear(&svc->store->err);
+        if (st == BCD_ENOMEM)
+            return st;
+        for (size_t i = 0; i < n; i++) {
+            st = bcd__store_blob_get(svc->store, paths[i], BCD__MAX_IMAGE_FILE, &data[i], &lens[i]);
+            bcd__error_clear(&svc->store->err);
+            if (st == BCD_ENOMEM) {
+                for (size_t k = 0; k < i; k++)
+                    free(data[k]);
+                return st;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[todo[i]].data = data[i];
+        items[todo[i]].len = lens[i];
+    }
+    return BCD_OK;
+}
+
+bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const char *details,
+                                 struct bcd__det_photo *photos, size_t *n_out)
 {
     struct bcd__image_row *imgs = NULL;
     size_t n = 0, idx[BCD__ANGLE_COUNT];
@@ -147,41 +234,52 @@ bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, struc
     bcd_status st = bcd__store_image_list(svc->store, session_id, &imgs, &n);
     if (st != BCD_OK)
         return bcd__svc_from_store(svc, st);
-    const char *paths[BCD__ANGLE_COUNT];
+    cJSON *stored = details ? cJSON_Parse(details) : NULL;
+    const cJSON *per = cJSON_GetObjectItemCaseSensitive(stored, "per_angle");
+    struct load_item items[BCD__ANGLE_COUNT];
     size_t m = 0;
     first_of_angle(imgs, n, idx);
     for (int a = 0; a < BCD__ANGLE_COUNT; a++) {
         if (idx[a] == SIZE_MAX)
             continue;
+        const struct bcd__image_row *r = &imgs[idx[a]];
         memset(&photos[m], 0, sizeof photos[m]);
-        snprintf(photos[m].angle, sizeof photos[m].angle, "%s", imgs[idx[a]].angle);
-        paths[m++] = imgs[idx[a]].storage_path;
+        memset(&items[m], 0, sizeof items[m]);
+        snprintf(photos[m].angle, sizeof photos[m].angle, "%s", r->angle);
+        snprintf(photos[m].image_id, sizeof photos[m].image_id, "%s", r->id);
+        items[m].photo_path = r->storage_path;
+        items[m].path = stored_copy(per, r->id, &items[m].copy_w, &items[m].copy_h);
+        items[m].copy = items[m].path != NULL;
+        if (!items[m].copy)
+            items[m].path = r->storage_path;
+        m++;
     }
-    unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
-    size_t lens[BCD__ANGLE_COUNT] = { 0 }, failed = 0;
-    bcd_status sts[BCD__ANGLE_COUNT];
-    st = m ? bcd__store_blob_get_many(svc->store, paths, m, BCD__MAX_IMAGE_FILE, data, lens, &failed) : BCD_OK;
-    if (st != BCD_OK) {
-        /* one unreadable photo fails the batch: read them one by one, keeping what reads */
-        bcd__error_clear(&svc->store->err);
-        if (st == BCD_ENOMEM)
-            goto oom;
-        for (size_t k = 0; k < m; k++) {
-            bcd_status s = bcd__store_blob_get(svc->store, paths[k], BCD__MAX_IMAGE_FILE, &data[k], &lens[k]);
-            bcd__error_clear(&svc->store->err);
-            if (s == BCD_ENOMEM)
-                goto oom;
+    /* the copies (or photos), then the photos of copies that could not be used */
+    size_t todo[BCD__ANGLE_COUNT], nt = m;
+    for (size_t k = 0; k < m; k++)
+        todo[k] = k;
+    for (int round = 0; round < 2 && nt && st == BCD_OK; round++) {
+        if ((st = read_items(svc, items, todo, nt)) != BCD_OK)
+            break;
+        struct load_job job = { items, todo, photos, svc->ctx };
+        bcd__svc_parallel_for(nt, bcd__svc_threads(svc, BCD__ANGLE_COUNT), load_one, &job);
+        size_t again = 0;
+        for (size_t i = 0; i < nt; i++) {
+            struct load_item *it = &items[todo[i]];
+            if (it->st == BCD_ENOMEM)
+                st = BCD_ENOMEM;
+            else if (it->st != BCD_OK && it->copy) {
+                it->copy = false;
+                it->path = it->photo_path;
+                todo[again++] = todo[i];
+            }
         }
+        nt = again;
     }
-    struct load_job job = { data, lens, photos, sts, svc->ctx };
-    bcd__svc_parallel_for(m, bcd__svc_threads(svc, BCD__ANGLE_COUNT), load_one, &job);
-    free(imgs);
-    imgs = NULL;
-    bool nomem = false;
+    cJSON_Delete(stored);
     size_t kept = 0;
     for (size_t k = 0; k < m; k++) {
-        nomem |= sts[k] == BCD_ENOMEM;
-        if (sts[k] == BCD_OK && photos[k].img) {
+        if (st == BCD_OK && items[k].st == BCD_OK && photos[k].img) {
             if (kept != k)
                 photos[kept] = photos[k];
             kept++;
@@ -189,18 +287,14 @@ bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, struc
             bcd_image_free(photos[k].img);
         }
     }
+    free(imgs);
     *n_out = kept;
-    if (nomem) {
+    if (st != BCD_OK) {
         bcd__det_photos_free(photos, kept);
         *n_out = 0;
-        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory while decoding photos");
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory while reading photos");
     }
     return BCD_OK;
-oom:
-    for (size_t k = 0; k < m; k++)
-        free(data[k]);
-    free(imgs);
-    return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory while reading photos");
 }
 
 void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n)
@@ -218,7 +312,8 @@ struct det_job {
     const struct bcd__det_photo *const *prev; /* per current angle, NULL if none */
     struct bcd__det_angle *a;
     struct bcd__rep_image *png;               /* heatmaps encoded, per angle */
-    bool want_heatmap;
+    struct bcd__rep_image *copy;              /* working copies encoded, per angle */
+    bool want_heatmap, want_copy;
     bcd_status *st;
     const bcd_ctx *proto;
 };
@@ -243,9 +338,11 @@ static void detect_one(void *arg, size_t i)
         bcd_image *hm = NULL;
         st = bcd_detect_render_heatmap(&hm, ctx, j->a[i].r, c->img, BCD__DET_HEATMAP_SIDE);
         if (st == BCD_OK)
-            st = bcd__rep_encode_png(&j->png[i], hm);
+            st = bcd__rep_encode_png(&j->png[i], hm, BCD__REP_PNG_SMALL);
         bcd_image_free(hm);
     }
+    if (st == BCD_OK && j->want_copy && !c->from_copy)
+        st = bcd__rep_encode_png(&j->copy[i], c->img, BCD__REP_PNG_FAST);
     j->st[i] = st;
     bcd_ctx_free(ctx);
 }
@@ -297,6 +394,28 @@ static bcd_status write_heatmap(bcd_service *svc, const char *dir, const char *a
     return BCD_OK;
 }
 
+/* Store an encoded image as a blob of session; *key_out: its key (caller frees). */
+static bcd_status put_blob(bcd_service *svc, const char *session, const struct bcd__rep_image *im, char **key_out,
+                           bool *created, const char *what)
+{
+    char sha[65], *key = malloc(BCD__PATH_MAX);
+    if (!key)
+        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
+    bcd_status st = bcd__sha256_hex(im->data, im->len, sha);
+    if (st == BCD_OK)
+        st = bcd__store_blob_put(svc->store, session, sha, "png", im->data, im->len, key, created);
+    if (st != BCD_OK) {
+        free(key);
+        bcd__svc_from_store(svc, st);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "cannot store %s: ", what);
+        bcd__svc_prefix(svc, prefix);
+        return st;
+    }
+    *key_out = key;
+    return BCD_OK;
+}
+
 bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
                         const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,
                         const char *heatmap_session, const char *heatmap_dir)
@@ -309,9 +428,10 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
     snprintf(d->previous_session_id, sizeof d->previous_session_id, "%s",
              previous_session_id ? previous_session_id : "");
     const struct bcd__det_photo *pair[BCD__ANGLE_COUNT];
-    struct bcd__rep_image png[BCD__ANGLE_COUNT];
+    struct bcd__rep_image png[BCD__ANGLE_COUNT], copy[BCD__ANGLE_COUNT];
     bcd_status sts[BCD__ANGLE_COUNT];
     memset(png, 0, sizeof png);
+    memset(copy, 0, sizeof copy);
     for (size_t i = 0; i < n; i++) {
         pair[i] = NULL;
         for (size_t k = 0; prev && k < nprev; k++)
@@ -330,45 +450,33 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
         if (st != BCD_OK)
             return st;
     }
-    struct det_job job = { cur, pair, d->a, png, heatmap_session || heatmap_dir, sts, svc->ctx };
+    struct det_job job = { cur, pair, d->a, png, copy, heatmap_session || heatmap_dir, heatmap_session != NULL,
+                           sts, svc->ctx };
     bcd__svc_parallel_for(n, bcd__svc_threads(svc, BCD__ANGLE_COUNT), detect_one, &job);
 
     bcd_status st = BCD_OK;
     for (size_t i = 0; i < n && st == BCD_OK; i++)
         if (sts[i] == BCD_ENOMEM)
             st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory in change detection");
-    /* heatmaps: stored (blobs of the session) or written to the directory */
+    /* heatmaps and working copies: stored (blobs of the session), or the heatmaps
+     * written to the directory */
     for (size_t i = 0; i < n && st == BCD_OK; i++) {
         struct bcd__det_angle *g = &d->a[i];
-        if (!png[i].data)
-            continue;
-        if (heatmap_session) {
-            char sha[65], *key = malloc(BCD__PATH_MAX);
-            if (!key) {
-                st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
-                break;
-            }
-            st = bcd__sha256_hex(png[i].data, png[i].len, sha);
-            if (st == BCD_OK)
-                st = bcd__store_blob_put(svc->store, heatmap_session, sha, "png", png[i].data, png[i].len, key,
-                                         &g->heatmap_created);
-            if (st != BCD_OK) {
-                free(key);
-                bcd__svc_from_store(svc, st);
-                bcd__svc_prefix(svc, "cannot store a heatmap: ");
-                break;
-            }
-            g->heatmap = key;
-        } else {
-            if ((st = write_heatmap(svc, heatmap_dir, g->angle, png[i].data, png[i].len, &g->heatmap)) != BCD_OK)
-                break;
-        }
+        snprintf(g->image_id, sizeof g->image_id, "%s", cur[i].image_id);
+        if (png[i].data && heatmap_session)
+            st = put_blob(svc, heatmap_session, &png[i], &g->heatmap, &g->heatmap_created, "a heatmap");
+        else if (png[i].data)
+            st = write_heatmap(svc, heatmap_dir, g->angle, png[i].data, png[i].len, &g->heatmap);
+        if (st == BCD_OK && copy[i].data)
+            st = put_blob(svc, heatmap_session, &copy[i], &g->copy, &g->copy_created, "a working copy");
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         bcd__rep_image_clear(&png[i]);
+        bcd__rep_image_clear(&copy[i]);
+    }
     if (st != BCD_OK) {
         if (heatmap_session)
-            bcd__det_discard_heatmaps(svc, d);
+            bcd__det_discard_blobs(svc, d);
         return st;
     }
 
@@ -434,14 +542,47 @@ bcd_status bcd__det_export_heatmaps(bcd_service *svc, cJSON *det, const char *di
     return st;
 }
 
-void bcd__det_discard_heatmaps(bcd_service *svc, struct bcd__detection *d)
+static void drop_blob(bcd_service *svc, const char *key)
+{
+    if (bcd__store_blob_delete(svc->store, key) != BCD_OK)
+        bcd__error_clear(&svc->store->err); /* garbage at worst */
+}
+
+void bcd__det_discard_blobs(bcd_service *svc, struct bcd__detection *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        struct bcd__det_angle *g = &d->a[i];
+        if (g->heatmap && g->heatmap_created)
+            drop_blob(svc, g->heatmap);
+        if (g->copy && g->copy_created)
+            drop_blob(svc, g->copy);
+        g->heatmap_created = g->copy_created = false;
+    }
+}
+
+static bool uses_blob(const struct bcd__detection *d, const char *key)
 {
     for (size_t i = 0; i < d->n; i++)
-        if (d->a[i].heatmap && d->a[i].heatmap_created) {
-            bcd__store_blob_delete(svc->store, d->a[i].heatmap);
-            bcd__error_clear(&svc->store->err);
-            d->a[i].heatmap_created = false;
-        }
+        if ((d->a[i].heatmap && strcmp(d->a[i].heatmap, key) == 0) ||
+            (d->a[i].copy && strcmp(d->a[i].copy, key) == 0))
+            return true;
+    return false;
+}
+
+void bcd__det_drop_old_blobs(bcd_service *svc, const char *old_details, const struct bcd__detection *d)
+{
+    cJSON *o = old_details ? cJSON_Parse(old_details) : NULL;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(o, "per_angle"))
+    {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(it, "heatmap");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "working_copy"), "key");
+        if (cJSON_IsString(h) && !uses_blob(d, h->valuestring))
+            drop_blob(svc, h->valuestring);
+        if (cJSON_IsString(c) && !uses_blob(d, c->valuestring))
+            drop_blob(svc, c->valuestring);
+    }
+    cJSON_Delete(o);
 }
 
 void bcd__det_clear(struct bcd__detection *d)
@@ -449,6 +590,7 @@ void bcd__det_clear(struct bcd__detection *d)
     for (size_t i = 0; i < d->n; i++) {
         bcd_detect_result_free(d->a[i].r);
         free(d->a[i].heatmap);
+        free(d->a[i].copy);
     }
     memset(d, 0, sizeof *d);
 }
@@ -560,6 +702,13 @@ static void angle_json(bool *ok, cJSON *it, const struct bcd__det_angle *g)
     char w[256];
     warning_text(w, sizeof w, g);
     bcd__j_str(ok, it, "warning", w[0] ? w : NULL);
+    if (g->copy) {
+        cJSON *c = bcd__j_obj(ok, it, "working_copy");
+        bcd__j_str(ok, c, "key", g->copy);
+        bcd__j_str(ok, c, "image_id", g->image_id);
+        bcd__j_int(ok, c, "width", g->width);
+        bcd__j_int(ok, c, "height", g->height);
+    }
 }
 
 void bcd__det_json(bool *ok, cJSON *o, const struct bcd__detection *d)

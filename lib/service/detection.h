@@ -22,11 +22,13 @@ void bcd__svc_parallel_for(size_t n, unsigned threads, void (*fn)(void *arg, siz
  * CPUs; at most max. */
 unsigned bcd__svc_threads(const bcd_service *svc, unsigned max);
 
-/* One angle of the current session, reduced for detection. */
+/* One angle of a session, reduced for detection. */
 struct bcd__det_photo {
     char angle[16];
+    char image_id[BCD__ID_LEN]; /* the image row of the photo */
     bcd_image *img;        /* owned: the photo reduced to BCD__DET_SIDE */
     uint32_t width, height; /* the photo's own size (region coordinates are in it) */
+    bool from_copy;        /* img is the working copy an analysis stored */
 };
 
 struct bcd__det_angle {
@@ -37,6 +39,11 @@ struct bcd__det_angle {
     uint32_t width, height;
     char *heatmap;         /* owned: stored blob key or written file, NULL if none */
     bool heatmap_created;  /* the blob was new (delete it if the analysis is not saved) */
+    /* the reduced current photo, stored with the analysis so that the next analysis
+     * (and compare) need not decode the photo again: blob key, NULL if none */
+    char *copy;
+    bool copy_created;
+    char image_id[BCD__ID_LEN];
 };
 
 struct bcd__detection {
@@ -47,22 +54,33 @@ struct bcd__detection {
     int changed;        /* 1, 0, or -1 with probability NaN */
 };
 
-/* Read the first image of every angle of session_id (order_index order) and reduce it
- * for detection; photos[] gets one entry per angle found (n_out). A blob that cannot be
- * read or decoded is left out (its angle then has no comparison) unless out of memory. */
-bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
-                                 size_t *n_out);
+/* Read the first image of every angle of session_id (order_index order) reduced for
+ * detection; photos[] gets one entry per angle found (n_out). details: the session's
+ * stored analysis details (NULL if none): the working copies they name are read instead
+ * of decoding the photos; a copy that is missing, or does not match its photo, costs
+ * only the decoding. Either way the reduced image is the same: the photo decoded in
+ * full and reduced with bcd__rep_downscale(). A photo that cannot be read or decoded
+ * is left out (its angle then has no comparison) unless out of memory. */
+bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const char *details,
+                                 struct bcd__det_photo *photos, size_t *n_out);
+/* The photo decoded (as analysis decodes it) reduced for detection into p (its width,
+ * height and img set). BCD_ENOMEM, or a decoding failure recorded on ctx. */
+bcd_status bcd__det_reduce(struct bcd__det_photo *p, bcd_image **photo);
 void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n);
 
 /* Compare cur[0..n) with the photos of the same angles of previous (NULL: quality only)
- * and combine them. Heatmaps: heatmap_session set: stored as PNG blobs of that session;
- * heatmap_dir set: written as <dir>/<angle>.png; both NULL: none. Fills d (clear it with
- * bcd__det_clear()). Errors are recorded on svc. */
+ * and combine them. Heatmaps: heatmap_session set: stored as PNG blobs of that session,
+ * with the working copies of cur that are not from a stored copy already;
+ * heatmap_dir set: written as <dir>/<angle>.png; both NULL: none. Fills d (clear it
+ * with bcd__det_clear()). Errors are recorded on svc. */
 bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
                         const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,
                         const char *heatmap_session, const char *heatmap_dir);
-/* Delete the heatmap blobs this detection created (its analysis was not saved). */
-void bcd__det_discard_heatmaps(bcd_service *svc, struct bcd__detection *d);
+/* Delete the blobs (heatmaps, working copies) this detection created (its analysis was
+ * not saved). */
+void bcd__det_discard_blobs(bcd_service *svc, struct bcd__detection *d);
+/* Delete the blobs an earlier analysis' details name that d does not use. */
+void bcd__det_drop_old_blobs(bcd_service *svc, const char *old_details, const struct bcd__detection *d);
 /* The overlays a stored detection (bcd__det_json()) names, written as dir/<angle>.png
  * (dir created, files replaced atomically); each per_angle item's "heatmap" becomes the
  * path of its file. BCD_ENOTFOUND, with nothing recorded on svc, when an overlay is not
@@ -72,7 +90,9 @@ void bcd__det_clear(struct bcd__detection *d);
 
 /* Add the detection to a JSON object: "previous_session_id", "change_probability",
  * "changed", "warnings" and "per_angle" [{"angle_type", "local_change", "changed",
- * "changed_regions", "quality", "alignment", "heatmap", "warning"}]. */
+ * "changed_regions", "quality", "alignment", "heatmap", "warning"}], and where stored,
+ * "working_copy": {"key", "image_id", "width", "height"} (internal: no response shows
+ * it, see bcd__det_merge()). */
 void bcd__det_json(bool *ok, cJSON *o, const struct bcd__detection *d);
 /* The quality gate flagged the angle (either photo, or no alignment). */
 bool bcd__det_angle_flagged(const struct bcd__det_angle *g);

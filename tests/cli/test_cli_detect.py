@@ -1,12 +1,14 @@
 """Change detection through bcd-cli on the local store: analyze against the previous
-session, what analysis get returns, compare (stored and computed), --heatmaps, and the
-heatmap blobs across re-analysis.
+session, what analysis get returns, compare (stored and computed), --heatmaps, the
+heatmap blobs across re-analysis, and the reduced working copies an analysis keeps.
 
 The bundled example: check2's left photo has a new dark spot centred at (270, 440), radius
 26 px, on a 600x800 photo, and one mole grown threefold; the other five angles differ from
 check1 only by small shifts and noise."""
 import glob
+import json
 import os
+import sqlite3
 
 import pytest
 from conftest import EXAMPLES, make_runner
@@ -49,6 +51,20 @@ def by_angle(items):
 
 def png_blobs(data_dir):
     return sorted(glob.glob(os.path.join(data_dir, "blobs", "*", "*.png")))
+
+
+def details(data_dir, sid):
+    con = sqlite3.connect(str(data_dir / "bcd.sqlite3"))
+    try:
+        row = con.execute("SELECT details FROM session_analysis WHERE session_id = ?", (sid,)).fetchone()
+    finally:
+        con.close()
+    return json.loads(row[0])
+
+
+def copies(data_dir, sid):
+    """The working copies an analysis stored: {angle: blob key}."""
+    return {it["angle_type"]: it["working_copy"]["key"] for it in details(data_dir, sid)["per_angle"]}
 
 
 def test_first_session_has_quality_but_nothing_to_compare(two_checks):
@@ -106,12 +122,16 @@ def test_heatmaps_are_stored_pngs_and_replaced_on_reanalysis(store, two_checks):
     for k in keys.values():
         with open(data / "blobs" / k, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert len(png_blobs(data)) == 6
-    # re-analysis makes the same maps: still exactly six heatmap blobs, none orphaned
+    # six heatmaps, and six working copies of each analyzed session
+    blobs = png_blobs(data)
+    assert len(blobs) == 6 + 12
+    assert set(copies(data, second).values()) | set(keys.values()) | set(copies(data, two_checks[0]).values()) == \
+        {os.path.relpath(b, data / "blobs") for b in blobs}
+    # re-analysis makes the same maps and copies: none orphaned
     again = ok(cli("--json", "--user", "alice", "analyze", second))["data"]
     assert again["overwritten"] is True
     assert {it["angle_type"]: it["heatmap"] for it in again["session_analysis"]["per_angle"]} == keys
-    assert len(png_blobs(data)) == 6
+    assert png_blobs(data) == blobs
 
 
 def test_compare_reuses_the_stored_detection(store, two_checks):
@@ -174,9 +194,62 @@ def test_compare_heatmaps_computed_again_when_an_overlay_is_gone(tmp_path):
     out = tmp_path / "maps"
     c = ok(cli("--json", "--user", "alice", "compare", second, first, "--heatmaps", out))["data"]
     assert c["detection"] == "computed"
-    # computed now from the photos, it agrees with what the analysis stored
-    assert c["change_probability"] == pytest.approx(a2["change_probability"], abs=1e-6)
+    # computed now (from the stored working copies), it is what the analysis stored
+    assert c["change_probability"] == a2["change_probability"]
     assert sorted(os.listdir(out)) == sorted(a + ".png" for a in ANGLES)
+
+
+def test_working_copies_spare_decoding_and_change_nothing(tmp_path):
+    """Each analysis stores every angle's first photo reduced for detection; the next
+    analysis and compare read those instead of decoding the photos. A copy that is gone
+    or does not match its photo only costs the decoding: the results are the same."""
+    from PIL import Image
+    (tmp_path / "w").mkdir()
+    cli = make_runner(tmp_path / "w")
+    data = tmp_path / "w" / "data"
+    first = new_session(cli, check="check1")
+    second = new_session(cli, check="check2")
+    ok(cli("--json", "--user", "alice", "analyze", first))
+    a2 = ok(cli("--json", "--user", "alice", "analyze", second))["data"]
+    con = sqlite3.connect(str(data / "bcd.sqlite3"))
+    ids = dict(con.execute("SELECT image_type, id FROM images WHERE session_id = ?", (first,)).fetchall())
+    photo = dict(con.execute("SELECT image_type, storage_path FROM images WHERE session_id = ?", (first,)).fetchall())
+    con.close()
+    for it in details(data, first)["per_angle"]:
+        c = it["working_copy"]
+        assert c["key"].startswith(first + "/") and c["key"].endswith(".png")
+        assert c["image_id"] == ids[it["angle_type"]]
+        assert (c["width"], c["height"]) == (600, 800)  # the photo's own size
+        with Image.open(data / "blobs" / c["key"]) as im:
+            assert im.size == (384, 512) and im.mode == "RGB"
+    # internal: no response shows it
+    got = cli("--json", "--user", "alice", "analysis", "get", second).out
+    assert "working_copy" not in got and "working_copy" not in json.dumps(a2)
+
+    def detection(d):
+        per = by_angle(d["session_analysis"]["per_angle"] if "session_analysis" in d else d["per_angle"])
+        return d["change_probability"], {a: (per[a]["local_change"], per[a]["changed_regions"], per[a]["alignment"])
+                                         for a in ANGLES}
+
+    # the copies are what is read: with a photo of the first check gone, its angle is
+    # still compared
+    os.rename(data / "blobs" / photo["right"], tmp_path / "right.jpg")
+    assert detection(ok(cli("--json", "--user", "alice", "analyze", second))["data"]) == detection(a2)
+    os.rename(tmp_path / "right.jpg", data / "blobs" / photo["right"])
+    # one copy gone, one that is not the reduced photo (another size), one not a PNG
+    keys = copies(data, first)
+    os.remove(data / "blobs" / keys["left"])
+    Image.new("RGB", (300, 400), (128, 128, 128)).save(data / "blobs" / keys["front"], "PNG")
+    (data / "blobs" / keys["up"]).write_bytes(b"not a png")
+    again = ok(cli("--json", "--user", "alice", "analyze", second))["data"]
+    assert detection(again) == detection(a2)
+    # compare of the pair the other way round is computed, from the copies
+    c = ok(cli("--json", "--user", "alice", "compare", first, second))["data"]
+    assert c["detection"] == "computed" and "working_copy" not in json.dumps(c)
+    # re-analyzing the first session writes its missing copy again
+    ok(cli("--json", "--user", "alice", "analyze", first))
+    with Image.open(data / "blobs" / copies(data, first)["left"]) as im:
+        assert im.size == (384, 512)
 
 
 def test_compare_the_other_way_is_computed(store, two_checks):

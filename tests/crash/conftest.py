@@ -162,10 +162,22 @@ def connect(data_dir):
     return con
 
 
-def snapshot(data_dir, strict=True):
+def working_copy_size(path):
+    """(width, height) of a PNG file, None if it is none."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def snapshot(data_dir, strict=True, unnamed_copies=False):
     """Check the invariants of the store in data_dir and return its content in a form
     that compares equal across runs (no ids of new rows, no timestamps).
-    strict: no file under blobs/ may be anything but a referenced blob."""
+    strict: no file under blobs/ may be anything but a referenced blob.
+    unnamed_copies: except working copies (PNG, longer side 512) that no analysis names:
+    two analyses of one session at once each read the analysis they replace before
+    saving, so the copy of an angle that only the first-saved one saw can stay behind."""
     con = connect(data_dir)
     try:
         assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -209,25 +221,28 @@ def snapshot(data_dir, strict=True):
         assert len(data) == size, "blob %s: %d bytes, row says %d" % (path, len(data), size)
         assert hashlib.sha256(data).hexdigest() == sha == path.split("/")[1].split(".")[0], \
             "blob %s does not hold the bytes its row names" % path
-    # the heatmaps an analysis names are whole PNG blobs of its session
-    for a in analyses:
-        details = json.loads(a[7]) if a[7] else {}
-        for it in details.get("per_angle", []):
-            key = it.get("heatmap")
-            if not key:
-                continue
-            assert BLOB_RE.match(key) and key.startswith(a[0] + "/"), "heatmap key %r" % key
-            referenced.add(key)
-            f = os.path.join(data_dir, "blobs", key)
-            assert os.path.isfile(f), "analysis of %s: heatmap %s missing" % (a[0], key)
-            data = open(f, "rb").read()
-            assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[-8:-4] == b"IEND", "heatmap %s is not a whole PNG" % key
-            assert hashlib.sha256(data).hexdigest() == key.split("/")[1].split(".")[0], \
-                "heatmap %s does not hold the bytes its name says" % key
+        # the heatmaps and working copies an analysis names are whole PNG blobs of its session
+        for a in analyses:
+            details = json.loads(a[7]) if a[7] else {}
+            for it in details.get("per_angle", []):
+                copy = it.get("working_copy") or {}
+                for what, key in (("heatmap", it.get("heatmap")), ("working copy", copy.get("key"))):
+                    if not key:
+                        continue
+                    assert BLOB_RE.match(key) and key.startswith(a[0] + "/"), "%s key %r" % (what, key)
+                    referenced.add(key)
+                    f = os.path.join(data_dir, "blobs", key)
+                    assert os.path.isfile(f), "analysis of %s: %s %s missing" % (a[0], what, key)
+                    data = open(f, "rb").read()
+                    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[-8:-4] == b"IEND", \
+                        "%s %s is not a whole PNG" % (what, key)
+                    assert hashlib.sha256(data).hexdigest() == key.split("/")[1].split(".")[0], \
+                        "%s %s does not hold the bytes its name says" % (what, key)
     if strict:
         files = blob_files(data_dir)
         assert debris(data_dir) == [], "temporary files left: %s" % debris(data_dir)
-        orphans = [f for f in files if f not in referenced]
+        orphans = [f for f in files if f not in referenced and not (
+            unnamed_copies and max(working_copy_size(os.path.join(data_dir, "blobs", f)) or (0,)) == 512)]
         assert orphans == [], "orphan blobs (no image row or analysis names them): %s" % orphans
     return {
         "sessions": sessions, "images": images, "analyses": analyses, "angles": angles,

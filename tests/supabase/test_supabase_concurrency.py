@@ -74,11 +74,23 @@ def test_two_processes_adding_and_analyzing_one_session(sb, project, tmp_path):
     assert failures == ["slot_conflict"]
     # every add that succeeded is registered, every refused one is not
     assert sum(len(per_angle[a]) for a in ANGLES[3:]) == 6 - len(failures)
-    # the objects in the bucket are exactly those the rows name
+    # the objects in the bucket are exactly those the rows name: the photos, and the
+    # working copies the analysis names
     keys = {r[0] for r in project.query("select storage_path from images where session_id = %s", (sid,))}
-    stored = {sid + "/" + f for f in os.listdir(os.path.join(project.storage, "bcd-images", sid))
-              if not f.endswith(".meta") and ".tmp-" not in f}
-    assert stored == keys
+    for (details,) in project.query("select details from session_analysis where session_id = %s", (sid,)):
+        d = details if isinstance(details, dict) else json.loads(details)
+        keys |= {it["working_copy"]["key"] for it in d["per_angle"] if it.get("working_copy")}
+    folder = os.path.join(project.storage, "bcd-images", sid)
+    stored = {sid + "/" + f for f in os.listdir(folder) if not f.endswith(".meta") and ".tmp-" not in f}
+    assert keys <= stored
+    # beyond those, only working copies that no analysis names: each concurrent analysis
+    # reads the one it replaces before saving, so a copy of an angle that only the
+    # first-saved one saw can stay behind
+    for k in stored - keys:
+        with open(os.path.join(folder, k.split("/", 1)[1]), "rb") as f:
+            head = f.read(24)
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and max(int.from_bytes(head[16:20], "big"),
+                                                          int.from_bytes(head[20:24], "big")) == 512, k
     # analyzed once more at rest: all six angles
     d = ok(sb("--json", "--user", user, "analyze", sid))["data"]
     assert d["overwritten"] is True and len(d["session_analysis"]["per_angle"]) == 6

@@ -4,6 +4,7 @@ that never accepts (connect timeout), endless bodies (the response cap), uploads
 request cap, rate limits and server errors on Storage. Reads, writes, uploads, downloads
 and signed URLs are retried where that is safe; otherwise the error is clear, and after
 each failure PostgreSQL and the bucket hold nothing partial."""
+import json
 import os
 import socket
 import time
@@ -34,6 +35,17 @@ def objects(project, sid):
     if not os.path.isdir(d):
         return []
     return sorted(f for f in os.listdir(d) if not f.endswith(".meta") and ".tmp-" not in f)
+
+
+def named(project, sid):
+    """Object keys of a session that its rows name: its photos, and the heatmaps and
+    working copies its analysis details name."""
+    keys = {r[0] for r in project.query("select storage_path from images where session_id = %s", (sid,))}
+    for (details,) in project.query("select details from session_analysis where session_id = %s", (sid,)):
+        d = details if isinstance(details, dict) else json.loads(details or "{}")
+        for it in d.get("per_angle", []):
+            keys |= {k for k in (it.get("heatmap"), (it.get("working_copy") or {}).get("key")) if k}
+    return sorted(k.split("/", 1)[1] for k in keys)
 
 
 def state(project, sid):
@@ -99,7 +111,8 @@ def test_broken_answers_to_writes_are_retried_without_doubling(sb, project, mode
     st = state(project, sid)
     assert st["sessions"] == [("completed",)]
     assert [r[:2] for r in st["images"]] == [(a, 0) for a in sorted(ANGLES)]
-    assert len(st["objects"]) == 6 and len(st["analysis"]) == 1 and st["analysis"][0][1:] == (6, 6)
+    assert len(st["analysis"]) == 1 and st["analysis"][0][1:] == (6, 6)
+    assert st["objects"] == named(project, sid) and len(st["objects"]) == 6 + 6  # photos, working copies
     for path in (SESSIONS, IMAGES, UPLOAD, SAVE):
         tries = one_attempt_each(project.server.requests("POST", path))
         assert sorted(tries.values())[-1] == 2, path  # the broken one was sent again, under its id
@@ -318,4 +331,5 @@ def test_storage_rate_limits_and_server_errors(sb, project):
                              body={"statusCode": "503", "error": "unavailable", "message": "maintenance"})
     r = sb("--user", user, "image", "add", sid, "raised", photo("raised"))
     assert r.rc == 13 and r.error()["code"] == "server_error" and "503" in r.error()["message"], r.err
-    assert len(state(project, sid)["images"]) == 3 and len(objects(project, sid)) == 3
+    assert len(state(project, sid)["images"]) == 3 and len(objects(project, sid)) == 3 + 3  # + working copies
+    assert objects(project, sid) == named(project, sid)

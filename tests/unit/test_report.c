@@ -428,7 +428,7 @@ START_TEST(test_report_png_and_jpeg_encode_into_memory)
     ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
     bcd_image *im = pattern(37, 23);
     struct bcd__rep_image png = {0}, jpg = {0};
-    ck_assert_int_eq(bcd__rep_encode_png(&png, im), BCD_OK);
+    ck_assert_int_eq(bcd__rep_encode_png(&png, im, BCD__REP_PNG_SMALL), BCD_OK);
     ck_assert_str_eq(png.mime, "image/png");
     bcd_image *back = NULL;
     ck_assert_int_eq(bcd_image_decode(&back, ctx, png.data, png.len), BCD_OK);
@@ -436,6 +436,15 @@ START_TEST(test_report_png_and_jpeg_encode_into_memory)
     ck_assert_uint_eq(back->height, 23);
     ck_assert_int_eq(memcmp(back->data, im->data, 37 * 23 * 3), 0); /* lossless */
     bcd_image_free(back);
+    /* the fast kind: lossless too, stored uncompressed (larger than the pixels) */
+    struct bcd__rep_image raw = {0};
+    ck_assert_int_eq(bcd__rep_encode_png(&raw, im, BCD__REP_PNG_FAST), BCD_OK);
+    ck_assert(raw.len > 37 * 23 * 3);
+    ck_assert_int_eq(bcd_image_decode(&back, ctx, raw.data, raw.len), BCD_OK);
+    ck_assert_uint_eq(back->width, 37);
+    ck_assert_int_eq(memcmp(back->data, im->data, 37 * 23 * 3), 0);
+    bcd_image_free(back);
+    bcd__rep_image_clear(&raw);
 
     ck_assert_int_eq(bcd__rep_encode_jpeg(&jpg, im, 85), BCD_OK);
     ck_assert_str_eq(jpg.mime, "image/jpeg");
@@ -447,11 +456,28 @@ START_TEST(test_report_png_and_jpeg_encode_into_memory)
     bcd__rep_image_clear(&png);
     bcd__rep_image_clear(&jpg);
     ck_assert_int_eq(bcd__rep_encode_jpeg(&jpg, im, 0), BCD_EINVAL);
-    ck_assert_int_eq(bcd__rep_encode_png(&png, NULL), BCD_EINVAL);
+    ck_assert_int_eq(bcd__rep_encode_png(&png, NULL, BCD__REP_PNG_SMALL), BCD_EINVAL);
     free_pattern(im);
     bcd_ctx_free(ctx);
 }
 END_TEST
+
+/* Each pixel of small is the rounded mean of the box of big it covers. */
+static void check_box_means(const bcd_image *small, const bcd_image *big)
+{
+    uint32_t W = big->width, H = big->height, nw = small->width, nh = small->height;
+    for (uint32_t y = 0; y < nh; y++)
+        for (uint32_t x = 0; x < nw; x++) {
+            uint32_t y0 = y * H / nh, y1 = (y + 1) * H / nh, x0 = x * W / nw, x1 = (x + 1) * W / nw;
+            for (int c = 0; c < 3; c++) {
+                uint32_t acc = 0, cnt = (y1 - y0) * (x1 - x0);
+                for (uint32_t yy = y0; yy < y1; yy++)
+                    for (uint32_t xx = x0; xx < x1; xx++)
+                        acc += big->data[((size_t)yy * W + xx) * 3 + c];
+                ck_assert_uint_eq(small->data[((size_t)y * nw + x) * 3 + c], (acc + cnt / 2) / cnt);
+            }
+        }
+}
 
 START_TEST(test_report_downscale_keeps_aspect_and_averages)
 {
@@ -477,19 +503,16 @@ START_TEST(test_report_downscale_keeps_aspect_and_averages)
     ck_assert_int_eq(bcd__rep_downscale(&small, odd, 100), BCD_OK);
     ck_assert_uint_eq(small->width, 100);
     ck_assert_uint_eq(small->height, 66);
-    for (uint32_t y = 0; y < small->height; y++)
-        for (uint32_t x = 0; x < small->width; x++) {
-            uint32_t y0 = y * 301 / 66, y1 = (y + 1) * 301 / 66, x0 = x * 457 / 100, x1 = (x + 1) * 457 / 100;
-            for (int c = 0; c < 3; c++) {
-                uint32_t acc = 0, cnt = (y1 - y0) * (x1 - x0);
-                for (uint32_t yy = y0; yy < y1; yy++)
-                    for (uint32_t xx = x0; xx < x1; xx++)
-                        acc += odd->data[((size_t)yy * 457 + xx) * 3 + c];
-                ck_assert_uint_eq(small->data[((size_t)y * 100 + x) * 3 + c], (acc + cnt / 2) / cnt);
-            }
-        }
+    check_box_means(small, odd);
     bcd_image_free(small);
     free_pattern(odd);
+    /* boxes taller than the 257 rows summed in 16 bits at a time */
+    bcd_image *tall = pattern(31, 2100);
+    ck_assert_int_eq(bcd__rep_downscale(&small, tall, 3), BCD_OK);
+    ck_assert_uint_eq(small->height, 3);
+    check_box_means(small, tall);
+    bcd_image_free(small);
+    free_pattern(tall);
 }
 END_TEST
 
@@ -550,7 +573,7 @@ START_TEST(test_report_html_is_self_contained_and_escapes_text)
     bcd_image *im = pattern(60, 80);
     ck_assert_int_eq(bcd__rep_encode_jpeg(&ph.current[0], im, 80), BCD_OK);
     ck_assert_int_eq(bcd__rep_encode_jpeg(&ph.previous[0], im, 80), BCD_OK);
-    ck_assert_int_eq(bcd__rep_encode_png(&ph.heatmap[0], im), BCD_OK);
+    ck_assert_int_eq(bcd__rep_encode_png(&ph.heatmap[0], im, BCD__REP_PNG_SMALL), BCD_OK);
     free_pattern(im);
 
     struct bcd__rep_html_input in = {.s = s, .n = 3, .cur = 2, .trend = &t, .text = &x, .photos = &ph,
