@@ -63,8 +63,8 @@ struct bcd__detection {
  * is left out (its angle then has no comparison) unless out of memory. */
 bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const char *details,
                                  struct bcd__det_photo *photos, size_t *n_out);
-/* The photo decoded (as analysis decodes it) reduced for detection into p (its width,
- * height and img set). BCD_ENOMEM, or a decoding failure recorded on ctx. */
+/* A decoded photo reduced for detection into p (its width, height and img set); *photo
+ * is taken over (set to NULL) when it is small enough to be used as it is. BCD_ENOMEM. */
 bcd_status bcd__det_reduce(struct bcd__det_photo *p, bcd_image **photo);
 void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n);
 
