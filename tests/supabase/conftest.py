@@ -264,6 +264,17 @@ def ok(r):
     return r.json()
 
 
+def analysis_blobs(project, sid):
+    """Object keys ("<session>/<name>") that the stored analysis of sid names: its heatmaps
+    and working copies."""
+    keys = set()
+    for (details,) in project.query("select details from session_analysis where session_id = %s", (sid,)):
+        d = details if isinstance(details, dict) else json.loads(details or "{}")
+        for it in d.get("per_angle", []):
+            keys |= {k for k in (it.get("heatmap"), (it.get("working_copy") or {}).get("key")) if k}
+    return keys
+
+
 def new_user():
     return str(uuid.uuid4())
 

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from conftest import ANGLES, CLI, EXAMPLES, SERVICE_KEY, new_session, new_user, ok
+from conftest import ANGLES, CLI, EXAMPLES, SERVICE_KEY, analysis_blobs, new_session, new_user, ok
 
 CONFLICTS = {"slot_conflict", "registration_contention", "order_index_out_of_sequence", "duplicate_image",
              "constraint_violation"}
@@ -77,9 +77,7 @@ def test_two_processes_adding_and_analyzing_one_session(sb, project, tmp_path):
     # the objects in the bucket are exactly those the rows name: the photos, and the
     # working copies the analysis names
     keys = {r[0] for r in project.query("select storage_path from images where session_id = %s", (sid,))}
-    for (details,) in project.query("select details from session_analysis where session_id = %s", (sid,)):
-        d = details if isinstance(details, dict) else json.loads(details)
-        keys |= {it["working_copy"]["key"] for it in d["per_angle"] if it.get("working_copy")}
+    keys |= analysis_blobs(project, sid)
     folder = os.path.join(project.storage, "bcd-images", sid)
     stored = {sid + "/" + f for f in os.listdir(folder) if not f.endswith(".meta") and ".tmp-" not in f}
     assert keys <= stored

@@ -4,14 +4,13 @@ that never accepts (connect timeout), endless bodies (the response cap), uploads
 request cap, rate limits and server errors on Storage. Reads, writes, uploads, downloads
 and signed URLs are retried where that is safe; otherwise the error is clear, and after
 each failure PostgreSQL and the bucket hold nothing partial."""
-import json
 import os
 import socket
 import time
 import urllib.request
 
 import pytest
-from conftest import ANGLES, EXAMPLES, SERVICE_KEY, make_cli, new_session, new_user, ok
+from conftest import ANGLES, EXAMPLES, SERVICE_KEY, analysis_blobs, make_cli, new_session, new_user, ok
 
 OVERVIEW = r"^/rest/v1/bcd_session_overview$"
 SESSIONS = r"^/rest/v1/sessions$"
@@ -41,10 +40,7 @@ def named(project, sid):
     """Object keys of a session that its rows name: its photos, and the heatmaps and
     working copies its analysis details name."""
     keys = {r[0] for r in project.query("select storage_path from images where session_id = %s", (sid,))}
-    for (details,) in project.query("select details from session_analysis where session_id = %s", (sid,)):
-        d = details if isinstance(details, dict) else json.loads(details or "{}")
-        for it in d.get("per_angle", []):
-            keys |= {k for k in (it.get("heatmap"), (it.get("working_copy") or {}).get("key")) if k}
+    keys |= analysis_blobs(project, sid)
     return sorted(k.split("/", 1)[1] for k in keys)
 
 
