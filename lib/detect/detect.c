@@ -536,38 +536,64 @@ bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_de
     if (max_side < 16 || max_side > 65535)
         return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "max_side out of range");
 
+    /* the photo's own pixels where it is no larger than the overlay (the usual case: the
+     * photo reduced for detection), else reduced to it */
+    uint32_t longer = current->width > current->height ? current->width : current->height;
+    bool direct = longer <= max_side;
     bcd__work wk = { 0 };
-    if (bcd__work_load(&wk, current, (int)max_side) != BCD_OK)
+    if (direct) {
+        wk.w = (int)current->width;
+        wk.h = (int)current->height;
+    } else if (bcd__work_load(&wk, current, (int)max_side) != BCD_OK) {
         return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate the heatmap");
+    }
     bcd_image *img = bcd__image_new((uint32_t)wk.w, (uint32_t)wk.h, 3);
-    if (!img) {
+    /* per column: the map's x coordinate (float, and rounded for the mask) */
+    float *fu = malloc((size_t)wk.w * sizeof *fu);
+    long *iu = malloc((size_t)wk.w * sizeof *iu);
+    if (!img || !fu || !iu) {
+        bcd_image_free(img);
+        free(fu);
+        free(iu);
         bcd__work_clear(&wk);
         return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate the heatmap");
     }
     uint8_t *px = img->data;
     const bcd__plane *E = r->map;
     double sx = (double)E->w / wk.w, sy = (double)E->h / wk.h;
+    for (int x = 0; x < wk.w; x++) {
+        double u = (x + 0.5) * sx - 0.5;
+        if (u < 0)
+            u = 0;
+        if (u > E->w - 1)
+            u = E->w - 1;
+        fu[x] = (float)u;
+        iu[x] = lround(u);
+    }
     for (int y = 0; y < wk.h; y++) {
         double v = (y + 0.5) * sy - 0.5;
         if (v < 0)
             v = 0;
         if (v > E->h - 1)
             v = E->h - 1;
+        const float fv = (float)v;
+        const uint8_t *mrow = r->mask + (size_t)lround(v) * E->w;
         for (int x = 0; x < wk.w; x++) {
-            double u = (x + 0.5) * sx - 0.5;
-            if (u < 0)
-                u = 0;
-            if (u > E->w - 1)
-                u = E->w - 1;
             size_t i = (size_t)y * wk.w + x;
-            float src[3] = { wk.c[0]->px[i], wk.c[1]->px[i], wk.c[2]->px[i] };
+            float src[3];
+            if (direct) {
+                for (int c = 0; c < 3; c++)
+                    src[c] = current->data[3 * i + c];
+            } else {
+                for (int c = 0; c < 3; c++)
+                    src[c] = wk.c[c]->px[i];
+            }
             float o[3];
-            bool covered = r->mask[(size_t)lround(v) * E->w + (size_t)lround(u)] != 0;
-            if (!covered) {
+            if (!mrow[iu[x]]) {
                 for (int c = 0; c < 3; c++)
                     o[c] = 0.45f * src[c];
             } else {
-                float e = bcd__plane_at(E, (float)u, (float)v) / HEAT_SATURATION;
+                float e = bcd__plane_at(E, fu[x], fv) / HEAT_SATURATION;
                 if (e > 1.0f)
                     e = 1.0f;
                 float col[3];
@@ -576,10 +602,13 @@ bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_de
                 for (int c = 0; c < 3; c++)
                     o[c] = (1.0f - alpha) * src[c] + alpha * col[c];
             }
+            /* rounded half away from zero, as lroundf() (exact in double) */
             for (int c = 0; c < 3; c++)
-                px[3 * i + c] = (uint8_t)(o[c] < 0 ? 0 : o[c] > 255 ? 255 : lroundf(o[c]));
+                px[3 * i + c] = (uint8_t)(o[c] < 0 ? 0 : o[c] > 255 ? 255 : (int)((double)o[c] + 0.5));
         }
     }
+    free(fu);
+    free(iu);
     /* outline the regions (2 px, white) */
     double fx = (double)wk.w / r->ow, fy = (double)wk.h / r->oh;
     for (size_t k = 0; k < r->nregions; k++) {
