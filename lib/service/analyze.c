@@ -501,8 +501,7 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     const char *dv = bcd_ctx_get(svc->ctx, "BCD_DETECT");
     bool detect_on = !dv || strcmp(dv, "off") != 0;
     for (size_t i = 0; detect_on && i < n; i++)
-        if (i == 0 || strcmp(imgs[i].angle, imgs[i - 1].angle) != 0)
-        {
+        if (i == 0 || strcmp(imgs[i].angle, imgs[i - 1].angle) != 0) {
             snprintf(dphotos[i].angle, sizeof dphotos[i].angle, "%s", imgs[i].angle);
             snprintf(dphotos[i].image_id, sizeof dphotos[i].image_id, "%s", imgs[i].id);
         }
