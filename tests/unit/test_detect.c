@@ -8,6 +8,7 @@
 
 #include "bcd/detect.h"
 #include "bcd/image.h"
+#include "detect/detect_internal.h"
 
 static bcd_ctx *ctx;
 
@@ -726,6 +727,56 @@ START_TEST(test_detect_combine_session_evidence)
 }
 END_TEST
 
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The selection gives the k-th smallest element: pixel values with many ties, small
+ * magnitudes, zeros, negatives, -0 beside +0, small and large arrays. */
+START_TEST(test_detect_quantile_is_the_kth_smallest)
+{
+    static const size_t sizes[] = { 1, 2, 7, 1023, 1024, 5000, 49152 };
+    static const double qs[] = { 0.0, 0.1, 0.5, 0.75, 0.999, 1.0 };
+    unsigned seed = 12345;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        size_t n = sizes[si];
+        float *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w), *sorted = malloc(n * sizeof *sorted);
+        for (int kind = 0; kind < 5; kind++) {
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 8;
+                switch (kind) {
+                case 0: v[i] = (float)(r % 256); break;                      /* pixels: many ties */
+                case 1: v[i] = (float)r / 65536.0f * 1e-3f; break;           /* small magnitudes */
+                case 2: v[i] = r % 7 == 0 ? 0.0f : (float)r * 1e-5f; break;  /* zeros */
+                case 3: v[i] = ((float)(r % 2001) - 1000.0f) / 7.0f; break;  /* negatives */
+                default: v[i] = r % 5 == 0 ? -0.0f : (float)(r % 3); break;  /* -0 beside +0 */
+                }
+            }
+            memcpy(sorted, v, n * sizeof *v);
+            qsort(sorted, n, sizeof *sorted, cmp_float);
+            for (size_t qi = 0; qi < sizeof qs / sizeof *qs; qi++) {
+                size_t k = (size_t)(qs[qi] * (double)n);
+                if (k >= n)
+                    k = n - 1;
+                memcpy(w, v, n * sizeof *v);
+                float got = bcd__detect_quantile(w, n, qs[qi]);
+                ck_assert_msg(got == sorted[k], "n=%zu kind=%d q=%g: %g, want %g", n, kind, qs[qi], got, sorted[k]);
+            }
+            memcpy(w, v, n * sizeof *v);
+            ck_assert(bcd__detect_median(w, n) == sorted[n / 2]);
+        }
+        free(v);
+        free(w);
+        free(sorted);
+    }
+    float none = 1.0f;
+    ck_assert(bcd__detect_quantile(&none, 0, 0.5) == 0.0f);
+}
+END_TEST
+
 static Suite *detect_suite(void)
 {
     Suite *s = suite_create("detect");
@@ -735,6 +786,7 @@ static Suite *detect_suite(void)
     tcase_add_test(tc, test_detect_compare_recovers_translation);
     tcase_add_test(tc, test_detect_compare_recovers_rotation_and_scale);
     tcase_add_test(tc, test_detect_compare_recovers_transform_across_resolutions);
+    tcase_add_test(tc, test_detect_quantile_is_the_kth_smallest);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("change_map");
