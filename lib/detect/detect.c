@@ -518,6 +518,18 @@ static void colormap(float v, float rgb[3])
         rgb[c] = stops[i][c] + f * (stops[i + 1][c] - stops[i][c]);
 }
 
+/* The change map's coordinate (pixel centres, clamped to its n pixels) of overlay
+ * pixel i at map pixels per overlay pixel s. */
+static double map_coord(int i, double s, int n)
+{
+    double u = (i + 0.5) * s - 0.5;
+    if (u < 0)
+        u = 0;
+    if (u > n - 1)
+        u = n - 1;
+    return u;
+}
+
 bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_detect_result *r,
                                      const bcd_image *current, unsigned int max_side)
 {
@@ -562,20 +574,12 @@ bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_de
     const bcd__plane *E = r->map;
     double sx = (double)E->w / wk.w, sy = (double)E->h / wk.h;
     for (int x = 0; x < wk.w; x++) {
-        double u = (x + 0.5) * sx - 0.5;
-        if (u < 0)
-            u = 0;
-        if (u > E->w - 1)
-            u = E->w - 1;
+        double u = map_coord(x, sx, E->w);
         fu[x] = (float)u;
         iu[x] = lround(u);
     }
     for (int y = 0; y < wk.h; y++) {
-        double v = (y + 0.5) * sy - 0.5;
-        if (v < 0)
-            v = 0;
-        if (v > E->h - 1)
-            v = E->h - 1;
+        double v = map_coord(y, sy, E->h);
         const float fv = (float)v;
         const uint8_t *mrow = r->mask + (size_t)lround(v) * E->w;
         for (int x = 0; x < wk.w; x++) {

@@ -43,7 +43,8 @@ static bool embedding_distance(const struct bcd__analysis *c, const float *cv, c
  * current session's analysis stored when it was made against prev, else computed now
  * from the photos. *source: "stored" or "computed". */
 static bcd_status detection(bcd_service *svc, const struct bcd__analysis *c, const char *cur_id,
-                            const struct bcd__analysis *p, const char *prev_id, const char *heatmap_dir, cJSON **out, const char **source)
+                            const struct bcd__analysis *p, const char *prev_id, const char *heatmap_dir,
+                            cJSON **out, const char **source)
 {
     *out = NULL;
     if (c->details_json) {
