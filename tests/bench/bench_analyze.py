@@ -8,10 +8,11 @@ store; the second check is analyzed --runs times with BCD_DETECT=off (embeddings
 scores only) and --runs times with BCD_DETECT=on (also alignment, change maps, quality
 gate, heatmaps against the first check), alternating so that machine load hits both
 alike. Printed: median wall time and CPU time (user + system of the process) of each,
-and the extra time of detection as a share of the analysis without it. Then, through
-the Python bindings' progress events (one process, the model already loaded), where
-the time of one analysis goes: reading + decoding + preprocessing the photos, embedding,
-scoring, change detection, saving.
+and the extra time of detection as a share of the analysis without it. Then the same in
+one long-running process through the Python bindings (the model loaded once; detection
+switched off and on between analyses, alternating), and, from the progress events of
+the analyses with detection, where the time of one goes: reading + decoding +
+preprocessing the photos, embedding, scoring, change detection, saving.
 
   /usr/bin/python3 tests/bench/bench_analyze.py [--cli build/cli/bcd-cli] [--model builtin|FILE.pt]
       [--runs 7] [--threads 0] [--size 3024x4032]
@@ -69,28 +70,41 @@ STAGES = ["read", "embed", "score", "detect", "save", "analyzed"]
 
 
 def stage_worker(lib, data_dir, sid, model, threads, runs):
-    """In a child process: analyze sid runs + 1 times through the bindings (the first
-    loads the model) and print the median duration of each stage as JSON."""
+    """In a child process: analyze sid through the bindings (the first call loads the
+    model), then runs times with detection off and on, alternating. Prints JSON: the
+    median wall and CPU time (all threads of this process) of an analysis in each mode,
+    and the median duration of each stage of the analyses with detection."""
     sys.path.insert(0, os.path.join(SRC, "bindings", "python"))
     os.environ["BCD_LIBRARY"] = lib
     import bcd
     svc = bcd.open_store(data_dir, user="bench", model=model, threads=threads)
     per = {k: [] for k in STAGES[:-1]}
-    for r in range(runs + 1):
-        first = {}
-        svc.set_progress(lambda ev: first.setdefault(ev.stage, ev.elapsed_s))
-        t0 = time.perf_counter()
-        svc.analyze(sid)
-        total = time.perf_counter() - t0
-        if r == 0:
-            continue
-        marks = [(0.0, "read")] + sorted((v, k) for k, v in first.items() if k != "read")
-        marks.append((total, "end"))
-        for (t, k), (t2, _) in zip(marks, marks[1:]):
-            if k in per:
-                per[k].append(t2 - t)
+    times = {"off": [], "on": []}
+    svc.analyze(sid)
+    for r in range(runs):
+        for mode in ("off", "on"):
+            svc._ctx.set("detect", mode)
+            first = {}
+            svc.set_progress(lambda ev: first.setdefault(ev.stage, ev.elapsed_s))
+            c0 = resource.getrusage(resource.RUSAGE_SELF)
+            t0 = time.perf_counter()
+            svc.analyze(sid)
+            total = time.perf_counter() - t0
+            c1 = resource.getrusage(resource.RUSAGE_SELF)
+            times[mode].append((total, (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)))
+            if mode == "off":
+                continue
+            marks = [(0.0, "read")] + sorted((v, k) for k, v in first.items() if k != "read")
+            marks.append((total, "end"))
+            for (t, k), (t2, _) in zip(marks, marks[1:]):
+                if k in per:
+                    per[k].append(t2 - t)
     svc.close()
-    print(json.dumps({k: statistics.median(v) if v else 0.0 for k, v in per.items()}))
+    out = {k: statistics.median(v) if v else 0.0 for k, v in per.items()}
+    for mode, v in times.items():
+        out["wall_" + mode] = statistics.median(x[0] for x in v)
+        out["cpu_" + mode] = statistics.median(x[1] for x in v)
+    print(json.dumps(out))
 
 
 def main():
@@ -149,13 +163,17 @@ def main():
             print("  (stage breakdown failed: %s)" % p.stderr.strip().splitlines()[-1:])
             return
         st = json.loads(p.stdout)
-        total = sum(st.values())
-        print("stages of one analysis with detection (progress events, model loaded, median of %d):" % a.runs)
+        print("in one process, the model loaded (bindings; %d runs, median):" % a.runs)
+        print("  %-28s wall %7.3f s   cpu %7.3f s" % ("without detection", st["wall_off"], st["cpu_off"]))
+        print("  %-28s wall %7.3f s   cpu %7.3f s" % ("with detection", st["wall_on"], st["cpu_on"]))
+        print("  extra time of detection:     wall %+6.1f %%   cpu %+6.1f %%"
+              % (100 * (st["wall_on"] / st["wall_off"] - 1), 100 * (st["cpu_on"] / st["cpu_off"] - 1)))
+        total = sum(st[k] for k in STAGES[:-1])
+        print("  stages of an analysis with detection (progress events):")
         names = {"read": "read + decode + preprocess", "embed": "embed (one batch)", "score": "scores",
                  "detect": "change detection", "save": "save"}
         for k in STAGES[:-1]:
-            print("  %-28s %7.3f s  %5.1f %%" % (names[k], st[k], 100 * st[k] / total if total else 0))
-
+            print("    %-26s %7.3f s  %5.1f %%" % (names[k], st[k], 100 * st[k] / total if total else 0))
 
 if __name__ == "__main__":
     main()
