@@ -133,9 +133,9 @@ BCD_API bcd_status bcd_report(char **out_json, bcd_service *svc, const char *use
  * Write the report of one analyzed session as ONE self-contained HTML file: the summary,
  * a table of the angles, per-angle thumbnails of the previous check and this check side
  * by side (with a change map: the one the analysis stored, else computed now with
- * bcd_detect_compare() on the two photos), charts as inline SVG (each angle's change
- * score over all checks; the overall score with its Theil–Sen trend line) and a table of
- * all analyzed checks.
+ * bcd_detect_compare() on the two photos reduced as analyze compares them), charts as
+ * inline SVG (each angle's change score over all checks; the overall score with its
+ * Theil–Sen trend line) and a table of all analyzed checks.
  *
  * The file makes no network request and names no outside resource: no script at all,
  * styles inline, photos as data: URIs (JPEG thumbnails, longer side thumbnail_size),
@@ -147,7 +147,11 @@ BCD_API bcd_status bcd_report(char **out_json, bcd_service *svc, const char *use
  * Written atomically: a temporary file in the same folder, renamed over path when
  * complete; the file is created with mode 0600 (it contains photos of a person). A
  * failure leaves an earlier file at path as it was.
- * A photo that cannot be read or decoded is shown as a placeholder, not an error.
+ * Thumbnails up to BCD_DETECT_DEFAULT_WORK_SIZE px are made from the reduced copies of
+ * the photos that bcd_session_analyze() stores (a few milliseconds each instead of
+ * decoding a phone photo again); larger ones, and photos without a stored copy, from the
+ * photo itself. A photo that cannot be read or decoded (and has no stored copy) is shown
+ * as a placeholder, not an error.
  * @param path  the file to write; its folder must exist.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (as bcd_report()), BCD_EIO
  *         ("file_write_failed"), BCD_ENOMEM.

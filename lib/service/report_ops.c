@@ -10,6 +10,7 @@
 #include "bcd/detect.h"
 #include "bcd/image.h"
 #include "bcd/report.h"
+#include "detection.h"
 #include "report/report.h"
 #include "service_internal.h"
 
@@ -276,22 +277,69 @@ static bcd_status image_list(bcd_service *svc, const char *session_id, struct bc
     return st == BCD_OK ? BCD_OK : bcd__svc_from_store(svc, st);
 }
 
+/* The details of a session's stored analysis (caller frees); NULL when there is none
+ * or it cannot be read (*nomem on allocation failure). */
+static char *stored_details(bcd_service *svc, const char *session_id, bool *nomem)
+{
+    struct bcd__analysis a = { 0 };
+    char *details = NULL;
+    bcd_status st = bcd__store_analysis_get(svc->store, session_id, &a);
+    if (st == BCD_OK) {
+        details = a.details_json;
+        a.details_json = NULL;
+    } else {
+        *nomem |= st == BCD_ENOMEM;
+        bcd__error_clear(&svc->store->err);
+    }
+    bcd__analysis_clear(&a);
+    return details;
+}
+
+/* The photos of every angle of a session reduced for detection: the working copies its
+ * analysis stored (else the photos decoded and reduced), as analyze compares them. */
+static bcd_status reduced_photos(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
+                                 size_t *n)
+{
+    bool nomem = false;
+    char *details = stored_details(svc, session_id, &nomem);
+    bcd_status st = nomem ? oom(svc) : bcd__det_load_session(svc, session_id, details, photos, n);
+    free(details);
+    return st;
+}
+
+static const bcd_image *of_angle(const struct bcd__det_photo *photos, size_t n, int a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bcd__rep_angle_index(photos[i].angle) == a)
+            return photos[i].img;
+    return NULL;
+}
+
+/* Thumbnails up to the detection size are made from the reduced photos (reading a
+ * stored working copy costs a few milliseconds, decoding a 12 MP JPEG ~50); larger ones
+ * from the photo itself. A missing change map is computed on the reduced photos, the
+ * images analyze compares. */
 static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t cur, const bcd_report_options *o,
                               struct bcd__rep_photos *ph)
 {
     const struct bcd__rep_session *s = &h->s[cur];
     const struct bcd__rep_session *p = cur ? &h->s[cur - 1] : NULL;
     uint32_t side = o->thumbnail_size ? o->thumbnail_size : THUMB_DEFAULT;
+    bool from_reduced = side <= BCD__DET_SIDE;
+    struct bcd__det_photo cr[BCD__ANGLE_COUNT], pr[BCD__ANGLE_COUNT];
+    size_t ncr = 0, npr = 0;
     struct bcd__image_row *ci = NULL, *pi = NULL;
     size_t cn = 0, pn = 0;
-    bcd_status st = image_list(svc, s->session_id, &ci, &cn);
-    if (st == BCD_OK && p)
-        st = image_list(svc, p->session_id, &pi, &pn);
-    if (st != BCD_OK) {
-        free(ci);
-        return st;
-    }
     const char *cpath[BCD__REP_ANGLES], *ppath[BCD__REP_ANGLES];
+    bcd_status st = reduced_photos(svc, s->session_id, cr, &ncr);
+    if (st == BCD_OK && p)
+        st = reduced_photos(svc, p->session_id, pr, &npr);
+    if (st == BCD_OK)
+        st = image_list(svc, s->session_id, &ci, &cn);
+    if (st == BCD_OK && p && !from_reduced)
+        st = image_list(svc, p->session_id, &pi, &pn);
+    if (st != BCD_OK)
+        goto done;
     first_images(ci, cn, cpath);
     first_images(pi, pn, ppath);
     size_t total = 0, done = 0;
@@ -300,14 +348,25 @@ static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t 
     bcd__svc_progress(svc, STAGE_PHOTOS, 0, total);
     bool nomem = false;
     for (int a = 0; a < BCD__REP_ANGLES && !nomem; a++) {
+        /* a photo that cannot be read has no reduced image: a placeholder */
+        const bcd_image *cimg = of_angle(cr, ncr, a), *pimg = of_angle(pr, npr, a);
         if (!cpath[a])
             continue;
-        bcd_image *cimg = load_photo(svc, cpath[a], &nomem);
-        bcd_image *pimg = ppath[a] ? load_photo(svc, ppath[a], &nomem) : NULL;
-        if (cimg)
-            nomem |= thumbnail(&ph->current[a], cimg, side) == BCD_ENOMEM;
-        if (pimg)
-            nomem |= thumbnail(&ph->previous[a], pimg, side) == BCD_ENOMEM;
+        if (from_reduced) {
+            if (cimg)
+                nomem |= thumbnail(&ph->current[a], cimg, side) == BCD_ENOMEM;
+            if (pimg)
+                nomem |= thumbnail(&ph->previous[a], pimg, side) == BCD_ENOMEM;
+        } else {
+            bcd_image *full = cimg ? load_photo(svc, cpath[a], &nomem) : NULL;
+            if (full)
+                nomem |= thumbnail(&ph->current[a], full, side) == BCD_ENOMEM;
+            bcd_image_free(full);
+            full = pimg && ppath[a] ? load_photo(svc, ppath[a], &nomem) : NULL;
+            if (full)
+                nomem |= thumbnail(&ph->previous[a], full, side) == BCD_ENOMEM;
+            bcd_image_free(full);
+        }
         /* the change map: the one the analysis stored, else made now from the two photos */
         const struct bcd__rep_angle *g = NULL;
         for (size_t i = 0; i < s->n_angles; i++)
@@ -334,13 +393,16 @@ static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t 
             bcd_image_free(hm);
             bcd_detect_result_free(r);
         }
-        bcd_image_free(cimg);
-        bcd_image_free(pimg);
         bcd__svc_progress(svc, STAGE_PHOTOS, ++done, total);
     }
+    if (nomem)
+        st = oom(svc);
+done:
+    bcd__det_photos_free(cr, ncr);
+    bcd__det_photos_free(pr, npr);
     free(ci);
     free(pi);
-    return nomem ? oom(svc) : BCD_OK;
+    return st;
 }
 
 /* Operations */

@@ -939,6 +939,75 @@ START_TEST(test_report_operations_show_stored_change_evidence)
 }
 END_TEST
 
+static size_t count_imgs(const char *html)
+{
+    size_t n = 0;
+    for (const char *p = html; (p = strstr(p, "<img ")); p++)
+        n++;
+    return n;
+}
+
+/* Thumbnails up to the detection size come from the reduced photos analyze stored (no
+ * photo is decoded again); larger ones from the photos. Change maps that were not stored
+ * are computed from the photos reduced now. */
+START_TEST(test_report_thumbnails_come_from_the_stored_working_copies)
+{
+    char s1[37], s2[37], s3[37];
+    analyzed_session("erin", "check1", s1);
+    analyzed_session("erin", "check2", s2);
+    char path[128], *html;
+    snprintf(path, sizeof path, "%s/report.html", tmpdir);
+
+    /* every photo of s2 damaged in the store after its analysis */
+    struct bcd__image_row *imgs = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(bcd__store_image_list(svc->store, s2, &imgs, &n), BCD_OK);
+    ck_assert_uint_eq(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        char file[sizeof tmpdir + sizeof imgs[i].storage_path + 16];
+        snprintf(file, sizeof file, "%s/data/blobs/%s", tmpdir, imgs[i].storage_path);
+        FILE *f = fopen(file, "wb");
+        ck_assert_msg(f != NULL, "%s", file);
+        fputs("not a photo any more", f);
+        fclose(f);
+    }
+    free(imgs);
+    OK(bcd_report_html(svc, "erin", s2, path));
+    html = read_text(path);
+    ck_assert_uint_eq(count_imgs(html), 18); /* previous, current, change map: none decoded */
+    LACKS(html, "photo not available");
+    free(html);
+    /* thumbnails larger than the working copies need the photos themselves */
+    bcd_report_options o = BCD_REPORT_OPTIONS_INIT;
+    o.thumbnail_size = 640;
+    OK(bcd_report_html_ext(svc, "erin", s2, path, &o));
+    html = read_text(path);
+    ck_assert_uint_eq(count_imgs(html), 12); /* the current photos are placeholders */
+    HAS(html, "photo not available");
+    free(html);
+
+    /* analyzed without detection: no change maps, no working copies stored; the maps
+     * are made now from the photos, decoded and reduced as analyze would */
+    char *out = NULL;
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_DETECT", "off"), BCD_OK);
+    analyzed_session("erin", "check1", s3);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_DETECT", "on"), BCD_OK);
+    OK(bcd_analysis_get(&out, svc, "erin", s3));
+    ck_assert_ptr_null(strstr(out, "heatmap"));
+    bcd_free(out);
+    OK(bcd_report_html(svc, "erin", s3, path));
+    html = read_text(path);
+    ck_assert_uint_eq(count_imgs(html), 18);
+    free(html);
+    o.flags = BCD_REPORT_NO_HEATMAPS;
+    o.thumbnail_size = 0;
+    OK(bcd_report_html_ext(svc, "erin", s3, path, &o));
+    html = read_text(path);
+    ck_assert_uint_eq(count_imgs(html), 12);
+    free(html);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
     Suite *s = suite_create("report");
@@ -962,6 +1031,7 @@ static Suite *report_suite(void)
     tcase_add_checked_fixture(ops, setup, teardown);
     tcase_add_test(ops, test_report_operations_over_the_local_store);
     tcase_add_test(ops, test_report_operations_show_stored_change_evidence);
+    tcase_add_test(ops, test_report_thumbnails_come_from_the_stored_working_copies);
     suite_add_tcase(s, ops);
     return s;
 }
