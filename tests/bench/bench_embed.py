@@ -14,6 +14,10 @@ numbers, not a test).
       draft mode, the same libjpeg-turbo) would bring: decode + preprocess time and the
       embedding's cosine similarity to the exact path (MobileNetV2 ImageNet weights when
       ../shared/models has them).
+  (e) the model time of libbcd against PyTorch's frozen and optimized TorchScript in ONE
+      process (the same libtorch): the two called alternately on the same tensors, so
+      that this machine's drifting speed hits both alike (separate processes minutes
+      apart differ by up to +-40 % here); the goal's ratio. Also their largest difference.
 
 Every measurement runs in its own process (peak RSS = getrusage ru_maxrss of that
 process); per-session numbers are medians over --runs sessions.
@@ -140,6 +144,39 @@ def worker_torch(args):
                       "peak_rss_mib": peak_rss_mib()}))
 
 
+def worker_h2h(args):
+    """(e): one process, the same libtorch: libbcd's embedder (through the bindings) and
+    PyTorch's frozen and optimized TorchScript module, called alternately on the same
+    tensors; also the largest difference of their embeddings."""
+    import torch
+    sys.path.insert(0, os.path.join(SRC, "bindings", "python"))
+    import bcd
+    threads = len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    x6 = torch.randn(6, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    x1 = x6[:1].contiguous()
+    n6, n1 = x6.numpy(), x1.numpy()
+    ctx = bcd.Context(load_env=False, threads=threads)
+    emb = bcd.Embedder(args.model, ctx=ctx)
+    opt = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.load(args.model).eval()))
+    calls = {"bcd6": lambda: emb.embed(n6, as_numpy=True), "pt6": lambda: opt(x6),
+             "bcd1": lambda: emb.embed(n1, as_numpy=True), "pt1": lambda: opt(x1)}
+    times = {k: [] for k in calls}
+    with torch.inference_mode():
+        for f in calls.values():  # warm-up
+            f()
+            f()
+        ref = opt(x6).numpy()
+        diff = float(abs(emb.embed(n6, as_numpy=True) - ref).max() / abs(ref).max())
+        for r in range(args.runs):
+            # ABBA order, so that neither side always runs first
+            for k in (("bcd6", "pt6", "bcd1", "pt1") if r % 2 == 0 else ("pt6", "bcd6", "pt1", "bcd1")):
+                t = time.perf_counter()
+                calls[k]()
+                times[k].append(time.perf_counter() - t)
+    print(json.dumps({"threads": threads, "times": times, "max_rel_diff": diff}))
+
+
 def worker_dct(args):
     """(d): decode at 1/1, 1/2, 1/4, 1/8 (PIL draft = libjpeg-turbo DCT scaling), then the
     seed's preprocessing; cosine of the embeddings against the exact path."""
@@ -243,10 +280,12 @@ def main():
     ap.add_argument("--cold", type=int, default=3, help="cold one-shot processes for libbcd (median)")
     ap.add_argument("--workdir", help="keep images and models here (default: a temporary folder)")
     ap.add_argument("--skip-seed", action="store_true", help="leave out (a), the slowest part")
+    ap.add_argument("--h2h-runs", type=int, default=20,
+                    help="alternating calls of each side in (e), libbcd and PyTorch in one process")
     args = ap.parse_args()
 
     if args.worker:
-        {"seed": worker_seed, "torch": worker_torch, "dct": worker_dct}[args.worker](args)
+        {"seed": worker_seed, "torch": worker_torch, "dct": worker_dct, "h2h": worker_h2h}[args.worker](args)
         return 0
 
     tmp = None
@@ -302,6 +341,10 @@ def main():
     # (b) PyTorch, model alone
     progress("PyTorch, model alone")
     b = run_worker("torch", ["--model", model, "--runs", str(args.runs)])
+    # (e) model time head to head, in one process
+    progress("model time head to head")
+    e = run_worker("h2h", ["--model", model, "--runs", str(args.h2h_runs)],
+                   env=dict(env, BCD_LIBRARY=os.path.join(args.build, "lib", "libbcd.so")))
     # (a) the seed's pipeline
     progress("seed pipeline (Python)")
     a = None if args.skip_seed else run_worker("seed", common + ["--state-dict", state_dict])
@@ -371,6 +414,16 @@ def main():
         print("    1/%-2s decoded %-10s decode %.3f s + preprocess %.3f s per session; min cosine %.6f"
               % (scale, r["decoded"], r["decode_s"], r["preprocess_s"], r["min_cosine"]))
 
+    et = e["times"]
+    e6 = med(et["bcd6"]) / med(et["pt6"])
+    e1 = med(et["bcd1"]) / med(et["pt1"])
+    print("\n(e) model time in one process (the same libtorch), libbcd's embedder and PyTorch's frozen+optimized"
+          " TorchScript called alternately, %d calls each; median (fastest)" % len(et["bcd6"]))
+    print("    batch 6: libbcd %.3f (%.3f) s, PyTorch %.3f (%.3f) s; batch 1: libbcd %.3f (%.3f) s, PyTorch %.3f "
+          "(%.3f) s" % (med(et["bcd6"]), min(et["bcd6"]), med(et["pt6"]), min(et["pt6"]), med(et["bcd1"]),
+                        min(et["bcd1"]), med(et["pt1"]), min(et["pt1"])))
+    print("    embeddings: max |libbcd - PyTorch| / max |PyTorch| = %.2e" % e["max_rel_diff"])
+
     print("\nload average after: %.2f" % os.getloadavg()[0])
     print("\nratios and goals: median (fastest)")
     if a:
@@ -382,6 +435,8 @@ def main():
           % (c["embed_batch_s"] / best6[1], c["embed_batch_s_min"] / best6[2]))
     print("    (c) model time / (b) fastest, batch 1: %.3f (%.3f)"
           % (c["embed_single_s"] / n / best1[1], c["embed_single_s_min"] / n / best1[2]))
+    print("    (e) model time / PyTorch fastest, same process, alternating: batch 6 %.3f, batch 1 %.3f  (goal <= 1.10)"
+          % (e6, e1))
     print("    (c) decode + preprocess share of the session: %.0f%% (%.0f%%)  (goal < 15%%)"
           % (100 * c_pre / c_sess, 100 * c_pre_m / c_sess_m))
     print("    (c) peak RSS %.0f MiB vs model %.0f MiB + 300 = %.0f MiB"
