@@ -9,5 +9,8 @@
 bcd_image *bcd__image_new(uint32_t w, uint32_t h, uint32_t c);
 /* A caller-supplied image is valid: non-NULL data, w, h > 0, c == 3. */
 bool bcd__image_valid_rgb(const bcd_image *img);
+/* bcd_image_equalize(); simd false keeps to the scalar code even where the CPU has a
+ * vector path (the two give the same bytes; the tests compare them). */
+bcd_status bcd__image_equalize_with(bcd_image **out, const bcd_image *in, bool simd);
 
 #endif

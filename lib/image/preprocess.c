@@ -39,6 +39,10 @@
  * The resize reads uint8 directly (uint8 -> float is exact), one row of the centre square
  * at a time; bcd_image_preprocess equalizes only those rows after the histogram of the
  * whole image. No float or equalized copy of the image is made.
+ *
+ * On x86-64 CPUs with AVX2 (chosen at run time) the histogram of Y and the colour round
+ * trip run eight pixels at a time: the same integer formulas, so the same bytes (the
+ * unit tests compare both paths on every 24-bit colour).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -101,10 +105,18 @@ struct eq_tabs {
     int32_t g_u[511];    /* by B - Y: (U - 128) * U2GI */
     int32_t g_v[511];    /* by R - Y: (V - 128) * V2GI */
     uint8_t clip[1024];  /* saturate_cast<uchar>(i - 512) */
+    int32_t y_lut32[256]; /* y_lut widened, for the vector path */
+    bool simd;           /* run the vector path (equalize_run_avx2) */
 };
 
-static void eq_tabs_init(struct eq_tabs *t)
+static bool simd_available(void);
+
+/* After t->y_lut is set. simd: use the vector path (available on this CPU). */
+static void eq_tabs_init(struct eq_tabs *t, bool simd)
 {
+    t->simd = simd;
+    for (int i = 0; i < 256; i++)
+        t->y_lut32[i] = t->y_lut[i];
     for (int d = -255; d <= 255; d++) {
         int u = chroma(d * B2UI + UV_DELTA) - 128;
         int v = chroma(d * R2VI + UV_DELTA) - 128;
@@ -119,8 +131,8 @@ static void eq_tabs_init(struct eq_tabs *t)
 
 /* Pixels of one run: RGB -> YUV, Y through the equalization LUT, YUV -> RGB. Indices are
  * pointer-sized so that no sign extension sits in the loop. */
-static void equalize_run(uint8_t *restrict dst, const uint8_t *restrict src, size_t n,
-                         const struct eq_tabs *t)
+static void equalize_run_scalar(uint8_t *restrict dst, const uint8_t *restrict src, size_t n,
+                                const struct eq_tabs *t)
 {
     const int16_t *r_off = t->r_off + 255, *b_off = t->b_off + 255;
     const int32_t *g_u = t->g_u + 255, *g_v = t->g_v + 255;
@@ -134,10 +146,143 @@ static void equalize_run(uint8_t *restrict dst, const uint8_t *restrict src, siz
     }
 }
 
-/* Histogram of Y over the whole image. Four interleaved sub-histograms avoid the stall of
- * consecutive increments of one bin; they are flushed before a 32-bit count could wrap. */
-static void y_histogram(uint64_t hist[256], const bcd_image *in)
+/* Y of a run of pixels counted into four interleaved sub-histograms (consecutive
+ * increments of one bin would stall on each other). */
+static void y_hist_row_scalar(uint32_t sub[4][256], const uint8_t *p, size_t w)
 {
+    size_t x = 0;
+    for (; x + 4 <= w; x += 4, p += 12) {
+        sub[0][rgb_y(p)]++;
+        sub[1][rgb_y(p + 3)]++;
+        sub[2][rgb_y(p + 6)]++;
+        sub[3][rgb_y(p + 9)]++;
+    }
+    for (; x < w; x++, p += 3)
+        sub[0][rgb_y(p)]++;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX2_PATH 1
+#include <immintrin.h>
+
+static bool simd_available(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+
+/* Eight pixels at src (reading 4 bytes past them) in 32-bit lanes: R and G as 16-bit
+ * pairs (rg), B (b), and rgb_y() of each, Y = (R R2Y + G G2Y + B B2Y + 2^13) >> 14 by two
+ * multiply-adds of 16-bit pairs. */
+__attribute__((target("avx2"))) static inline __m256i y8_avx2(const uint8_t *src, __m256i *rg, __m256i *b)
+{
+    /* per 128-bit lane 4 pixels, 12 of the 16 loaded bytes */
+    const __m256i sh_rg = _mm256_setr_epi8(0, -1, 1, -1, 3, -1, 4, -1, 6, -1, 7, -1, 9, -1, 10, -1,
+                                           0, -1, 1, -1, 3, -1, 4, -1, 6, -1, 7, -1, 9, -1, 10, -1);
+    const __m256i sh_b = _mm256_setr_epi8(2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1,
+                                          2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1);
+    const __m256i c_rg = _mm256_set1_epi32((G2Y << 16) | R2Y);
+    const __m256i c_b1 = _mm256_set1_epi32(((1 << (YUV_SHIFT - 1)) << 16) | B2Y); /* B and 1 */
+    __m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)src)),
+                                         _mm_loadu_si128((const __m128i *)(src + 12)), 1);
+    *rg = _mm256_shuffle_epi8(px, sh_rg);
+    *b = _mm256_shuffle_epi8(px, sh_b);
+    __m256i b1 = _mm256_or_si256(*b, _mm256_set1_epi32(1 << 16));
+    return _mm256_srli_epi32(_mm256_add_epi32(_mm256_madd_epi16(*rg, c_rg), _mm256_madd_epi16(b1, c_b1)),
+                             YUV_SHIFT);
+}
+
+/* equalize_run_scalar() eight pixels at a time, the same integers: the formulas of
+ * eq_tabs_init() in 32-bit lanes (an arithmetic shift floors as OpenCV's does, so no
+ * bias is needed), Y through the LUT by a gather. Checked equal to the scalar path on
+ * every 24-bit colour (tests/unit/test_preprocess.c). ~2x faster. */
+__attribute__((target("avx2"))) static void equalize_run_avx2(uint8_t *restrict dst, const uint8_t *restrict src,
+                                                               size_t n, const struct eq_tabs *t)
+{
+    const __m256i lo16 = _mm256_set1_epi32(0xffff);
+    const __m256i uv_delta = _mm256_set1_epi32(UV_DELTA), half = _mm256_set1_epi32(1 << (YUV_SHIFT - 1));
+    const __m256i zero = _mm256_setzero_si256(), c255 = _mm256_set1_epi32(255), c128 = _mm256_set1_epi32(128);
+    const __m256i k_b2u = _mm256_set1_epi32(B2UI), k_r2v = _mm256_set1_epi32(R2VI);
+    const __m256i k_u2b = _mm256_set1_epi32(U2BI), k_u2g = _mm256_set1_epi32(U2GI);
+    const __m256i k_v2g = _mm256_set1_epi32(V2GI), k_v2r = _mm256_set1_epi32(V2RI);
+    /* r0..r3 g0..g3 b0..b3 -> r0 g0 b0 r1 g1 b1 ... */
+    const __m128i interleave = _mm_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1);
+    size_t i = 0;
+    /* a load reads 4 bytes past its 4 pixels: the last 2 pixels or more go the scalar way */
+    for (; i + 10 <= n; i += 8, src += 24, dst += 24) {
+        __m256i rg, b;
+        __m256i y = y8_avx2(src, &rg, &b);
+        __m256i dr = _mm256_sub_epi32(_mm256_and_si256(rg, lo16), y), db = _mm256_sub_epi32(b, y);
+        /* chroma(): saturate_cast<uchar>(x >> 14), the rounding term inside UV_DELTA */
+        __m256i u = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(db, k_b2u), uv_delta), YUV_SHIFT);
+        __m256i v = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(dr, k_r2v), uv_delta), YUV_SHIFT);
+        u = _mm256_sub_epi32(_mm256_min_epi32(_mm256_max_epi32(u, zero), c255), c128);
+        v = _mm256_sub_epi32(_mm256_min_epi32(_mm256_max_epi32(v, zero), c255), c128);
+        /* descale() */
+        __m256i ro = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(v, k_v2r), half), YUV_SHIFT);
+        __m256i go = _mm256_srai_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(u, k_u2g), _mm256_mullo_epi32(v, k_v2g)), half),
+            YUV_SHIFT);
+        __m256i bo = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(u, k_u2b), half), YUV_SHIFT);
+        __m256i ye = _mm256_i32gather_epi32(t->y_lut32, y, 4);
+        /* ye + offset saturated to 0..255 by the packs (32 -> 16 signed, 16 -> 8 unsigned) */
+        __m256i rg16 = _mm256_packs_epi32(_mm256_add_epi32(ye, ro), _mm256_add_epi32(ye, go));
+        __m256i b16 = _mm256_packs_epi32(_mm256_add_epi32(ye, bo), zero);
+        __m256i all8 = _mm256_packus_epi16(rg16, b16); /* per lane: r0..3 g0..3 b0..3, 0 */
+        __m128i lo = _mm_shuffle_epi8(_mm256_castsi256_si128(all8), interleave);
+        __m128i hi = _mm_shuffle_epi8(_mm256_extracti128_si256(all8, 1), interleave);
+        uint32_t w;
+        _mm_storel_epi64((__m128i *)dst, lo);
+        w = (uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(lo, 8));
+        memcpy(dst + 8, &w, 4);
+        _mm_storel_epi64((__m128i *)(dst + 12), hi);
+        w = (uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(hi, 8));
+        memcpy(dst + 20, &w, 4);
+    }
+    equalize_run_scalar(dst, src, n - i, t);
+}
+
+/* y_hist_row_scalar() eight pixels at a time (Y as rgb_y() gives it). */
+__attribute__((target("avx2"))) static void y_hist_row_avx2(uint32_t sub[4][256], const uint8_t *p, size_t w)
+{
+    size_t x = 0;
+    uint32_t y[8];
+    for (; x + 10 <= w; x += 8, p += 24) { /* the last 2 pixels or more go the scalar way */
+        __m256i rg, b;
+        _mm256_storeu_si256((__m256i *)y, y8_avx2(p, &rg, &b));
+        sub[0][y[0]]++;
+        sub[1][y[1]]++;
+        sub[2][y[2]]++;
+        sub[3][y[3]]++;
+        sub[0][y[4]]++;
+        sub[1][y[5]]++;
+        sub[2][y[6]]++;
+        sub[3][y[7]]++;
+    }
+    y_hist_row_scalar(sub, p, w - x);
+}
+#else
+static bool simd_available(void)
+{
+    return false;
+}
+#endif
+
+static void equalize_run(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, const struct eq_tabs *t)
+{
+#ifdef HAVE_AVX2_PATH
+    if (t->simd) {
+        equalize_run_avx2(dst, src, n, t);
+        return;
+    }
+#endif
+    equalize_run_scalar(dst, src, n, t);
+}
+
+/* Histogram of Y over the whole image; the sub-histograms are flushed before a 32-bit
+ * count could wrap. */
+static void y_histogram(uint64_t hist[256], const bcd_image *in, bool simd)
+{
+    (void)simd; /* without a vector path */
     uint32_t sub[4][256];
     memset(sub, 0, sizeof sub);
     memset(hist, 0, 256 * sizeof hist[0]);
@@ -151,16 +296,12 @@ static void y_histogram(uint64_t hist[256], const bcd_image *in)
             }
             pending = 0;
         }
-        const uint8_t *p = row;
-        size_t x = 0;
-        for (; x + 4 <= w; x += 4, p += 12) {
-            sub[0][rgb_y(p)]++;
-            sub[1][rgb_y(p + 3)]++;
-            sub[2][rgb_y(p + 6)]++;
-            sub[3][rgb_y(p + 9)]++;
-        }
-        for (; x < w; x++, p += 3)
-            sub[0][rgb_y(p)]++;
+#ifdef HAVE_AVX2_PATH
+        if (simd)
+            y_hist_row_avx2(sub, row, w);
+        else
+#endif
+            y_hist_row_scalar(sub, row, w);
         pending += w;
     }
     for (int j = 0; j < 256; j++)
@@ -200,6 +341,11 @@ static bool rgb_ok(const bcd_image *img)
 
 bcd_status bcd_image_equalize(bcd_image **out, const bcd_image *in)
 {
+    return bcd__image_equalize_with(out, in, true);
+}
+
+bcd_status bcd__image_equalize_with(bcd_image **out, const bcd_image *in, bool simd)
+{
     if (!out || !rgb_ok(in))
         return BCD_EINVAL;
     bcd_image *img = bcd__image_new(in->width, in->height, 3);
@@ -207,9 +353,10 @@ bcd_status bcd_image_equalize(bcd_image **out, const bcd_image *in)
         return BCD_ENOMEM;
     uint64_t hist[256];
     struct eq_tabs t;
-    y_histogram(hist, in);
+    simd = simd && simd_available();
+    y_histogram(hist, in, simd);
     equalize_lut(t.y_lut, hist, (uint64_t)in->width * in->height);
-    eq_tabs_init(&t);
+    eq_tabs_init(&t, simd);
     size_t row = (size_t)in->width * 3;
     for (uint32_t y = 0; y < in->height; y++)
         equalize_run(img->data + y * row, in->data + y * row, in->width, &t);
@@ -719,9 +866,10 @@ bcd_status bcd_image_preprocess(float *out, size_t out_len, const bcd_image *in)
      * square that the resize reads, one at a time. */
     uint64_t hist[256];
     struct eq_tabs t;
-    y_histogram(hist, in);
+    bool simd = simd_available();
+    y_histogram(hist, in, simd);
     equalize_lut(t.y_lut, hist, (uint64_t)in->width * in->height);
-    eq_tabs_init(&t);
+    eq_tabs_init(&t, simd);
     uint8_t *row = malloc((size_t)(in->width < in->height ? in->width : in->height) * 3);
     if (!row)
         return BCD_ENOMEM;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bcd/image.h"
+#include "image/image_internal.h"
 
 /* An image over a caller buffer, as a caller of the library builds one. */
 static bcd_image wrap(uint8_t *data, uint32_t w, uint32_t h)
@@ -121,6 +122,37 @@ START_TEST(test_image_equalize_handles_single_pixel)
     ck_assert_uint_eq(out->width, 1);
     ck_assert_uint_eq(out->height, 1);
     bcd_image_free(out);
+}
+END_TEST
+
+/* The vector paths of the histogram and the colour round trip (where the CPU has them)
+ * give the scalar paths' bytes: every 24-bit colour in rows of 4096, and rows of every
+ * width up to 17 and of 1021 (the vector loop leaves 2..9 pixels to the scalar code). */
+START_TEST(test_image_equalize_vector_path_equals_scalar_on_every_colour)
+{
+    const size_t all = (size_t)1 << 24;
+    uint8_t *rgb = malloc(all * 3);
+    ck_assert_ptr_nonnull(rgb);
+    for (size_t i = 0; i < all; i++) {
+        rgb[3 * i] = (uint8_t)i;
+        rgb[3 * i + 1] = (uint8_t)(i >> 8);
+        rgb[3 * i + 2] = (uint8_t)(i >> 16);
+    }
+    static const uint32_t widths[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 1021, 4096 };
+    for (size_t k = 0; k < sizeof widths / sizeof widths[0]; k++) {
+        /* all colours at 4096, else the first 2^16 (every red and green, blue 0) */
+        uint32_t w = widths[k], h = (uint32_t)((w == 4096 ? all : (size_t)1 << 16) / w);
+        bcd_image in = wrap(rgb, w, h), *vec = NULL, *sca = NULL, *pub = NULL;
+        ck_assert_int_eq(bcd__image_equalize_with(&vec, &in, true), BCD_OK);
+        ck_assert_int_eq(bcd__image_equalize_with(&sca, &in, false), BCD_OK);
+        ck_assert_int_eq(bcd_image_equalize(&pub, &in), BCD_OK);
+        ck_assert_msg(memcmp(vec->data, sca->data, (size_t)w * h * 3) == 0, "width %u", w);
+        ck_assert_msg(memcmp(pub->data, sca->data, (size_t)w * h * 3) == 0, "width %u", w);
+        bcd_image_free(pub);
+        bcd_image_free(vec);
+        bcd_image_free(sca);
+    }
+    free(rgb);
 }
 END_TEST
 
@@ -390,6 +422,7 @@ static Suite *preprocess_suite(void)
     tcase_add_test(tc, test_image_equalize_of_constant_image_is_the_colour_round_trip);
     tcase_add_test(tc, test_image_equalize_handles_single_pixel);
     tcase_add_test(tc, test_image_equalize_rejects_invalid_input);
+    tcase_add_test(tc, test_image_equalize_vector_path_equals_scalar_on_every_colour);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("crop_resize");
