@@ -418,20 +418,8 @@ static bcd_status detect_changes(bcd_service *svc, const struct bcd__session_row
     struct bcd__det_photo photos[BCD__ANGLE_COUNT];
     size_t np = 0;
     bcd_status st = BCD_OK;
-    if (prev) {
-        /* its analysis names the working copies of its photos */
-        struct bcd__analysis pa = { 0 };
-        st = bcd__store_analysis_get(svc->store, prev->id, &pa);
-        if (st != BCD_OK && st != BCD_ENOMEM) {
-            bcd__error_clear(&svc->store->err);
-            st = BCD_OK;
-        }
-        if (st == BCD_OK)
-            st = bcd__det_load_session(svc, prev->id, pa.details_json, photos, &np);
-        else
-            st = bcd__svc_from_store(svc, st);
-        bcd__analysis_clear(&pa);
-    }
+    if (prev)
+        st = bcd__det_load_stored(svc, prev->id, photos, &np);
     if (st == BCD_OK)
         st = bcd__det_run(svc, det, cur, ncur, prev ? photos : NULL, np, prev ? prev->id : NULL, srow->id, NULL);
     bcd__det_photos_free(photos, np);

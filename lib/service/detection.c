@@ -297,6 +297,24 @@ bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const
     return BCD_OK;
 }
 
+bcd_status bcd__det_load_stored(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
+                                size_t *n_out)
+{
+    /* its stored analysis names the working copies of its photos */
+    struct bcd__analysis a = { 0 };
+    bcd_status got = bcd__store_analysis_get(svc->store, session_id, &a), st;
+    if (got == BCD_ENOMEM) {
+        *n_out = 0;
+        st = bcd__svc_from_store(svc, got);
+    } else {
+        if (got != BCD_OK) /* none, or unreadable: the photos are decoded */
+            bcd__error_clear(&svc->store->err);
+        st = bcd__det_load_session(svc, session_id, got == BCD_OK ? a.details_json : NULL, photos, n_out);
+    }
+    bcd__analysis_clear(&a);
+    return st;
+}
+
 void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n)
 {
     for (size_t i = 0; photos && i < n; i++) {

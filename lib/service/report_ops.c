@@ -277,36 +277,7 @@ static bcd_status image_list(bcd_service *svc, const char *session_id, struct bc
     return st == BCD_OK ? BCD_OK : bcd__svc_from_store(svc, st);
 }
 
-/* The details of a session's stored analysis (caller frees); NULL when there is none
- * or it cannot be read (*nomem on allocation failure). */
-static char *stored_details(bcd_service *svc, const char *session_id, bool *nomem)
-{
-    struct bcd__analysis a = { 0 };
-    char *details = NULL;
-    bcd_status st = bcd__store_analysis_get(svc->store, session_id, &a);
-    if (st == BCD_OK) {
-        details = a.details_json;
-        a.details_json = NULL;
-    } else {
-        *nomem |= st == BCD_ENOMEM;
-        bcd__error_clear(&svc->store->err);
-    }
-    bcd__analysis_clear(&a);
-    return details;
-}
-
-/* The photos of every angle of a session reduced for detection: the working copies its
- * analysis stored (else the photos decoded and reduced), as analyze compares them. */
-static bcd_status reduced_photos(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
-                                 size_t *n)
-{
-    bool nomem = false;
-    char *details = stored_details(svc, session_id, &nomem);
-    bcd_status st = nomem ? oom(svc) : bcd__det_load_session(svc, session_id, details, photos, n);
-    free(details);
-    return st;
-}
-
+/* The reduced photo of angle a (bcd__rep_angles order), NULL if none. */
 static const bcd_image *of_angle(const struct bcd__det_photo *photos, size_t n, int a)
 {
     for (size_t i = 0; i < n; i++)
@@ -331,9 +302,9 @@ static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t 
     struct bcd__image_row *ci = NULL, *pi = NULL;
     size_t cn = 0, pn = 0;
     const char *cpath[BCD__REP_ANGLES], *ppath[BCD__REP_ANGLES];
-    bcd_status st = reduced_photos(svc, s->session_id, cr, &ncr);
+    bcd_status st = bcd__det_load_stored(svc, s->session_id, cr, &ncr);
     if (st == BCD_OK && p)
-        st = reduced_photos(svc, p->session_id, pr, &npr);
+        st = bcd__det_load_stored(svc, p->session_id, pr, &npr);
     if (st == BCD_OK)
         st = image_list(svc, s->session_id, &ci, &cn);
     if (st == BCD_OK && p && !from_reduced)
