@@ -5,12 +5,21 @@
  * Times, in this order: loading the libbcd-torch module (libtorch's start-up cost, when
  * BCD_TORCH_MODULE names it), opening the embedder on MODEL (model load, freeze and
  * optimize, probe), then RUNS times: decode + preprocess every image, embed them in one
- * batch, and embed them one at a time. Prints one "key value" per line (seconds, KiB);
+ * batch, and embed them one at a time; then decode + preprocess the session again on one
+ * thread per core (images shared out as bcd_session_analyze() does), at full size and with
+ * reduced-scale decoding at 1/2 and 1/4 (bcd_image_decode_file_ext(), min_short_side of
+ * 1512 and 756 px: the scales of a 3024x4032 photo). Prints one "key value" per line (seconds, KiB);
  * per-run values are medians over the runs ("*_min": the fastest run), "first_*" are the
  * first run's.
  * Uses the public API only, like any program linked to libbcd.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +87,65 @@ static int fail(bcd_ctx *ctx, const char *what)
     return 1;
 }
 
+/* Decode + preprocess of a session on several threads, each with its own ctx. */
+struct par_job {
+    char **images;
+    int n;
+    float *tensors;
+    unsigned int min_short_side;
+    pthread_mutex_t mu;
+    int next;
+    int failed;
+};
+
+static void *par_worker(void *arg)
+{
+    struct par_job *job = arg;
+    bcd_ctx *ctx = NULL;
+    if (bcd_ctx_new(&ctx) != BCD_OK) {
+        pthread_mutex_lock(&job->mu);
+        job->failed = 1;
+        pthread_mutex_unlock(&job->mu);
+        return NULL;
+    }
+    bcd_image_decode_options opts = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    opts.min_short_side = job->min_short_side;
+    for (;;) {
+        pthread_mutex_lock(&job->mu);
+        int i = job->next < job->n && !job->failed ? job->next++ : -1;
+        pthread_mutex_unlock(&job->mu);
+        if (i < 0)
+            break;
+        bcd_image *img = NULL;
+        bool ok = bcd_image_decode_file_ext(&img, ctx, job->images[i], &opts) == BCD_OK &&
+                  bcd_image_preprocess(job->tensors + (size_t)i * BCD_TENSOR_LEN, BCD_TENSOR_LEN, img) == BCD_OK;
+        bcd_image_free(img);
+        if (!ok) {
+            pthread_mutex_lock(&job->mu);
+            job->failed = 1;
+            pthread_mutex_unlock(&job->mu);
+        }
+    }
+    bcd_ctx_free(ctx);
+    return NULL;
+}
+
+/* Wall seconds of decode + preprocess of all images on `threads` threads; < 0 on failure. */
+static double par_prep(char **images, int n, float *tensors, unsigned int min_short_side, int threads)
+{
+    struct par_job job = { images, n, tensors, min_short_side, PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+    pthread_t tid[64];
+    int started = 0;
+    double t0 = now();
+    for (int t = 0; t < threads && t < 64; t++)
+        if (pthread_create(&tid[t], NULL, par_worker, &job) == 0)
+            started++;
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    double wall = now() - t0;
+    return started == 0 || job.failed ? -1.0 : wall;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -121,8 +189,20 @@ int main(int argc, char **argv)
     float *out = malloc((size_t)n * dim * sizeof *out);
     double *dec = calloc((size_t)runs, sizeof *dec), *pre = calloc((size_t)runs, sizeof *pre);
     double *batch = calloc((size_t)runs, sizeof *batch), *single = calloc((size_t)runs, sizeof *single);
-    if (!tensors || !out || !dec || !pre || !batch || !single)
+    /* parallel decode + preprocess: full size, 1/2, 1/4 */
+    static const unsigned int par_min_short[3] = { 0, 1512, 756 };
+    static const char *const par_key[3] = { "par_prep_full_s", "par_prep_half_s", "par_prep_quarter_s" };
+    double *par[3];
+    for (int k = 0; k < 3; k++)
+        par[k] = calloc((size_t)runs, sizeof(double));
+    if (!tensors || !out || !dec || !pre || !batch || !single || !par[0] || !par[1] || !par[2])
         return 1;
+    cpu_set_t cpus;
+    int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    if (threads > n)
+        threads = n;
+    if (threads < 1)
+        threads = 1;
 
     for (int r = 0; r < runs; r++) {
         for (int i = 0; i < n; i++) {
@@ -160,13 +240,25 @@ int main(int argc, char **argv)
             printf("peak_rss_after_first_kib %ld\n", peak_rss_kib());
         }
     }
-    printf("images %d\nruns %d\ndim %zu\n", n, runs, dim);
+    /* after the one-thread runs, so that peak_rss_serial_kib is theirs alone */
+    printf("peak_rss_serial_kib %ld\n", peak_rss_kib());
+    for (int r = 0; r < runs; r++)
+        for (int k = 0; k < 3; k++)
+            if ((par[k][r] = par_prep(images, n, tensors, par_min_short[k], threads)) < 0) {
+                fprintf(stderr, "bench_embed: parallel decode + preprocess failed\n");
+                return 1;
+            }
+    printf("images %d\nruns %d\ndim %zu\nprep_threads %d\n", n, runs, dim, threads);
+    for (int k = 0; k < 3; k++)
+        print_stat(par_key[k], par[k], runs);
     print_stat("decode_s", dec, runs);
     print_stat("preprocess_s", pre, runs);
     print_stat("embed_batch_s", batch, runs);
     print_stat("embed_single_s", single, runs);
     printf("embedding0_head %.6f %.6f %.6f\n", out[0], out[1], out[2]);
     printf("peak_rss_kib %ld\n", peak_rss_kib());
+    for (int k = 0; k < 3; k++)
+        free(par[k]);
     free(single);
     free(batch);
     free(pre);

@@ -9,7 +9,10 @@ numbers, not a test).
       optimized for inference; batch 6 and batch 1);
   (c) libbcd end to end through tests/bench/bench_embed.c (decode + preprocess + embed),
       loading libtorch and the model shown separately; with the module's default
-      (frozen + optimized) and with BCD_TORCH_OPTIMIZE=0.
+      (frozen + optimized) and with BCD_TORCH_OPTIMIZE=0. Decode + preprocess is timed on
+      one thread, and again on one thread per core as bcd_session_analyze() runs it, at
+      full size and with reduced-scale decoding at 1/2 and 1/4 (whose embeddings (d)
+      compares with the exact path's).
   (d) what reduced-scale JPEG decoding (libjpeg-turbo DCT scaling, here through PIL's
       draft mode, the same libjpeg-turbo) would bring: decode + preprocess time and the
       embedding's cosine similarity to the exact path (MobileNetV2 ImageNet weights when
@@ -372,13 +375,18 @@ def main():
     print("    batch 1: embed 6 x 1 %.3f (%.3f) s -> %.1f (%.1f) images/s end to end, model alone %.1f (%.1f)"
           % (c["embed_single_s"], c["embed_single_s_min"], n / c_sess1, n / c_sess1_m, n / c["embed_single_s"],
              n / c["embed_single_s_min"]))
+    par = [(k, c["par_prep_%s_s" % k], c["par_prep_%s_s_min" % k]) for k in ("full", "half", "quarter")]
+    print("    decode + preprocess on %d threads, as bcd_session_analyze() does: full size %.3f (%.3f) s, "
+          "decoded at 1/2 %.3f (%.3f) s, at 1/4 %.3f (%.3f) s"
+          % (c["prep_threads"], par[0][1], par[0][2], par[1][1], par[1][2], par[2][1], par[2][2]))
     print("    first session after open: decode %.3f + preprocess %.3f + embed %.3f s"
           % (c["first_decode_s"], c["first_preprocess_s"], c["first_embed_batch_s"]))
     print("    one-shot process (start, libtorch, model, one session): %.2f s (median of %d, fastest %.2f)"
           % (med(cold), len(cold), min(cold)))
-    print("    peak RSS %.0f MiB (after libtorch %.0f, peak while opening the model %.0f, after first session %.0f)"
-          % (c["peak_rss_kib"] / 1024, c["rss_after_module_kib"] / 1024, c["peak_rss_after_open_kib"] / 1024,
-             c["rss_after_first_kib"] / 1024))
+    print("    peak RSS %.0f MiB decoding on one thread (after libtorch %.0f, peak while opening the model %.0f, "
+          "after first session %.0f); %.0f MiB once %d threads decode at once"
+          % (c["peak_rss_serial_kib"] / 1024, c["rss_after_module_kib"] / 1024, c["peak_rss_after_open_kib"] / 1024,
+             c["rss_after_first_kib"] / 1024, c["peak_rss_kib"] / 1024, c["prep_threads"]))
     print("    as stored (BCD_TORCH_OPTIMIZE=0): open %.3f s, embed batch 6 %.3f (%.3f) s, batch 1 %.3f (%.3f) "
           "s/image, one-shot %.2f s, peak RSS %.0f MiB"
           % (c_plain["model_open_s"], c_plain["embed_batch_s"], c_plain["embed_batch_s_min"],
@@ -439,8 +447,13 @@ def main():
           % (e6, e1))
     print("    (c) decode + preprocess share of the session: %.0f%% (%.0f%%)  (goal < 15%%)"
           % (100 * c_pre / c_sess, 100 * c_pre_m / c_sess_m))
-    print("    (c) peak RSS %.0f MiB vs model %.0f MiB + 300 = %.0f MiB"
-          % (c["peak_rss_kib"] / 1024, model_mib, model_mib + 300))
+    for (k, t, tm), label in zip(par, ("full size", "decoded at 1/2", "decoded at 1/4")):
+        print("        on %d threads, %-15s %.0f%% (%.0f%%)"
+              % (c["prep_threads"], label + ":", 100 * t / (t + c["embed_batch_s"]),
+                 100 * tm / (tm + c["embed_batch_s_min"])))
+    print("    (c) peak RSS %.0f MiB decoding on one thread, %.0f MiB on %d, vs model %.0f MiB + 300 = %.0f MiB"
+          % (c["peak_rss_serial_kib"] / 1024, c["peak_rss_kib"] / 1024, c["prep_threads"], model_mib,
+             model_mib + 300))
     if tmp:
         tmp.cleanup()
     return 0
