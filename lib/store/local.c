@@ -985,6 +985,27 @@ static bcd_status recover_pending(bcd_store *s)
     return rc;
 }
 
+/* The final file of a blob is there but cannot hold its bytes (its size differs from
+ * what its content name promises: truncated or altered on disk): put the pending file's
+ * inode, which holds the right bytes, in its place, and name the pending file again
+ * (same inode, still locked by this handle). Under the folder lock, so that no other
+ * handle's clean-up sees the blob without its pending file in between. */
+static bcd_status replace_damaged(bcd_store *s, const char *tmp, const char *path)
+{
+    int lk = lock_pending(s);
+    if (lk == -1)
+        return BCD_EIO;
+    bcd_status rc = BCD_OK;
+    if (rename(tmp, path) != 0)
+        rc = file_fail(s, errno, "replacing the damaged file %s", path);
+    else if (link(path, tmp) != 0)
+        rc = file_fail(s, errno, "naming the pending file %s", tmp);
+    unlock_pending(lk);
+    if (rc == BCD_OK)
+        bcd__log(s->ctx, BCD_LOG_WARN, "local store: %s did not match its name; stored again", path);
+    return rc;
+}
+
 static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *sha, const char *ext,
                              const void *data, size_t len, char *key, bool *created)
 {
@@ -1044,12 +1065,16 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
         if (rc == BCD_OK)
             rc = fsync_dir(s, L->pending_dir);
         if (rc == BCD_OK) {
-            if (link(tmp, path) == 0)
+            if (link(tmp, path) == 0) {
                 made_blob = true;
-            else if (errno == EEXIST) /* another add of the same bytes was first */
-                made_blob = false;
-            else
+            } else if (errno == EEXIST) {
+                /* another add of the same bytes was first, or the file there is damaged
+                 * (a size its name cannot have): then it is replaced */
+                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size != len)
+                    rc = replace_damaged(s, tmp, path);
+            } else {
                 rc = file_fail(s, errno, "storing the image file %s", path);
+            }
         }
         if (rc == BCD_OK)
             rc = fsync_dir(s, dir);

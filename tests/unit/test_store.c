@@ -429,6 +429,29 @@ START_TEST(test_store_blobs_are_content_addressed_and_durable)
     free(got);
     ck_assert_int_eq(bcd__store_blob_get(s, key, 4, &got, &len), BCD_ELIMIT);
 
+    /* a file altered on disk to another size is replaced by the next put of its bytes,
+     * truncated or grown; no temporary file left */
+    for (int grow = 0; grow < 2; grow++) {
+        FILE *f = fopen(path, grow ? "ab" : "r+b");
+        ck_assert_ptr_nonnull(f);
+        if (grow)
+            fputs("appended junk", f);
+        else
+            ck_assert_int_eq(ftruncate(fileno(f), 5), 0);
+        fclose(f);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_uint_ne((size_t)st.st_size, sizeof data - 1);
+        ck_assert_int_eq(bcd__store_blob_put(s, sess.id, sha, "png", data, sizeof data - 1, key, &created), BCD_OK);
+        ck_assert(!created);
+        ck_assert_int_eq(bcd__store_blob_get(s, key, 0, &got, &len), BCD_OK);
+        ck_assert_uint_eq(len, sizeof data - 1);
+        ck_assert_int_eq(memcmp(got, data, len), 0);
+        free(got);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0600);
+        ck_assert_int_eq(count_entries(dir), 1);
+    }
+
     /* absolute paths and file:// URLs read local files */
     ck_assert_int_eq(bcd__store_blob_get(s, path, 0, &got, &len), BCD_OK);
     free(got);
