@@ -419,7 +419,7 @@ static bcd_status detect_changes(bcd_service *svc, const struct bcd__session_row
     size_t np = 0;
     bcd_status st = BCD_OK;
     if (prev)
-        st = bcd__det_load_stored(svc, prev->id, photos, &np);
+        st = bcd__det_load_stored(svc, prev->id, photos, &np, NULL, NULL);
     if (st == BCD_OK)
         st = bcd__det_run(svc, det, cur, ncur, prev ? photos : NULL, np, prev ? prev->id : NULL, srow->id, NULL);
     bcd__det_photos_free(photos, np);
@@ -663,7 +663,7 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
         return bcd__svc_fail(svc, BCD_ESTATE, "session_not_completed",
                              "session %s is not completed (status \"%s\"): complete it before analysis", srow.id,
                              srow.status);
-    struct bcd__analysis *a = calloc(2, sizeof *a);
+    struct bcd__analysis *a = calloc(1, sizeof *a);
     struct bcd__detection *det = calloc(1, sizeof *det);
     if (!a || !det) {
         free(a);
@@ -672,13 +672,14 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
     }
     det->probability = NAN; /* until detection runs (BCD_DETECT=off: never) */
     det->changed = -1;
-    struct bcd__analysis *old = &a[1];
+    char *old_details = NULL;
     bool first = false, overwritten = false, had_old = false;
     double factors[4] = {0, 0, 0, 1};
     st = analyze(svc, &srow, model_spec, a, &first, factors, det);
     if (st == BCD_OK) {
-        /* the analysis this one replaces: its heatmaps go once the new one is saved */
-        bcd_status os = bcd__store_analysis_get(svc->store, srow.id, old);
+        /* the analysis this one replaces: its heatmaps and working copies (named in its
+         * details) go once the new one is saved */
+        bcd_status os = bcd__store_analysis_details(svc->store, srow.id, &old_details);
         had_old = os == BCD_OK;
         if (!had_old)
             bcd__error_clear(&svc->store->err);
@@ -688,7 +689,7 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
             bcd__svc_from_store(svc, st);
         } else {
             if (had_old)
-                bcd__det_drop_old_blobs(svc, old->details_json, det);
+                bcd__det_drop_old_blobs(svc, old_details, det);
             bcd__svc_progress(svc, "analyzed", 1, 1); /* progress (jobs.c) */
         }
     }
@@ -729,7 +730,7 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
     bcd__det_clear(det);
     free(det);
     bcd__analysis_clear(a);
-    bcd__analysis_clear(old);
+    free(old_details);
     free(a);
     return st;
 }

@@ -225,12 +225,17 @@ static bcd_status read_items(bcd_service *svc, struct load_item *items, const si
     return BCD_OK;
 }
 
-bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const char *details,
-                                 struct bcd__det_photo *photos, size_t *n_out)
+static bcd_status load_session(bcd_service *svc, const char *session_id, const char *details,
+                               struct bcd__det_photo *photos, size_t *n_out, struct bcd__image_row **rows,
+                               size_t *nrows)
 {
     struct bcd__image_row *imgs = NULL;
     size_t n = 0, idx[BCD__ANGLE_COUNT];
     *n_out = 0;
+    if (rows) {
+        *rows = NULL;
+        *nrows = 0;
+    }
     bcd_status st = bcd__store_image_list(svc->store, session_id, &imgs, &n);
     if (st != BCD_OK)
         return bcd__svc_from_store(svc, st);
@@ -287,31 +292,47 @@ bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const
             bcd_image_free(photos[k].img);
         }
     }
-    free(imgs);
     *n_out = kept;
     if (st != BCD_OK) {
+        free(imgs);
         bcd__det_photos_free(photos, kept);
         *n_out = 0;
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory while reading photos");
     }
+    if (rows) {
+        *rows = imgs;
+        *nrows = n;
+    } else {
+        free(imgs);
+    }
     return BCD_OK;
 }
 
-bcd_status bcd__det_load_stored(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
-                                size_t *n_out)
+bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const char *details,
+                                 struct bcd__det_photo *photos, size_t *n_out)
 {
-    /* its stored analysis names the working copies of its photos */
-    struct bcd__analysis a = { 0 };
-    bcd_status got = bcd__store_analysis_get(svc->store, session_id, &a), st;
+    return load_session(svc, session_id, details, photos, n_out, NULL, NULL);
+}
+
+bcd_status bcd__det_load_stored(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
+                                size_t *n_out, struct bcd__image_row **rows, size_t *nrows)
+{
+    /* the details of its stored analysis name the working copies of its photos */
+    char *details = NULL;
+    bcd_status got = bcd__store_analysis_details(svc->store, session_id, &details), st;
     if (got == BCD_ENOMEM) {
         *n_out = 0;
+        if (rows) {
+            *rows = NULL;
+            *nrows = 0;
+        }
         st = bcd__svc_from_store(svc, got);
     } else {
         if (got != BCD_OK) /* none, or unreadable: the photos are decoded */
             bcd__error_clear(&svc->store->err);
-        st = bcd__det_load_session(svc, session_id, got == BCD_OK ? a.details_json : NULL, photos, n_out);
+        st = load_session(svc, session_id, got == BCD_OK ? details : NULL, photos, n_out, rows, nrows);
     }
-    bcd__analysis_clear(&a);
+    free(details);
     return st;
 }
 

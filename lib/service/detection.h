@@ -64,9 +64,11 @@ struct bcd__detection {
 bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const char *details,
                                  struct bcd__det_photo *photos, size_t *n_out);
 /* bcd__det_load_session() with the details of the session's stored analysis, read from
- * the store (none, or unreadable: the photos are decoded). */
+ * the store (none, or unreadable: the photos are decoded). rows, if not NULL, gets the
+ * session's image rows it listed (*nrows of them; the caller frees *rows; NULL on
+ * failure), for a caller that needs them too. */
 bcd_status bcd__det_load_stored(bcd_service *svc, const char *session_id, struct bcd__det_photo *photos,
-                                size_t *n_out);
+                                size_t *n_out, struct bcd__image_row **rows, size_t *nrows);
 /* A decoded photo reduced for detection into p (its width, height and img set); *photo
  * is taken over (set to NULL) when it is small enough to be used as it is. BCD_ENOMEM. */
 bcd_status bcd__det_reduce(struct bcd__det_photo *p, bcd_image **photo);

@@ -271,12 +271,6 @@ static bcd_status thumbnail(struct bcd__rep_image *out, const bcd_image *img, ui
     return st;
 }
 
-static bcd_status image_list(bcd_service *svc, const char *session_id, struct bcd__image_row **imgs, size_t *n)
-{
-    bcd_status st = bcd__store_image_list(svc->store, session_id, imgs, n);
-    return st == BCD_OK ? BCD_OK : bcd__svc_from_store(svc, st);
-}
-
 /* The reduced photo of angle a (bcd__rep_angles order), NULL if none. */
 static const bcd_image *of_angle(const struct bcd__det_photo *photos, size_t n, int a)
 {
@@ -302,13 +296,11 @@ static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t 
     struct bcd__image_row *ci = NULL, *pi = NULL;
     size_t cn = 0, pn = 0;
     const char *cpath[BCD__REP_ANGLES], *ppath[BCD__REP_ANGLES];
-    bcd_status st = bcd__det_load_stored(svc, s->session_id, cr, &ncr);
+    /* the loader lists the image rows of each check: which angles have a photo, and
+     * the photo of each for thumbnails larger than the reduced photos */
+    bcd_status st = bcd__det_load_stored(svc, s->session_id, cr, &ncr, &ci, &cn);
     if (st == BCD_OK && p)
-        st = bcd__det_load_stored(svc, p->session_id, pr, &npr);
-    if (st == BCD_OK)
-        st = image_list(svc, s->session_id, &ci, &cn);
-    if (st == BCD_OK && p && !from_reduced)
-        st = image_list(svc, p->session_id, &pi, &pn);
+        st = bcd__det_load_stored(svc, p->session_id, pr, &npr, from_reduced ? NULL : &pi, &pn);
     if (st != BCD_OK)
         goto done;
     first_images(ci, cn, cpath);

@@ -144,6 +144,22 @@ bcd_status bcd__store_embeddings_for_user(bcd_store *s, const char *user_id, con
     DISPATCH(embeddings_for_user, user_id, model, out, n);
 }
 
+bcd_status bcd__store_analysis_details(bcd_store *s, const char *session_id, char **details)
+{
+    bcd__error_clear(&s->err);
+    *details = NULL;
+    if (s->ops->analysis_details)
+        return s->ops->analysis_details(s, session_id, details);
+    struct bcd__analysis a = {0};
+    bcd_status st = bcd__store_analysis_get(s, session_id, &a);
+    if (st == BCD_OK) {
+        *details = a.details_json;
+        a.details_json = NULL;
+    }
+    bcd__analysis_clear(&a);
+    return st;
+}
+
 bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
                                     unsigned char **outs, size_t *lens, size_t *failed)
 {

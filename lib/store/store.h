@@ -197,6 +197,10 @@ struct bcd__store_ops {
      * missing blob is not an error: its urls[i] and local_paths[i] stay NULL. */
     bcd_status (*blob_locate_many)(bcd_store *s, const char *const *paths, size_t n, char **urls,
                                    char **local_paths, int *expires_in);
+    /* The details of a session's stored analysis alone (*details: its JSON text,
+     * malloc'd; NULL when the analysis has none): analysis_get's details_json without
+     * the rest, the embeddings above all. BCD_ENOTFOUND if never analyzed. */
+    bcd_status (*analysis_details)(bcd_store *s, const char *session_id, char **details);
     /* A signed URL for uploading `key` (a blob key the service chose) with content_type. */
     bcd_status (*blob_upload_url)(bcd_store *s, const char *key, const char *content_type,
                                   struct bcd__upload_url *out);
@@ -278,7 +282,9 @@ bcd_status bcd__store_analysis_save(bcd_store *s, struct bcd__analysis *a, bool 
 bcd_status bcd__store_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out);
 bcd_status bcd__store_embeddings_for_user(bcd_store *s, const char *user_id, const char *model,
                                           struct bcd__embedding **out, size_t *n);
-/* Optional operations, with fallbacks: blob_get / blob_locate one by one. */
+/* Optional operations, with fallbacks: blob_get / blob_locate one by one; analysis_get
+ * for the details. */
+bcd_status bcd__store_analysis_details(bcd_store *s, const char *session_id, char **details);
 bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
                                     unsigned char **outs, size_t *lens, size_t *failed);
 bcd_status bcd__store_blob_locate_many(bcd_store *s, const char *const *paths, size_t n, char **urls,

@@ -1895,6 +1895,45 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
     return BCD_OK;
 }
 
+/* The details column alone: a row of a few kB instead of the analysis with its
+ * embeddings (tens to hundreds of kB through bcd_get_analysis). Row security lets a user
+ * read the analyses of their own sessions only. */
+static bcd_status s_analysis_details(bcd_store *s, const char *session_id, char **details)
+{
+    if (!lower_uuid(session_id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
+                         session_id);
+    struct bcd__buf u = {0};
+    rest_url(S_of(s), &u, "session_analysis?select=details");
+    add_eq(&u, "session_id", session_id);
+    if (u.oom) {
+        bcd__buf_free(&u);
+        return oom(s);
+    }
+    struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true};
+    struct bcd__net_response rs;
+    bcd_status st = call2xx(s, &c, &rs, "read analysis");
+    bcd__buf_free(&u);
+    if (st != BCD_OK)
+        return st;
+    cJSON *arr = parse_body(s, &rs, cJSON_Array, "read analysis");
+    bcd__net_response_clear(&rs);
+    if (!arr)
+        return BCD_ENET;
+    if (!cJSON_IsObject(arr->child)) {
+        cJSON_Delete(arr);
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
+                         session_id);
+    }
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(arr->child, "details");
+    if (cJSON_IsObject(det) && !(*details = cJSON_PrintUnformatted(det)))
+        st = oom(s);
+    else if (cJSON_IsString(det) && !(*details = bcd__strdup(det->valuestring))) /* a text column holding JSON */
+        st = oom(s);
+    cJSON_Delete(arr);
+    return st;
+}
+
 static bcd_status embedding_row_cb(bcd_store *s, const cJSON *row, void *user)
 {
     struct vec *v = user;
@@ -2266,6 +2305,7 @@ static const struct bcd__store_ops supabase_ops = {
     .blob_locate = s_blob_locate,
     .analysis_save = s_analysis_save,
     .analysis_get = s_analysis_get,
+    .analysis_details = s_analysis_details,
     .embeddings_for_user = s_embeddings_for_user,
     .blob_get_many = s_blob_get_many,
     .blob_locate_many = s_blob_locate_many,

@@ -160,6 +160,53 @@ def test_thumbnails_report_objects_missing_from_the_bucket(sb, project):
     assert r.rc == 8 and r.error()["code"] == "image_file_missing"
 
 
+def test_html_report_lists_each_check_once_and_downloads_no_photo(sb, project, tmp_path):
+    """The report's thumbnails come from the reduced copies analyze stored: one listing of
+    each check's images, the copies and change maps downloaded, no photo."""
+    user = new_user()
+    first = new_session(sb, user)
+    second = new_session(sb, user, check="check2")
+    ok(sb("--json", "--user", user, "analyze", first))
+    ok(sb("--json", "--user", user, "analyze", second))
+    photos = {k for (k,) in project.query("select storage_path from images where session_id in (%s, %s)",
+                                           (first, second))}
+    assert len(photos) == 12
+    before = len(project.server.requests())
+    html = str(tmp_path / "report.html")
+    ok(sb("--json", "--user", user, "report", second, "--html", html))
+    reqs = project.server.requests()[before:]
+    lists = [r for r in reqs if r["method"] == "GET" and r["path"] == "/rest/v1/images"]
+    listed = sorted(q for r in lists for q in re.findall(r"session_id=eq\.([0-9a-f-]{36})", r["query"]))
+    assert listed == sorted([first, second]), lists
+    gets = [r["path"] for r in reqs if r["method"] == "GET" and r["path"].startswith("/storage/v1/object/")]
+    assert gets and not [g for g in gets if g.split("/bcd-images/", 1)[-1] in photos], gets
+    with open(html) as f:
+        assert f.read().count("data:image/") == 18
+
+
+def test_analyze_reads_only_the_details_of_the_earlier_analysis(sb, project):
+    """To find the working copies of the earlier check, and what the analysis it replaces
+    named, analyze reads the details column of those analyses (a few kB), not whole
+    analyses with their embeddings; it downloads none of the earlier check's photos."""
+    user = new_user()
+    first = new_session(sb, user)
+    second = new_session(sb, user, check="check2")
+    ok(sb("--json", "--user", user, "analyze", first))
+    before = len(project.server.requests())
+    res = ok(sb("--json", "--user", user, "analyze", second))
+    reqs = project.server.requests()[before:]
+    assert not [r for r in reqs if r["path"] == "/rest/v1/rpc/bcd_get_analysis"]
+    reads = [r for r in reqs if r["method"] == "GET" and r["path"] == "/rest/v1/session_analysis"]
+    assert all(r["query"].startswith("select=details&") for r in reads), reads
+    read_ids = sorted(q for r in reads for q in re.findall(r"session_id=eq\.([0-9a-f-]{36})", r["query"]))
+    assert read_ids == sorted([first, second]), reads
+    photos1 = {k for (k,) in project.query("select storage_path from images where session_id = %s", (first,))}
+    gets = [r["path"] for r in reqs if r["method"] == "GET" and r["path"].startswith("/storage/v1/object/")]
+    assert len(photos1) == 6 and not [g for g in gets if g.split("/bcd-images/", 1)[-1] in photos1], gets
+    per = res["data"]["session_analysis"]["per_angle"]
+    assert len(per) == 6 and all(a["alignment"] is not None for a in per), per
+
+
 def test_direct_upload_through_a_signed_upload_url(sb, local, project):
     user = new_user()
     sid = ok(sb("--json", "--user", user, "session", "create"))["session_id"]
