@@ -13,4 +13,12 @@ bool bcd__image_valid_rgb(const bcd_image *img);
  * vector path (the two give the same bytes; the tests compare them). */
 bcd_status bcd__image_equalize_with(bcd_image **out, const bcd_image *in, bool simd);
 
+/* bcd_image_preprocess() that also hands every row of in (width * 3 bytes, index y) to
+ * fn, once and in order, while it reads them for the histogram: for a caller that needs
+ * another pass over the whole photo (it then costs no second read of it from memory).
+ * fn NULL: bcd_image_preprocess(). */
+typedef void (*bcd__image_row_fn)(void *arg, const uint8_t *row, uint32_t y);
+bcd_status bcd__image_preprocess_rows(float *out, size_t out_len, const bcd_image *in, bcd__image_row_fn fn,
+                                      void *arg);
+
 #endif

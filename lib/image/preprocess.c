@@ -280,7 +280,7 @@ static void equalize_run(uint8_t *restrict dst, const uint8_t *restrict src, siz
 
 /* Histogram of Y over the whole image; the sub-histograms are flushed before a 32-bit
  * count could wrap. */
-static void y_histogram(uint64_t hist[256], const bcd_image *in, bool simd)
+static void y_histogram(uint64_t hist[256], const bcd_image *in, bool simd, bcd__image_row_fn fn, void *arg)
 {
     (void)simd; /* without a vector path */
     uint32_t sub[4][256];
@@ -302,6 +302,8 @@ static void y_histogram(uint64_t hist[256], const bcd_image *in, bool simd)
         else
 #endif
             y_hist_row_scalar(sub, row, w);
+        if (fn)
+            fn(arg, row, yy); /* while the row is in cache */
         pending += w;
     }
     for (int j = 0; j < 256; j++)
@@ -354,7 +356,7 @@ bcd_status bcd__image_equalize_with(bcd_image **out, const bcd_image *in, bool s
     uint64_t hist[256];
     struct eq_tabs t;
     simd = simd && simd_available();
-    y_histogram(hist, in, simd);
+    y_histogram(hist, in, simd, NULL, NULL);
     equalize_lut(t.y_lut, hist, (uint64_t)in->width * in->height);
     eq_tabs_init(&t, simd);
     size_t row = (size_t)in->width * 3;
@@ -860,6 +862,12 @@ bcd_status bcd_image_to_tensor(float *out, size_t out_len, const bcd_image *in)
 
 bcd_status bcd_image_preprocess(float *out, size_t out_len, const bcd_image *in)
 {
+    return bcd__image_preprocess_rows(out, out_len, in, NULL, NULL);
+}
+
+bcd_status bcd__image_preprocess_rows(float *out, size_t out_len, const bcd_image *in, bcd__image_row_fn fn,
+                                      void *arg)
+{
     if (!out || out_len < BCD_TENSOR_LEN || !rgb_ok(in))
         return BCD_EINVAL;
     /* The histogram needs every pixel; the colour conversion only the rows of the centre
@@ -867,7 +875,7 @@ bcd_status bcd_image_preprocess(float *out, size_t out_len, const bcd_image *in)
     uint64_t hist[256];
     struct eq_tabs t;
     bool simd = simd_available();
-    y_histogram(hist, in, simd);
+    y_histogram(hist, in, simd, fn, arg);
     equalize_lut(t.y_lut, hist, (uint64_t)in->width * in->height);
     eq_tabs_init(&t, simd);
     uint8_t *row = malloc((size_t)(in->width < in->height ? in->width : in->height) * 3);

@@ -74,74 +74,115 @@ void bcd__rep_downscale_size(uint32_t w, uint32_t h, uint32_t max_side, uint32_t
     }
 }
 
+/* The reduction row by row: output row y averages input rows [y * h / nh, (y + 1) * h / nh)
+ * (never empty: the size is never enlarged), so rows can be fed as they come. The rows of
+ * a box are summed column by column (one pass over contiguous bytes, which vectorizes),
+ * then each box's columns. */
+bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, uint32_t h, uint32_t max_side)
+{
+    memset(d, 0, sizeof *d);
+    if (w == 0 || h == 0 || max_side == 0)
+        return BCD_EINVAL;
+    d->w = w;
+    d->h = h;
+    bcd__rep_downscale_size(w, h, max_side, &d->nw, &d->nh);
+    d->out = new_image(d->nw, d->nh);
+    d->col = malloc((size_t)w * 3 * sizeof *d->col);
+    d->x0s = malloc(((size_t)d->nw + 1) * sizeof *d->x0s);
+    if (!d->out || !d->col || !d->x0s) {
+        bcd__rep_downscaler_clear(d);
+        return BCD_ENOMEM;
+    }
+    for (uint32_t x = 0; x <= d->nw; x++)
+        d->x0s[x] = (uint32_t)((uint64_t)x * w / d->nw);
+    d->y1 = (uint32_t)((uint64_t)h / d->nh);
+    d->inv = 1.0;
+    d->inv_of = 1;
+    return BCD_OK;
+}
+
+/* Output row d->y from the column sums of its box [y0, y1). */
+static void downscaler_emit(struct bcd__rep_downscaler *d, uint32_t y0, uint32_t y1)
+{
+    const uint32_t *col = d->col, *x0s = d->x0s;
+    uint8_t *px = d->out->data + (size_t)d->y * d->nw * 3;
+    for (uint32_t x = 0; x < d->nw; x++, px += 3) {
+        uint32_t x0 = x0s[x], x1 = x0s[x + 1];
+        uint64_t acc[3] = {0, 0, 0};
+        for (const uint32_t *c = col + (size_t)x0 * 3, *e = col + (size_t)x1 * 3; c < e; c += 3) {
+            acc[0] += c[0];
+            acc[1] += c[1];
+            acc[2] += c[2];
+        }
+        uint64_t cnt = (uint64_t)(y1 - y0) * (x1 - x0);
+        if (cnt < (1u << 20)) {
+            /* the rounded mean by a multiplication: n / cnt = k + j / cnt, and the
+             * product is within 1e-13 of it, so adding 1e-9 floors to exactly k */
+            if (cnt != d->inv_of) {
+                d->inv = 1.0 / (double)cnt;
+                d->inv_of = cnt;
+            }
+            for (int c = 0; c < 3; c++)
+                px[c] = (uint8_t)((double)(acc[c] + cnt / 2) * d->inv + 1e-9);
+        } else {
+            for (int c = 0; c < 3; c++)
+                px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
+        }
+    }
+}
+
+void bcd__rep_downscaler_row(struct bcd__rep_downscaler *d, const uint8_t *row, uint32_t yy)
+{
+    if (!d->out || yy != d->next || d->y >= d->nh)
+        return; /* out of order: finish() then fails */
+    d->next++;
+    size_t rowlen = (size_t)d->w * 3;
+    uint32_t y0 = (uint32_t)((uint64_t)d->y * d->h / d->nh);
+    uint32_t *col = d->col;
+    if (yy == y0) {
+        for (size_t i = 0; i < rowlen; i++)
+            col[i] = row[i];
+    } else {
+        for (size_t i = 0; i < rowlen; i++)
+            col[i] += row[i];
+    }
+    if (yy + 1 == d->y1) {
+        downscaler_emit(d, y0, d->y1);
+        d->y++;
+        d->y1 = (uint32_t)((uint64_t)(d->y + 1) * d->h / d->nh);
+    }
+}
+
+bcd_image *bcd__rep_downscaler_finish(struct bcd__rep_downscaler *d)
+{
+    bcd_image *o = d->next == d->h && d->y == d->nh ? d->out : NULL;
+    if (o)
+        d->out = NULL;
+    bcd__rep_downscaler_clear(d);
+    return o;
+}
+
+void bcd__rep_downscaler_clear(struct bcd__rep_downscaler *d)
+{
+    bcd_image_free(d->out);
+    free(d->col);
+    free(d->x0s);
+    memset(d, 0, sizeof *d);
+}
+
 bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t max_side)
 {
     if (!out || !valid_rgb(img) || max_side == 0)
         return BCD_EINVAL;
-    uint32_t w = img->width, h = img->height, nw, nh;
-    bcd__rep_downscale_size(w, h, max_side, &nw, &nh);
-    bcd_image *o = new_image(nw, nh);
-    if (!o)
-        return BCD_ENOMEM;
-    /* each output pixel averages the source box it covers (integer box edges): the
-     * rows of a box are first summed column by column (one pass over contiguous bytes,
-     * which vectorizes), then each box's columns */
-    size_t rowlen = (size_t)w * 3;
-    uint32_t *col = malloc(rowlen * sizeof *col);
-    uint32_t *x0s = malloc(((size_t)nw + 1) * sizeof *x0s);
-    if (!col || !x0s) {
-        free(col);
-        free(x0s);
-        bcd_image_free(o);
-        return BCD_ENOMEM;
-    }
-    for (uint32_t x = 0; x <= nw; x++)
-        x0s[x] = (uint32_t)((uint64_t)x * w / nw);
-    double inv = 1.0;
-    uint64_t inv_of = 1;
-    for (uint32_t y = 0; y < nh; y++) {
-        uint32_t y0 = (uint32_t)((uint64_t)y * h / nh), y1 = (uint32_t)((uint64_t)(y + 1) * h / nh);
-        if (y1 <= y0)
-            y1 = y0 + 1;
-        const uint8_t *src = img->data + (size_t)y0 * rowlen;
-        for (size_t i = 0; i < rowlen; i++)
-            col[i] = src[i];
-        for (uint32_t yy = y0 + 1; yy < y1; yy++) {
-            src = img->data + (size_t)yy * rowlen;
-            for (size_t i = 0; i < rowlen; i++)
-                col[i] += src[i];
-        }
-        for (uint32_t x = 0; x < nw; x++) {
-            uint32_t x0 = x0s[x], x1 = x0s[x + 1];
-            if (x1 <= x0)
-                x1 = x0 + 1;
-            uint64_t acc[3] = {0, 0, 0};
-            for (const uint32_t *c = col + (size_t)x0 * 3, *e = col + (size_t)x1 * 3; c < e; c += 3) {
-                acc[0] += c[0];
-                acc[1] += c[1];
-                acc[2] += c[2];
-            }
-            uint64_t cnt = (uint64_t)(y1 - y0) * (x1 - x0);
-            uint8_t *px = o->data + ((size_t)y * nw + x) * 3;
-            if (cnt < (1u << 20)) {
-                /* the rounded mean by a multiplication: n / cnt = k + j / cnt, and the
-                 * product is within 1e-13 of it, so adding 1e-9 floors to exactly k */
-                if (cnt != inv_of) {
-                    inv = 1.0 / (double)cnt;
-                    inv_of = cnt;
-                }
-                for (int c = 0; c < 3; c++)
-                    px[c] = (uint8_t)((double)(acc[c] + cnt / 2) * inv + 1e-9);
-            } else {
-                for (int c = 0; c < 3; c++)
-                    px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
-            }
-        }
-    }
-    free(col);
-    free(x0s);
-    *out = o;
-    return BCD_OK;
+    struct bcd__rep_downscaler d;
+    bcd_status st = bcd__rep_downscaler_init(&d, img->width, img->height, max_side);
+    if (st != BCD_OK)
+        return st;
+    size_t rowlen = (size_t)img->width * 3;
+    for (uint32_t y = 0; y < img->height; y++)
+        bcd__rep_downscaler_row(&d, img->data + (size_t)y * rowlen, y);
+    *out = bcd__rep_downscaler_finish(&d);
+    return *out ? BCD_OK : BCD_ERROR;
 }
 
 /* JPEG */

@@ -192,6 +192,25 @@ void bcd__rep_photos_clear(struct bcd__rep_photos *p);
 bcd_status bcd__rep_downscale(bcd_image **out, const bcd_image *img, uint32_t max_side);
 /* The size bcd__rep_downscale() gives a w x h image. */
 void bcd__rep_downscale_size(uint32_t w, uint32_t h, uint32_t max_side, uint32_t *nw, uint32_t *nh);
+/* bcd__rep_downscale() fed one row at a time, for a caller that reads the rows anyway
+ * (the same bytes as bcd__rep_downscale() of the whole image): init, then every row of
+ * the w x h image in order (row: w * 3 bytes, yy: its index), then finish, which hands
+ * over the reduced image (NULL if a row was missing or out of order) and frees the rest;
+ * clear frees everything without finishing. init: BCD_EINVAL, BCD_ENOMEM. */
+struct bcd__rep_downscaler {
+    uint32_t w, h, nw, nh;
+    uint32_t *col;    /* column sums of the box being read */
+    uint32_t *x0s;    /* first input column of each output column, and w */
+    uint32_t next;    /* the row expected next */
+    uint32_t y, y1;   /* the output row being summed, and the end of its box */
+    double inv;       /* 1 / inv_of */
+    uint64_t inv_of;
+    bcd_image *out;
+};
+bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, uint32_t h, uint32_t max_side);
+void bcd__rep_downscaler_row(struct bcd__rep_downscaler *d, const uint8_t *row, uint32_t yy);
+bcd_image *bcd__rep_downscaler_finish(struct bcd__rep_downscaler *d);
+void bcd__rep_downscaler_clear(struct bcd__rep_downscaler *d);
 /* Encode an RGB image into memory. quality 1..100. BCD_EINVAL, BCD_ENOMEM, BCD_ERROR. */
 bcd_status bcd__rep_encode_jpeg(struct bcd__rep_image *out, const bcd_image *img, int quality);
 /* PNG: BCD__REP_PNG_SMALL for overlays and thumbnails (compressed), BCD__REP_PNG_FAST

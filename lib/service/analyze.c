@@ -150,10 +150,11 @@ static void prep_one(void *arg, size_t k)
         st = bcd_image_crop_resize(&small, img, BCD_INPUT_SIZE);
     if (st == BCD_OK) {
         measure_quality(small, &p->q[k]);
-        st = bcd_image_preprocess(p->tensors + k * BCD_TENSOR_LEN, BCD_TENSOR_LEN, img);
-    }
-    if (st == BCD_OK && p->det[k].angle[0]) {
-        st = bcd__det_reduce(&p->det[k], &img);
+        float *tensor = p->tensors + k * BCD_TENSOR_LEN;
+        if (p->det[k].angle[0]) /* the reduced copy made in preprocessing's pass */
+            st = bcd__det_preprocess_reduce(tensor, BCD_TENSOR_LEN, &p->det[k], &img);
+        else
+            st = bcd_image_preprocess(tensor, BCD_TENSOR_LEN, img);
         if (st == BCD_ENOMEM)
             bcd__ctx_fail(p->ctx[k], st, "out_of_memory", "out of memory");
     }

@@ -20,6 +20,7 @@
 
 #include "bcd/image.h"
 #include "detection.h"
+#include "image/image_internal.h"
 #include "report/report.h"
 
 /* ------------------------------------------------------------------ parallel for */
@@ -109,6 +110,36 @@ bcd_status bcd__det_reduce(struct bcd__det_photo *p, bcd_image **photo)
         return BCD_OK;
     }
     return bcd__rep_downscale(&p->img, img, BCD__DET_SIDE);
+}
+
+static void reduce_row(void *arg, const uint8_t *row, uint32_t y)
+{
+    bcd__rep_downscaler_row(arg, row, y);
+}
+
+bcd_status bcd__det_preprocess_reduce(float *tensor, size_t tensor_len, struct bcd__det_photo *p, bcd_image **photo)
+{
+    bcd_image *img = *photo;
+    if (img->width <= BCD__DET_SIDE && img->height <= BCD__DET_SIDE) {
+        bcd_status st = bcd_image_preprocess(tensor, tensor_len, img);
+        if (st == BCD_OK)
+            st = bcd__det_reduce(p, photo);
+        return st;
+    }
+    struct bcd__rep_downscaler d;
+    bcd_status st = bcd__rep_downscaler_init(&d, img->width, img->height, BCD__DET_SIDE);
+    if (st != BCD_OK)
+        return st;
+    st = bcd__image_preprocess_rows(tensor, tensor_len, img, reduce_row, &d);
+    if (st != BCD_OK) {
+        bcd__rep_downscaler_clear(&d);
+        return st;
+    }
+    if (!(p->img = bcd__rep_downscaler_finish(&d)))
+        return BCD_ERROR; /* every row is handed over in order: not reached */
+    p->width = img->width;
+    p->height = img->height;
+    return BCD_OK;
 }
 
 /* The working copy the stored details name for image_id: its blob key and the size of

@@ -72,6 +72,10 @@ bcd_status bcd__det_load_stored(bcd_service *svc, const char *session_id, struct
 /* A decoded photo reduced for detection into p (its width, height and img set); *photo
  * is taken over (set to NULL) when it is small enough to be used as it is. BCD_ENOMEM. */
 bcd_status bcd__det_reduce(struct bcd__det_photo *p, bcd_image **photo);
+/* bcd_image_preprocess() of *photo into tensor and bcd__det_reduce() of it into p, with
+ * the reduction done in preprocessing's pass over the photo (the same bytes as
+ * bcd__det_reduce()). Status of bcd_image_preprocess(), or BCD_ENOMEM. */
+bcd_status bcd__det_preprocess_reduce(float *tensor, size_t tensor_len, struct bcd__det_photo *p, bcd_image **photo);
 void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n);
 
 /* Compare cur[0..n) with the photos of the same angles of previous (NULL: quality only)

@@ -393,6 +393,47 @@ START_TEST(test_image_preprocess_equals_the_three_steps)
 }
 END_TEST
 
+/* The row hook of the histogram pass sees every row once, in order, with its bytes. */
+struct row_log {
+    const bcd_image *img;
+    uint32_t next;
+    bool in_order;
+};
+
+static void log_row(void *arg, const uint8_t *row, uint32_t y)
+{
+    struct row_log *l = arg;
+    size_t len = (size_t)l->img->width * 3;
+    if (y != l->next || memcmp(row, l->img->data + (size_t)y * len, len) != 0)
+        l->in_order = false;
+    l->next = y + 1;
+}
+
+START_TEST(test_image_preprocess_rows_hands_over_every_row_and_the_same_tensor)
+{
+    static const uint32_t sizes[][2] = { { 300, 257 }, { 61, 90 }, { 2, 2 } };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        uint32_t w = sizes[k][0], h = sizes[k][1];
+        uint8_t *px = pattern(w, h, w + 3 * h);
+        bcd_image in = wrap(px, w, h);
+        float *a = malloc(BCD_TENSOR_LEN * sizeof *a), *b = malloc(BCD_TENSOR_LEN * sizeof *b);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        struct row_log l = { &in, 0, true };
+        ck_assert_int_eq(bcd_image_preprocess(a, BCD_TENSOR_LEN, &in), BCD_OK);
+        ck_assert_int_eq(bcd__image_preprocess_rows(b, BCD_TENSOR_LEN, &in, log_row, &l), BCD_OK);
+        ck_assert_mem_eq(a, b, BCD_TENSOR_LEN * sizeof *a);
+        ck_assert(l.in_order);
+        ck_assert_uint_eq(l.next, h);
+        ck_assert_int_eq(bcd__image_preprocess_rows(b, BCD_TENSOR_LEN, &in, NULL, NULL), BCD_OK);
+        ck_assert_mem_eq(a, b, BCD_TENSOR_LEN * sizeof *a);
+        free(a);
+        free(b);
+        free(px);
+    }
+}
+END_TEST
+
 START_TEST(test_image_preprocess_rejects_invalid_input)
 {
     uint8_t px[12] = { 0 };
@@ -440,6 +481,7 @@ static Suite *preprocess_suite(void)
 
     tc = tcase_create("preprocess");
     tcase_add_test(tc, test_image_preprocess_equals_the_three_steps);
+    tcase_add_test(tc, test_image_preprocess_rows_hands_over_every_row_and_the_same_tensor);
     tcase_add_test(tc, test_image_preprocess_rejects_invalid_input);
     suite_add_tcase(s, tc);
     return s;

@@ -15,6 +15,7 @@
 #include "bcd.h"
 #include "core/core.h"
 #include "report/report.h"
+#include "service/detection.h"
 #include "service/service_internal.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -479,6 +480,43 @@ static void check_box_means(const bcd_image *small, const bcd_image *big)
         }
 }
 
+/* The copy analyze reduces in preprocessing's pass is bcd__det_reduce()'s, and the tensor
+ * bcd_image_preprocess()'s: for a photo larger than the detection size and a smaller one. */
+START_TEST(test_report_preprocess_and_reduce_in_one_pass_equals_the_two)
+{
+    static const uint32_t sizes[][2] = { { 1031, 1377 }, { 700, 333 }, { 300, 200 } };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        bcd_image *im = pattern(sizes[k][0], sizes[k][1]);
+        bcd_image *a_img = pattern(sizes[k][0], sizes[k][1]), *b_img = pattern(sizes[k][0], sizes[k][1]);
+        float *ta = malloc(BCD_TENSOR_LEN * sizeof *ta), *tb = malloc(BCD_TENSOR_LEN * sizeof *tb);
+        struct bcd__det_photo pa, pb;
+        memset(&pa, 0, sizeof pa);
+        memset(&pb, 0, sizeof pb);
+        ck_assert_int_eq(bcd_image_preprocess(ta, BCD_TENSOR_LEN, im), BCD_OK);
+        ck_assert_int_eq(bcd__det_reduce(&pa, &a_img), BCD_OK);
+        ck_assert_int_eq(bcd__det_preprocess_reduce(tb, BCD_TENSOR_LEN, &pb, &b_img), BCD_OK);
+        ck_assert_mem_eq(ta, tb, BCD_TENSOR_LEN * sizeof *ta);
+        ck_assert_uint_eq(pa.width, pb.width);
+        ck_assert_uint_eq(pa.height, pb.height);
+        ck_assert_uint_eq(pa.img->width, pb.img->width);
+        ck_assert_uint_eq(pa.img->height, pb.img->height);
+        ck_assert(pb.img->width <= BCD__DET_SIDE && pb.img->height <= BCD__DET_SIDE);
+        ck_assert_mem_eq(pa.img->data, pb.img->data, (size_t)pa.img->width * pa.img->height * 3);
+        /* a small photo is taken over as it is, by both */
+        ck_assert((a_img == NULL) == (b_img == NULL));
+        bcd__det_photos_free(&pa, 1);
+        bcd__det_photos_free(&pb, 1);
+        if (a_img)
+            free_pattern(a_img);
+        if (b_img)
+            free_pattern(b_img);
+        free_pattern(im);
+        free(ta);
+        free(tb);
+    }
+}
+END_TEST
+
 START_TEST(test_report_downscale_keeps_aspect_and_averages)
 {
     bcd_image *im = pattern(600, 800), *small = NULL;
@@ -506,6 +544,21 @@ START_TEST(test_report_downscale_keeps_aspect_and_averages)
     check_box_means(small, odd);
     bcd_image_free(small);
     free_pattern(odd);
+    /* fed row by row: rows out of order or missing give no image (and leak nothing) */
+    struct bcd__rep_downscaler d;
+    bcd_image *rows = pattern(50, 40);
+    ck_assert_int_eq(bcd__rep_downscaler_init(&d, 50, 40, 10), BCD_OK);
+    bcd__rep_downscaler_row(&d, rows->data, 0);
+    bcd__rep_downscaler_row(&d, rows->data + 2 * 150, 2);
+    ck_assert_ptr_null(bcd__rep_downscaler_finish(&d));
+    ck_assert_int_eq(bcd__rep_downscaler_init(&d, 50, 40, 10), BCD_OK);
+    for (uint32_t y = 0; y + 1 < 40; y++)
+        bcd__rep_downscaler_row(&d, rows->data + (size_t)y * 150, y);
+    ck_assert_ptr_null(bcd__rep_downscaler_finish(&d));
+    ck_assert_int_eq(bcd__rep_downscaler_init(&d, 50, 40, 10), BCD_OK);
+    bcd__rep_downscaler_clear(&d);
+    ck_assert_int_eq(bcd__rep_downscaler_init(&d, 0, 40, 10), BCD_EINVAL);
+    free_pattern(rows);
     /* boxes taller than the 257 rows summed in 16 bits at a time */
     bcd_image *tall = pattern(31, 2100);
     ck_assert_int_eq(bcd__rep_downscale(&small, tall, 3), BCD_OK);
@@ -1023,6 +1076,7 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_report_history_json_has_the_seed_fields_and_evidence_only_where_present);
     tcase_add_test(tc, test_report_png_and_jpeg_encode_into_memory);
     tcase_add_test(tc, test_report_downscale_keeps_aspect_and_averages);
+    tcase_add_test(tc, test_report_preprocess_and_reduce_in_one_pass_equals_the_two);
     tcase_add_test(tc, test_report_html_escape_and_base64);
     tcase_add_test(tc, test_report_html_is_self_contained_and_escapes_text);
     tcase_add_test(tc, test_report_write_atomic_replaces_and_fails_cleanly);
