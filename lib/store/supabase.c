@@ -685,37 +685,47 @@ static bcd_status get_rows(bcd_store *s, const char *base, size_t page, row_fn f
     }
 }
 
-/* ---- sessions ----------------------------------------------------------------------- */
-
-static bcd_status fetch_session(bcd_store *s, const char *id, struct bcd__session_row *out, bool *found)
+/* GET rel (a /rest/v1 path with its select) filtered on col = val: the rows, a JSON array
+ * (*arr, the caller deletes it). */
+static bcd_status get_array(bcd_store *s, const char *rel, const char *col, const char *val, size_t max_response,
+                            const char *what, cJSON **arr)
 {
-    struct sb *S = S_of(s);
-    *found = false;
-    if (!lower_uuid(id))
-        return BCD_OK;
+    *arr = NULL;
     struct bcd__buf u = {0};
-    rest_url(S, &u, "bcd_session_overview?select=" OVERVIEW_COLS);
-    add_eq(&u, "id", id);
+    rest_url(S_of(s), &u, rel);
+    add_eq(&u, col, val);
     if (u.oom) {
         bcd__buf_free(&u);
         return oom(s);
     }
     struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true,
-                     .max_response = SMALL_RESPONSE};
+                     .max_response = max_response};
     struct bcd__net_response rs;
-    bcd_status st = call2xx(s, &c, &rs, "read session");
+    bcd_status st = call2xx(s, &c, &rs, what);
     bcd__buf_free(&u);
     if (st != BCD_OK)
         return st;
-    cJSON *arr = parse_body(s, &rs, cJSON_Array, "read session");
-    if (arr && arr->child) {
+    *arr = parse_body(s, &rs, cJSON_Array, what);
+    bcd__net_response_clear(&rs);
+    return *arr ? BCD_OK : BCD_ENET;
+}
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+static bcd_status fetch_session(bcd_store *s, const char *id, struct bcd__session_row *out, bool *found)
+{
+    *found = false;
+    if (!lower_uuid(id))
+        return BCD_OK;
+    cJSON *arr = NULL;
+    bcd_status st =
+        get_array(s, "bcd_session_overview?select=" OVERVIEW_COLS, "id", id, SMALL_RESPONSE, "read session", &arr);
+    if (st == BCD_OK && arr->child) {
         if (out)
             read_session(arr->child, out);
         *found = true;
     }
-    st = arr ? BCD_OK : BCD_ENET;
     cJSON_Delete(arr);
-    bcd__net_response_clear(&rs);
     return st;
 }
 
@@ -1236,28 +1246,17 @@ static bcd_status s_blob_delete(bcd_store *s, const char *key)
     if (!valid_storage_key(key))
         return bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "not a blob key: %.200s", key);
     /* never remove a blob that an image row references */
-    struct bcd__buf u = {0};
-    rest_url(S, &u, "images?select=id&limit=1");
-    add_eq(&u, "storage_path", key);
-    if (u.oom) {
-        bcd__buf_free(&u);
-        return oom(s);
-    }
-    struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true,
-                     .max_response = SMALL_RESPONSE};
-    struct bcd__net_response rs;
-    bcd_status st = call2xx(s, &c, &rs, "check blob references");
-    bcd__buf_free(&u);
+    cJSON *arr = NULL;
+    bcd_status st =
+        get_array(s, "images?select=id&limit=1", "storage_path", key, SMALL_RESPONSE, "check blob references", &arr);
     if (st != BCD_OK)
         return st;
-    cJSON *arr = parse_body(s, &rs, cJSON_Array, "check blob references");
-    bcd__net_response_clear(&rs);
-    if (!arr)
-        return BCD_ENET;
     bool referenced = arr->child != NULL;
     cJSON_Delete(arr);
     if (referenced)
         return BCD_OK;
+    struct bcd__buf u = {0};
+    struct bcd__net_response rs;
     storage_url(S, &u, "object", key);
     if (u.oom) {
         bcd__buf_free(&u);
@@ -1903,23 +1902,10 @@ static bcd_status s_analysis_details(bcd_store *s, const char *session_id, char 
     if (!lower_uuid(session_id))
         return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
                          session_id);
-    struct bcd__buf u = {0};
-    rest_url(S_of(s), &u, "session_analysis?select=details");
-    add_eq(&u, "session_id", session_id);
-    if (u.oom) {
-        bcd__buf_free(&u);
-        return oom(s);
-    }
-    struct call c = {.api = API_REST, .method = BCD__NET_GET, .url = u.p, .idempotent = true};
-    struct bcd__net_response rs;
-    bcd_status st = call2xx(s, &c, &rs, "read analysis");
-    bcd__buf_free(&u);
+    cJSON *arr = NULL;
+    bcd_status st = get_array(s, "session_analysis?select=details", "session_id", session_id, 0, "read analysis", &arr);
     if (st != BCD_OK)
         return st;
-    cJSON *arr = parse_body(s, &rs, cJSON_Array, "read analysis");
-    bcd__net_response_clear(&rs);
-    if (!arr)
-        return BCD_ENET;
     if (!cJSON_IsObject(arr->child)) {
         cJSON_Delete(arr);
         return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
