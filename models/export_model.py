@@ -3,7 +3,11 @@
 
 The result is a model libbcd's torch backend accepts: float input [N, 3, 224, 224]
 (RGB scaled to [0, 1], ImageNet mean/std normalized, as bcd_image_preprocess() makes it)
-and output [N, D]. Next to the model the script writes a manifest (PATH with .json in
+and output the tuple (embedding [N, D], feature map [N, C, h, w]): the map is the output
+of the last convolutional stage (the last layer whose output is still spatial, before the
+global pooling; ResNet50's layer4, 2048 x 7 x 7), which libbcd's change detection
+compares cell by cell. For a model without one (a vision transformer), or with
+--no-map, the output is the embedding alone. Next to the model the script writes a manifest (PATH with .json in
 place of .pt) holding its sha256, architecture, D and where the weights came from.
 
 Weights, one of:
@@ -67,6 +71,48 @@ def remove_classifier(model, num_classes):
     return last
 
 
+def last_spatial_stage(model, example):
+    """Dotted name of the module whose output is the last [N, C, h, w] tensor with
+    h * w > 1 computed by a forward pass (the last convolutional stage: its output is
+    then pooled to the embedding), or None."""
+    import torch
+
+    order = []
+    hooks = [mod.register_forward_hook(lambda m, i, o, name=name: order.append((name, o)))
+             for name, mod in model.named_modules() if name]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    last = None
+    for name, o in order:
+        if isinstance(o, torch.Tensor) and o.dim() == 4 and o.shape[2] * o.shape[3] > 1:
+            last = name
+    return last
+
+
+def with_map(model, stage):
+    """A module whose forward returns (model(x), output of the submodule stage)."""
+    import torch
+
+    class WithMap(torch.nn.Module):
+        def __init__(self, model, stage):
+            super().__init__()
+            self.model = model
+            self.stage = model.get_submodule(stage)
+            self.seen = []
+            self.stage.register_forward_hook(lambda m, i, o: self.seen.append(o))
+
+        def forward(self, x):
+            self.seen.clear()
+            e = self.model(x)
+            return e, self.seen[-1]
+
+    return WithMap(model, stage).eval()
+
+
 def build_model(args):
     import torch
     import torchvision
@@ -118,6 +164,8 @@ def main():
                     help="torch.jit.trace (default, works for every torchvision model) or torch.jit.script")
     ap.add_argument("-o", "--output", metavar="PATH.pt", help="model file (default ARCH-WEIGHTS.pt)")
     ap.add_argument("--manifest", metavar="PATH", help="manifest file (default: output with .json)")
+    ap.add_argument("--no-map", action="store_true",
+                    help="output the embedding alone, not (embedding, feature map)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for the export")
     args = ap.parse_args()
 
@@ -132,21 +180,40 @@ def main():
     model, winfo, removed = build_model(args)
     gen = torch.Generator().manual_seed(1234)
     example = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=gen)
+    check = torch.randn(3, 3, INPUT_SIZE, INPUT_SIZE, generator=gen)
+    with torch.no_grad():
+        ref = model(check)
+    if ref.dim() != 2 or ref.shape[0] != 3:
+        raise SystemExit("model output is %s, expected [N, D]" % list(ref.shape))
+    stage = None if args.no_map else last_spatial_stage(model, example)
+    if args.no_map:
+        pass
+    elif stage is None:
+        print("note: %s has no spatial stage before its embedding: exported without a feature map" % args.arch,
+              file=sys.stderr)
+    elif args.method == "script":
+        raise SystemExit("--method script cannot export the feature map (a forward hook); use trace or --no-map")
+    else:
+        model = with_map(model, stage)
     with torch.no_grad():
         if args.method == "script":
             ts = torch.jit.script(model)
         else:
             ts = torch.jit.trace(model, example, check_trace=False)
         # Another batch size than the one traced: the model must not have it baked in.
-        check = torch.randn(3, 3, INPUT_SIZE, INPUT_SIZE, generator=gen)
-        ref = model(check)
         got = ts(check)
-    if ref.dim() != 2 or ref.shape[0] != 3:
-        raise SystemExit("model output is %s, expected [N, D]" % list(ref.shape))
+        fmap = None
+        if stage:
+            got, fmap = got
+            want_map = model(check)[1]
     err = (got - ref).abs().max().item()
     scale = ref.abs().max().item()
     if err > 1e-5 * max(scale, 1e-12):
         raise SystemExit("TorchScript output differs from the eager model by %g (max |ref| %g)" % (err, scale))
+    if fmap is not None:
+        merr = (fmap - want_map).abs().max().item()
+        if fmap.dim() != 4 or fmap.shape[0] != 3 or merr > 1e-5 * max(want_map.abs().max().item(), 1e-12):
+            raise SystemExit("TorchScript feature map %s differs from the eager model's" % list(fmap.shape))
     dim = int(ref.shape[1])
 
     # Write next to the target and rename, so a half-written model is never left behind.
@@ -175,7 +242,8 @@ def main():
         "method": args.method,
         "input": {"shape": ["N", 3, INPUT_SIZE, INPUT_SIZE], "dtype": "float32", "layout": "NCHW RGB",
                   "scale": "[0,1]", "mean": MEAN, "std": STD},
-        "output": {"shape": ["N", dim], "dtype": "float32"},
+        "output": ({"shape": [["N", dim], ["N"] + list(fmap.shape[1:])], "dtype": "float32",
+                    "feature_map": stage} if fmap is not None else {"shape": ["N", dim], "dtype": "float32"}),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "libbcd_name": "%s:%d:sha256=%s" % (os.path.basename(out), dim, digest),

@@ -235,6 +235,25 @@ BCD_API const float *bcd_detect_result_cells(const bcd_detect_result *r, uint32_
 BCD_API bcd_status bcd_detect_result_json(char **out, const bcd_detect_result *r);
 
 /**
+ * Compare the feature maps of two photos of the same angle cell by cell: the output of
+ * a model's last convolutional stage (bcd_embedder_embed_maps(); c channels on an h x w
+ * grid of cells), made by the same model. For each cell of the current map: the cosine
+ * distance (1 - cos, in [0, 2]; post-ReLU features give [0, 1]) of its c-vector to the
+ * previous map's at the same place of the body, the previous map sampled bilinearly
+ * between its cells where the alignment m puts the cell.
+ * @param[out] dist  h * w floats, row-major; NaN where the cell falls outside the
+ *                   previous map (more than half a cell beyond its outer cells).
+ * @param cur, prev  c * h * w floats each, channel after channel, each row-major.
+ * @param m          affine map of current cell coordinates (x across, y down, cell
+ *                   centres at integers) to previous ones: px = m[0] x + m[1] y + m[2],
+ *                   py = m[3] x + m[4] y + m[5]; NULL: the same cells.
+ * @return the number of cells compared (not NaN); 0 for NULL dist or an empty map.
+ * Threads: any thread (pure function).
+ */
+BCD_API size_t bcd_detect_compare_maps(float *dist, const float *cur, const float *prev, size_t c, size_t h,
+                                       size_t w, const double m[6]);
+
+/**
  * Render the heatmap overlay: the current photo reduced so that its longer side is
  * at most max_side, blended with a colour map of the change map (blue: noise level,
  * through green and yellow to red: strong change), changed regions outlined in white

@@ -67,6 +67,31 @@ BCD_API const char *bcd_embedder_name(const bcd_embedder *e);
  */
 BCD_API bcd_status bcd_embedder_embed(bcd_embedder *e, float *out, const float *tensors, size_t n);
 
+/**
+ * Shape of the feature map the embedder computes on the way to each embedding: the
+ * output of the model's last convolutional stage, C channels on an h x w grid of cells
+ * over the 224 x 224 input (ResNet50: 2048 x 7 x 7, each cell 32 x 32 pixels of the
+ * input). Models exported by models/export_model.py have one; the built-in descriptor
+ * and a model exported without one have none.
+ * @param[out] c, h, w  the shape, all 0 when there is none (each may be NULL).
+ * @return 1 when the embedder has a feature map; 0 otherwise and for NULL.
+ * Threads: any thread while e is alive (reads immutable fields).
+ */
+BCD_API int bcd_embedder_map_shape(const bcd_embedder *e, size_t *c, size_t *h, size_t *w);
+
+/**
+ * bcd_embedder_embed() that also writes the feature maps of the n tensors, in the same
+ * forward pass (no extra model time).
+ * @param maps  n * c * h * w floats owned by the caller (tensor after tensor, each
+ *              channel after channel, each channel's cells row by row), written by the
+ *              call; NULL: embeddings only.
+ * @return as bcd_embedder_embed(); BCD_EUNSUPPORTED ("no_feature_map") when maps is
+ *         not NULL and the embedder has none.
+ * Threads: one thread per embedder (and its ctx) at a time.
+ */
+BCD_API bcd_status bcd_embedder_embed_maps(bcd_embedder *e, float *out, float *maps, const float *tensors,
+                                           size_t n);
+
 BCD_END_DECLS
 
 #endif

@@ -563,9 +563,10 @@ static void embed_one(struct builtin *b, float *out, const float *t)
         out[i] *= inv;
 }
 
-static bcd_status builtin_embed(void *impl, bcd_ctx *ctx, float *out, const float *tensors, size_t n)
+static bcd_status builtin_embed(void *impl, bcd_ctx *ctx, float *out, float *maps, const float *tensors, size_t n)
 {
     struct builtin *b = impl;
+    (void)maps; /* map_c is 0: never asked for */
     for (size_t i = 0; i < n * BCD_TENSOR_LEN; i++)
         if (!isfinite(tensors[i]))
             return bcd__ctx_fail(ctx, BCD_EINVAL, "not_finite", "tensor %zu holds a NaN or an infinity",

@@ -55,11 +55,31 @@ const char *bcd_embedder_name(const bcd_embedder *e)
     return e ? e->name : NULL;
 }
 
-bcd_status bcd_embedder_embed(bcd_embedder *e, float *out, const float *tensors, size_t n)
+int bcd_embedder_map_shape(const bcd_embedder *e, size_t *c, size_t *h, size_t *w)
+{
+    int has = e && e->map_c;
+    if (c)
+        *c = has ? e->map_c : 0;
+    if (h)
+        *h = has ? e->map_h : 0;
+    if (w)
+        *w = has ? e->map_w : 0;
+    return has;
+}
+
+bcd_status bcd_embedder_embed_maps(bcd_embedder *e, float *out, float *maps, const float *tensors, size_t n)
 {
     if (!e || !out || !tensors || n == 0)
         return e ? bcd__ctx_fail(e->ctx, BCD_EINVAL, "invalid_argument", "embed needs tensors and n > 0")
                  : BCD_EINVAL;
     bcd__ctx_clear(e->ctx);
-    return e->ops->embed(e->impl, e->ctx, out, tensors, n);
+    if (maps && !e->map_c)
+        return bcd__ctx_fail(e->ctx, BCD_EUNSUPPORTED, "no_feature_map", "embedder %s computes no feature map",
+                             e->name);
+    return e->ops->embed(e->impl, e->ctx, out, maps, tensors, n);
+}
+
+bcd_status bcd_embedder_embed(bcd_embedder *e, float *out, const float *tensors, size_t n)
+{
+    return bcd_embedder_embed_maps(e, out, NULL, tensors, n);
 }

@@ -32,7 +32,7 @@ struct torch_impl {
     bcd__torch *model;
     bcd__torch_forward_fn forward;
     bcd__torch_free_fn release;
-    size_t dim;
+    size_t dim, map_len;
     char sha256[65];
 };
 
@@ -171,13 +171,13 @@ static void lookup(void *dl, const char *name, void *fn_ptr, size_t size)
 
 /* ---- the backend ---- */
 
-static bcd_status torch_embed(void *impl, bcd_ctx *ctx, float *out, const float *tensors, size_t n)
+static bcd_status torch_embed(void *impl, bcd_ctx *ctx, float *out, float *maps, const float *tensors, size_t n)
 {
     struct torch_impl *t = impl;
     struct bcd__torch_error err = {{0}, {0}};
-    if (n > SIZE_MAX / BCD_TENSOR_LEN / t->dim)
+    if (n > SIZE_MAX / BCD_TENSOR_LEN / t->dim || (maps && n > SIZE_MAX / sizeof(float) / t->map_len))
         return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "batch of %zu tensors is too large", n);
-    int st = t->forward(t->model, out, n * t->dim, tensors, n, &err);
+    int st = t->forward(t->model, out, n * t->dim, maps, maps ? n * t->map_len : 0, tensors, n, &err);
     if (st != BCD_OK)
         return bcd__ctx_fail(ctx, (bcd_status)st, err.code[0] ? err.code : NULL, "%s", err.message);
     return BCD_OK;
@@ -260,6 +260,7 @@ bcd_status bcd__torch_open(bcd_embedder *e, bcd_ctx *ctx, const char *path)
     }
     memcpy(t->sha256, job.hex, sizeof t->sha256);
     t->dim = info.dim;
+    t->map_len = info.map_c * info.map_h * info.map_w;
 
     /* name = basename:D:sha256=HEX, the basename shortened if need be: the checksum
      * is what tells models apart. */
@@ -273,10 +274,13 @@ bcd_status bcd__torch_open(bcd_embedder *e, bcd_ctx *ctx, const char *path)
     e->ops = &torch_ops;
     e->impl = t;
     e->dim = info.dim;
+    e->map_c = info.map_c;
+    e->map_h = info.map_h;
+    e->map_w = info.map_w;
     bcd__log(ctx, BCD_LOG_INFO,
-             "torch model %s: D=%zu, device %s, %u threads, %s (libtorch %s); read %.3f s, optimize %.3f s, "
+             "torch model %s: D=%zu, feature map %zux%zux%zu, device %s, %u threads, %s (libtorch %s); read %.3f s, optimize %.3f s, "
              "probe %.3f s",
-             e->name, info.dim, info.device, info.threads, info.optimized ? "frozen and optimized" : "as stored",
+             e->name, info.dim, info.map_c, info.map_h, info.map_w, info.device, info.threads, info.optimized ? "frozen and optimized" : "as stored",
              info.torch_version, info.load_s, info.optimize_s, info.probe_s);
     return BCD_OK;
 }

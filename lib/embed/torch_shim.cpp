@@ -151,28 +151,63 @@ std::string shape_text(const at::Tensor &t)
     return s + "]";
 }
 
-/* Run the module on input [n,3,224,224]; the output must be a floating [n, D] tensor
- * (D == dim unless dim is 0). Returns it as contiguous float32 on the CPU. */
-at::Tensor run(torch::jit::Module &mod, const at::Tensor &input, size_t dim, std::string &bad)
+/* What a forward pass answers, as contiguous float32 tensors on the CPU: the embedding
+ * [n, D] and, for a model that also answers it, the feature map [n, C, h, w] (else
+ * undefined). */
+struct outputs {
+    at::Tensor emb, map;
+};
+
+/* Check one output tensor: floating, dims dimensions, batch n. */
+bool check_output(const at::Tensor &t, int64_t dims, int64_t n, std::string &bad)
 {
-    torch::jit::IValue y = mod.forward({input});
-    if (!y.isTensor()) {
-        bad = "the model returns a " + y.tagKind() + ", not a tensor";
-        return {};
-    }
-    at::Tensor t = y.toTensor();
-    const int64_t n = input.size(0);
-    if (t.dim() != 2 || t.size(0) != n || t.size(1) < 1 || (dim && t.size(1) != static_cast<int64_t>(dim))) {
+    if (t.dim() != dims || t.size(0) != n) {
         bad = "for input [" + std::to_string(n) + ", 3, 224, 224] the model answers " + shape_text(t) +
-              "; libbcd needs [N, D]" + (dim ? " with D = " + std::to_string(dim) : std::string()) +
-              " (export the backbone without its classifier, see models/README.md)";
-        return {};
+              (dims == 2 ? "; libbcd needs [N, D] (export the backbone without its classifier, see models/README.md)"
+                         : " as its feature map; libbcd needs [N, C, h, w]");
+        return false;
     }
     if (!at::isFloatingType(t.scalar_type())) {
         bad = std::string("the model answers ") + c10::toString(t.scalar_type()) + " values, not floating point";
-        return {};
+        return false;
     }
-    return t.to(at::kCPU, at::kFloat).contiguous();
+    return true;
+}
+
+/* Run the module on input [n,3,224,224]; the output must be a floating [n, D] tensor,
+ * or the tuple of one and a floating [n, C, h, w] map (models/export_model.py). With
+ * want (from the probe), D and the map's shape must be the same as then. */
+outputs run(torch::jit::Module &mod, const at::Tensor &input, const outputs *want, std::string &bad)
+{
+    torch::jit::IValue y = mod.forward({input});
+    const int64_t n = input.size(0);
+    outputs o;
+    at::Tensor e, m;
+    if (y.isTensor()) {
+        e = y.toTensor();
+    } else if (y.isTuple() && y.toTupleRef().elements().size() == 2 && y.toTupleRef().elements()[0].isTensor() &&
+               y.toTupleRef().elements()[1].isTensor()) {
+        e = y.toTupleRef().elements()[0].toTensor();
+        m = y.toTupleRef().elements()[1].toTensor();
+    } else {
+        bad = "the model returns a " + y.tagKind() + ", not a tensor [N, D] or a tuple ([N, D], [N, C, h, w])";
+        return o;
+    }
+    if (!check_output(e, 2, n, bad) || e.size(1) < 1 || (m.defined() && !check_output(m, 4, n, bad))) {
+        if (bad.empty())
+            bad = "the model answers an empty embedding " + shape_text(e);
+        return o;
+    }
+    if (want && (e.size(1) != want->emb.size(1) || m.defined() != want->map.defined() ||
+                 (m.defined() && m.sizes().slice(1) != want->map.sizes().slice(1)))) {
+        bad = "the model answers " + shape_text(e) + (m.defined() ? " and " + shape_text(m) : std::string()) +
+              " for a batch of " + std::to_string(n) + ", not the shapes it answered a single image";
+        return o;
+    }
+    o.emb = e.to(at::kCPU, at::kFloat).contiguous();
+    if (m.defined())
+        o.map = m.to(at::kCPU, at::kFloat).contiguous();
+    return o;
 }
 
 } // namespace
@@ -182,6 +217,8 @@ struct bcd__torch {
     c10::Device device{c10::kCPU};
     unsigned threads = 1;
     size_t dim = 0;
+    outputs probe; /* what a zero image answered: the shapes every batch must have */
+    size_t map_len = 0; /* floats of one image's feature map; 0: the model has none */
 };
 
 BCD_SHIM_EXPORT int bcd__torch_abi(void) noexcept
@@ -254,14 +291,14 @@ BCD_SHIM_EXPORT int bcd__torch_load(bcd__torch **out, bcd__torch_info *info, con
         info->optimize_s = seconds_since(t0);
         t0 = std::chrono::steady_clock::now();
 
-        /* The probe: a zero image must give [1, D]. */
+        /* The probe: a zero image must give [1, D] (and [1, C, h, w]). */
         std::string bad;
-        at::Tensor y;
+        outputs y;
         {
             c10::InferenceMode guard;
             at::Tensor probe = at::zeros({1, 3, kSide, kSide}, at::TensorOptions().dtype(at::kFloat).device(device));
             try {
-                y = run(m->module, probe, 0, bad);
+                y = run(m->module, probe, nullptr, bad);
             } catch (const std::bad_alloc &) {
                 throw;
             } catch (const std::exception &e) {
@@ -270,13 +307,21 @@ BCD_SHIM_EXPORT int bcd__torch_load(bcd__torch **out, bcd__torch_info *info, con
                             "224, 224]: " + why(e));
             }
         }
-        if (!y.defined())
+        if (!y.emb.defined())
             return fail(err, BCD_EFORMAT, "model_output_shape",
                         std::string("'") + path + "' is not an embedding model: " + bad);
-        m->dim = static_cast<size_t>(y.size(1));
+        m->dim = static_cast<size_t>(y.emb.size(1));
+        m->probe = y;
         info->probe_s = seconds_since(t0);
 
         info->dim = m->dim;
+        info->map_c = info->map_h = info->map_w = 0;
+        if (y.map.defined()) {
+            info->map_c = static_cast<size_t>(y.map.size(1));
+            info->map_h = static_cast<size_t>(y.map.size(2));
+            info->map_w = static_cast<size_t>(y.map.size(3));
+            m->map_len = info->map_c * info->map_h * info->map_w;
+        }
         copy_text(info->device, sizeof info->device, device.str().c_str());
         info->threads = threads;
         info->optimized = optimized;
@@ -297,13 +342,17 @@ BCD_SHIM_EXPORT int bcd__torch_load(bcd__torch **out, bcd__torch_info *info, con
     }
 }
 
-BCD_SHIM_EXPORT int bcd__torch_forward(bcd__torch *m, float *out, size_t out_len, const float *in, size_t n,
-                                       bcd__torch_error *err) noexcept
+BCD_SHIM_EXPORT int bcd__torch_forward(bcd__torch *m, float *out, size_t out_len, float *maps, size_t maps_len,
+                                       const float *in, size_t n, bcd__torch_error *err) noexcept
 {
     if (!m || !out || !in || n == 0)
         return fail(err, BCD_EINVAL, "invalid_argument", "forward needs a model, tensors and n > 0");
     if (out_len / m->dim < n)
         return fail(err, BCD_EINVAL, "invalid_argument", "output buffer too small");
+    if (maps && !m->map_len)
+        return fail(err, BCD_EINVAL, "invalid_argument", "the model answers no feature map");
+    if (maps && maps_len / m->map_len < n)
+        return fail(err, BCD_EINVAL, "invalid_argument", "feature map buffer too small");
     try {
         c10::InferenceMode guard;
         /* The thread count is process-wide in libtorch: another embedder may have
@@ -318,10 +367,12 @@ BCD_SHIM_EXPORT int bcd__torch_forward(bcd__torch *m, float *out, size_t out_len
                                          {static_cast<int64_t>(k), 3, kSide, kSide}, at::kFloat)
                                .to(m->device, /*non_blocking=*/false, /*copy=*/true);
             std::string bad;
-            at::Tensor y = run(m->module, x, m->dim, bad);
-            if (!y.defined())
+            outputs y = run(m->module, x, &m->probe, bad);
+            if (!y.emb.defined())
                 return fail(err, BCD_ERROR, "model_output_shape", bad);
-            std::memcpy(out + done * m->dim, y.data_ptr<float>(), k * m->dim * sizeof(float));
+            std::memcpy(out + done * m->dim, y.emb.data_ptr<float>(), k * m->dim * sizeof(float));
+            if (maps)
+                std::memcpy(maps + done * m->map_len, y.map.data_ptr<float>(), k * m->map_len * sizeof(float));
             done += k;
         }
         return BCD_OK;

@@ -21,7 +21,7 @@ extern "C" {
 #define BCD__TORCH_NOEXCEPT
 #endif
 
-#define BCD__TORCH_SHIM_ABI 1
+#define BCD__TORCH_SHIM_ABI 2
 
 /* File name of the module and the environment variable that overrides where it is. */
 #define BCD__TORCH_MODULE_NAME "libbcd-torch.so"
@@ -46,6 +46,8 @@ struct bcd__torch_options {
 /* What a loaded model is and how it runs; filled by bcd__torch_load(). */
 struct bcd__torch_info {
     size_t dim;             /* D of the [N, D] output */
+    size_t map_c, map_h, map_w; /* the feature map [N, C, h, w] the model also answers;
+                                   all 0 when it answers the embedding alone */
     char device[32];        /* "cpu", "cuda:0" */
     unsigned threads;       /* intra-op threads used */
     int optimized;          /* frozen and optimized for inference */
@@ -59,7 +61,9 @@ struct bcd__torch_info {
 int bcd__torch_abi(void) BCD__TORCH_NOEXCEPT;
 
 /* Load a TorchScript file, put it in eval mode, optionally freeze and optimize it, and
- * check on a probe input [1,3,224,224] that it answers [1,D].
+ * check on a probe input [1,3,224,224] that it answers [1,D], or the tuple ([1,D],
+ * [1,C,h,w]) of an embedding and the feature map of its last convolutional stage
+ * (models/export_model.py).
  * out: caller frees with bcd__torch_free(); untouched on failure.
  * Returns BCD_OK, BCD_EFORMAT (not a TorchScript model, wrong output shape),
  * BCD_EUNSUPPORTED (cuda asked for but not available), BCD_EINVAL (bad option),
@@ -68,10 +72,12 @@ int bcd__torch_load(bcd__torch **out, struct bcd__torch_info *info, const char *
                     const struct bcd__torch_options *opts, struct bcd__torch_error *err) BCD__TORCH_NOEXCEPT;
 
 /* Run n tensors (n * 3*224*224 floats, NCHW) through the model into out
- * (out_len >= n * dim floats). in and out are the caller's; in is not modified.
+ * (out_len >= n * dim floats) and, when maps is not NULL, their feature maps into maps
+ * (maps_len >= n * map_c * map_h * map_w floats, NCHW; BCD_EINVAL for a model without
+ * them). in, out and maps are the caller's; in is not modified.
  * Returns BCD_OK, BCD_EINVAL, BCD_ENOMEM, BCD_ERROR. */
-int bcd__torch_forward(bcd__torch *m, float *out, size_t out_len, const float *in, size_t n,
-                       struct bcd__torch_error *err) BCD__TORCH_NOEXCEPT;
+int bcd__torch_forward(bcd__torch *m, float *out, size_t out_len, float *maps, size_t maps_len, const float *in,
+                       size_t n, struct bcd__torch_error *err) BCD__TORCH_NOEXCEPT;
 
 /* NULL: no-op. */
 void bcd__torch_free(bcd__torch *m) BCD__TORCH_NOEXCEPT;
@@ -80,7 +86,7 @@ void bcd__torch_free(bcd__torch *m) BCD__TORCH_NOEXCEPT;
 typedef int (*bcd__torch_abi_fn)(void);
 typedef int (*bcd__torch_load_fn)(bcd__torch **, struct bcd__torch_info *, const char *,
                                   const struct bcd__torch_options *, struct bcd__torch_error *);
-typedef int (*bcd__torch_forward_fn)(bcd__torch *, float *, size_t, const float *, size_t,
+typedef int (*bcd__torch_forward_fn)(bcd__torch *, float *, size_t, float *, size_t, const float *, size_t,
                                      struct bcd__torch_error *);
 typedef void (*bcd__torch_free_fn)(bcd__torch *);
 

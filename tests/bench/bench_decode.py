@@ -158,7 +158,9 @@ def attribution(model_path, images, labels):
     def embed(rgb):
         u8 = sp.to_uint8(sp.resize_image(sp.align_image(sp.normalize_image(rgb))))
         with torch.inference_mode():
-            return model(sp.to_tensor(u8).unsqueeze(0))[0].flatten().double().numpy()
+            y = model(sp.to_tensor(u8).unsqueeze(0))
+            y = y[0] if isinstance(y, tuple) else y  # (embedding, feature map)
+            return y[0].double().numpy()
 
     def cos(a, b):
         return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))

@@ -147,6 +147,12 @@ def worker_torch(args):
                       "peak_rss_mib": peak_rss_mib()}))
 
 
+def embedding(y):
+    """[N, D] of what a model answers (models/export_model.py's include the feature map:
+    the tuple (embeddings, maps))."""
+    return y[0] if isinstance(y, tuple) else y
+
+
 def worker_h2h(args):
     """(e): one process, the same libtorch: libbcd's embedder (through the bindings) and
     PyTorch's frozen and optimized TorchScript module, called alternately on the same
@@ -169,7 +175,7 @@ def worker_h2h(args):
         for f in calls.values():  # warm-up
             f()
             f()
-        ref = opt(x6).numpy()
+        ref = embedding(opt(x6)).numpy()
         diff = float(abs(emb.embed(n6, as_numpy=True) - ref).max() / abs(ref).max())
         for r in range(args.runs):
             # ABBA order, so that neither side always runs first
@@ -211,7 +217,7 @@ def worker_dct(args):
             dec.append(d)
             pre.append(p)
         with torch.inference_mode():
-            emb = model(torch.stack(tensors)).numpy().astype(np.float64)
+            emb = embedding(model(torch.stack(tensors))).numpy().astype(np.float64)
         if ref is None:
             ref = emb
         cos = [float(e @ f / (np.linalg.norm(e) * np.linalg.norm(f))) for e, f in zip(emb, ref)]

@@ -5,7 +5,9 @@
   fails-batch.pt channel means for N == 1, raises for N > 1 (a failure at embed time)
   fails-probe.pt fails on every [N,3,224,224] input (a shape error inside the model)
   wrong-shape.pt [N,3,224,224] -> [N,3,224] (not [N,D])
-  tuple.pt       returns a tuple, not a tensor
+  with-map.pt    (channel means [N,3], 32x32 block means [N,3,7,7]): an embedding and its
+                 feature map, both known exactly
+  tuple.pt       returns a tuple of two [N,3] tensors (the second is no feature map)
   int-output.pt  returns an integer tensor [N,3]
   garbage.pt     not a TorchScript file at all
 """
@@ -37,6 +39,11 @@ class WrongShape(torch.nn.Module):
         return x.mean(dim=3)
 
 
+class WithMap(torch.nn.Module):
+    def forward(self, x):
+        return x.mean(dim=[2, 3]), torch.nn.functional.avg_pool2d(x, 32)
+
+
 class Tuple(torch.nn.Module):
     def forward(self, x):
         m = x.mean(dim=[2, 3])
@@ -52,7 +59,7 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     for name, mod in [("tiny", Means()), ("fails-batch", FailsBatch()), ("fails-probe", FailsProbe()),
-                      ("wrong-shape", WrongShape()), ("tuple", Tuple()), ("int-output", IntOutput())]:
+                      ("wrong-shape", WrongShape()), ("with-map", WithMap()), ("tuple", Tuple()), ("int-output", IntOutput())]:
         torch.jit.script(mod.eval()).save(os.path.join(out, name + ".pt"))
     with open(os.path.join(out, "garbage.pt"), "wb") as f:
         f.write(b"PK\x03\x04 this is not a TorchScript archive\n" * 20)

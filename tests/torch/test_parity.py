@@ -102,9 +102,12 @@ def torch_model(path, threads):
 
 
 def torch_embed(model, tensors):
+    """The embeddings [N, D] (a model exported with its feature map answers the tuple
+    (embeddings, maps))."""
     import torch
     with torch.no_grad():
-        return model(torch.as_tensor(np.ascontiguousarray(tensors, np.float32))).numpy()
+        y = model(torch.as_tensor(np.ascontiguousarray(tensors, np.float32)))
+    return (y[0] if isinstance(y, tuple) else y).numpy()
 
 
 def cosdist(a, b):

@@ -187,7 +187,78 @@ END_TEST
 
 START_TEST(test_torch_tuple_output_is_eformat)
 {
-    assert_fails(model("tuple.pt"), BCD_EFORMAT, "model_output_shape", "not a tensor");
+    /* a second output that is not [N, C, h, w] is no feature map */
+    assert_fails(model("tuple.pt"), BCD_EFORMAT, "model_output_shape",
+                 "the model answers [1, 3] as its feature map; libbcd needs [N, C, h, w]");
+}
+END_TEST
+
+START_TEST(test_torch_feature_maps_come_with_the_embeddings)
+{
+    bcd_ctx *ctx = new_ctx();
+    bcd_embedder *e = NULL;
+    size_t c = 9, h = 9, w = 9;
+    /* with-map.pt: channel means and their 32 x 32 block means */
+    ck_assert_int_eq(bcd_embedder_open(&e, ctx, model("with-map.pt")), BCD_OK);
+    ck_assert_int_eq(bcd_embedder_map_shape(e, &c, &h, &w), 1);
+    ck_assert_uint_eq(c, 3);
+    ck_assert_uint_eq(h, 7);
+    ck_assert_uint_eq(w, 7);
+    const size_t n = 10, cells = 3 * 7 * 7, side = BCD_INPUT_SIZE;
+    float *t = malloc(n * BCD_TENSOR_LEN * sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    for (size_t i = 0; i < n * BCD_TENSOR_LEN; i++) /* each value says its tensor, channel and cell */
+        t[i] = (float)(i / BCD_TENSOR_LEN) + 10.0f * (float)(i / (side * side) % 3) +
+               0.01f * (float)((i % (side * side)) / side / 32 * 7 + i % side / 32);
+    float emb[10 * 3], *maps = malloc(n * cells * sizeof *maps), again[10 * 3];
+    ck_assert_int_eq(bcd_embedder_embed_maps(e, emb, maps, t, n), BCD_OK);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < 3; k++) {
+            ck_assert_float_eq_tol(emb[i * 3 + k], (float)i + 10.0f * (float)k + 0.01f * 24.0f, 1e-3f);
+            for (size_t y = 0; y < 7; y++)
+                for (size_t x = 0; x < 7; x++)
+                    ck_assert_float_eq_tol(maps[i * cells + (k * 7 + y) * 7 + x],
+                                           (float)i + 10.0f * (float)k + 0.01f * (float)(y * 7 + x), 1e-3f);
+        }
+    /* the embeddings are those of bcd_embedder_embed() */
+    ck_assert_int_eq(bcd_embedder_embed(e, again, t, n), BCD_OK);
+    ck_assert_int_eq(memcmp(again, emb, sizeof emb), 0);
+    bcd_embedder_free(e);
+
+    /* an exported network: the map is its last stage, the embedding its spatial mean */
+    ck_assert_int_eq(bcd_embedder_open(&e, ctx, model("mobilenet_v2-imagenet.pt")), BCD_OK);
+    ck_assert_int_eq(bcd_embedder_map_shape(e, &c, &h, &w), 1);
+    ck_assert_uint_eq(c, 1280);
+    ck_assert_uint_eq(h, 7);
+    ck_assert_uint_eq(w, 7);
+    float *emb2 = malloc(2 * 1280 * sizeof *emb2), *maps2 = malloc(2 * 1280 * 49 * sizeof *maps2);
+    ck_assert_int_eq(bcd_embedder_embed_maps(e, emb2, maps2, t, 2), BCD_OK);
+    float maxref = 0, maxdiff = 0;
+    for (size_t i = 0; i < 2 * 1280; i++) {
+        double sum = 0;
+        for (size_t j = 0; j < 49; j++)
+            sum += maps2[i * 49 + j];
+        maxref = fmaxf(maxref, fabsf(emb2[i]));
+        maxdiff = fmaxf(maxdiff, fabsf((float)(sum / 49) - emb2[i]));
+    }
+    ck_assert_float_gt(maxref, 0);
+    ck_assert_float_le(maxdiff, 1e-4f * maxref);
+    free(emb2);
+    free(maps2);
+    bcd_embedder_free(e);
+
+    /* a model without one */
+    ck_assert_int_eq(bcd_embedder_open(&e, ctx, model("tiny.pt")), BCD_OK);
+    ck_assert_int_eq(bcd_embedder_map_shape(e, &c, &h, &w), 0);
+    ck_assert_uint_eq(c + h + w, 0);
+    ck_assert_int_eq(bcd_embedder_embed_maps(e, emb, maps, t, 1), BCD_EUNSUPPORTED);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "no_feature_map");
+    ck_assert_int_eq(bcd_embedder_embed_maps(e, emb, NULL, t, 1), BCD_OK);
+    bcd_embedder_free(e);
+    ck_assert_int_eq(bcd_embedder_map_shape(NULL, &c, NULL, NULL), 0);
+    free(maps);
+    free(t);
+    bcd_ctx_free(ctx);
 }
 END_TEST
 
@@ -384,6 +455,7 @@ static Suite *torch_suite(void)
     tcase_add_test(tc, test_torch_wrong_output_shape_is_eformat);
     tcase_add_test(tc, test_torch_model_failing_on_the_probe_is_eformat);
     tcase_add_test(tc, test_torch_tuple_output_is_eformat);
+    tcase_add_test(tc, test_torch_feature_maps_come_with_the_embeddings);
     tcase_add_test(tc, test_torch_integer_output_is_eformat);
     tcase_add_test(tc, test_torch_missing_file_is_enotfound);
     tcase_add_test(tc, test_torch_missing_module_is_eunsupported);

@@ -777,6 +777,69 @@ START_TEST(test_detect_quantile_is_the_kth_smallest)
 }
 END_TEST
 
+/* Feature maps c x 4 x 5 whose cell (x, y) holds a one-hot vector at channel y * 5 + x. */
+static void one_hot_map(float *m, size_t c)
+{
+    memset(m, 0, c * 20 * sizeof *m);
+    for (size_t cell = 0; cell < 20; cell++)
+        m[(cell % c) * 20 + cell] = 2.0f;
+}
+
+START_TEST(test_detect_compare_maps_cell_by_cell_through_the_alignment)
+{
+    enum { C = 24, H = 4, W = 5 };
+    float cur[C * H * W], prev[C * H * W], d[H * W];
+    one_hot_map(cur, C);
+    one_hot_map(prev, C);
+    /* the same maps: nothing changed anywhere */
+    ck_assert_uint_eq(bcd_detect_compare_maps(d, cur, prev, C, H, W, NULL), H * W);
+    for (int i = 0; i < H * W; i++)
+        ck_assert_float_eq_tol(d[i], 0.0f, 1e-6f);
+    /* one cell's features replaced: distance 1 there (orthogonal), 0 elsewhere */
+    cur[(size_t)(7 % C) * H * W + 7] = 0.0f;
+    cur[(size_t)23 * H * W + 7] = 5.0f;
+    bcd_detect_compare_maps(d, cur, prev, C, H, W, NULL);
+    for (int i = 0; i < H * W; i++)
+        ck_assert_float_eq_tol(d[i], i == 7 ? 1.0f : 0.0f, 1e-6f);
+    /* the body moved one cell left: current cell x is previous cell x + 1 */
+    one_hot_map(cur, C);
+    memset(prev, 0, sizeof prev);
+    for (size_t k = 0; k < C; k++)
+        for (size_t y = 0; y < H; y++)
+            for (size_t x = 1; x < W; x++)
+                prev[(k * H + y) * W + x] = cur[(k * H + y) * W + x - 1];
+    const double shift[6] = { 1, 0, 1, 0, 1, 0 };
+    ck_assert_uint_eq(bcd_detect_compare_maps(d, cur, prev, C, H, W, shift), H * (W - 1));
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            if (x == W - 1)
+                ck_assert(isnan(d[y * W + x])); /* beyond the previous map */
+            else
+                ck_assert_float_eq_tol(d[y * W + x], 0.0f, 1e-6f);
+        }
+    /* without the alignment every cell differs */
+    bcd_detect_compare_maps(d, cur, prev, C, H, W, NULL);
+    ck_assert_float_eq_tol(d[6], 1.0f, 1e-6f);
+    /* half a cell: the previous vector is the mean of two orthogonal ones, cos 45 deg */
+    one_hot_map(prev, C);
+    const double half[6] = { 1, 0, 0.5, 0, 1, 0 };
+    bcd_detect_compare_maps(d, prev, prev, C, H, W, half);
+    ck_assert_float_eq_tol(d[0], (float)(1.0 - sqrt(0.5)), 1e-6f);
+    ck_assert(!isnan(d[W - 1])); /* half a cell beyond the edge still counts (clamped) */
+    ck_assert_float_eq_tol(d[W - 1], 0.0f, 1e-6f);
+    /* silent cells: both silent is no change, one silent is all change */
+    memset(cur, 0, sizeof cur);
+    memset(prev, 0, sizeof prev);
+    prev[3] = 1.0f;
+    bcd_detect_compare_maps(d, cur, prev, C, H, W, NULL);
+    ck_assert(d[0] == 0.0f);
+    ck_assert(d[3] == 1.0f);
+    ck_assert_uint_eq(bcd_detect_compare_maps(NULL, cur, prev, C, H, W, NULL), 0);
+    ck_assert_uint_eq(bcd_detect_compare_maps(d, NULL, prev, C, H, W, NULL), 0);
+    ck_assert(isnan(d[0]));
+}
+END_TEST
+
 static Suite *detect_suite(void)
 {
     Suite *s = suite_create("detect");
@@ -794,6 +857,7 @@ static Suite *detect_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_detect_compare_finds_new_spot_in_its_cell);
     tcase_add_test(tc, test_detect_compare_ignores_pure_nuisance);
+    tcase_add_test(tc, test_detect_compare_maps_cell_by_cell_through_the_alignment);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("quality");
