@@ -209,6 +209,17 @@ BCD_API bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_
  * them instead of decoding the full-size photos again (a missing or damaged one costs
  * only that decoding; the results are the same either way).
  *
+ * With a model that has a feature map (bcd_embedder_map_shape(): the TorchScript
+ * models export_model.py writes), the map of each angle's first photo, made in the
+ * embedding's forward pass, is compared cell by cell with the earlier session's map of
+ * the same angle and model, through the alignment (bcd_detect_compare_maps()):
+ * "feature_change" is {"rows", "cols", "distance": [rows × cols cosine distances, row by
+ * row over the centre square of the photo the model sees; null for a cell outside the
+ * earlier photo], "max"}, null when there is nothing to compare (the built-in embedder,
+ * another model, no earlier map, not aligned). It is reported beside local_change, not
+ * part of it or of change_probability. The maps are stored as blobs of the session
+ * (16-bit greyscale PNG of half floats, one row per channel; ~0.1-0.2 MB per angle).
+ *
  * Confidence, in [0, 1], is the product of four factors:
  *  - angle coverage: distinct angles present / 6;
  *  - image quality: mean over the angles of sharpness × exposure, where sharpness =
@@ -230,7 +241,8 @@ BCD_API bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_
  *     "subject_fraction"}, "local_change": number|null, "changed": bool|null,
  *     "changed_regions": [{"x", "y", "width", "height", "score"}],
  *     "alignment": {"score", "overlap", "dx", "dy", "rotation_deg", "scale"}|null,
- *     "heatmap": blob key|null, "warning": text|null}], "overall_summary"},
+ *     "heatmap": blob key|null, "warning": text|null, "feature_change": {...}|null}],
+ *     "overall_summary"},
  *  "scores": {"change_score", "confidence"},
  *  "confidence_factors": {"angle_coverage", "image_quality", "baseline",
  *     "detection_quality"},
@@ -284,8 +296,8 @@ BCD_API bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *us
  * "comparison_method", "angles_only_in_current": [...], "angles_only_in_previous": [...],
  * "change_probability", "changed", "warnings", "detection": "stored"|"computed"}}, and in
  * each per_angle item the change detection of the pair ("local_change", "changed",
- * "changed_regions", "quality", "alignment", "heatmap", "warning"; see
- * bcd_session_analyze()). When the current session's stored analysis was made against
+ * "changed_regions", "quality", "alignment", "heatmap", "warning", "feature_change"; see
+ * bcd_session_analyze(): feature maps stored with both sessions' analyses are compared). When the current session's stored analysis was made against
  * previous_session_id it is reused ("stored"); otherwise the photos are compared now.
  * @return BCD_OK, BCD_EINVAL (also "same_session"), BCD_ENOTFOUND, BCD_ESTATE
  *         ("session_not_completed", "session_not_analyzed"), BCD_EIO, BCD_ENOMEM.

@@ -373,6 +373,161 @@ bcd_status bcd__rep_encode_png(struct bcd__rep_image *out, const bcd_image *img,
     return BCD_OK;
 }
 
+/* 16-bit grey PNG: the container of the feature maps analyze stores. */
+
+static bool png16_rows(png_structp png, png_infop info, struct png_mem *m, const uint16_t *px, uint32_t w,
+                       uint32_t h, uint16_t *row)
+{
+    if (setjmp(png_jmpbuf(png)))
+        return false;
+    png_set_write_fn(png, m, png_mem_write, png_mem_flush);
+    png_set_user_limits(png, PNG_UINT_31_MAX, PNG_UINT_31_MAX);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_NONE);
+    png_set_compression_level(png, 1);
+    png_set_IHDR(png, info, w, h, 16, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (uint32_t y = 0; y < h; y++) {
+        unsigned char *b = (unsigned char *)row; /* PNG samples are big-endian */
+        for (uint32_t x = 0; x < w; x++) {
+            uint16_t v = px[(size_t)y * w + x];
+            b[2 * x] = (unsigned char)(v >> 8);
+            b[2 * x + 1] = (unsigned char)(v & 0xff);
+        }
+        png_write_row(png, (png_bytep)row);
+    }
+    png_write_end(png, info);
+    return true;
+}
+
+bcd_status bcd__rep_encode_png16(struct bcd__rep_image *out, const uint16_t *px, uint32_t w, uint32_t h)
+{
+    if (!out || !px || w == 0 || h == 0 || w > PNG_UINT_31_MAX / 2 || h > PNG_UINT_31_MAX)
+        return BCD_EINVAL;
+    uint16_t *row = malloc((size_t)w * sizeof *row);
+    png_structp png = row ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, on_png_error, on_png_warning)
+                          : NULL;
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        free(row);
+        return BCD_ENOMEM;
+    }
+    struct png_mem m = {0};
+    bool ok = png16_rows(png, info, &m, px, w, h, row);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    if (!ok || m.oom) {
+        free(m.p);
+        return m.oom ? BCD_ENOMEM : BCD_ERROR;
+    }
+    out->data = m.p;
+    out->len = m.len;
+    out->mime = "image/png";
+    out->width = w;
+    out->height = h;
+    return BCD_OK;
+}
+
+struct png_src {
+    const unsigned char *p;
+    size_t len, off;
+};
+
+static void png_mem_read(png_structp png, png_bytep data, png_size_t n)
+{
+    struct png_src *s = png_get_io_ptr(png);
+    if (n > s->len - s->off)
+        png_error(png, "truncated");
+    memcpy(data, s->p + s->off, n);
+    s->off += n;
+}
+
+/* 0: read; 1: not a w x h 16-bit grey PNG; -1: out of memory (checked by the caller) */
+static int png16_read(png_structp png, png_infop info, struct png_src *src, uint16_t *px, uint32_t w, uint32_t h,
+                      unsigned char *row)
+{
+    if (setjmp(png_jmpbuf(png)))
+        return 1;
+    png_set_read_fn(png, src, png_mem_read);
+    png_read_info(png, info);
+    if (png_get_image_width(png, info) != w || png_get_image_height(png, info) != h ||
+        png_get_bit_depth(png, info) != 16 || png_get_color_type(png, info) != PNG_COLOR_TYPE_GRAY ||
+        png_get_interlace_type(png, info) != PNG_INTERLACE_NONE)
+        return 1;
+    for (uint32_t y = 0; y < h; y++) {
+        png_read_row(png, row, NULL);
+        for (uint32_t x = 0; x < w; x++)
+            px[(size_t)y * w + x] = (uint16_t)(row[2 * x] << 8 | row[2 * x + 1]);
+    }
+    png_read_end(png, NULL);
+    return 0;
+}
+
+bcd_status bcd__rep_decode_png16(uint16_t *px, uint32_t w, uint32_t h, const unsigned char *data, size_t len)
+{
+    if (!px || !data || w == 0 || h == 0 || w > PNG_UINT_31_MAX / 2)
+        return BCD_EINVAL;
+    unsigned char *row = malloc((size_t)w * 2);
+    png_structp png = row ? png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, on_png_error, on_png_warning)
+                          : NULL;
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        free(row);
+        return BCD_ENOMEM;
+    }
+    struct png_src src = { data, len, 0 };
+    int r = png16_read(png, info, &src, px, w, h, row);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(row);
+    return r == 0 ? BCD_OK : BCD_EFORMAT;
+}
+
+/* IEEE 754 binary16 <-> binary32 (round to nearest, ties to even; beyond the largest
+ * half, the largest half; NaN stays NaN). */
+uint16_t bcd__rep_half(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000u);
+    uint32_t a = b & 0x7fffffffu;
+    if (a > 0x7f800000u)
+        return (uint16_t)(sign | 0x7e00u); /* NaN */
+    if (a >= 0x477fefffu)                  /* rounds to 65520 or more: the largest finite half */
+        return (uint16_t)(sign | 0x7bffu);
+    if (a < 0x38800000u) { /* below the smallest normal half: a subnormal (or 0) */
+        if (a < 0x33000000u)
+            return sign; /* under half the smallest subnormal */
+        uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+        int shift = 126 - (int)(a >> 23); /* 14..24 */
+        uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1u)))
+            q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t q = ((a >> 13) - (112u << 10)), rem = a & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (q & 1u)))
+        q++;
+    return (uint16_t)(sign | q);
+}
+
+float bcd__rep_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, b;
+    if (e == 0x1f) {
+        b = sign | 0x7f800000u | (m << 13);
+    } else if (e == 0) {
+        float f = (float)m * 0x1p-24f; /* subnormal, exact */
+        return sign ? -f : f;
+    } else {
+        b = sign | ((e + 112u) << 23) | (m << 13);
+    }
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
 /* Atomic file write */
 
 static bcd_status write_all(int fd, const unsigned char *p, size_t len)

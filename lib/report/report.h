@@ -217,6 +217,15 @@ bcd_status bcd__rep_encode_jpeg(struct bcd__rep_image *out, const bcd_image *img
  * for copies that are written and read back at once (stored without compression). */
 enum bcd__rep_png { BCD__REP_PNG_SMALL, BCD__REP_PNG_FAST };
 bcd_status bcd__rep_encode_png(struct bcd__rep_image *out, const bcd_image *img, enum bcd__rep_png how);
+/* A w x h 16-bit greyscale PNG of the samples px (row-major), and back: decode fills
+ * px (w * h) from data, BCD_EFORMAT unless it is exactly such a PNG. BCD_EINVAL,
+ * BCD_ENOMEM, BCD_ERROR. */
+bcd_status bcd__rep_encode_png16(struct bcd__rep_image *out, const uint16_t *px, uint32_t w, uint32_t h);
+bcd_status bcd__rep_decode_png16(uint16_t *px, uint32_t w, uint32_t h, const unsigned char *data, size_t len);
+/* IEEE 754 half precision of f (round to nearest even, saturating at +-65504), and the
+ * float of a half. */
+uint16_t bcd__rep_half(float f);
+float bcd__rep_float(uint16_t h);
 
 /* Everything the HTML page shows. */
 struct bcd__rep_html_input {

@@ -437,7 +437,7 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     struct bcd__session_row *sessions = NULL;
     struct bcd__embedding *rows = NULL;
     struct quality *q = NULL;
-    float *tensors = NULL, *embs = NULL, *tmp = NULL;
+    float *tensors = NULL, *embs = NULL, *tmp = NULL, *maps = NULL;
     size_t n = 0, nsessions = 0, nrows = 0;
     bcd_embedder *emb = NULL;
 
@@ -489,10 +489,27 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     /* the first photo of each angle also goes to change detection (unless BCD_DETECT=off) */
     const char *dv = bcd_ctx_get(svc->ctx, "BCD_DETECT");
     bool detect_on = !dv || strcmp(dv, "off") != 0;
+    /* with a model that has a feature map, detection also compares the maps (made in the
+     * embedding's forward pass) */
+    size_t mc = 0, mh = 0, mw = 0, map_len = 0;
+    if (detect_on && bcd_embedder_map_shape(emb, &mc, &mh, &mw)) {
+        map_len = mc * mh * mw;
+        if (map_len > SIZE_MAX / sizeof(float) / n || !(maps = malloc(n * map_len * sizeof *maps))) {
+            st = bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory for %zu feature maps", n);
+            goto done;
+        }
+    }
     for (size_t i = 0; detect_on && i < n; i++)
         if (i == 0 || strcmp(imgs[i].angle, imgs[i - 1].angle) != 0) {
             snprintf(dphotos[i].angle, sizeof dphotos[i].angle, "%s", imgs[i].angle);
             snprintf(dphotos[i].image_id, sizeof dphotos[i].image_id, "%s", imgs[i].id);
+            if (maps) { /* filled by the embedding below */
+                dphotos[i].map = maps + i * map_len;
+                dphotos[i].map_c = mc;
+                dphotos[i].map_h = mh;
+                dphotos[i].map_w = mw;
+                snprintf(dphotos[i].map_model, sizeof dphotos[i].map_model, "%s", bcd_embedder_name(emb));
+            }
         }
     for (size_t i = 0; i < n; i += BCD__ANGLE_COUNT) {
         size_t m = n - i < BCD__ANGLE_COUNT ? n - i : BCD__ANGLE_COUNT;
@@ -509,7 +526,7 @@ static bcd_status analyze(bcd_service *svc, const struct bcd__session_row *srow,
     /* all angles in one batch */
     bcd__svc_progress(svc, "embed", 0, n); /* progress (jobs.c) */
     bcd__ctx_clear(svc->ctx);
-    st = bcd_embedder_embed(emb, embs, tensors, n);
+    st = bcd_embedder_embed_maps(emb, embs, maps, tensors, n);
     if (st != BCD_OK) {
         bcd__svc_from_ctx(svc, st);
         goto done;
@@ -645,6 +662,7 @@ done:
     free(sessions);
     free(tmp);
     free(embs);
+    free(maps);
     free(tensors);
     free(q);
     free(imgs);

@@ -256,6 +256,102 @@ static bcd_status read_items(bcd_service *svc, struct load_item *items, const si
     return BCD_OK;
 }
 
+/* Largest feature map read back: channels, and cells on a side. */
+#define MAX_MAP_CHANNELS 65536u
+#define MAX_MAP_SIDE 64u
+
+/* The feature map the stored details name for image_id, and its shape and model. */
+static const char *stored_map(const cJSON *per_angle, const char *image_id, size_t shape[3], const char **model)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, per_angle)
+    {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "feature_map");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(f, "image_id");
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(f, "key");
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(f, "model");
+        const char *names[3] = { "channels", "rows", "cols" };
+        const double max[3] = { MAX_MAP_CHANNELS, MAX_MAP_SIDE, MAX_MAP_SIDE };
+        if (!cJSON_IsString(id) || strcmp(id->valuestring, image_id) != 0 || !cJSON_IsString(key) ||
+            !cJSON_IsString(mo))
+            continue;
+        bool ok = true;
+        for (int k = 0; k < 3 && ok; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(f, names[k]);
+            ok = cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= max[k] &&
+                 v->valuedouble == floor(v->valuedouble);
+            if (ok)
+                shape[k] = (size_t)v->valuedouble;
+        }
+        if (!ok)
+            continue;
+        *model = mo->valuestring;
+        return key->valuestring;
+    }
+    return NULL;
+}
+
+/* The feature maps the stored details name for photos[0..m), read and decoded into
+ * their map_buf. A map that cannot be read or does not match its shape is left out.
+ * BCD_ENOMEM only. */
+static bcd_status load_maps(bcd_service *svc, const cJSON *per, struct bcd__det_photo *photos, size_t m)
+{
+    const char *paths[BCD__ANGLE_COUNT];
+    size_t which[BCD__ANGLE_COUNT], shape[BCD__ANGLE_COUNT][3], n = 0;
+    for (size_t k = 0; k < m; k++) {
+        const char *model = NULL;
+        if (!(paths[n] = stored_map(per, photos[k].image_id, shape[n], &model)))
+            continue;
+        snprintf(photos[k].map_model, sizeof photos[k].map_model, "%s", model);
+        which[n++] = k;
+    }
+    if (!n)
+        return BCD_OK;
+    unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
+    size_t lens[BCD__ANGLE_COUNT] = { 0 }, failed = 0;
+    bcd_status st = bcd__store_blob_get_many(svc->store, paths, n, BCD__MAX_IMAGE_FILE, data, lens, &failed);
+    if (st != BCD_OK) {
+        bcd__error_clear(&svc->store->err);
+        for (size_t i = 0; i < n && st != BCD_ENOMEM; i++) {
+            st = bcd__store_blob_get(svc->store, paths[i], BCD__MAX_IMAGE_FILE, &data[i], &lens[i]);
+            bcd__error_clear(&svc->store->err);
+        }
+    }
+    uint16_t *half = NULL;
+    for (size_t i = 0; i < n && st != BCD_ENOMEM; i++) {
+        struct bcd__det_photo *p = &photos[which[i]];
+        size_t c = shape[i][0], h = shape[i][1], w = shape[i][2], len = c * h * w;
+        if (!data[i])
+            continue;
+        uint16_t *hb = realloc(half, len * sizeof *hb);
+        float *f = hb ? malloc(len * sizeof *f) : NULL;
+        if (hb)
+            half = hb;
+        if (!f) {
+            st = BCD_ENOMEM;
+            break;
+        }
+        bcd_status dst = bcd__rep_decode_png16(half, (uint32_t)(h * w), (uint32_t)c, data[i], lens[i]);
+        if (dst == BCD_ENOMEM)
+            st = dst;
+        if (dst != BCD_OK) {
+            free(f);
+            continue;
+        }
+        for (size_t k = 0; k < len; k++)
+            f[k] = bcd__rep_float(half[k]);
+        p->map = p->map_buf = f;
+        p->map_c = c;
+        p->map_h = h;
+        p->map_w = w;
+        p->map_stored = true;
+    }
+    free(half);
+    for (size_t i = 0; i < n; i++)
+        free(data[i]);
+    return st == BCD_ENOMEM ? st : BCD_OK;
+}
+
 static bcd_status load_session(bcd_service *svc, const char *session_id, const char *details,
                                struct bcd__det_photo *photos, size_t *n_out, struct bcd__image_row **rows,
                                size_t *nrows)
@@ -312,6 +408,8 @@ static bcd_status load_session(bcd_service *svc, const char *session_id, const c
         }
         nt = again;
     }
+    if (st == BCD_OK)
+        st = load_maps(svc, per, photos, m);
     cJSON_Delete(stored);
     size_t kept = 0;
     for (size_t k = 0; k < m; k++) {
@@ -321,6 +419,7 @@ static bcd_status load_session(bcd_service *svc, const char *session_id, const c
             kept++;
         } else {
             bcd_image_free(photos[k].img);
+            free(photos[k].map_buf);
         }
     }
     *n_out = kept;
@@ -372,6 +471,9 @@ void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n)
     for (size_t i = 0; photos && i < n; i++) {
         bcd_image_free(photos[i].img);
         photos[i].img = NULL;
+        free(photos[i].map_buf);
+        photos[i].map_buf = NULL;
+        photos[i].map = NULL;
     }
 }
 
@@ -383,10 +485,87 @@ struct det_job {
     struct bcd__det_angle *a;
     struct bcd__rep_image *png;               /* heatmaps encoded, per angle */
     struct bcd__rep_image *copy;              /* working copies encoded, per angle */
+    struct bcd__rep_image *fmap;              /* feature maps encoded, per angle */
     bool want_heatmap, want_copy;
     bcd_status *st;
     const bcd_ctx *proto;
 };
+
+/* Affine maps (x' = a[0] x + a[1] y + a[2], y' = a[3] x + a[4] y + a[5]): f after g, and
+ * the inverse (false when singular). */
+static void affine_then(double out[6], const double f[6], const double g[6])
+{
+    double r[6] = { f[0] * g[0] + f[1] * g[3], f[0] * g[1] + f[1] * g[4], f[0] * g[2] + f[1] * g[5] + f[2],
+                    f[3] * g[0] + f[4] * g[3], f[3] * g[1] + f[4] * g[4], f[3] * g[2] + f[4] * g[5] + f[5] };
+    memcpy(out, r, sizeof r);
+}
+
+static bool affine_invert(double out[6], const double a[6])
+{
+    double det = a[0] * a[4] - a[1] * a[3];
+    if (!(fabs(det) > 1e-12))
+        return false;
+    double r[6] = { a[4] / det, -a[1] / det, 0, -a[3] / det, a[0] / det, 0 };
+    r[2] = -(r[0] * a[2] + r[1] * a[5]);
+    r[5] = -(r[3] * a[2] + r[4] * a[5]);
+    memcpy(out, r, sizeof r);
+    return true;
+}
+
+/* The cells of a photo's feature map (centres at integers) -> pixels of its reduced image
+ * (centres at integers). The tensor is the photo's centre square (offsets rounded down)
+ * resized to the network input, which the map's cells tile. */
+static void cells_to_reduced(double a[6], const struct bcd__det_photo *p)
+{
+    uint32_t side = p->width < p->height ? p->width : p->height;
+    double kx = (double)p->img->width / p->width, ky = (double)p->img->height / p->height;
+    double cw = (double)side / (double)p->map_w, ch = (double)side / (double)p->map_h;
+    a[0] = cw * kx;
+    a[1] = 0;
+    a[2] = ((p->width - side) / 2 + 0.5 * cw) * kx - 0.5;
+    a[3] = 0;
+    a[4] = ch * ky;
+    a[5] = ((p->height - side) / 2 + 0.5 * ch) * ky - 0.5;
+}
+
+/* The feature maps of an aligned pair compared cell by cell into g (nothing when they
+ * are not of one model and shape). false: out of memory. */
+static bool compare_maps(struct bcd__det_angle *g, const struct bcd__det_photo *c, const struct bcd__det_photo *p)
+{
+    double m[6], ac[6], ap[6], inv[6];
+    if (!c->map || !p->map || strcmp(c->map_model, p->map_model) != 0 || c->map_c != p->map_c ||
+        c->map_h != p->map_h || c->map_w != p->map_w || bcd_detect_result_matrix(g->r, m) != BCD_OK ||
+        !affine_invert(inv, m))
+        return true;
+    /* current cells -> current reduced -> previous reduced (the alignment maps previous
+     * to current) -> previous cells */
+    cells_to_reduced(ac, c);
+    cells_to_reduced(ap, p);
+    if (!affine_invert(ap, ap))
+        return true;
+    affine_then(m, inv, ac);
+    affine_then(m, ap, m);
+    if (!(g->feature = malloc(c->map_h * c->map_w * sizeof *g->feature)))
+        return false;
+    g->fh = c->map_h;
+    g->fw = c->map_w;
+    bcd_detect_compare_maps(g->feature, c->map, p->map, c->map_c, c->map_h, c->map_w, m);
+    return true;
+}
+
+/* A feature map as a 16-bit grey PNG of halves: one row per channel, one column per cell. */
+static bcd_status encode_map(struct bcd__rep_image *out, const struct bcd__det_photo *c)
+{
+    size_t cells = c->map_h * c->map_w, len = c->map_c * cells;
+    uint16_t *h = malloc(len * sizeof *h);
+    if (!h)
+        return BCD_ENOMEM;
+    for (size_t k = 0; k < len; k++)
+        h[k] = bcd__rep_half(c->map[k]);
+    bcd_status st = bcd__rep_encode_png16(out, h, (uint32_t)cells, (uint32_t)c->map_c);
+    free(h);
+    return st;
+}
 
 static void detect_one(void *arg, size_t i)
 {
@@ -398,6 +577,9 @@ static void detect_one(void *arg, size_t i)
         if (p) {
             st = bcd_detect_compare(&j->a[i].r, ctx, c->img, p->img, NULL);
             j->a[i].compared = st == BCD_OK;
+            if (st == BCD_OK && !(bcd_detect_result_flags(j->a[i].r) & BCD_DETECT_MISALIGNED) &&
+                !compare_maps(&j->a[i], c, p))
+                st = BCD_ENOMEM;
         }
         /* a pair the detector refuses (e.g. too small) still gets its quality checked */
         if (!j->a[i].r && st != BCD_ENOMEM)
@@ -413,6 +595,9 @@ static void detect_one(void *arg, size_t i)
     }
     if (st == BCD_OK && j->want_copy && !c->from_copy)
         st = bcd__rep_encode_png(&j->copy[i], c->img, BCD__REP_PNG_FAST);
+    if (st == BCD_OK && j->want_copy && c->map && !c->map_stored && c->map_h * c->map_w <= MAX_MAP_SIDE * MAX_MAP_SIDE &&
+        c->map_c <= MAX_MAP_CHANNELS)
+        st = encode_map(&j->fmap[i], c);
     j->st[i] = st;
     bcd_ctx_free(ctx);
 }
@@ -498,10 +683,11 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
     snprintf(d->previous_session_id, sizeof d->previous_session_id, "%s",
              previous_session_id ? previous_session_id : "");
     const struct bcd__det_photo *pair[BCD__ANGLE_COUNT];
-    struct bcd__rep_image png[BCD__ANGLE_COUNT], copy[BCD__ANGLE_COUNT];
+    struct bcd__rep_image png[BCD__ANGLE_COUNT], copy[BCD__ANGLE_COUNT], fmap[BCD__ANGLE_COUNT];
     bcd_status sts[BCD__ANGLE_COUNT];
     memset(png, 0, sizeof png);
     memset(copy, 0, sizeof copy);
+    memset(fmap, 0, sizeof fmap);
     for (size_t i = 0; i < n; i++) {
         pair[i] = NULL;
         for (size_t k = 0; prev && k < nprev; k++)
@@ -520,7 +706,7 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
         if (st != BCD_OK)
             return st;
     }
-    struct det_job job = { cur, pair, d->a, png, copy, heatmap_session || heatmap_dir, heatmap_session != NULL,
+    struct det_job job = { cur, pair, d->a, png, copy, fmap, heatmap_session || heatmap_dir, heatmap_session != NULL,
                            sts, svc->ctx };
     bcd__svc_parallel_for(n, bcd__svc_threads(svc, BCD__ANGLE_COUNT), detect_one, &job);
 
@@ -539,10 +725,19 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
             st = write_heatmap(svc, heatmap_dir, g->angle, png[i].data, png[i].len, &g->heatmap);
         if (st == BCD_OK && copy[i].data)
             st = put_blob(svc, heatmap_session, &copy[i], &g->copy, &g->copy_created, "a working copy");
+        if (st == BCD_OK && fmap[i].data)
+            st = put_blob(svc, heatmap_session, &fmap[i], &g->fmap, &g->fmap_created, "a feature map");
+        if (g->fmap) {
+            g->fmap_c = cur[i].map_c;
+            g->fmap_h = cur[i].map_h;
+            g->fmap_w = cur[i].map_w;
+            snprintf(g->fmap_model, sizeof g->fmap_model, "%s", cur[i].map_model);
+        }
     }
     for (size_t i = 0; i < n; i++) {
         bcd__rep_image_clear(&png[i]);
         bcd__rep_image_clear(&copy[i]);
+        bcd__rep_image_clear(&fmap[i]);
     }
     if (st != BCD_OK) {
         if (heatmap_session)
@@ -626,7 +821,9 @@ void bcd__det_discard_blobs(bcd_service *svc, struct bcd__detection *d)
             drop_blob(svc, g->heatmap);
         if (g->copy && g->copy_created)
             drop_blob(svc, g->copy);
-        g->heatmap_created = g->copy_created = false;
+        if (g->fmap && g->fmap_created)
+            drop_blob(svc, g->fmap);
+        g->heatmap_created = g->copy_created = g->fmap_created = false;
     }
 }
 
@@ -634,7 +831,7 @@ static bool uses_blob(const struct bcd__detection *d, const char *key)
 {
     for (size_t i = 0; i < d->n; i++)
         if ((d->a[i].heatmap && strcmp(d->a[i].heatmap, key) == 0) ||
-            (d->a[i].copy && strcmp(d->a[i].copy, key) == 0))
+            (d->a[i].copy && strcmp(d->a[i].copy, key) == 0) || (d->a[i].fmap && strcmp(d->a[i].fmap, key) == 0))
             return true;
     return false;
 }
@@ -647,10 +844,13 @@ void bcd__det_drop_old_blobs(bcd_service *svc, const char *old_details, const st
     {
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(it, "heatmap");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "working_copy"), "key");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(it, "feature_map"), "key");
         if (cJSON_IsString(h) && !uses_blob(d, h->valuestring))
             drop_blob(svc, h->valuestring);
         if (cJSON_IsString(c) && !uses_blob(d, c->valuestring))
             drop_blob(svc, c->valuestring);
+        if (cJSON_IsString(f) && !uses_blob(d, f->valuestring))
+            drop_blob(svc, f->valuestring);
     }
     cJSON_Delete(o);
 }
@@ -661,6 +861,8 @@ void bcd__det_clear(struct bcd__detection *d)
         bcd_detect_result_free(d->a[i].r);
         free(d->a[i].heatmap);
         free(d->a[i].copy);
+        free(d->a[i].fmap);
+        free(d->a[i].feature);
     }
     memset(d, 0, sizeof *d);
 }
@@ -772,6 +974,34 @@ static void angle_json(bool *ok, cJSON *it, const struct bcd__det_angle *g)
     char w[256];
     warning_text(w, sizeof w, g);
     bcd__j_str(ok, it, "warning", w[0] ? w : NULL);
+    if (g->feature) {
+        cJSON *fc = bcd__j_obj(ok, it, "feature_change");
+        cJSON *cells = bcd__j_arr(ok, fc, "distance");
+        double max = NAN;
+        for (size_t k = 0; k < g->fh * g->fw && *ok; k++) {
+            cJSON *v = isfinite(g->feature[k]) ? cJSON_CreateNumber(g->feature[k]) : cJSON_CreateNull();
+            if (!v || !cJSON_AddItemToArray(cells, v)) {
+                cJSON_Delete(v);
+                *ok = false;
+            }
+            if (isfinite(g->feature[k]) && !(g->feature[k] <= max))
+                max = g->feature[k];
+        }
+        bcd__j_int(ok, fc, "cols", (double)g->fw);
+        bcd__j_int(ok, fc, "rows", (double)g->fh);
+        num_or_null(ok, fc, "max", max);
+    } else {
+        bcd__j_null(ok, it, "feature_change");
+    }
+    if (g->fmap) {
+        cJSON *fm = bcd__j_obj(ok, it, "feature_map");
+        bcd__j_str(ok, fm, "key", g->fmap);
+        bcd__j_str(ok, fm, "image_id", g->image_id);
+        bcd__j_str(ok, fm, "model", g->fmap_model);
+        bcd__j_int(ok, fm, "channels", (double)g->fmap_c);
+        bcd__j_int(ok, fm, "rows", (double)g->fmap_h);
+        bcd__j_int(ok, fm, "cols", (double)g->fmap_w);
+    }
     if (g->copy) {
         cJSON *c = bcd__j_obj(ok, it, "working_copy");
         bcd__j_str(ok, c, "key", g->copy);
@@ -843,7 +1073,7 @@ static void copy_item(bool *ok, cJSON *to, const cJSON *from, const char *k)
 }
 
 static const char *const angle_keys[] = { "local_change", "changed", "changed_regions", "alignment", "heatmap",
-                                          "warning" };
+                                          "warning", "feature_change" };
 static const char *const top_keys[] = { "previous_session_id", "change_probability", "changed", "warnings" };
 
 void bcd__det_merge(bool *ok, cJSON *top, cJSON *per_angle, const cJSON *details)

@@ -29,6 +29,15 @@ struct bcd__det_photo {
     bcd_image *img;        /* owned: the photo reduced to BCD__DET_SIDE */
     uint32_t width, height; /* the photo's own size (region coordinates are in it) */
     bool from_copy;        /* img is the working copy an analysis stored */
+    /* The feature map of the photo's tensor (bcd_embedder_embed_maps(): map_c x map_h x
+     * map_w floats) and the name of the model that made it; NULL when there is none.
+     * analyze lends the current photos' maps; maps read back from a stored analysis
+     * are owned (map_buf). */
+    const float *map;
+    float *map_buf;
+    size_t map_c, map_h, map_w;
+    bool map_stored;       /* map is the one the analysis stored (no need to store it) */
+    char map_model[128];
 };
 
 struct bcd__det_angle {
@@ -44,6 +53,16 @@ struct bcd__det_angle {
     char *copy;
     bool copy_created;
     char image_id[BCD__ID_LEN];
+    /* the feature maps compared cell by cell (bcd_detect_compare_maps()): fh x fw cosine
+     * distances, owned; NULL when the two photos have no maps of the same model */
+    float *feature;
+    size_t fh, fw;
+    /* the current photo's feature map stored as a blob (16-bit PNG of halves, one row per
+     * channel): key, NULL if none */
+    char *fmap;
+    bool fmap_created;
+    size_t fmap_c, fmap_h, fmap_w;
+    char fmap_model[128];
 };
 
 struct bcd__detection {
@@ -58,7 +77,8 @@ struct bcd__detection {
  * detection; photos[] gets one entry per angle found (n_out). details: the session's
  * stored analysis details (NULL if none): the working copies they name are read instead
  * of decoding the photos; a copy that is missing, or does not match its photo, costs
- * only the decoding. Either way the reduced image is the same: the photo decoded in
+ * only the decoding. The feature maps they name are read too (a missing or damaged one
+ * only costs its angle the feature comparison). Either way the reduced image is the same: the photo decoded in
  * full and reduced with bcd__rep_downscale(). A photo that cannot be read or decoded
  * is left out (its angle then has no comparison) unless out of memory. */
 bcd_status bcd__det_load_session(bcd_service *svc, const char *session_id, const char *details,
@@ -79,8 +99,9 @@ bcd_status bcd__det_preprocess_reduce(float *tensor, size_t tensor_len, struct b
 void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n);
 
 /* Compare cur[0..n) with the photos of the same angles of previous (NULL: quality only)
- * and combine them. Heatmaps: heatmap_session set: stored as PNG blobs of that session,
- * with the working copies of cur that are not from a stored copy already;
+ * and combine them; where both photos of an angle have feature maps of the same model
+ * and shape, also those, cell by cell through the alignment. Heatmaps: heatmap_session set: stored as PNG blobs of that session,
+ * with the working copies and feature maps of cur that are not stored already;
  * heatmap_dir set: written as <dir>/<angle>.png; both NULL: none. Fills d (clear it
  * with bcd__det_clear()). Errors are recorded on svc. */
 bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
@@ -100,9 +121,10 @@ void bcd__det_clear(struct bcd__detection *d);
 
 /* Add the detection to a JSON object: "previous_session_id", "change_probability",
  * "changed", "warnings" and "per_angle" [{"angle_type", "local_change", "changed",
- * "changed_regions", "quality", "alignment", "heatmap", "warning"}], and where stored,
- * "working_copy": {"key", "image_id", "width", "height"} (internal: no response shows
- * it, see bcd__det_merge()). */
+ * "changed_regions", "quality", "alignment", "heatmap", "warning", "feature_change"}],
+ * and where stored, "working_copy": {"key", "image_id", "width", "height"} and
+ * "feature_map": {"key", "image_id", "model", "channels", "rows", "cols"} (internal: no
+ * response shows them, see bcd__det_merge()). */
 void bcd__det_json(bool *ok, cJSON *o, const struct bcd__detection *d);
 /* The quality gate flagged the angle (either photo, or no alignment). */
 bool bcd__det_angle_flagged(const struct bcd__det_angle *g);

@@ -221,12 +221,15 @@ def snapshot(data_dir, strict=True, unnamed_copies=False):
         assert len(data) == size, "blob %s: %d bytes, row says %d" % (path, len(data), size)
         assert hashlib.sha256(data).hexdigest() == sha == path.split("/")[1].split(".")[0], \
             "blob %s does not hold the bytes its row names" % path
-        # the heatmaps and working copies an analysis names are whole PNG blobs of its session
+        # the heatmaps, working copies and feature maps an analysis names are whole PNG blobs
+        # of its session
         for a in analyses:
             details = json.loads(a[7]) if a[7] else {}
             for it in details.get("per_angle", []):
                 copy = it.get("working_copy") or {}
-                for what, key in (("heatmap", it.get("heatmap")), ("working copy", copy.get("key"))):
+                fmap = it.get("feature_map") or {}
+                for what, key in (("heatmap", it.get("heatmap")), ("working copy", copy.get("key")),
+                                  ("feature map", fmap.get("key"))):
                     if not key:
                         continue
                     assert BLOB_RE.match(key) and key.startswith(a[0] + "/"), "%s key %r" % (what, key)

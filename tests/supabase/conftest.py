@@ -266,12 +266,13 @@ def ok(r):
 
 def analysis_blobs(project, sid):
     """Object keys ("<session>/<name>") that the stored analysis of sid names: its heatmaps
-    and working copies."""
+    working copies and feature maps."""
     keys = set()
     for (details,) in project.query("select details from session_analysis where session_id = %s", (sid,)):
         d = details if isinstance(details, dict) else json.loads(details or "{}")
         for it in d.get("per_angle", []):
-            keys |= {k for k in (it.get("heatmap"), (it.get("working_copy") or {}).get("key")) if k}
+            keys |= {k for k in (it.get("heatmap"), (it.get("working_copy") or {}).get("key"),
+                                 (it.get("feature_map") or {}).get("key")) if k}
     return keys
 
 

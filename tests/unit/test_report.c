@@ -1061,6 +1061,159 @@ START_TEST(test_report_thumbnails_come_from_the_stored_working_copies)
 }
 END_TEST
 
+/* Feature maps through the service's detection: compared cell by cell, stored as
+ * 16-bit PNG blobs named in the details, read back from them (the path a model with a
+ * map takes; built-in sessions with maps attached here). */
+START_TEST(test_report_feature_maps_are_compared_stored_and_read_back)
+{
+    enum { C = 8, H = 3, W = 4 };
+    char s1[37], s2[37];
+    analyzed_session("finn", "check1", s1);
+    analyzed_session("finn", "check1", s2); /* the same photos */
+    struct bcd__det_photo cur[6], prev[6], back[6];
+    size_t nc = 0, np = 0, nb = 0;
+    memset(cur, 0, sizeof cur);
+    memset(prev, 0, sizeof prev);
+    memset(back, 0, sizeof back);
+    OK(bcd__det_load_stored(svc, s2, cur, &nc, NULL, NULL));
+    OK(bcd__det_load_stored(svc, s1, prev, &np, NULL, NULL));
+    ck_assert_uint_eq(nc, 6);
+    ck_assert_uint_eq(np, 6);
+    static float maps[6][C * H * W], other[C * H * W];
+    for (int a = 0; a < 6; a++) {
+        for (int k = 0; k < C * H * W; k++)
+            maps[a][k] = (float)((k * 7 + a * 3) % 11) * 0.37f;
+        cur[a].map = prev[a].map = maps[a];
+        cur[a].map_c = prev[a].map_c = C;
+        cur[a].map_h = prev[a].map_h = H;
+        cur[a].map_w = prev[a].map_w = W;
+        snprintf(cur[a].map_model, sizeof cur[a].map_model, "m:%d", C);
+        snprintf(prev[a].map_model, sizeof prev[a].map_model, "m:%d", C);
+    }
+    /* angle 1: another model, nothing compared; angle 2: one cell of the current map changed */
+    snprintf(prev[1].map_model, sizeof prev[1].map_model, "other:%d", C);
+    memcpy(other, maps[2], sizeof other);
+    for (int k = 0; k < C; k++)
+        other[k * H * W + 5] = (float)(k % 2);
+    cur[2].map = other;
+
+    struct bcd__detection d;
+    OK(bcd__det_run(svc, &d, cur, nc, prev, np, s1, s2, NULL));
+    ck_assert_uint_eq(d.n, 6);
+    for (int a = 0; a < 6; a++) {
+        const struct bcd__det_angle *g = &d.a[a];
+        ck_assert_msg(g->compared, "angle %d", a);
+        ck_assert_ptr_nonnull(g->fmap); /* the current map is stored in every case */
+        ck_assert_uint_eq(g->fmap_c * 100 + g->fmap_h * 10 + g->fmap_w, C * 100 + H * 10 + W);
+        if (a == 1) {
+            ck_assert_ptr_null(g->feature);
+            continue;
+        }
+        ck_assert_ptr_nonnull(g->feature);
+        ck_assert_uint_eq(g->fh * 10 + g->fw, H * 10 + W);
+        /* the same photos align to (almost) the identity: the same cells meet */
+        for (int k = 0; k < H * W; k++)
+            if (a == 2 && k == 5)
+                ck_assert_float_gt(g->feature[k], 0.2f);
+            else
+                ck_assert_msg(g->feature[k] < 0.05f, "angle %d cell %d: %g", a, k, g->feature[k]);
+    }
+    /* the details name the maps; read back, they are the halves of what was stored */
+    bool ok = true;
+    cJSON *det = cJSON_CreateObject();
+    bcd__det_json(&ok, det, &d);
+    ck_assert(ok);
+    const cJSON *it = cJSON_GetArrayItem(cJSON_GetObjectItem(det, "per_angle"), 2);
+    const cJSON *fc = cJSON_GetObjectItem(it, "feature_change");
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(fc, "distance")), H * W);
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(fc, "max")->valuedouble, d.a[2].feature[5], 1e-6);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(det, "per_angle"), 1),
+                                               "feature_change")));
+    char *text = cJSON_PrintUnformatted(det);
+    OK(bcd__det_load_session(svc, s2, text, back, &nb));
+    ck_assert_uint_eq(nb, 6);
+    for (int a = 0; a < 6; a++) {
+        ck_assert(back[a].map_stored && back[a].map_buf);
+        ck_assert_str_eq(back[a].map_model, cur[a].map_model);
+        for (int k = 0; k < C * H * W; k++)
+            ck_assert(back[a].map[k] == bcd__rep_float(bcd__rep_half(cur[a].map[k])));
+    }
+    bcd__det_photos_free(back, nb);
+    /* a damaged map blob costs only its angle's map */
+    char file[256];
+    snprintf(file, sizeof file, "%s/data/blobs/%s", tmpdir, d.a[3].fmap);
+    FILE *f = fopen(file, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("not a map", f);
+    fclose(f);
+    OK(bcd__det_load_session(svc, s2, text, back, &nb));
+    ck_assert_uint_eq(nb, 6);
+    for (int a = 0; a < 6; a++)
+        ck_assert(a == 3 ? back[a].map == NULL : back[a].map != NULL);
+    bcd__det_photos_free(back, nb);
+    free(text);
+    cJSON_Delete(det);
+
+    /* a detection that is not saved leaves no map behind */
+    bcd__det_discard_blobs(svc, &d);
+    for (int a = 0; a < 6; a++) {
+        snprintf(file, sizeof file, "%s/data/blobs/%s", tmpdir, d.a[a].fmap);
+        ck_assert_msg(access(file, F_OK) != 0, "%s left behind", file);
+    }
+    bcd__det_clear(&d);
+    bcd__det_photos_free(cur, nc);
+    bcd__det_photos_free(prev, np);
+}
+END_TEST
+
+START_TEST(test_report_half_floats_and_16_bit_png_round_trip)
+{
+    /* every half but NaN and the infinities (which saturate) reads back to itself */
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = bcd__rep_float((uint16_t)h);
+        if (isinf(f))
+            ck_assert_uint_eq(bcd__rep_half(f), h - 1);
+        else if (isnan(f))
+            ck_assert(isnan(bcd__rep_float(bcd__rep_half(f))));
+        else
+            ck_assert_uint_eq(bcd__rep_half(f), h);
+    }
+    ck_assert_uint_eq(bcd__rep_half(1.0f), 0x3c00);
+    ck_assert_uint_eq(bcd__rep_half(-2.5f), 0xc100);
+    ck_assert_uint_eq(bcd__rep_half(1.0f + 0x1p-11f), 0x3c00);  /* a tie: to even */
+    ck_assert_uint_eq(bcd__rep_half(1.0f + 0x1p-10f + 0x1p-11f), 0x3c02);
+    ck_assert_uint_eq(bcd__rep_half(1.0f + 0x1.8p-11f), 0x3c01); /* above the tie */
+    ck_assert_uint_eq(bcd__rep_half(0x1p-24f), 0x0001);         /* smallest subnormal */
+    ck_assert_uint_eq(bcd__rep_half(0x1p-25f), 0x0000);         /* its half: a tie, to even */
+    ck_assert_uint_eq(bcd__rep_half(0x1.8p-24f), 0x0002);
+    ck_assert_uint_eq(bcd__rep_half(65519.0f), 0x7bff);
+    ck_assert_uint_eq(bcd__rep_half(1e9f), 0x7bff);              /* saturates */
+    ck_assert_uint_eq(bcd__rep_half(-INFINITY), 0xfbff);
+    ck_assert_float_eq(bcd__rep_float(0x7bff), 65504.0f);
+    /* relative error of a rounded normal value: at most 2^-11 */
+    for (float f = 1e-4f; f < 6e4f; f *= 1.0137f)
+        ck_assert_float_le(fabsf(bcd__rep_float(bcd__rep_half(f)) - f), f * 0x1p-11f);
+
+    uint16_t px[3 * 5], back[3 * 5];
+    for (int i = 0; i < 15; i++)
+        px[i] = (uint16_t)(i * 4099 + 7);
+    struct bcd__rep_image png = { 0 };
+    ck_assert_int_eq(bcd__rep_encode_png16(&png, px, 5, 3), BCD_OK);
+    ck_assert_int_eq(memcmp(png.data, "\x89PNG\r\n\x1a\n", 8), 0);
+    ck_assert_int_eq(bcd__rep_decode_png16(back, 5, 3, png.data, png.len), BCD_OK);
+    ck_assert_int_eq(memcmp(px, back, sizeof px), 0);
+    /* another size, a cut file, an RGB PNG: refused */
+    ck_assert_int_eq(bcd__rep_decode_png16(back, 3, 5, png.data, png.len), BCD_EFORMAT);
+    ck_assert_int_eq(bcd__rep_decode_png16(back, 5, 3, png.data, png.len - 20), BCD_EFORMAT);
+    bcd__rep_image_clear(&png);
+    uint8_t rgb[5 * 3 * 3] = { 0 };
+    bcd_image im = { 5, 3, 3, rgb };
+    ck_assert_int_eq(bcd__rep_encode_png(&png, &im, BCD__REP_PNG_FAST), BCD_OK);
+    ck_assert_int_eq(bcd__rep_decode_png16(back, 5, 3, png.data, png.len), BCD_EFORMAT);
+    bcd__rep_image_clear(&png);
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
     Suite *s = suite_create("report");
@@ -1086,6 +1239,8 @@ static Suite *report_suite(void)
     tcase_add_test(ops, test_report_operations_over_the_local_store);
     tcase_add_test(ops, test_report_operations_show_stored_change_evidence);
     tcase_add_test(ops, test_report_thumbnails_come_from_the_stored_working_copies);
+    tcase_add_test(ops, test_report_half_floats_and_16_bit_png_round_trip);
+    tcase_add_test(ops, test_report_feature_maps_are_compared_stored_and_read_back);
     suite_add_tcase(s, ops);
     return s;
 }
