@@ -155,6 +155,20 @@ def test_compare_reads_both_stored_maps(run, checks):
     assert max(abs(row - want[0]), abs(col - want[1])) <= 1, (row, col, want)
 
 
+def test_bindings_hand_out_the_maps():
+    import sys
+    sys.path.insert(0, os.path.join(SOURCE, "bindings", "python"))
+    import bcd
+    with bcd.Context(load_env=False, threads=2) as ctx, bcd.Embedder(MODEL, ctx=ctx) as e:
+        assert e.map_shape == (1280, 7, 7)
+        t = np.stack([bcd.preprocess(os.path.join(EXAMPLES, a + ".jpg")) for a in ("front", "left")])
+        emb, maps = e.embed(t, maps=True)
+        assert emb.shape == (2, 1280) and maps.shape == (2, 1280, 7, 7)
+        assert np.array_equal(emb, e.embed(t))
+        # MobileNetV2's embedding is the spatial mean of its last stage
+        assert np.abs(maps.mean(axis=(2, 3)) - emb).max() <= 1e-4 * np.abs(emb).max()
+
+
 def test_a_model_without_maps_compares_none_and_drops_the_stored_ones(run, checks):
     s1, s2, a1, a2, w, h = checks
     old = [p["feature_map"]["key"] for p in details(run, s2).values()]

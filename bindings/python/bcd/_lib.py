@@ -81,6 +81,8 @@ _PROTOTYPES = {
     "bcd_embedder_dim": (c_size_t, [c_void_p]),
     "bcd_embedder_name": (c_char_p, [c_void_p]),
     "bcd_embedder_embed": (c_int, [c_void_p, c_void_p, c_void_p, c_size_t]),
+    "bcd_embedder_map_shape": (c_int, [c_void_p, c_void_p, c_void_p, c_void_p]),
+    "bcd_embedder_embed_maps": (c_int, [c_void_p, c_void_p, c_void_p, c_void_p, c_size_t]),
     # analysis.h
     "bcd_vector_cosine_distance": (c_int, [ctypes.POINTER(c_double), c_void_p, c_void_p, c_size_t,
                                            c_void_p, c_size_t]),

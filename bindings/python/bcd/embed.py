@@ -27,6 +27,11 @@ class Embedder:
         self._ctx._adopt(self)
         self.dim = self._lib.bcd_embedder_dim(self._ptr)
         self.name = self._lib.bcd_embedder_name(self._ptr).decode()
+        c, h, w = ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_size_t()
+        has = self._lib.bcd_embedder_map_shape(self._ptr, ctypes.byref(c), ctypes.byref(h), ctypes.byref(w))
+        #: (C, h, w) of the feature map of the model's last convolutional stage, or None
+        #: (the built-in embedder, a model exported without one)
+        self.map_shape = (c.value, h.value, w.value) if has else None
 
     @property
     def closed(self):
@@ -49,12 +54,14 @@ class Embedder:
     def __repr__(self):
         return "<bcd.Embedder %s dim=%d%s>" % (self.name, self.dim, " closed" if self.closed else "")
 
-    def embed(self, tensors, *, as_numpy=None):
+    def embed(self, tensors, *, as_numpy=None, maps=False):
         """Embed a batch of preprocessed tensors (bcd.preprocess()).
 
         tensors: float32 data of n x 3 x 224 x 224 values: an array of shape (n, 3, 224, 224)
         or (3, 224, 224), a list of tensors, a bcd.Array or raw bytes.
-        Returns shape (n, dim) float32 (numpy array or bcd.Array).
+        Returns shape (n, dim) float32 (numpy array or bcd.Array); with maps=True the pair
+        (embeddings, feature maps of shape (n, C, h, w)) from the same forward pass
+        (UnsupportedError when map_shape is None).
         """
         if isinstance(tensors, (list, tuple)) and tensors and all(isinstance(t, (Array, bytes)) for t in tensors):
             tensors = b"".join(t.data if isinstance(t, Array) else t for t in tensors)
@@ -67,13 +74,20 @@ class Embedder:
                                        status_name="invalid_argument", code="invalid_tensor_shape")
         n = buf.count // TENSOR_LEN
         out = (ctypes.c_float * (n * self.dim))()
+        shape = self.map_shape if maps else None
+        # without a map the library refuses (UnsupportedError "no_feature_map") before writing
+        fmaps = (ctypes.c_float * (n * shape[0] * shape[1] * shape[2] if shape else 1))()
         with self._ctx._lock:
             if self._ptr is None:
                 raise closed_error("Embedder")
-            st = self._lib.bcd_embedder_embed(self._ptr, out, buf.ptr, n)
+            if maps:
+                st = self._lib.bcd_embedder_embed_maps(self._ptr, out, fmaps, buf.ptr, n)
+            else:
+                st = self._lib.bcd_embedder_embed(self._ptr, out, buf.ptr, n)
             if st != 0:
                 raise make_error(self._lib, st, self._lib.bcd_ctx_last_error(self._ctx._handle))
-        return result(bytes(out), (n, self.dim), "float32", as_numpy)
+        emb = result(bytes(out), (n, self.dim), "float32", as_numpy)
+        return (emb, result(bytes(fmaps), (n,) + shape, "float32", as_numpy)) if maps else emb
 
     def embed_images(self, sources, *, as_numpy=None):
         """Decode (paths or bytes) and preprocess each source, then embed them in one batch."""

@@ -34,6 +34,14 @@ def test_embed_without_numpy(emb):
     assert np.array_equal(emb.embed(t.data), v.to_numpy()[:1])
 
 
+def test_builtin_embedder_has_no_feature_map(emb):
+    assert emb.map_shape is None
+    t = bcd.preprocess(image_path("check1", "front"))
+    with pytest.raises(bcd.UnsupportedError) as ei:
+        emb.embed(t, maps=True)
+    assert ei.value.code == "no_feature_map"
+
+
 def test_embed_rejects_wrong_sizes(emb):
     with pytest.raises(bcd.InvalidArgumentError) as ei:
         emb.embed(np.zeros((3, 100, 100), np.float32))
