@@ -35,10 +35,16 @@ whose strongest region has IoU >= 0.5 with the truth box; also for the best regi
 alignment error against the known camera poses; quality flags; CPU time per pair
 (decode and detection separately, full-size 3024x4032 pairs separately).
 
+With --model FILE.pt (a libbcd built with libtorch, a model with a feature map, see
+models/README.md), each photo is also preprocessed and embedded with its feature map
+(bcd_embedder_embed_maps()), the two maps are compared cell by cell through the
+alignment (bcd_detect_compare_maps(), as analyze does) and the ROC AUC of the largest
+cell distance is printed beside local_change's, alone and per angle.
+
 Usage:
   /usr/bin/python3 tests/bench/detect_bench.py --lib BUILD/lib/libbcd.so [--users 200]
       [--seed 1] [--strength 1.0 1.5] [--jobs 2] [--full-fraction 0.15] [--dump FILE]
-      [--images DIR] [--only USER...]
+      [--images DIR] [--only USER...] [--model FILE.pt]
   /usr/bin/python3 tests/bench/detect_bench.py --calibrate DUMP...
       fits the coefficients of bcd_detect_combine() (lib/detect/combine.c) on dumps
       (run it on a seed other than the one you report).
@@ -447,9 +453,56 @@ class Lib:
         L.bcd_detect_result_matrix.argtypes = [C.c_void_p, C.POINTER(C.c_double)]
         L.bcd_detect_write_heatmap.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(Image), C.c_char_p]
         L.bcd_free.argtypes = [C.c_void_p]
+        L.bcd_image_preprocess.argtypes = [C.c_void_p, C.c_size_t, C.POINTER(Image)]
+        L.bcd_embedder_open.argtypes = [C.POINTER(C.c_void_p), C.c_void_p, C.c_char_p]
+        L.bcd_embedder_dim.argtypes = [C.c_void_p]
+        L.bcd_embedder_dim.restype = C.c_size_t
+        L.bcd_embedder_map_shape.argtypes = [C.c_void_p] + [C.POINTER(C.c_size_t)] * 3
+        L.bcd_embedder_embed_maps.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p, C.c_void_p, C.c_size_t]
+        L.bcd_detect_compare_maps.argtypes = [C.c_void_p, C.c_void_p, C.c_void_p, C.c_size_t, C.c_size_t,
+                                              C.c_size_t, C.c_void_p]
+        L.bcd_detect_compare_maps.restype = C.c_size_t
         self.L = L
         self.ctx = C.c_void_p()
         assert L.bcd_ctx_new(C.byref(self.ctx)) == 0
+        self.emb = None
+
+    def open_model(self, path):
+        self.emb = C.c_void_p()
+        st = self.L.bcd_embedder_open(C.byref(self.emb), self.ctx, path.encode())
+        if st != 0:
+            raise SystemExit("cannot open the model %s: status %d" % (path, st))
+        c, h, w = C.c_size_t(), C.c_size_t(), C.c_size_t()
+        if not self.L.bcd_embedder_map_shape(self.emb, C.byref(c), C.byref(h), C.byref(w)):
+            raise SystemExit("the model %s has no feature map (models/README.md)" % path)
+        self.map_shape = (c.value, h.value, w.value)
+        self.dim = self.L.bcd_embedder_dim(self.emb)
+
+    def feature_change(self, cur, prev, matrix):
+        """Largest cell distance of the two photos' feature maps through the alignment
+        (previous -> current pixels), as analyze computes it; NaN without a matrix."""
+        if not matrix:
+            return float("nan")
+        c, h, w = self.map_shape
+        tensors = (C.c_float * (2 * 3 * 224 * 224))()
+        for k, im in enumerate((cur, prev)):
+            assert self.L.bcd_image_preprocess(C.byref(tensors, 4 * k * 3 * 224 * 224), 3 * 224 * 224, im) == 0
+        maps = (C.c_float * (2 * c * h * w))()
+        emb = (C.c_float * (2 * self.dim))()
+        assert self.L.bcd_embedder_embed_maps(self.emb, emb, maps, tensors, 2) == 0
+
+        def cells_to_pixels(im):  # cell centres -> photo pixel centres (the centre square)
+            W, H = im.contents.width, im.contents.height
+            side = min(W, H)
+            return np.array([[side / w, 0, (W - side) // 2 + 0.5 * side / w - 0.5],
+                             [0, side / h, (H - side) // 2 + 0.5 * side / h - 0.5], [0, 0, 1]])
+        M = np.vstack([np.array(matrix).reshape(2, 3), [0, 0, 1]])
+        m = np.linalg.inv(cells_to_pixels(prev)) @ np.linalg.inv(M) @ cells_to_pixels(cur)
+        mm = (C.c_double * 6)(*m[:2].ravel())
+        dist = (C.c_float * (h * w))()
+        self.L.bcd_detect_compare_maps(dist, maps, C.byref(maps, 4 * c * h * w), c, h, w, mm)
+        d = np.array(dist[:], float)
+        return float(np.nanmax(d)) if np.isfinite(d).any() else float("nan")
 
     def decode(self, data):
         out = C.POINTER(Image)()
@@ -506,10 +559,19 @@ def progress(what, n=None, total=None):
     sys.stderr.write("\r\033[K%s%s | %.0f s" % (what, count, time.time() - _T0))
     sys.stderr.flush()
 
+_LIB = {}
+
+
 def run_user(args):
-    uid, seed, strength, full_fraction, libpath, dump_dir = args
+    uid, seed, strength, full_fraction, libpath, dump_dir, model = args
     rng = np.random.default_rng([seed, uid])
-    lib = Lib(libpath)
+    if model:  # one model per process
+        if libpath not in _LIB:
+            _LIB[libpath] = Lib(libpath)
+            _LIB[libpath].open_model(model)
+        lib = _LIB[libpath]
+    else:
+        lib = Lib(libpath)
     changed_session = bool(rng.uniform() < 0.5)
     changed_angles = set()
     if changed_session:
@@ -543,6 +605,8 @@ def run_user(args):
         r = lib.compare(ic, ip)
         t2 = time.process_time()
         info = lib.info(r)
+        if model:
+            info["feature_max"] = lib.feature_change(ic, ip, info["matrix"] if not info["flags"] & 8 else None)
         # alignment error: the library's previous->current map against the truth, at the
         # previous frame's corners and centre, in % of the current photo's longer side
         align_err = None
@@ -647,6 +711,13 @@ def report(users, title):
         sub = [a for a in angles if a["angle"] == name]
         per.append("%s %.3f" % (name, roc_auc([a["local_change"] for a in sub], [a["changed"] for a in sub])))
     print("  per angle AUC: " + ", ".join(per))
+    if angles and "feature_max" in angles[0]:
+        fm = [a["feature_max"] for a in angles]
+        per = ["%s %.3f" % (name, roc_auc([a["feature_max"] for a in angles if a["angle"] == name],
+                                          [a["changed"] for a in angles if a["angle"] == name])) for name in ANGLES]
+        print("angle feature_change (largest cell distance of the model's feature maps): ROC AUC %.4f; "
+              "sensitivity at 5%% FPR %.3f" % (roc_auc(fm, lab), sens_at_fpr(fm, lab)[0]))
+        print("  per angle AUC: " + ", ".join(per))
     kinds = []
     neg_lc = sorted([a["local_change"] if math.isfinite(a["local_change"]) else -1 for a in angles
                      if not a["changed"]], reverse=True)
@@ -743,6 +814,7 @@ def main():
     ap.add_argument("--dump", help="write per-user results as JSON lines to this file")
     ap.add_argument("--images", help="write the photos and heatmaps into this folder")
     ap.add_argument("--only", type=int, nargs="+", help="run only these user numbers")
+    ap.add_argument("--model", help="also compare the feature maps of this TorchScript model (see the top)")
     ap.add_argument("--calibrate", nargs="+", metavar="DUMP",
                     help="fit the coefficients of bcd_detect_combine() on dumped runs and exit")
     a = ap.parse_args()
@@ -753,7 +825,7 @@ def main():
     if a.images:
         os.makedirs(a.images, exist_ok=True)
     for strength in a.strength:
-        jobs = [(u, a.seed, strength, a.full_fraction, lib, a.images) for u in (a.only or range(a.users))]
+        jobs = [(u, a.seed, strength, a.full_fraction, lib, a.images, a.model) for u in (a.only or range(a.users))]
         t0 = time.time()
         if a.jobs > 1:
             with mp.get_context("fork").Pool(a.jobs) as pool:
