@@ -318,6 +318,21 @@ static void on_png_warning(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
+/* Hand the encoded PNG in m over to out (or free it when encoding failed). */
+static bcd_status png_done(struct bcd__rep_image *out, struct png_mem *m, bool ok, uint32_t w, uint32_t h)
+{
+    if (!ok || m->oom) {
+        free(m->p);
+        return m->oom ? BCD_ENOMEM : BCD_ERROR;
+    }
+    out->data = m->p;
+    out->len = m->len;
+    out->mime = "image/png";
+    out->width = w;
+    out->height = h;
+    return BCD_OK;
+}
+
 static bool png_rows(png_structp png, png_infop info, struct png_mem *m, const bcd_image *img,
                      enum bcd__rep_png how)
 {
@@ -361,16 +376,7 @@ bcd_status bcd__rep_encode_png(struct bcd__rep_image *out, const bcd_image *img,
     struct png_mem m = {0};
     bool ok = png_rows(png, info, &m, img, how);
     png_destroy_write_struct(&png, &info);
-    if (!ok || m.oom) {
-        free(m.p);
-        return m.oom ? BCD_ENOMEM : BCD_ERROR;
-    }
-    out->data = m.p;
-    out->len = m.len;
-    out->mime = "image/png";
-    out->width = img->width;
-    out->height = img->height;
-    return BCD_OK;
+    return png_done(out, &m, ok, img->width, img->height);
 }
 
 /* 16-bit grey PNG: the container of the feature maps analyze stores. */
@@ -417,16 +423,7 @@ bcd_status bcd__rep_encode_png16(struct bcd__rep_image *out, const uint16_t *px,
     bool ok = png16_rows(png, info, &m, px, w, h, row);
     png_destroy_write_struct(&png, &info);
     free(row);
-    if (!ok || m.oom) {
-        free(m.p);
-        return m.oom ? BCD_ENOMEM : BCD_ERROR;
-    }
-    out->data = m.p;
-    out->len = m.len;
-    out->mime = "image/png";
-    out->width = w;
-    out->height = h;
-    return BCD_OK;
+    return png_done(out, &m, ok, w, h);
 }
 
 struct png_src {

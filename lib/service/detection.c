@@ -142,6 +142,19 @@ bcd_status bcd__det_preprocess_reduce(float *tensor, size_t tensor_len, struct b
     return BCD_OK;
 }
 
+/* The blob named in a per_angle item's object `what` ({"key", "image_id", ...}) for
+ * image_id: that object (its key in *key), or NULL when the item has none. */
+static const cJSON *stored_blob(const cJSON *item, const char *what, const char *image_id, const char **key)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(item, what);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "image_id");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "key");
+    if (!cJSON_IsString(id) || strcmp(id->valuestring, image_id) != 0 || !cJSON_IsString(k))
+        return NULL;
+    *key = k->valuestring;
+    return o;
+}
+
 /* The working copy the stored details name for image_id: its blob key and the size of
  * its photo. */
 static const char *stored_copy(const cJSON *per_angle, const char *image_id, uint32_t *w, uint32_t *h)
@@ -149,13 +162,11 @@ static const char *stored_copy(const cJSON *per_angle, const char *image_id, uin
     const cJSON *it;
     cJSON_ArrayForEach(it, per_angle)
     {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(it, "working_copy");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "image_id");
-        const cJSON *key = cJSON_GetObjectItemCaseSensitive(c, "key");
+        const char *key = NULL;
+        const cJSON *c = stored_blob(it, "working_copy", image_id, &key);
         const cJSON *jw = cJSON_GetObjectItemCaseSensitive(c, "width");
         const cJSON *jh = cJSON_GetObjectItemCaseSensitive(c, "height");
-        if (!cJSON_IsString(id) || strcmp(id->valuestring, image_id) != 0 || !cJSON_IsString(key) ||
-            !cJSON_IsNumber(jw) || !cJSON_IsNumber(jh))
+        if (!c || !cJSON_IsNumber(jw) || !cJSON_IsNumber(jh))
             continue;
         double dw = jw->valuedouble, dh = jh->valuedouble;
         if (!(dw >= 1 && dw <= BCD_DEFAULT_MAX_DIMENSION && dh >= 1 && dh <= BCD_DEFAULT_MAX_DIMENSION) ||
@@ -163,7 +174,7 @@ static const char *stored_copy(const cJSON *per_angle, const char *image_id, uin
             continue;
         *w = (uint32_t)dw;
         *h = (uint32_t)dh;
-        return key->valuestring;
+        return key;
     }
     return NULL;
 }
@@ -225,30 +236,44 @@ static void load_one(void *arg, size_t i)
     it->data = NULL;
 }
 
-/* Read the blobs of items[todo[0..n)] (at once where the store can; one by one when one
- * of them fails, keeping what reads). BCD_ENOMEM only. */
+/* Read the blobs paths[0..n) into data and lens (at once where the store can; one by one
+ * when one of them fails, keeping what reads: a blob that cannot be read is NULL).
+ * BCD_ENOMEM (nothing kept) or BCD_OK. */
+static bcd_status read_blobs(bcd_service *svc, const char *const *paths, size_t n, unsigned char **data,
+                             size_t *lens)
+{
+    size_t failed = 0;
+    bcd_status st = bcd__store_blob_get_many(svc->store, paths, n, BCD__MAX_IMAGE_FILE, data, lens, &failed);
+    if (st == BCD_OK)
+        return st;
+    bcd__error_clear(&svc->store->err);
+    if (st == BCD_ENOMEM)
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        st = bcd__store_blob_get(svc->store, paths[i], BCD__MAX_IMAGE_FILE, &data[i], &lens[i]);
+        bcd__error_clear(&svc->store->err);
+        if (st == BCD_ENOMEM) {
+            for (size_t k = 0; k < i; k++) {
+                free(data[k]);
+                data[k] = NULL;
+            }
+            return st;
+        }
+    }
+    return BCD_OK;
+}
+
+/* Read the blobs of items[todo[0..n)] (read_blobs()). BCD_ENOMEM only. */
 static bcd_status read_items(bcd_service *svc, struct load_item *items, const size_t *todo, size_t n)
 {
     const char *paths[BCD__ANGLE_COUNT];
     unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
-    size_t lens[BCD__ANGLE_COUNT] = { 0 }, failed = 0;
+    size_t lens[BCD__ANGLE_COUNT] = { 0 };
     for (size_t i = 0; i < n; i++)
         paths[i] = items[todo[i]].path;
-    bcd_status st = bcd__store_blob_get_many(svc->store, paths, n, BCD__MAX_IMAGE_FILE, data, lens, &failed);
-    if (st != BCD_OK) {
-        bcd__error_clear(&svc->store->err);
-        if (st == BCD_ENOMEM)
-            return st;
-        for (size_t i = 0; i < n; i++) {
-            st = bcd__store_blob_get(svc->store, paths[i], BCD__MAX_IMAGE_FILE, &data[i], &lens[i]);
-            bcd__error_clear(&svc->store->err);
-            if (st == BCD_ENOMEM) {
-                for (size_t k = 0; k < i; k++)
-                    free(data[k]);
-                return st;
-            }
-        }
-    }
+    bcd_status st = read_blobs(svc, paths, n, data, lens);
+    if (st != BCD_OK)
+        return st;
     for (size_t i = 0; i < n; i++) {
         items[todo[i]].data = data[i];
         items[todo[i]].len = lens[i];
@@ -266,14 +291,12 @@ static const char *stored_map(const cJSON *per_angle, const char *image_id, size
     const cJSON *it;
     cJSON_ArrayForEach(it, per_angle)
     {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "feature_map");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(f, "image_id");
-        const cJSON *key = cJSON_GetObjectItemCaseSensitive(f, "key");
+        const char *key = NULL;
+        const cJSON *f = stored_blob(it, "feature_map", image_id, &key);
         const cJSON *mo = cJSON_GetObjectItemCaseSensitive(f, "model");
         const char *names[3] = { "channels", "rows", "cols" };
         const double max[3] = { MAX_MAP_CHANNELS, MAX_MAP_SIDE, MAX_MAP_SIDE };
-        if (!cJSON_IsString(id) || strcmp(id->valuestring, image_id) != 0 || !cJSON_IsString(key) ||
-            !cJSON_IsString(mo))
+        if (!f || !cJSON_IsString(mo))
             continue;
         bool ok = true;
         for (int k = 0; k < 3 && ok; k++) {
@@ -286,7 +309,7 @@ static const char *stored_map(const cJSON *per_angle, const char *image_id, size
         if (!ok)
             continue;
         *model = mo->valuestring;
-        return key->valuestring;
+        return key;
     }
     return NULL;
 }
@@ -308,15 +331,8 @@ static bcd_status load_maps(bcd_service *svc, const cJSON *per, struct bcd__det_
     if (!n)
         return BCD_OK;
     unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
-    size_t lens[BCD__ANGLE_COUNT] = { 0 }, failed = 0;
-    bcd_status st = bcd__store_blob_get_many(svc->store, paths, n, BCD__MAX_IMAGE_FILE, data, lens, &failed);
-    if (st != BCD_OK) {
-        bcd__error_clear(&svc->store->err);
-        for (size_t i = 0; i < n && st != BCD_ENOMEM; i++) {
-            st = bcd__store_blob_get(svc->store, paths[i], BCD__MAX_IMAGE_FILE, &data[i], &lens[i]);
-            bcd__error_clear(&svc->store->err);
-        }
-    }
+    size_t lens[BCD__ANGLE_COUNT] = { 0 };
+    bcd_status st = read_blobs(svc, paths, n, data, lens);
     uint16_t *half = NULL;
     for (size_t i = 0; i < n && st != BCD_ENOMEM; i++) {
         struct bcd__det_photo *p = &photos[which[i]];
