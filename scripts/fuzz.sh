@@ -23,7 +23,7 @@ while getopts t:n: o; do
     esac
 done
 shift $((OPTIND - 1))
-all="image_decode exif preprocess dotenv supabase jwks jwt cli_args"
+all="image_decode exif feature_map preprocess dotenv supabase jwks jwt cli_args"
 harnesses=${*:-$all}
 
 build=${BCD_FUZZ_BUILD:-build-fuzz}
@@ -57,7 +57,7 @@ seeds() {
 }
 dict() {
     case "$1" in
-        image_decode | exif) echo "$fz/dict/image.dict" ;;
+        image_decode | exif | feature_map) echo "$fz/dict/image.dict" ;;
         supabase | jwks | jwt) echo "$fz/dict/json.dict" ;;
         dotenv) echo "$fz/dict/dotenv.dict" ;;
         cli_args) echo "$fz/dict/cli.dict" ;;

@@ -516,14 +516,15 @@ static bool png_header_size(const uint8_t *data, size_t len, uint32_t *w, uint32
     return true;
 }
 
-/* Whether every chunk up to IEND declares no more bytes than the file has left. libpng
- * allocates the buffer of an ancillary chunk (tEXt, zTXt, iTXt, eXIf, sPLT, pCAL...) from
- * its declared length, up to 2^31 - 1, before reading it: a 100-byte file could make it
- * allocate 2 GB only to fail on the read. The file is all in memory, so such a chunk can
- * only mean truncation, refused here as libpng would refuse it after the allocation.
- * Lengths over 2^31 - 1 are left to libpng, which refuses them first. */
-static bool png_chunks_fit(const uint8_t *data, size_t len)
+/* libpng allocates the buffer of an ancillary chunk (tEXt, zTXt, iTXt, eXIf, sPLT,
+ * pCAL...) from its declared length, up to 2^31 - 1, before reading it: a 100-byte file
+ * could make it allocate 2 GB only to fail on the read. The file is all in memory, so such
+ * a chunk can only mean truncation, refused here as libpng would refuse it after the
+ * allocation. Lengths over 2^31 - 1 are left to libpng, which refuses them first. */
+bool bcd__png_chunks_fit(const uint8_t *data, size_t len)
 {
+    if (len < sizeof png_signature)
+        return true; /* not a PNG: libpng says so */
     size_t pos = sizeof png_signature;
     while (len - pos >= 8) {
         const uint8_t *c = data + pos;
@@ -550,7 +551,7 @@ static bcd_status decode_png(bcd_image **out, bcd_ctx *ctx, const struct limits 
     if (png_header_size(data, len, &w, &h) && !within_limits(&job.fail, lim, w, h))
         return bcd__ctx_fail(ctx, job.fail.status, job.fail.code, "%s", job.fail.msg);
 
-    if (!png_chunks_fit(data, len))
+    if (!bcd__png_chunks_fit(data, len))
         return bcd__ctx_fail(ctx, BCD_EFORMAT, "truncated_image", "PNG: unexpected end of data");
 
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, on_png_error, on_png_warning);

@@ -9,6 +9,9 @@
 bcd_image *bcd__image_new(uint32_t w, uint32_t h, uint32_t c);
 /* A caller-supplied image is valid: non-NULL data, w, h > 0, c == 3. */
 bool bcd__image_valid_rgb(const bcd_image *img);
+/* Whether every chunk of the PNG in memory, up to IEND, declares no more bytes than the
+ * file has left (decode.c: read a PNG with libpng only if so). */
+bool bcd__png_chunks_fit(const uint8_t *data, size_t len);
 /* bcd_image_equalize(); simd false keeps to the scalar code even where the CPU has a
  * vector path (the two give the same bytes; the tests compare them). */
 bcd_status bcd__image_equalize_with(bcd_image **out, const bcd_image *in, bool simd);

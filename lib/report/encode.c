@@ -14,6 +14,7 @@
 #include <png.h>
 #include <zlib.h>
 
+#include "image/image_internal.h"
 #include "report.h"
 
 void bcd__rep_image_clear(struct bcd__rep_image *im)
@@ -465,6 +466,8 @@ bcd_status bcd__rep_decode_png16(uint16_t *px, uint32_t w, uint32_t h, const uns
 {
     if (!px || !data || w == 0 || h == 0 || w > PNG_UINT_31_MAX / 2)
         return BCD_EINVAL;
+    if (!bcd__png_chunks_fit(data, len))
+        return BCD_EFORMAT;
     unsigned char *row = malloc((size_t)w * 2);
     png_structp png = row ? png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, on_png_error, on_png_warning)
                           : NULL;
