@@ -7,8 +7,9 @@ and output the tuple (embedding [N, D], feature map [N, C, h, w]): the map is th
 of the last convolutional stage (the last layer whose output is still spatial, before the
 global pooling; ResNet50's layer4, 2048 x 7 x 7), which libbcd's change detection
 compares cell by cell. For a model without one (a vision transformer), or with
---no-map, the output is the embedding alone. Next to the model the script writes a manifest (PATH with .json in
-place of .pt) holding its sha256, architecture, D and where the weights came from.
+--no-map, the output is the embedding alone. Next to the model the script writes a
+manifest (PATH with .json in place of .pt) holding its sha256, architecture, D, the
+outputs and where the weights came from.
 
 Weights, one of:
   --weights imagenet        torchvision's default ImageNet weights for --arch, downloaded

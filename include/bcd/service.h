@@ -297,8 +297,9 @@ BCD_API bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *us
  * "change_probability", "changed", "warnings", "detection": "stored"|"computed"}}, and in
  * each per_angle item the change detection of the pair ("local_change", "changed",
  * "changed_regions", "quality", "alignment", "heatmap", "warning", "feature_change"; see
- * bcd_session_analyze(): feature maps stored with both sessions' analyses are compared). When the current session's stored analysis was made against
- * previous_session_id it is reused ("stored"); otherwise the photos are compared now.
+ * bcd_session_analyze(): feature maps stored with both sessions' analyses are compared).
+ * When the current session's stored analysis was made against previous_session_id it is
+ * reused ("stored"); otherwise the photos are compared now.
  * @return BCD_OK, BCD_EINVAL (also "same_session"), BCD_ENOTFOUND, BCD_ESTATE
  *         ("session_not_completed", "session_not_analyzed"), BCD_EIO, BCD_ENOMEM.
  * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments

@@ -277,10 +277,13 @@ bcd_status bcd__torch_open(bcd_embedder *e, bcd_ctx *ctx, const char *path)
     e->map_c = info.map_c;
     e->map_h = info.map_h;
     e->map_w = info.map_w;
+    char map[64] = "no feature map";
+    if (info.map_c)
+        snprintf(map, sizeof map, "feature map %zux%zux%zu", info.map_c, info.map_h, info.map_w);
     bcd__log(ctx, BCD_LOG_INFO,
-             "torch model %s: D=%zu, feature map %zux%zux%zu, device %s, %u threads, %s (libtorch %s); read %.3f s, optimize %.3f s, "
+             "torch model %s: D=%zu, %s, device %s, %u threads, %s (libtorch %s); read %.3f s, optimize %.3f s, "
              "probe %.3f s",
-             e->name, info.dim, info.map_c, info.map_h, info.map_w, info.device, info.threads, info.optimized ? "frozen and optimized" : "as stored",
+             e->name, info.dim, map, info.device, info.threads, info.optimized ? "frozen and optimized" : "as stored",
              info.torch_version, info.load_s, info.optimize_s, info.probe_s);
     return BCD_OK;
 }

@@ -100,9 +100,10 @@ void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n);
 
 /* Compare cur[0..n) with the photos of the same angles of previous (NULL: quality only)
  * and combine them; where both photos of an angle have feature maps of the same model
- * and shape, also those, cell by cell through the alignment. Heatmaps: heatmap_session set: stored as PNG blobs of that session,
- * with the working copies and feature maps of cur that are not stored already;
- * heatmap_dir set: written as <dir>/<angle>.png; both NULL: none. Fills d (clear it
+ * and shape, also those, cell by cell through the alignment. Heatmaps: heatmap_session
+ * set: stored as PNG blobs of that session, with the working copies and feature maps of
+ * cur that are not stored already; heatmap_dir set: written as <dir>/<angle>.png; both
+ * NULL: none. Fills d (clear it
  * with bcd__det_clear()). Errors are recorded on svc. */
 bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
                         const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,

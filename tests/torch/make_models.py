@@ -59,7 +59,8 @@ def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     for name, mod in [("tiny", Means()), ("fails-batch", FailsBatch()), ("fails-probe", FailsProbe()),
-                      ("wrong-shape", WrongShape()), ("with-map", WithMap()), ("tuple", Tuple()), ("int-output", IntOutput())]:
+                      ("wrong-shape", WrongShape()), ("with-map", WithMap()), ("tuple", Tuple()),
+                      ("int-output", IntOutput())]:
         torch.jit.script(mod.eval()).save(os.path.join(out, name + ".pt"))
     with open(os.path.join(out, "garbage.pt"), "wb") as f:
         f.write(b"PK\x03\x04 this is not a TorchScript archive\n" * 20)
