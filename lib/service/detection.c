@@ -360,7 +360,6 @@ static bcd_status load_maps(bcd_service *svc, const cJSON *per, struct bcd__det_
         p->map_c = c;
         p->map_h = h;
         p->map_w = w;
-        p->map_stored = true;
     }
     free(half);
     for (size_t i = 0; i < n; i++)
@@ -611,7 +610,8 @@ static void detect_one(void *arg, size_t i)
     }
     if (st == BCD_OK && j->want_copy && !c->from_copy)
         st = bcd__rep_encode_png(&j->copy[i], c->img, BCD__REP_PNG_FAST);
-    if (st == BCD_OK && j->want_copy && c->map && !c->map_stored && c->map_h * c->map_w <= MAX_MAP_SIDE * MAX_MAP_SIDE &&
+    /* a map read back from the store (map_buf) is stored already */
+    if (st == BCD_OK && j->want_copy && c->map && !c->map_buf && c->map_h * c->map_w <= MAX_MAP_SIDE * MAX_MAP_SIDE &&
         c->map_c <= MAX_MAP_CHANNELS)
         st = encode_map(&j->fmap[i], c);
     j->st[i] = st;

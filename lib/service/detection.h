@@ -31,12 +31,11 @@ struct bcd__det_photo {
     bool from_copy;        /* img is the working copy an analysis stored */
     /* The feature map of the photo's tensor (bcd_embedder_embed_maps(): map_c x map_h x
      * map_w floats) and the name of the model that made it; NULL when there is none.
-     * analyze lends the current photos' maps; maps read back from a stored analysis
-     * are owned (map_buf). */
+     * analyze lends the current photos' maps; a map read back from a stored analysis is
+     * owned (map_buf, then equal to map). */
     const float *map;
     float *map_buf;
     size_t map_c, map_h, map_w;
-    bool map_stored;       /* map is the one the analysis stored (no need to store it) */
     char map_model[128];
 };
 
