@@ -285,11 +285,15 @@ struct lk_sys {
 static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P, int k, const struct params *pr,
                     int step, double sigma, float *ebuf)
 {
-    const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k];
+    const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k], *zpl = P->cz[k];
     double S = 0.5 * (c->w > c->h ? c->w : c->h);
     double kh = 1.345 * sigma;
     memset(sy, 0, sizeof *sy);
     double cost = 0.0;
+    /* the sums in locals (the lower triangle of H row by row, then b): no store to *sy
+     * per pixel; each sum still adds the same terms in the same order */
+    double acc[27] = { 0 };
+    size_t n = 0;
     for (int y = 0; y < c->h; y += step) {
         double yy = y - C->cy[k];
         for (int x = 0; x < c->w; x += step) {
@@ -298,22 +302,23 @@ static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P,
             double v = pr->b * xx + pr->a * yy + pr->ty + P->cy[k];
             if (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
                 continue;
-            float fu = (float)u, fv = (float)v;
-            double pv = bcd__plane_at(p, fu, fv);
+            /* the previous level's planes are all p's size: one set of weights */
+            bcd__bilinear at = bcd__bilinear_at(p->w, p->h, (float)u, (float)v);
+            double pv = bcd__bilinear_sample(p->px, &at);
             double e = pr->g * pv + pr->h - c->px[(size_t)y * c->w + x];
-            double Gu = bcd__plane_at(gx, fu, fv) * pr->g, Gv = bcd__plane_at(gy, fu, fv) * pr->g;
+            double Gu = bcd__bilinear_sample(gx->px, &at) * pr->g, Gv = bcd__bilinear_sample(gy->px, &at) * pr->g;
             if (e != e || Gu != Gu || Gv != Gv)
                 continue; /* black */
             /* censored residuals: a clipped value is a lower bound, so a prediction
              * above a clipped current pixel, or a clipped previous pixel predicted
              * below the current one, fits */
-            bool zc = clipped_c(C, k, x, y), zp = clipped_p(P, k, fu, fv);
+            bool zc = clipped_c(C, k, x, y), zp = zpl && bcd__bilinear_sample(zpl->px, &at) >= 0.5f;
             if ((zc && zp) || (zc && e > 0.0) || (zp && e < 0.0))
                 e = 0.0;
             double ae = fabs(e);
             if (ebuf)
-                ebuf[sy->n] = (float)ae;
-            sy->n++;
+                ebuf[n] = (float)ae;
+            n++;
             if (sigma <= 0.0)
                 continue;
             double wgt = 1.0;
@@ -325,15 +330,25 @@ static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P,
             }
             double xs = xx / S, ys = yy / S;
             double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, pv, 1.0 };
+            double *h = acc;
             for (int i = 0; i < 6; i++) {
                 double wj = wgt * J[i];
-                sy->b[i] += wj * e;
                 for (int j = 0; j <= i; j++)
-                    sy->H[i][j] += wj * J[j];
+                    h[j] += wj * J[j];
+                h += i + 1;
+                acc[21 + i] += wj * e;
             }
         }
     }
-    sy->cost = sy->n ? cost / (double)sy->n : INFINITY;
+    const double *h = acc;
+    for (int i = 0; i < 6; i++) {
+        for (int j = 0; j <= i; j++)
+            sy->H[i][j] = h[j];
+        h += i + 1;
+        sy->b[i] = acc[21 + i];
+    }
+    sy->n = n;
+    sy->cost = n ? cost / (double)n : INFINITY;
 }
 
 /*
@@ -459,10 +474,20 @@ static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct
     float *canvas = malloc((size_t)ew * eh * sizeof(float));
     float *grid = malloc((size_t)nsx * nsy * sizeof(float));
     struct cand *all = malloc((size_t)ncomb * nsx * nsy * sizeof *all);
+    /* per canvas row: the columns inside P (lo..hi, an interval: the row crosses the
+     * parallelogram P maps to once) and whether any of them is NaN; per row of c:
+     * whether it has a NaN */
+    int *lo = malloc((size_t)eh * 2 * sizeof *lo), *hi = lo ? lo + eh : NULL;
+    bool *enan = malloc((size_t)eh + (size_t)c->h), *cnan = enan ? enan + eh : NULL;
     int nall = 0, nout = 0;
-    if (!canvas || !grid || !all)
+    if (!canvas || !grid || !all || !lo || !enan)
         goto done;
     size_t N = (size_t)c->w * c->h;
+    for (int y = 0; y < c->h; y++) {
+        cnan[y] = false;
+        for (int x = 0; x < c->w; x++)
+            cnan[y] |= c->px[(size_t)y * c->w + x] != c->px[(size_t)y * c->w + x];
+    }
     for (size_t si = 0; si < sizeof search_scales / sizeof *search_scales; si++) {
         for (size_t ri = 0; ri < sizeof search_rot_deg / sizeof *search_rot_deg; ri++) {
             double th = search_rot_deg[ri] * M_PI / 180.0;
@@ -470,12 +495,20 @@ static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct
             /* canvas(i, j) = P(A ((i - Rx, j - Ry) - cc) + cp), NaN outside P */
             for (int j = 0; j < eh; j++) {
                 double yy = j - Ry - C->cy[k];
+                lo[j] = ew;
+                hi[j] = -1;
+                enan[j] = false;
                 for (int i = 0; i < ew; i++) {
                     double xx = i - Rx - C->cx[k];
                     double u = a * xx - b * yy + P->cx[k], v = b * xx + a * yy + P->cy[k];
-                    canvas[(size_t)j * ew + i] = (u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)
-                                                     ? OUTSIDE
-                                                     : bcd__plane_at(p, (float)u, (float)v);
+                    float e = OUTSIDE;
+                    if (!(u < 0 || v < 0 || u > p->w - 1 || v > p->h - 1)) {
+                        e = bcd__plane_at(p, (float)u, (float)v);
+                        lo[j] = i < lo[j] ? i : lo[j];
+                        hi[j] = i;
+                        enan[j] |= e != e;
+                    }
+                    canvas[(size_t)j * ew + i] = e;
                 }
             }
             for (int dy = -Ry; dy <= Ry; dy++) {
@@ -483,13 +516,30 @@ static int coarse_search(const struct pyr *C, const struct pyr *P, int k, struct
                     double sc = 0, scc = 0, sp = 0, spp = 0, scp = 0;
                     size_t n = 0, inside = 0;
                     for (int y = 0; y < c->h; y++) {
+                        int j = y + dy + Ry;
+                        /* the columns of c whose canvas pixel is inside P */
+                        int x0 = lo[j] - dx - Rx, x1 = hi[j] - dx - Rx;
+                        x0 = x0 < 0 ? 0 : x0;
+                        x1 = x1 > c->w - 1 ? c->w - 1 : x1;
+                        if (x1 < x0)
+                            continue;
+                        inside += (size_t)(x1 - x0 + 1);
                         const float *cr = c->px + (size_t)y * c->w;
-                        const float *er = canvas + (size_t)(y + dy + Ry) * ew + dx + Rx;
-                        for (int x = 0; x < c->w; x++) {
+                        const float *er = canvas + (size_t)j * ew + dx + Rx;
+                        if (!enan[j] && !cnan[y]) {
+                            n += (size_t)(x1 - x0 + 1);
+                            for (int x = x0; x <= x1; x++) {
+                                double cv = cr[x], e = er[x];
+                                sc += cv;
+                                scc += cv * cv;
+                                sp += e;
+                                spp += e * e;
+                                scp += cv * e;
+                            }
+                            continue;
+                        }
+                        for (int x = x0; x <= x1; x++) {
                             float e = er[x];
-                            if (e == OUTSIDE)
-                                continue;
-                            inside++;
                             double cv = cr[x];
                             if (e != e || cv != cv)
                                 continue;
@@ -565,6 +615,8 @@ done:
     free(canvas);
     free(grid);
     free(all);
+    free(lo);
+    free(enan);
     bcd__plane_free(c);
     bcd__plane_free(p);
     return nout;

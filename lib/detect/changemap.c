@@ -20,6 +20,7 @@
  * of the working size. local_change is a logistic of the largest region evidence.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,12 @@ static bool features(bcd__plane *out[4], bcd__plane *const rgb[3])
 }
 
 /* Directed distance: for each x, min over 3x3 u of the colour distance a(x) - b(x+u). */
+static inline float colour_d2(float al, float aa, float ab, bcd__plane *const b[4], size_t j)
+{
+    float dl = al - b[0]->px[j], da = aa - b[1]->px[j], db = ab - b[2]->px[j];
+    return dl * dl + WC * WC * (da * da + db * db);
+}
+
 static void directed(float *dst, bcd__plane *const a[4], bcd__plane *const b[4], const uint8_t *valid)
 {
     int w = a[0]->w, h = a[0]->h;
@@ -149,6 +156,19 @@ static void directed(float *dst, bcd__plane *const a[4], bcd__plane *const b[4],
             }
             float al = a[0]->px[i], aa = a[1]->px[i], ab = a[2]->px[i];
             float best = 1e30f;
+            if (y > 0 && y < h - 1 && x > 0 && x < w - 1) {
+                /* inside: all nine neighbours, in the order the border case visits them */
+                for (int oy = -1; oy <= 1; oy++) {
+                    size_t j = i + (ptrdiff_t)oy * w;
+                    float d0 = colour_d2(al, aa, ab, b, j - 1), d1 = colour_d2(al, aa, ab, b, j),
+                          d2 = colour_d2(al, aa, ab, b, j + 1);
+                    best = d0 < best ? d0 : best;
+                    best = d1 < best ? d1 : best;
+                    best = d2 < best ? d2 : best;
+                }
+                dst[i] = best;
+                continue;
+            }
             for (int oy = -1; oy <= 1; oy++) {
                 int yy = y + oy;
                 if (yy < 0 || yy >= h)
@@ -157,9 +177,7 @@ static void directed(float *dst, bcd__plane *const a[4], bcd__plane *const b[4],
                     int xx = x + ox;
                     if (xx < 0 || xx >= w)
                         continue;
-                    size_t j = (size_t)yy * w + xx;
-                    float dl = al - b[0]->px[j], da = aa - b[1]->px[j], db = ab - b[2]->px[j];
-                    float d = dl * dl + WC * WC * (da * da + db * db);
+                    float d = colour_d2(al, aa, ab, b, (size_t)yy * w + xx);
                     if (d < best)
                         best = d;
                 }

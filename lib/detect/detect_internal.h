@@ -17,25 +17,44 @@ typedef struct bcd__plane {
 bcd__plane *bcd__plane_new(int w, int h);
 void bcd__plane_free(bcd__plane *p);
 
-/* Bilinear sample; the caller guarantees 0 <= u <= w-1 and 0 <= v <= h-1. */
-static inline float bcd__plane_at(const bcd__plane *p, float u, float v)
+/* Where a bilinear sample of a w x h plane at (u, v) reads, and with what weights:
+ * computed once, it samples every plane of that size at the same point. */
+typedef struct bcd__bilinear {
+    size_t at;     /* index of the top-left neighbour */
+    size_t down;   /* offset to the row below (0 for a one-row plane) */
+    int right;     /* offset to the right neighbour (0 for a one-column plane) */
+    float fx, fy;
+} bcd__bilinear;
+
+/* The caller guarantees 0 <= u <= w-1 and 0 <= v <= h-1. */
+static inline bcd__bilinear bcd__bilinear_at(int w, int h, float u, float v)
 {
     int x = (int)u, y = (int)v;
-    if (x > p->w - 2)
-        x = p->w - 2;
-    if (y > p->h - 2)
-        y = p->h - 2;
+    if (x > w - 2)
+        x = w - 2;
+    if (y > h - 2)
+        y = h - 2;
     if (x < 0)
         x = 0;
     if (y < 0)
         y = 0;
-    float fx = u - (float)x, fy = v - (float)y;
-    const float *r0 = p->px + (size_t)y * p->w + x;
-    const float *r1 = p->h > 1 ? r0 + p->w : r0;
-    int dx = p->w > 1 ? 1 : 0;
-    float top = r0[0] + fx * (r0[dx] - r0[0]);
-    float bot = r1[0] + fx * (r1[dx] - r1[0]);
-    return top + fy * (bot - top);
+    bcd__bilinear b = { (size_t)y * w + x, h > 1 ? (size_t)w : 0, w > 1 ? 1 : 0, u - (float)x, v - (float)y };
+    return b;
+}
+
+static inline float bcd__bilinear_sample(const float *px, const bcd__bilinear *b)
+{
+    const float *r0 = px + b->at, *r1 = r0 + b->down;
+    float top = r0[0] + b->fx * (r0[b->right] - r0[0]);
+    float bot = r1[0] + b->fx * (r1[b->right] - r1[0]);
+    return top + b->fy * (bot - top);
+}
+
+/* Bilinear sample; the caller guarantees 0 <= u <= w-1 and 0 <= v <= h-1. */
+static inline float bcd__plane_at(const bcd__plane *p, float u, float v)
+{
+    bcd__bilinear b = bcd__bilinear_at(p->w, p->h, u, v);
+    return bcd__bilinear_sample(p->px, &b);
 }
 
 /* The element of rank floor(q n) (q in [0,1]); reorders v. 0 for n == 0. */

@@ -71,10 +71,17 @@ void bcd__detect_quality(bcd__quality *q, const bcd__work *wk, const bcd__plane 
         for (int c = 0; c < 3; c++) {
             const float *src = wk->c[c]->px;
             nb = 0;
-            for (int y = 0; y < h; y++)
+            for (int y = 0; y < h; y++) {
+                const float *row = src + (size_t)y * w;
+                if (y < by || y >= h - by) {
+                    memcpy(band + nb, row, (size_t)w * sizeof *band);
+                    nb += (size_t)w;
+                    continue;
+                }
                 for (int x = 0; x < w; x++)
-                    if (y < by || y >= h - by || x < bx || x >= w - bx)
-                        band[nb++] = src[(size_t)y * w + x];
+                    if (x < bx || x >= w - bx)
+                        band[nb++] = row[x];
+            }
             med[c] = bcd__detect_median(band, nb);
         }
         free(band);
