@@ -95,6 +95,10 @@ BCD_API bcd_status bcd_report_options_init(bcd_report_options *opts, unsigned in
  * ("change_detected": changed true for the session or an angle), its overall score is
  * 0.25 or more ("overall_significant_shift") or an angle's score is 0.25 or more
  * ("angle_significant_shift"); baseline sessions are never flagged by score.
+ *
+ * The stored analyses are read eight at a time; on Supabase the eight requests run in
+ * parallel (one round trip for them), so a long history costs a round trip per eight
+ * checks rather than one per check.
  * @return BCD_OK, BCD_EINVAL, BCD_EIO, BCD_ENOMEM. A user without analyzed sessions gets
  *         an empty history, not an error.
  */

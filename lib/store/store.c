@@ -160,6 +160,35 @@ bcd_status bcd__store_analysis_details(bcd_store *s, const char *session_id, cha
     return st;
 }
 
+bcd_status bcd__store_analysis_get_many(bcd_store *s, const char *const *ids, size_t n, struct bcd__analysis *outs,
+                                        bool *found, size_t *failed)
+{
+    bcd__error_clear(&s->err);
+    *failed = 0;
+    if (s->ops->analysis_get_many)
+        return s->ops->analysis_get_many(s, ids, n, outs, found, failed);
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    for (size_t i = 0; i < n; i++) {
+        bcd_status st = bcd__store_analysis_get(s, ids[i], &outs[i]);
+        if (st == BCD_ENOTFOUND) {
+            bcd__error_clear(&s->err);
+            continue;
+        }
+        if (st != BCD_OK) {
+            for (size_t j = 0; j < i; j++)
+                if (found[j]) {
+                    bcd__analysis_clear(&outs[j]);
+                    found[j] = false;
+                }
+            *failed = i;
+            return st;
+        }
+        found[i] = true;
+    }
+    return BCD_OK;
+}
+
 bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
                                     unsigned char **outs, size_t *lens, size_t *failed)
 {

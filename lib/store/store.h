@@ -201,6 +201,12 @@ struct bcd__store_ops {
      * malloc'd; NULL when the analysis has none): analysis_get's details_json without
      * the rest, the embeddings above all. BCD_ENOTFOUND if never analyzed. */
     bcd_status (*analysis_details)(bcd_store *s, const char *session_id, char **details);
+    /* analysis_get of n sessions at once (remote stores: in parallel). found[i]: whether
+     * session ids[i] has an analysis (then in outs[i]; one never analyzed is not an
+     * error). On failure *failed is the index of the session at fault and nothing is
+     * handed out. */
+    bcd_status (*analysis_get_many)(bcd_store *s, const char *const *ids, size_t n, struct bcd__analysis *outs,
+                                    bool *found, size_t *failed);
     /* A signed URL for uploading `key` (a blob key the service chose) with content_type. */
     bcd_status (*blob_upload_url)(bcd_store *s, const char *key, const char *content_type,
                                   struct bcd__upload_url *out);
@@ -282,9 +288,11 @@ bcd_status bcd__store_analysis_save(bcd_store *s, struct bcd__analysis *a, bool 
 bcd_status bcd__store_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out);
 bcd_status bcd__store_embeddings_for_user(bcd_store *s, const char *user_id, const char *model,
                                           struct bcd__embedding **out, size_t *n);
-/* Optional operations, with fallbacks: blob_get / blob_locate one by one; analysis_get
- * for the details. */
+/* Optional operations, with fallbacks: blob_get / blob_locate / analysis_get one by one;
+ * analysis_get for the details. */
 bcd_status bcd__store_analysis_details(bcd_store *s, const char *session_id, char **details);
+bcd_status bcd__store_analysis_get_many(bcd_store *s, const char *const *ids, size_t n, struct bcd__analysis *outs,
+                                        bool *found, size_t *failed);
 bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size_t n, size_t max_len,
                                     unsigned char **outs, size_t *lens, size_t *failed);
 bcd_status bcd__store_blob_locate_many(bcd_store *s, const char *const *paths, size_t n, char **urls,

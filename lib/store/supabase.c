@@ -115,39 +115,51 @@ static bool lost_answer(const bcd_store *s, bcd_status st)
            (strcmp(s->err.code, "network_error") == 0 || strcmp(s->err.code, "network_timeout") == 0);
 }
 
-/* Send a call; BCD_OK when a response arrived (any status): rs filled. */
-static bcd_status send_call(bcd_store *s, const struct call *c, struct bcd__net_response *rs)
-{
-    struct sb *S = S_of(s);
+/* The headers of a call (lines and their storage). */
+struct call_headers {
     char accept[96], prefer[160], ctype[160];
     const char *h[8];
+};
+
+/* The net request of a call; its headers live in hb. */
+static struct bcd__net_request call_request(struct sb *S, const struct call *c, struct call_headers *hb)
+{
     int k = 0;
-    h[k++] = S->h_apikey;
+    hb->h[k++] = S->h_apikey;
     if (S->h_auth)
-        h[k++] = S->h_auth;
-    snprintf(accept, sizeof accept, "Accept: %s", c->accept ? c->accept : "application/json");
-    h[k++] = accept;
+        hb->h[k++] = S->h_auth;
+    snprintf(hb->accept, sizeof hb->accept, "Accept: %s", c->accept ? c->accept : "application/json");
+    hb->h[k++] = hb->accept;
     if (c->prefer) {
-        snprintf(prefer, sizeof prefer, "Prefer: %s", c->prefer);
-        h[k++] = prefer;
+        snprintf(hb->prefer, sizeof hb->prefer, "Prefer: %s", c->prefer);
+        hb->h[k++] = hb->prefer;
     }
     if (c->body || c->content_type) {
-        snprintf(ctype, sizeof ctype, "Content-Type: %s", c->content_type ? c->content_type : "application/json");
-        h[k++] = ctype;
+        snprintf(hb->ctype, sizeof hb->ctype, "Content-Type: %s",
+                 c->content_type ? c->content_type : "application/json");
+        hb->h[k++] = hb->ctype;
     }
     if (c->extra)
-        h[k++] = c->extra;
-    h[k] = NULL;
-    struct bcd__net_request rq = {
+        hb->h[k++] = c->extra;
+    hb->h[k] = NULL;
+    return (struct bcd__net_request){
         .method = c->method,
         .url = c->url,
-        .headers = h,
+        .headers = hb->h,
         .body = c->body,
         .body_len = c->len,
         .idempotent = c->idempotent,
         .max_response = c->max_response,
         .classify = c->api == API_REST ? classify_rest : classify_storage,
     };
+}
+
+/* Send a call; BCD_OK when a response arrived (any status): rs filled. */
+static bcd_status send_call(bcd_store *s, const struct call *c, struct bcd__net_response *rs)
+{
+    struct sb *S = S_of(s);
+    struct call_headers hb;
+    struct bcd__net_request rq = call_request(S, c, &hb);
     if (S->transport)
         return S->transport(S->transport_user, &rq, rs, &s->err);
     return bcd__net_request(S->net, &rq, rs, &s->err);
@@ -1652,6 +1664,50 @@ static cJSON *analysis_payload(const struct bcd__analysis *a, const char *save_i
 
 static bool job_from_json(const cJSON *j, struct bcd__job_row *row);
 
+/* What the answer rs to the RPC call c says: *result the parsed body (NULL when empty),
+ * or the failure recorded (see rpc_call()). */
+static bcd_status rpc_answer(bcd_store *s, const struct call *c, const struct bcd__net_response *rs,
+                             const char *notfound, const char *what, cJSON **result, struct bcd__job_row *held,
+                             bool *held_ok)
+{
+    struct sb *S = S_of(s);
+    bcd_status st = BCD_OK;
+    struct api_error e;
+    parse_error(API_REST, rs, &e);
+    if (rs->status == 404 && strcmp(e.code, "PT404") == 0) {
+        st = bcd__fail(&s->err, BCD_ENOTFOUND, notfound, "%s: %s", what,
+                       strcmp(notfound, "session_not_found") == 0 ? "session not found" : "job not found");
+        bcd__error_set_correlation_id(&s->err, rs->correlation_id);
+    } else if (rs->status == 409 && strcmp(e.code, "PT409") == 0) {
+        if (held) {
+            cJSON *o = cJSON_ParseWithLength((const char *)rs->body, rs->len);
+            const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hint");
+            cJSON *j = cJSON_IsString(h) && h->valuestring ? cJSON_Parse(h->valuestring) : NULL;
+            bool got = job_from_json(j, held);
+            if (held_ok)
+                *held_ok = got;
+            cJSON_Delete(j);
+            cJSON_Delete(o);
+        }
+        st = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost", "%s: this worker no longer holds the job%s%s%s", what,
+                       e.details[0] ? " (" : "", e.details, e.details[0] ? ")" : "");
+        bcd__error_set_correlation_id(&s->err, rs->correlation_id);
+        bcd__net_scrub(S->net, &s->err); /* the server's text may quote the key */
+    } else if (rs->status == 400 && strcmp(e.code, "PT400") == 0) {
+        st = bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "%s: %s", what,
+                       e.message[0] ? e.message : "invalid argument");
+        bcd__error_set_correlation_id(&s->err, rs->correlation_id);
+        bcd__net_scrub(S->net, &s->err);
+    } else if (!ok_status(rs->status)) {
+        st = fail_response(s, c, rs, what);
+    } else if (rs->len > 0) {
+        *result = parse_body(s, rs, 0, what);
+        if (!*result)
+            st = BCD_ENET;
+    }
+    return st;
+}
+
 /* POST /rest/v1/rpc/<fn> with args (consumed). *result: the parsed answer (JSON null
  * included; NULL for an empty one). max_response: 0 for the default limit. notfound: the
  * error code of PT404 (session_not_found or job_not_found). PT400 is an invalid
@@ -1680,45 +1736,11 @@ static bcd_status rpc_call(bcd_store *s, const char *fn, cJSON *args, bool idemp
     struct bcd__net_response rs;
     bcd_status st = send_call(s, &c, &rs);
     free(body);
-    if (st != BCD_OK) {
-        bcd__buf_free(&u);
-        return st;
-    }
-    struct api_error e;
-    parse_error(API_REST, &rs, &e);
-    if (rs.status == 404 && strcmp(e.code, "PT404") == 0) {
-        st = bcd__fail(&s->err, BCD_ENOTFOUND, notfound, "%s: %s", what,
-                       strcmp(notfound, "session_not_found") == 0 ? "session not found" : "job not found");
-        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
-    } else if (rs.status == 409 && strcmp(e.code, "PT409") == 0) {
-        if (held) {
-            cJSON *o = cJSON_ParseWithLength((const char *)rs.body, rs.len);
-            const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hint");
-            cJSON *j = cJSON_IsString(h) && h->valuestring ? cJSON_Parse(h->valuestring) : NULL;
-            bool got = job_from_json(j, held);
-            if (held_ok)
-                *held_ok = got;
-            cJSON_Delete(j);
-            cJSON_Delete(o);
-        }
-        st = bcd__fail(&s->err, BCD_ESTATE, "job_lease_lost", "%s: this worker no longer holds the job%s%s%s", what,
-                       e.details[0] ? " (" : "", e.details, e.details[0] ? ")" : "");
-        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
-        bcd__net_scrub(S->net, &s->err); /* the server's text may quote the key */
-    } else if (rs.status == 400 && strcmp(e.code, "PT400") == 0) {
-        st = bcd__fail(&s->err, BCD_EINVAL, "invalid_argument", "%s: %s", what,
-                       e.message[0] ? e.message : "invalid argument");
-        bcd__error_set_correlation_id(&s->err, rs.correlation_id);
-        bcd__net_scrub(S->net, &s->err);
-    } else if (!ok_status(rs.status)) {
-        st = fail_response(s, &c, &rs, what);
-    } else if (rs.len > 0) {
-        *result = parse_body(s, &rs, 0, what);
-        if (!*result)
-            st = BCD_ENET;
+    if (st == BCD_OK) {
+        st = rpc_answer(s, &c, &rs, notfound, what, result, held, held_ok);
+        bcd__net_response_clear(&rs);
     }
     bcd__buf_free(&u);
-    bcd__net_response_clear(&rs);
     return st;
 }
 
@@ -1775,25 +1797,19 @@ static bcd_status embedding_error(bcd_store *s, bcd_status st, const char *sessi
     return BCD_EFORMAT;
 }
 
-static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out)
+static bcd_status not_analyzed(bcd_store *s, const char *session_id)
 {
-    if (!lower_uuid(session_id))
-        return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
-                         session_id);
-    cJSON *args = cJSON_CreateObject();
-    if (!args || !cJSON_AddStringToObject(args, "p_session_id", session_id)) {
-        cJSON_Delete(args);
-        return oom(s);
-    }
-    cJSON *res = NULL;
-    bcd_status st = rpc(s, "bcd_get_analysis", args, &res, "read analysis");
-    if (st != BCD_OK)
-        return st;
+    return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed", session_id);
+}
+
+/* The analysis of session_id from bcd_get_analysis's answer res (consumed). */
+static bcd_status analysis_from(bcd_store *s, const char *session_id, cJSON *res, struct bcd__analysis *out)
+{
+    bcd_status st = BCD_OK;
     const cJSON *sa = cJSON_GetObjectItemCaseSensitive(res, "analysis");
     if (!cJSON_IsObject(sa)) {
         cJSON_Delete(res);
-        return bcd__fail(&s->err, BCD_ENOTFOUND, "analysis_not_found", "session %s has not been analyzed",
-                         session_id);
+        return not_analyzed(s, session_id);
     }
     struct bcd__analysis a;
     memset(&a, 0, sizeof a);
@@ -1892,6 +1908,112 @@ static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bc
     }
     *out = a;
     return BCD_OK;
+}
+
+static bcd_status s_analysis_get(bcd_store *s, const char *session_id, struct bcd__analysis *out)
+{
+    if (!lower_uuid(session_id))
+        return not_analyzed(s, session_id);
+    cJSON *args = cJSON_CreateObject();
+    if (!args || !cJSON_AddStringToObject(args, "p_session_id", session_id)) {
+        cJSON_Delete(args);
+        return oom(s);
+    }
+    cJSON *res = NULL;
+    bcd_status st = rpc(s, "bcd_get_analysis", args, &res, "read analysis");
+    if (st != BCD_OK)
+        return st;
+    return analysis_from(s, session_id, res, out);
+}
+
+/* bcd_get_analysis of n sessions at once: the calls run in parallel (one at a time
+ * through a test transport, which stops at the first failure). */
+static bcd_status s_analysis_get_many(bcd_store *s, const char *const *ids, size_t n, struct bcd__analysis *outs,
+                                      bool *found, size_t *failed)
+{
+    struct sb *S = S_of(s);
+    *failed = 0;
+    struct call *c = calloc(n ? n : 1, sizeof *c);
+    struct call_headers *hb = calloc(n ? n : 1, sizeof *hb);
+    struct bcd__net_request *rq = calloc(n ? n : 1, sizeof *rq);
+    struct bcd__net_response *rs = calloc(n ? n : 1, sizeof *rs);
+    char **body = calloc(n ? n : 1, sizeof *body);
+    size_t *idx = calloc(n ? n : 1, sizeof *idx); /* request k reads ids[idx[k]] */
+    struct bcd__buf u = {0};
+    size_t m = 0, done = 0;
+    bcd_status st = BCD_OK;
+    rest_url(S, &u, "rpc/bcd_get_analysis");
+    if (!c || !hb || !rq || !rs || !body || !idx || u.oom) {
+        st = oom(s);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        found[i] = false;
+        if (!lower_uuid(ids[i]))
+            continue; /* not an id the service has: never analyzed */
+        cJSON *args = cJSON_CreateObject();
+        if (!args || !cJSON_AddStringToObject(args, "p_session_id", ids[i]) ||
+            !(body[m] = cJSON_PrintUnformatted(args))) {
+            cJSON_Delete(args);
+            st = oom(s);
+            goto out;
+        }
+        cJSON_Delete(args);
+        c[m] = (struct call){.api = API_REST, .method = BCD__NET_POST, .url = u.p, .body = body[m],
+                             .len = strlen(body[m]), .idempotent = true};
+        rq[m] = call_request(S, &c[m], &hb[m]);
+        idx[m++] = i;
+    }
+    size_t bad = 0;
+    if (S->transport) {
+        for (size_t k = 0; k < m && st == BCD_OK; k++)
+            if ((st = S->transport(S->transport_user, &rq[k], &rs[k], &s->err)) != BCD_OK)
+                bad = k;
+    } else if (m > 0) {
+        st = bcd__net_request_many(S->net, rq, rs, m, &s->err, &bad);
+    }
+    if (st != BCD_OK) {
+        *failed = idx[bad];
+        goto out;
+    }
+    for (; done < m; done++) {
+        size_t i = idx[done];
+        cJSON *res = NULL;
+        st = rpc_answer(s, &c[done], &rs[done], "session_not_found", "read analysis", &res, NULL, NULL);
+        if (st == BCD_OK)
+            st = analysis_from(s, ids[i], res, &outs[i]);
+        else
+            cJSON_Delete(res);
+        if (st == BCD_ENOTFOUND) { /* never analyzed, or removed meanwhile */
+            bcd__error_clear(&s->err);
+            st = BCD_OK;
+            continue;
+        }
+        if (st != BCD_OK) {
+            *failed = i;
+            break;
+        }
+        found[i] = true;
+    }
+    if (st != BCD_OK)
+        for (size_t i = 0; i < n; i++)
+            if (found[i]) {
+                bcd__analysis_clear(&outs[i]);
+                found[i] = false;
+            }
+out:
+    for (size_t k = 0; rs && k < m; k++)
+        bcd__net_response_clear(&rs[k]);
+    for (size_t k = 0; body && k < n; k++)
+        free(body[k]);
+    free(c);
+    free(hb);
+    free(rq);
+    free(rs);
+    free(body);
+    free(idx);
+    bcd__buf_free(&u);
+    return st;
 }
 
 /* The details column alone: a row of a few kB instead of the analysis with its
@@ -2291,6 +2413,7 @@ static const struct bcd__store_ops supabase_ops = {
     .blob_locate = s_blob_locate,
     .analysis_save = s_analysis_save,
     .analysis_get = s_analysis_get,
+    .analysis_get_many = s_analysis_get_many,
     .analysis_details = s_analysis_details,
     .embeddings_for_user = s_embeddings_for_user,
     .blob_get_many = s_blob_get_many,

@@ -179,6 +179,25 @@ static void op_analysis(int v)
         }
         return;
     }
+    if (v == 3) {
+        /* read in parallel (one at a time through the transport): what is found is whole */
+        static const char *const ids[] = {SESSION, "not-a-session", SESSION};
+        struct bcd__analysis outs[3];
+        bool found[3] = {false};
+        size_t failed = 0;
+        memset(outs, 0, sizeof outs);
+        bcd_status st = bcd__store_analysis_get_many(store, ids, 3, outs, found, &failed);
+        FUZZ_CHECK(!found[1]);
+        for (int i = 0; i < 3; i++) {
+            FUZZ_CHECK(st == BCD_OK || !found[i]);
+            if (found[i]) {
+                FUZZ_CHECK(outs[i].n_angles <= BCD__ANGLE_COUNT && outs[i].summary);
+                bcd__analysis_clear(&outs[i]);
+            }
+        }
+        FUZZ_CHECK(st == BCD_OK || failed < 3);
+        return;
+    }
     if (v == 2) {
         /* any answer: a status, and a string or NULL, never a crash or a leak */
         char *details = NULL;
@@ -234,7 +253,7 @@ static void op_job(int v)
 static const struct {
     void (*fn)(int v);
     int variants;
-} ops[] = {{op_session, 3}, {op_lists, 4}, {op_image, 3}, {op_blob, 7}, {op_analysis, 3}, {op_job, 7}};
+} ops[] = {{op_session, 3}, {op_lists, 4}, {op_image, 3}, {op_blob, 7}, {op_analysis, 4}, {op_job, 7}};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -341,6 +341,7 @@ class Handler(BaseHTTPRequestHandler):
             "user_agent": self.headers.get("User-Agent"),
             "apikey": self.headers.get("apikey"), "authorization": self.headers.get("Authorization"),
             "prefer": self.headers.get("Prefer"), "time": time.time(),
+            "body": self.body.decode("utf-8", "replace"),
         }
         with fake.lock:
             fake.log.append(rec)

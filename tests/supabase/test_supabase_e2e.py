@@ -1,5 +1,6 @@
 """bcd-cli --store supabase against PostgreSQL + the test server: the main job end to end,
 with the same JSON as the local store; signed URLs; direct uploads; what goes on the wire."""
+import json
 import os
 import re
 import urllib.request
@@ -254,6 +255,39 @@ def test_analysis_downloads_the_six_angles_in_parallel(sb, project):
     # whatever the time the analysis itself takes
     spread = max(g["time"] for g in gets) - min(g["time"] for g in gets)
     assert spread < 2.0, "the six downloads started over %.1f s: not in parallel" % spread
+
+
+def test_history_reads_the_analyses_in_parallel(sb, project):
+    """history (and the report, which reads it) asks for the analyses of up to eight
+    checks at once: one round trip for them instead of one per check."""
+    user = new_user()
+    sids = [new_session(sb, user, check=c, angles=ANGLES[:3]) for c in ("check1", "check2", "check1")]
+    for sid in sids:
+        ok(sb("--json", "--user", user, "analyze", sid))
+    alone = ok(sb("--json", "--user", user, "history"))
+    project.server.clear()
+    project.server.add_fault("POST", r"^/rest/v1/rpc/bcd_get_analysis$", "delay", count=3, seconds=2.0)
+    res = ok(sb("--json", "--user", user, "history"))
+    reads = project.server.requests("POST", r"^/rest/v1/rpc/bcd_get_analysis$")
+    assert sorted(json.loads(r["body"])["p_session_id"] for r in reads) == sorted(sids), reads
+    # all three were asked for before the first answer (held back 2 s) came
+    spread = max(r["time"] for r in reads) - min(r["time"] for r in reads)
+    assert spread < 2.0, "the three reads started over %.1f s: one after another" % spread
+    assert [x["session_id"] for x in res["sessions"]] == sids
+    assert res == alone  # the same history as read without the delays
+
+
+def test_history_fails_whole_when_one_parallel_read_fails(sb, project):
+    user = new_user()
+    sids = [new_session(sb, user, check=c, angles=ANGLES[:3]) for c in ("check1", "check2")]
+    for sid in sids:
+        ok(sb("--json", "--user", user, "analyze", sid))
+    project.server.add_fault("POST", r"^/rest/v1/rpc/bcd_get_analysis$", "status", count=1, status=403,
+                             body={"code": "42501", "message": "permission denied", "details": None, "hint": None})
+    r = sb("--json", "--user", user, "history")
+    assert r.rc != 0 and r.error()["code"] == "supabase_unauthorized", r
+    # and the next one, unhindered, reads them all
+    assert len(ok(sb("--json", "--user", user, "history"))["sessions"]) == 2
 
 
 def test_every_request_carries_key_correlation_id_and_user_agent(sb, project):
