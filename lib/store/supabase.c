@@ -165,6 +165,26 @@ static bcd_status send_call(bcd_store *s, const struct call *c, struct bcd__net_
     return bcd__net_request(S->net, &rq, rs, &s->err);
 }
 
+/* Send n requests at once (in parallel; one at a time through a test transport, which
+ * stops at the first failure, the responses of the rest left empty). On failure *bad
+ * is the index of the request at fault. */
+static bcd_status send_requests(bcd_store *s, const struct bcd__net_request *rq, struct bcd__net_response *rs,
+                                size_t n, size_t *bad)
+{
+    struct sb *S = S_of(s);
+    *bad = 0;
+    if (!S->transport)
+        return n ? bcd__net_request_many(S->net, rq, rs, n, &s->err, bad) : BCD_OK;
+    for (size_t i = 0; i < n; i++) {
+        bcd_status st = S->transport(S->transport_user, &rq[i], &rs[i], &s->err);
+        if (st != BCD_OK) {
+            *bad = i;
+            return st;
+        }
+    }
+    return BCD_OK;
+}
+
 /* Error detail of a response: the service's code and message, and the effective
  * status (Storage puts it in the body). */
 struct api_error {
@@ -1319,14 +1339,7 @@ static bcd_status s_blob_get_many(bcd_store *s, const char *const *paths, size_t
                                           .classify = classify_storage};
     }
     size_t bad = 0;
-    if (S->transport) {
-        /* one at a time, stopping at the first failure (rs of the rest stay empty) */
-        for (size_t i = 0; i < n && st == BCD_OK; i++)
-            if ((st = S->transport(S->transport_user, &rq[i], &rs[i], &s->err)) != BCD_OK)
-                bad = i;
-    } else {
-        st = bcd__net_request_many(S->net, rq, rs, n, &s->err, &bad);
-    }
+    st = send_requests(s, rq, rs, n, &bad);
     if (st == BCD_ELIMIT)
         snprintf(s->err.code, sizeof s->err.code, "image_file_too_large");
     if (st != BCD_OK) {
@@ -1933,6 +1946,8 @@ static bcd_status s_analysis_get_many(bcd_store *s, const char *const *ids, size
 {
     struct sb *S = S_of(s);
     *failed = 0;
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
     struct call *c = calloc(n ? n : 1, sizeof *c);
     struct call_headers *hb = calloc(n ? n : 1, sizeof *hb);
     struct bcd__net_request *rq = calloc(n ? n : 1, sizeof *rq);
@@ -1948,7 +1963,6 @@ static bcd_status s_analysis_get_many(bcd_store *s, const char *const *ids, size
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        found[i] = false;
         if (!lower_uuid(ids[i]))
             continue; /* not an id the service has: never analyzed */
         cJSON *args = cJSON_CreateObject();
@@ -1965,13 +1979,7 @@ static bcd_status s_analysis_get_many(bcd_store *s, const char *const *ids, size
         idx[m++] = i;
     }
     size_t bad = 0;
-    if (S->transport) {
-        for (size_t k = 0; k < m && st == BCD_OK; k++)
-            if ((st = S->transport(S->transport_user, &rq[k], &rs[k], &s->err)) != BCD_OK)
-                bad = k;
-    } else if (m > 0) {
-        st = bcd__net_request_many(S->net, rq, rs, m, &s->err, &bad);
-    }
+    st = send_requests(s, rq, rs, m, &bad);
     if (st != BCD_OK) {
         *failed = idx[bad];
         goto out;
