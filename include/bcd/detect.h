@@ -18,13 +18,16 @@
  *     fraction of the frame taken by the subject (skin-coloured pixels; see
  *     lib/detect/quality.c for the colour box).
  *  2. Alignment: a similarity transform (translation, rotation, scale) that maps the
- *     previous photo onto the current one, found by an exhaustive normalized
+ *     previous photo onto the current one. The identity, refined on the two coarsest
+ *     levels, is kept when it already fits well (fit score >= 0.95 at ~64 px: photos
+ *     of the same pose, the usual case); otherwise an exhaustive normalized
  *     cross-correlation search over translation (±25 % of the frame), rotation
- *     (±8°) and scale (±7 %) on a ~32 px image, then refined coarse-to-fine by
- *     Levenberg-Marquardt (Lucas-Kanade, Huber weights) with a global gain and offset,
- *     on pyramids of log luma plus the main chroma axis (so exposure, gamma and white
- *     balance do not bias it, and a silhouette that differs from the background only
- *     in colour still counts). Clipped pixels give censored residuals. Fit measures:
+ *     (±8°) and scale (±7 %) on a ~32 px image finds it. Either is then refined
+ *     coarse-to-fine by Levenberg-Marquardt (Lucas-Kanade, Huber weights) with a
+ *     global gain and offset, on pyramids of log luma plus the main chroma axis (so
+ *     exposure, gamma and white balance do not bias it, and a silhouette that differs
+ *     from the background only in colour still counts). Clipped pixels give censored
+ *     residuals. Fit measures:
  *     the normalized cross-correlation of the overlap after warping, on band-passed
  *     images and leaving out the 10 % worst-matching pixels (so that a real change
  *     does not count as misfit; unrelated photos score ~0.1–0.3, aligned ones > 0.9),

@@ -1,6 +1,7 @@
 /*
- * Alignment of the previous photo onto the current one: a similarity transform found by
- * an exhaustive normalized cross-correlation search on ~32 px images, refined
+ * Alignment of the previous photo onto the current one: a similarity transform, the
+ * identity when it fits well after refinement on the two coarsest levels, else found by
+ * an exhaustive normalized cross-correlation search on ~32 px images; refined
  * coarse-to-fine by Levenberg-Marquardt (forward-additive Lucas-Kanade, Huber weights)
  * with a global gain and offset, on pyramids of an "alignment plane" (log luma plus the
  * main chroma axis, see bcd__detect_align_planes()).
@@ -13,6 +14,10 @@
  * does not lead it) and keeps six local maxima (the three best, and three that differ
  * from those in shift or scale); each is refined on the two coarsest levels, the one
  * with the best fit score (band-passed, trimmed correlation) goes on to the finest.
+ * Trying the identity first spares the search and the six refinements (a quarter of a
+ * comparison's work) for photos of the same pose: on the synthetic benchmark (240 pairs,
+ * nuisances x1.5) every result stayed as the search gives it (local_change within 2e-7,
+ * the same regions and flags, alignment within 0.004 % of the frame).
  * Log values turn exposure into an offset and gamma into a gain, which the photometric
  * terms of the fit absorb. Clipped pixels give censored residuals (a clipped value is
  * a bound, not a measurement), so a blown-out background still outlines the body.
@@ -30,6 +35,7 @@
 #define NCAND_TOP 3      /* of which the best, the others distinct */
 #define SEARCH_FRAC 0.25 /* translation search range, fraction of each side */
 #define MIN_SEARCH_OVERLAP 0.5
+#define FAST_ACCEPT 0.95 /* fit score of the refined identity that spares the search */
 #define MAX_STEP 2.0  /* px per Levenberg-Marquardt step */
 #define MAX_DRIFT 4.0 /* px per level in all */
 #define TRIM_KEEP 0.9 /* share of pixels the fit score keeps */
@@ -663,10 +669,27 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
         !(dp[1] = dog(P.img[scorelev])))
         goto done;
 
-    struct cand cands[NCAND];
-    int nc = coarse_search(&C, &P, coarse, cands);
+    /* Photos of the same pose start aligned, or nearly: the identity, refined at the
+     * coarsest two levels as a candidate of the search would be, is kept when it fits
+     * well (most pairs), and the search runs only when it does not. */
     struct params best = { 1.0, 0.0, 0.0, 0.0, 1.0, 0.0 };
     int bestlev = coarse;
+    refine_level(&C, &P, coarse, &best, 15, 1, 0.06, ebuf);
+    if (mid != coarse) {
+        to_level(&best, coarse, mid);
+        refine_level(&C, &P, mid, &best, 15, 1, 0.03, ebuf);
+    }
+    double fast_ov;
+    bool fast = score_at(&C, &P, mid, dc[0], dp[0], &best, &fast_ov, ebuf) >= FAST_ACCEPT &&
+                fast_ov >= MIN_SEARCH_OVERLAP;
+    if (fast) {
+        bestlev = mid;
+    } else {
+        best = (struct params){ 1.0, 0.0, 0.0, 0.0, 1.0, 0.0 };
+        bestlev = coarse;
+    }
+    struct cand cands[NCAND];
+    int nc = fast ? 0 : coarse_search(&C, &P, coarse, cands);
     if (nc > 0) {
         /* refine each hypothesis at the coarsest two levels, keep the best fit */
         double bestncc = -2.0;

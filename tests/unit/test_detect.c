@@ -254,6 +254,14 @@ START_TEST(test_detect_compare_recovers_rotation_and_scale)
 }
 END_TEST
 
+START_TEST(test_detect_compare_recovers_large_transform_by_search)
+{
+    /* too far from the identity for it to fit: the pose search finds it */
+    check_alignment(7.0, 1.06, 95.0, -62.0, 640, 480);
+    check_alignment(-6.0, 0.94, -110.0, 40.0, 640, 480);
+}
+END_TEST
+
 START_TEST(test_detect_compare_recovers_transform_across_resolutions)
 {
     /* the current photo has 1.5x the pixels of the previous one */
@@ -848,6 +856,7 @@ static Suite *detect_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_detect_compare_recovers_translation);
     tcase_add_test(tc, test_detect_compare_recovers_rotation_and_scale);
+    tcase_add_test(tc, test_detect_compare_recovers_large_transform_by_search);
     tcase_add_test(tc, test_detect_compare_recovers_transform_across_resolutions);
     tcase_add_test(tc, test_detect_quantile_is_the_kth_smallest);
     suite_add_tcase(s, tc);
