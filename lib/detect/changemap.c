@@ -144,7 +144,7 @@ static inline float colour_d2(float al, float aa, float ab, bcd__plane *const b[
     return dl * dl + WC * WC * (da * da + db * db);
 }
 
-static void directed(float *dst, bcd__plane *const a[4], bcd__plane *const b[4], const uint8_t *valid)
+BCD__WIDE_KERNEL static void directed(float *dst, bcd__plane *const a[4], bcd__plane *const b[4], const uint8_t *valid)
 {
     int w = a[0]->w, h = a[0]->h;
     for (int y = 0; y < h; y++) {

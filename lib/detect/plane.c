@@ -30,7 +30,7 @@ void bcd__plane_free(bcd__plane *p)
     free(p);
 }
 
-bcd__plane *bcd__plane_half(const bcd__plane *p)
+BCD__WIDE_KERNEL bcd__plane *bcd__plane_half(const bcd__plane *p)
 {
     int w = p->w / 2, h = p->h / 2;
     bcd__plane *o = bcd__plane_new(w, h);
@@ -45,7 +45,7 @@ bcd__plane *bcd__plane_half(const bcd__plane *p)
     return o;
 }
 
-bcd__plane *bcd__plane_blur(const bcd__plane *p, float sigma)
+BCD__WIDE_KERNEL bcd__plane *bcd__plane_blur(const bcd__plane *p, float sigma)
 {
     bcd__plane *o = bcd__plane_new(p->w, p->h);
     if (!o)
@@ -185,7 +185,7 @@ static void reduce_row(float *out, const uint8_t *s, const struct span *sx, int 
     }
 }
 
-bcd_status bcd__work_load(bcd__work *out, const bcd_image *img, int long_side)
+BCD__WIDE_KERNEL bcd_status bcd__work_load(bcd__work *out, const bcd_image *img, int long_side)
 {
     uint32_t W = img->width, H = img->height;
     uint32_t L = W > H ? W : H;
@@ -265,7 +265,7 @@ done:
     return st;
 }
 
-bcd__plane *bcd__work_grey(const bcd__work *wk)
+BCD__WIDE_KERNEL bcd__plane *bcd__work_grey(const bcd__work *wk)
 {
     bcd__plane *g = bcd__plane_new(wk->w, wk->h);
     if (!g)

@@ -29,7 +29,7 @@ static bool skin_like(float r, float g, float b)
     return y >= 25.0f && cb >= 70.0f && cb <= 135.0f && cr >= 130.0f && cr <= 180.0f;
 }
 
-void bcd__detect_quality(bcd__quality *q, const bcd__work *wk, const bcd__plane *grey)
+BCD__WIDE_KERNEL void bcd__detect_quality(bcd__quality *q, const bcd__work *wk, const bcd__plane *grey)
 {
     int w = grey->w, h = grey->h;
     const float *g = grey->px;
