@@ -636,6 +636,20 @@ static void to_level(struct params *p, int from, int to)
     p->ty *= f;
 }
 
+/* A starting pose (the identity or a candidate of the search) refined on the coarsest
+ * level and the next (mid), and its fit score there (*ov: the overlap). */
+static double refine_start(const struct pyr *C, const struct pyr *P, int coarse, int mid, const bcd__plane *dc,
+                           const bcd__plane *dp, struct params *p, double *ov, float *ebuf)
+{
+    /* the search grid is 4 deg and 7 % apart: a level moves a and b by less */
+    refine_level(C, P, coarse, p, 15, 1, 0.06, ebuf);
+    if (mid != coarse) {
+        to_level(p, coarse, mid);
+        refine_level(C, P, mid, p, 15, 1, 0.03, ebuf);
+    }
+    return score_at(C, P, mid, dc, dp, p, ov, ebuf);
+}
+
 bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__plane *prev, const bcd__plane *cur_clip,
                              const bcd__plane *prev_clip)
 {
@@ -675,13 +689,8 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
      * well (most pairs), and the search runs only when it does not. */
     struct params best = { 1.0, 0.0, 0.0, 0.0, 1.0, 0.0 };
     int bestlev = coarse;
-    refine_level(&C, &P, coarse, &best, 15, 1, 0.06, ebuf);
-    if (mid != coarse) {
-        to_level(&best, coarse, mid);
-        refine_level(&C, &P, mid, &best, 15, 1, 0.03, ebuf);
-    }
     double fast_ov;
-    bool fast = score_at(&C, &P, mid, dc[0], dp[0], &best, &fast_ov, ebuf) >= FAST_ACCEPT &&
+    bool fast = refine_start(&C, &P, coarse, mid, dc[0], dp[0], &best, &fast_ov, ebuf) >= FAST_ACCEPT &&
                 fast_ov >= MIN_SEARCH_OVERLAP;
     if (fast) {
         bestlev = mid;
@@ -696,14 +705,8 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
         double bestncc = -2.0;
         for (int i = 0; i < nc; i++) {
             struct params p = cands[i].p;
-            /* the search grid is 4 deg and 7 % apart: a level moves a and b by less */
-            refine_level(&C, &P, coarse, &p, 15, 1, 0.06, ebuf);
-            if (mid != coarse) {
-                to_level(&p, coarse, mid);
-                refine_level(&C, &P, mid, &p, 15, 1, 0.03, ebuf);
-            }
             double ov;
-            double ncc = score_at(&C, &P, mid, dc[0], dp[0], &p, &ov, ebuf);
+            double ncc = refine_start(&C, &P, coarse, mid, dc[0], dp[0], &p, &ov, ebuf);
             if (ov < MIN_SEARCH_OVERLAP)
                 ncc -= 1.0;
             if (ncc > bestncc) {
