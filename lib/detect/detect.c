@@ -518,6 +518,32 @@ static void colormap(float v, float rgb[3])
         rgb[c] = stops[i][c] + f * (stops[i + 1][c] - stops[i][c]);
 }
 
+/* rounded half away from zero, as lroundf() (exact in double), and clamped */
+static inline uint8_t to_byte(float o)
+{
+    return (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : (int)((double)o + 0.5));
+}
+
+/* An overlay pixel outside the mask: the photo darkened. */
+static inline void dim_pixel(const float src[3], uint8_t out[3])
+{
+    for (int c = 0; c < 3; c++)
+        out[c] = to_byte(0.45f * src[c]);
+}
+
+/* An overlay pixel inside the mask: the colour of evidence e (0..1 of saturation) over the
+ * photo, more opaque the stronger it is. */
+static inline void heat_pixel(float e, const float src[3], uint8_t out[3])
+{
+    if (e > 1.0f)
+        e = 1.0f;
+    float col[3];
+    colormap(e, col);
+    float alpha = e > 0.0f ? 0.25f + 0.45f * e : 0.12f;
+    for (int c = 0; c < 3; c++)
+        out[c] = to_byte((1.0f - alpha) * src[c] + alpha * col[c]);
+}
+
 /* The change map's coordinate (pixel centres, clamped to its n pixels) of overlay
  * pixel i at map pixels per overlay pixel s. */
 static double map_coord(int i, double s, int n)
@@ -578,37 +604,49 @@ bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_de
         fu[x] = (float)u;
         iu[x] = lround(u);
     }
+    /* a photo of bytes: the two commonest outputs (outside the mask, and no evidence)
+     * looked up per byte value, computed as below */
+    uint8_t dim_lut[256], calm_lut[3][256];
+    if (direct)
+        for (int s = 0; s < 256; s++) {
+            float src[3] = { (float)s, (float)s, (float)s };
+            uint8_t o[3];
+            dim_pixel(src, o);
+            dim_lut[s] = o[0];
+            heat_pixel(0.0f, src, o);
+            for (int c = 0; c < 3; c++)
+                calm_lut[c][s] = o[c];
+        }
     for (int y = 0; y < wk.h; y++) {
         double v = map_coord(y, sy, E->h);
         const float fv = (float)v;
         const uint8_t *mrow = r->mask + (size_t)lround(v) * E->w;
         for (int x = 0; x < wk.w; x++) {
             size_t i = (size_t)y * wk.w + x;
-            float src[3];
+            uint8_t *o = px + 3 * i;
+            float e = mrow[iu[x]] ? bcd__plane_at(E, fu[x], fv) / HEAT_SATURATION : 0.0f;
             if (direct) {
-                for (int c = 0; c < 3; c++)
-                    src[c] = current->data[3 * i + c];
-            } else {
-                for (int c = 0; c < 3; c++)
-                    src[c] = wk.c[c]->px[i];
+                const uint8_t *in = current->data + 3 * i;
+                if (!mrow[iu[x]]) {
+                    o[0] = dim_lut[in[0]];
+                    o[1] = dim_lut[in[1]];
+                    o[2] = dim_lut[in[2]];
+                    continue;
+                }
+                if (e == 0.0f) {
+                    o[0] = calm_lut[0][in[0]];
+                    o[1] = calm_lut[1][in[1]];
+                    o[2] = calm_lut[2][in[2]];
+                    continue;
+                }
             }
-            float o[3];
-            if (!mrow[iu[x]]) {
-                for (int c = 0; c < 3; c++)
-                    o[c] = 0.45f * src[c];
-            } else {
-                float e = bcd__plane_at(E, fu[x], fv) / HEAT_SATURATION;
-                if (e > 1.0f)
-                    e = 1.0f;
-                float col[3];
-                colormap(e, col);
-                float alpha = e > 0.0f ? 0.25f + 0.45f * e : 0.12f;
-                for (int c = 0; c < 3; c++)
-                    o[c] = (1.0f - alpha) * src[c] + alpha * col[c];
-            }
-            /* rounded half away from zero, as lroundf() (exact in double) */
+            float src[3];
             for (int c = 0; c < 3; c++)
-                px[3 * i + c] = (uint8_t)(o[c] < 0 ? 0 : o[c] > 255 ? 255 : (int)((double)o[c] + 0.5));
+                src[c] = direct ? current->data[3 * i + c] : wk.c[c]->px[i];
+            if (!mrow[iu[x]])
+                dim_pixel(src, o);
+            else
+                heat_pixel(e, src, o);
         }
     }
     free(fu);

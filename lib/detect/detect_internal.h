@@ -67,7 +67,8 @@ static inline float bcd__plane_at(const bcd__plane *p, float u, float v)
     return bcd__bilinear_sample(p->px, &b);
 }
 
-/* The element of rank floor(q n) (q in [0,1]); reorders v. 0 for n == 0. */
+/* The element of rank floor(q n) (q in [0,1]) of v, which holds no NaN; reorders v. 0 for
+ * n == 0. */
 float bcd__detect_quantile(float *v, size_t n, double q);
 /* The element of rank n/2 (the upper median); reorders v. 0 for n == 0. */
 float bcd__detect_median(float *v, size_t n);
