@@ -589,10 +589,12 @@ bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_de
     /* per column: the map's x coordinate (float, and rounded for the mask) */
     float *fu = malloc((size_t)wk.w * sizeof *fu);
     long *iu = malloc((size_t)wk.w * sizeof *iu);
-    if (!img || !fu || !iu) {
+    uint8_t *quiet = malloc((size_t)r->map->h);
+    if (!img || !fu || !iu || !quiet) {
         bcd_image_free(img);
         free(fu);
         free(iu);
+        free(quiet);
         bcd__work_clear(&wk);
         return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate the heatmap");
     }
@@ -617,14 +619,25 @@ bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_de
             for (int c = 0; c < 3; c++)
                 calm_lut[c][s] = o[c];
         }
+    /* the map's rows without evidence (most: it is zero below the noise floor); an
+     * overlay row between two of them has none either, as interpolation would find */
+    for (int y = 0; y < E->h; y++) {
+        const float *row = E->px + (size_t)y * E->w;
+        int x = 0;
+        while (x < E->w && row[x] == 0.0f)
+            x++;
+        quiet[y] = x == E->w;
+    }
     for (int y = 0; y < wk.h; y++) {
         double v = map_coord(y, sy, E->h);
         const float fv = (float)v;
         const uint8_t *mrow = r->mask + (size_t)lround(v) * E->w;
+        bcd__bilinear rows = bcd__bilinear_at(1, E->h, 0.0f, fv);
+        bool calm = quiet[rows.at] && quiet[rows.at + rows.down];
         for (int x = 0; x < wk.w; x++) {
             size_t i = (size_t)y * wk.w + x;
             uint8_t *o = px + 3 * i;
-            float e = mrow[iu[x]] ? bcd__plane_at(E, fu[x], fv) / HEAT_SATURATION : 0.0f;
+            float e = mrow[iu[x]] && !calm ? bcd__plane_at(E, fu[x], fv) / HEAT_SATURATION : 0.0f;
             if (direct) {
                 const uint8_t *in = current->data + 3 * i;
                 if (!mrow[iu[x]]) {
@@ -651,6 +664,7 @@ bcd_status bcd_detect_render_heatmap(bcd_image **out, bcd_ctx *ctx, const bcd_de
     }
     free(fu);
     free(iu);
+    free(quiet);
     /* outline the regions (2 px, white) */
     double fx = (double)wk.w / r->ow, fy = (double)wk.h / r->oh;
     for (size_t k = 0; k < r->nregions; k++) {

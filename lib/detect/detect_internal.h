@@ -2,6 +2,7 @@
 #ifndef BCD_DETECT_INTERNAL_H
 #define BCD_DETECT_INTERNAL_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -92,9 +93,39 @@ bcd_status bcd__work_load(bcd__work *out, const bcd_image *img, int long_side);
 void bcd__work_clear(bcd__work *wk);
 /* 2x2 area reduction of a work image (sides >= 2 required); fx, fy stay exact. */
 bcd_status bcd__work_half(bcd__work *out, const bcd__work *in);
-/* Grey (luma, 0..255) and log-grey ln(luma + 4) planes of a work image. */
+/* Grey (luma, 0..255) plane of a work image. */
 bcd__plane *bcd__work_grey(const bcd__work *wk);
-bcd__plane *bcd__plane_log(const bcd__plane *grey);
+
+/* ln(v + offset) for the values 0..255 of a grid of steps per unit (a power of two) looked
+ * up in a table of logf()'s own answers: the working planes of a photo at working size
+ * hold integers, their 2x2 means quarters, the means of those sixteenths. Other values
+ * (warped, corrected) go to logf(). */
+#define BCD__LOGTAB_MAX_STEPS 16
+typedef struct bcd__logtab {
+    float offset, steps;
+    int n;
+    float t[255 * BCD__LOGTAB_MAX_STEPS + 1];
+} bcd__logtab;
+
+static inline void bcd__logtab_init(bcd__logtab *l, float offset, int steps)
+{
+    l->offset = offset;
+    l->steps = (float)steps;
+    l->n = 255 * steps + 1;
+    for (int i = 0; i < l->n; i++)
+        l->t[i] = logf((float)i / l->steps + offset); /* i / steps: exact */
+}
+
+static inline float bcd__logtab_get(const bcd__logtab *l, float v)
+{
+    float s = v * l->steps; /* exact */
+    if (s >= 0.0f && s <= (float)(l->n - 1)) {
+        int i = (int)s;
+        if ((float)i == s)
+            return l->t[i];
+    }
+    return logf(v + l->offset);
+}
 
 /* Photo quality measures (see detect.h for the definitions). */
 typedef struct bcd__quality {

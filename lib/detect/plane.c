@@ -277,17 +277,6 @@ BCD__WIDE_KERNEL bcd__plane *bcd__work_grey(const bcd__work *wk)
     return g;
 }
 
-bcd__plane *bcd__plane_log(const bcd__plane *grey)
-{
-    bcd__plane *l = bcd__plane_new(grey->w, grey->h);
-    if (!l)
-        return NULL;
-    size_t n = (size_t)grey->w * grey->h;
-    for (size_t i = 0; i < n; i++)
-        l->px[i] = logf(grey->px[i] + 4.0f);
-    return l;
-}
-
 /* Hoare's selection of the element of rank k of v[0..n) (reordered). */
 static float hoare_select(float *v, size_t n, size_t k)
 {

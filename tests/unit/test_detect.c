@@ -785,6 +785,31 @@ START_TEST(test_detect_quantile_is_the_kth_smallest)
 }
 END_TEST
 
+/* The log table answers exactly what logf() does, on its grid and off it. */
+START_TEST(test_detect_logtab_equals_logf)
+{
+    static const int steps[] = { 1, 4, 16 };
+    static const float offsets[] = { 1.0f, 4.0f, 48.0f };
+    for (size_t k = 0; k < 3; k++) {
+        bcd__logtab lt;
+        bcd__logtab_init(&lt, offsets[k], steps[k]);
+        for (int i = 0; i <= 255 * steps[k]; i++) {
+            float v = (float)i / (float)steps[k];
+            float want = logf(v + offsets[k]), got = bcd__logtab_get(&lt, v);
+            ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "steps %d: %.9g -> %.9g, want %.9g", steps[k],
+                          (double)v, (double)got, (double)want);
+        }
+        /* off the grid, outside 0..255, not a number: logf() itself */
+        const float other[] = { 0.1f, 0.3f, 127.37f, 254.99f, 255.25f, 300.0f, -0.5f, 1e-30f, 1e30f };
+        for (size_t j = 0; j < sizeof other / sizeof *other; j++) {
+            float want = logf(other[j] + offsets[k]), got = bcd__logtab_get(&lt, other[j]);
+            ck_assert(memcmp(&got, &want, sizeof got) == 0 || (got != got && want != want));
+        }
+        ck_assert(isnan(bcd__logtab_get(&lt, NAN)));
+    }
+}
+END_TEST
+
 /* Feature maps c x 4 x 5 whose cell (x, y) holds a one-hot vector at channel y * 5 + x. */
 static void one_hot_map(float *m, size_t c)
 {
@@ -859,6 +884,7 @@ static Suite *detect_suite(void)
     tcase_add_test(tc, test_detect_compare_recovers_large_transform_by_search);
     tcase_add_test(tc, test_detect_compare_recovers_transform_across_resolutions);
     tcase_add_test(tc, test_detect_quantile_is_the_kth_smallest);
+    tcase_add_test(tc, test_detect_logtab_equals_logf);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("change_map");
