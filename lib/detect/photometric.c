@@ -28,6 +28,58 @@
 #define CLIP_HI 240.0f
 #define CLIP_LO 4.0f
 
+/*
+ * The weighted normal equations of the fit (Tukey's biweight at 4.685 scale; all weights 1
+ * before the first scale is known): b and A's lower triangle for J = (xs, 1, xx, yy),
+ * summed in fourteen locals (independent chains the processor overlaps; the same sums in
+ * the same order as element by element into the arrays).
+ */
+static void normal_equations(double A[6][6], double b[NPAR], const double par[NPAR], double scale, const float *xs,
+                             const float *ys, const float *xx, const float *yy, size_t n)
+{
+    double b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    double a00 = 0, a10 = 0, a11 = 0, a20 = 0, a21 = 0, a22 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double wgt = 1.0;
+        if (scale > 0) {
+            double r = (ys[i] - (par[0] * xs[i] + par[1] + par[2] * xx[i] + par[3] * yy[i])) / (4.685 * scale);
+            if (fabs(r) >= 1.0)
+                continue;
+            wgt = (1.0 - r * r) * (1.0 - r * r);
+        }
+        const double x = xs[i], y = ys[i], u = xx[i], v = yy[i];
+        const double wx = wgt * x, wu = wgt * u, wv = wgt * v; /* wgt * J[a]; wgt * 1 is wgt */
+        b0 += wx * y;
+        b1 += wgt * y;
+        b2 += wu * y;
+        b3 += wv * y;
+        a00 += wx * x;
+        a10 += wgt * x;
+        a11 += wgt;
+        a20 += wu * x;
+        a21 += wu;
+        a22 += wu * u;
+        a30 += wv * x;
+        a31 += wv;
+        a32 += wv * u;
+        a33 += wv * v;
+    }
+    b[0] = b0;
+    b[1] = b1;
+    b[2] = b2;
+    b[3] = b3;
+    A[0][0] = a00;
+    A[1][0] = a10;
+    A[1][1] = a11;
+    A[2][0] = a20;
+    A[2][1] = a21;
+    A[2][2] = a22;
+    A[3][0] = a30;
+    A[3][1] = a31;
+    A[3][2] = a32;
+    A[3][3] = a33;
+}
+
 /* Fit one channel; par = {alpha, beta, gx, gy}. */
 static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane *p, const uint8_t *mask,
                         float *xs, float *ys, float *xx, float *yy, float *res)
@@ -70,21 +122,7 @@ static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane 
     double scale = -1.0;
     for (int it = 0; it < IRLS_ITERS; it++) {
         double A[6][6] = { { 0 } }, b[NPAR] = { 0 };
-        for (size_t i = 0; i < n; i++) {
-            double wgt = 1.0;
-            if (scale > 0) {
-                double r = (ys[i] - (par[0] * xs[i] + par[1] + par[2] * xx[i] + par[3] * yy[i])) / (4.685 * scale);
-                if (fabs(r) >= 1.0)
-                    continue;
-                wgt = (1.0 - r * r) * (1.0 - r * r);
-            }
-            double J[NPAR] = { xs[i], 1.0, xx[i], yy[i] };
-            for (int a = 0; a < NPAR; a++) {
-                b[a] += wgt * J[a] * ys[i];
-                for (int k = 0; k <= a; k++)
-                    A[a][k] += wgt * J[a] * J[k];
-            }
-        }
+        normal_equations(A, b, par, scale, xs, ys, xx, yy, n);
         for (int a = 0; a < NPAR; a++)
             A[a][a] += 1e-9 + (a >= 2 ? 1e-6 * A[1][1] : 0.0);
         double sol[NPAR];
