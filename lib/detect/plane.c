@@ -340,10 +340,12 @@ float bcd__detect_quantile(float *v, size_t n, double q)
         size_t before = 0;
         while (before + count[d] <= k)
             before += count[d++];
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (((order_key(v[i]) >> s) & mask) == d)
-                v[m++] = v[i];
+        size_t m = 0; /* written always, kept when it matches: no branch to mispredict */
+        for (size_t i = 0; i < n; i++) {
+            float x = v[i];
+            v[m] = x;
+            m += ((order_key(x) >> s) & mask) == d;
+        }
         n = m;
         k -= before;
     }
