@@ -43,6 +43,7 @@
 #define DOG_SIGMA 2.0f /* px, band-pass of the fit score */
 #define SEARCH_CLAMP 0.05 /* quantiles the search clamps each image to */
 #define OUTSIDE 1e30f /* search canvas outside the previous photo */
+#define MAX_LK_SIDE 1024 /* columns whose coordinates lk_pass() tabulates (the largest level: 2048 / 2) */
 
 static const double search_scales[] = { 0.93, 1.0, 1.075 };
 static const double search_rot_deg[] = { -8.0, -4.0, 0.0, 4.0, 8.0 };
@@ -301,8 +302,14 @@ static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P,
      * per pixel; each sum still adds the same terms in the same order */
     double acc[27] = { 0 };
     size_t n = 0;
+    /* the normalized coordinates of the columns, divided once per pass instead of at
+     * each pixel */
+    double xs_of[MAX_LK_SIDE];
+    for (int x = 0; x < c->w && x < MAX_LK_SIDE; x++)
+        xs_of[x] = (x - C->cx[k]) / S;
     for (int y = 0; y < c->h; y += step) {
         double yy = y - C->cy[k];
+        const double ys = yy / S;
         for (int x = 0; x < c->w; x += step) {
             double xx = x - C->cx[k];
             double u = pr->a * xx - pr->b * yy + pr->tx + P->cx[k];
@@ -335,7 +342,7 @@ static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P,
             } else {
                 cost += 0.5 * e * e;
             }
-            double xs = xx / S, ys = yy / S;
+            double xs = x < MAX_LK_SIDE ? xs_of[x] : xx / S;
             double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, pv, 1.0 };
             double *h = acc;
             for (int i = 0; i < 6; i++) {
