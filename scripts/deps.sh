@@ -6,8 +6,8 @@
 # Runs apt-get as root, through sudo otherwise. Set BCD_NO_INSTALL=1 to only report.
 set -eu
 
-BUILD="gcc g++ meson ninja-build pkg-config libjpeg62-turbo-dev libpng-dev libcjson-dev
-libssl-dev libsqlite3-dev libcurl4-openssl-dev"
+BUILD="gcc g++ meson ninja-build pkg-config libjpeg62-turbo-dev libpng-dev zlib1g-dev
+libcjson-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev"
 TEST="check libsubunit-dev python3 python3-numpy python3-opencv python3-pytest python3-pil
 python3-setuptools python3-cryptography python3-psycopg2 postgresql chromium openssl
 python3-torch python3-torchvision libtorch-dev clang libclang-rt-14-dev"

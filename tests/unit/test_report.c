@@ -14,6 +14,7 @@
 
 #include "bcd.h"
 #include "core/core.h"
+#include "report/deflate.h"
 #include "report/report.h"
 #include "service/detection.h"
 #include "service/service_internal.h"
@@ -460,6 +461,161 @@ START_TEST(test_report_png_and_jpeg_encode_into_memory)
     ck_assert_int_eq(bcd__rep_encode_png(&png, NULL, BCD__REP_PNG_SMALL), BCD_EINVAL);
     free_pattern(im);
     bcd_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- the compressed PNG (report/deflate.c) ------------------------------------------- */
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Huffman's code for freq[0, n): its cost (the sum of the merged weights) and depth, by
+ * repeatedly merging the two lightest (quadratic, independent of deflate.c's queues).
+ * Nodes 0 .. m-1 are the used symbols, the merged ones follow. */
+static uint64_t reference_huffman(const uint32_t *freq, unsigned n, unsigned *depth)
+{
+    uint64_t w[600];
+    int parent[600];
+    bool alive[600];
+    unsigned m = 0;
+    for (unsigned s = 0; s < n; s++)
+        if (freq[s]) {
+            w[m] = freq[s];
+            alive[m] = true;
+            parent[m] = -1;
+            m++;
+        }
+    *depth = m;
+    if (m < 2)
+        return 0;
+    uint64_t cost = 0;
+    for (unsigned k = m; k < 2 * m - 1; k++) {
+        int a = -1, b = -1;
+        for (unsigned i = 0; i < k; i++) {
+            if (!alive[i])
+                continue;
+            if (a < 0 || w[i] < w[a]) {
+                b = a;
+                a = (int)i;
+            } else if (b < 0 || w[i] < w[b]) {
+                b = (int)i;
+            }
+        }
+        w[k] = w[a] + w[b];
+        cost += w[k];
+        alive[a] = alive[b] = false;
+        alive[k] = true;
+        parent[k] = -1;
+        parent[a] = parent[b] = (int)k;
+    }
+    *depth = 0;
+    for (unsigned i = 0; i < m; i++) {
+        unsigned d = 0;
+        for (int j = (int)i; parent[j] >= 0; j = parent[j])
+            d++;
+        *depth = d > *depth ? d : *depth;
+    }
+    return cost;
+}
+
+/* The lengths len[0, n) of freq are a complete prefix code within limit bits, the used
+ * symbols exactly coded, commoner symbols never longer; returns its cost. */
+static uint64_t check_lengths(const uint32_t *freq, const uint8_t *len, unsigned n, unsigned limit)
+{
+    uint64_t kraft = 0, cost = 0;
+    unsigned used = 0;
+    for (unsigned s = 0; s < n; s++) {
+        ck_assert_uint_le(len[s], limit);
+        if (freq[s]) {
+            ck_assert_uint_gt(len[s], 0);
+            used++;
+        }
+        if (len[s])
+            kraft += (uint64_t)1 << (limit - len[s]);
+        cost += (uint64_t)freq[s] * len[s];
+        for (unsigned t = 0; t < s; t++)
+            if (freq[s] && freq[t])
+                ck_assert(freq[s] > freq[t] ? len[s] <= len[t] : freq[s] < freq[t] ? len[s] >= len[t] : 1);
+    }
+    if (used)
+        ck_assert_uint_eq(kraft, (uint64_t)1 << limit);
+    return cost;
+}
+
+START_TEST(test_report_huffman_lengths_are_optimal_within_the_limit_and_complete)
+{
+    uint32_t freq[286];
+    uint8_t len[286];
+    /* Fibonacci: a chain 29 deep without the limit */
+    uint32_t a = 1, b = 1;
+    for (int s = 0; s < 30; s++) {
+        freq[s] = a;
+        uint32_t c = a + b;
+        a = b;
+        b = c;
+    }
+    bcd__huff_lengths(freq, 30, 15, len);
+    check_lengths(freq, len, 30, 15);
+    ck_assert_uint_eq(len[0], 15);
+    ck_assert_uint_eq(len[29], 1);
+    /* the code-length alphabet's 7 bits */
+    bcd__huff_lengths(freq, 19, 7, len);
+    check_lengths(freq, len, 19, 7);
+    ck_assert_uint_eq(len[0], 7);
+    /* flat bytes and a rare end of block: 8 bits, and two codes of 9 */
+    for (int s = 0; s < 256; s++)
+        freq[s] = 1000 + (uint32_t)s % 3;
+    freq[256] = 1;
+    bcd__huff_lengths(freq, 257, 15, len);
+    check_lengths(freq, len, 257, 15);
+    unsigned eights = 0;
+    for (int s = 0; s < 256; s++)
+        eights += len[s] == 8;
+    ck_assert_uint_eq(eights, 255);
+    ck_assert_uint_eq(len[256], 9);
+    /* one used symbol: a partner makes the code complete */
+    memset(freq, 0, sizeof freq);
+    freq[0] = 42;
+    bcd__huff_lengths(freq, 19, 7, len);
+    ck_assert(len[0] == 1 && len[1] == 1);
+    freq[0] = 0;
+    freq[18] = 3;
+    bcd__huff_lengths(freq, 19, 7, len);
+    ck_assert(len[18] == 1 && len[0] == 1);
+    /* random histograms: Huffman's cost where its depth fits, a complete code at the
+     * limit where it does not */
+    uint64_t seed = 99;
+    int limited = 0;
+    for (int t = 0; t < 400; t++) {
+        unsigned n = 2 + (unsigned)(xorshift(&seed) % 285), limit = t % 2 ? 15 : 7;
+        if (limit == 7 && n > 19)
+            n = 19;
+        int shape = t % 4;
+        for (unsigned s = 0; s < n; s++) {
+            uint64_t r = xorshift(&seed);
+            freq[s] = shape == 0   ? (uint32_t)(r % 1000)
+                      : shape == 1 ? (uint32_t)(r % 4 ? 0 : 1 + r % 50)
+                      : shape == 2 ? (uint32_t)(1u << (r % 20)) + (uint32_t)(r >> 40) % 7
+                                   : (uint32_t)(r % 3 ? 1 : 100000);
+        }
+        freq[xorshift(&seed) % n] |= 1; /* at least one used */
+        bcd__huff_lengths(freq, n, limit, len);
+        uint64_t cost = check_lengths(freq, len, n, limit);
+        unsigned depth;
+        uint64_t best = reference_huffman(freq, n, &depth);
+        if (depth <= limit && depth > 1) {
+            ck_assert_uint_eq(cost, best);
+        } else if (depth > limit) {
+            ck_assert_uint_ge(cost, best);
+            limited++;
+        }
+    }
+    ck_assert_int_gt(limited, 20);
 }
 END_TEST
 
@@ -1228,6 +1384,7 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_report_summary_of_a_stable_check_and_of_a_first_check_differ);
     tcase_add_test(tc, test_report_history_json_has_the_seed_fields_and_evidence_only_where_present);
     tcase_add_test(tc, test_report_png_and_jpeg_encode_into_memory);
+    tcase_add_test(tc, test_report_huffman_lengths_are_optimal_within_the_limit_and_complete);
     tcase_add_test(tc, test_report_downscale_keeps_aspect_and_averages);
     tcase_add_test(tc, test_report_preprocess_and_reduce_in_one_pass_equals_the_two);
     tcase_add_test(tc, test_report_html_escape_and_base64);
