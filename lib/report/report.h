@@ -213,8 +213,9 @@ bcd_image *bcd__rep_downscaler_finish(struct bcd__rep_downscaler *d);
 void bcd__rep_downscaler_clear(struct bcd__rep_downscaler *d);
 /* Encode an RGB image into memory. quality 1..100. BCD_EINVAL, BCD_ENOMEM, BCD_ERROR. */
 bcd_status bcd__rep_encode_jpeg(struct bcd__rep_image *out, const bcd_image *img, int quality);
-/* PNG: BCD__REP_PNG_SMALL for overlays and thumbnails (compressed), BCD__REP_PNG_FAST
- * for copies that are written and read back at once (stored without compression). */
+/* PNG: BCD__REP_PNG_SMALL for overlays and thumbnails (compressed: the "up" filter and
+ * Huffman coding alone, deflate.c), BCD__REP_PNG_FAST for copies that are written and
+ * read back at once (stored without compression, by libpng). */
 enum bcd__rep_png { BCD__REP_PNG_SMALL, BCD__REP_PNG_FAST };
 bcd_status bcd__rep_encode_png(struct bcd__rep_image *out, const bcd_image *img, enum bcd__rep_png how);
 /* A w x h 16-bit greyscale PNG of the samples px (row-major), and back: decode fills

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <zlib.h>
 
 #include "bcd.h"
 #include "core/core.h"
@@ -616,6 +617,208 @@ START_TEST(test_report_huffman_lengths_are_optimal_within_the_limit_and_complete
         }
     }
     ck_assert_int_gt(limited, 20);
+}
+END_TEST
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static bcd_image *blank(uint32_t w, uint32_t h)
+{
+    bcd_image *im = calloc(1, sizeof *im);
+    im->width = w;
+    im->height = h;
+    im->channels = 3;
+    im->data = malloc((size_t)w * h * 3);
+    return im;
+}
+
+/* Uniform noise over 0 .. range-1. */
+static bcd_image *noise(uint32_t w, uint32_t h, unsigned range, uint64_t seed)
+{
+    bcd_image *im = blank(w, h);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++)
+        im->data[i] = (uint8_t)(xorshift(&seed) % range);
+    return im;
+}
+
+/* The PNG holds im: signature; chunks with their CRCs, IHDR of an 8-bit RGB image first,
+ * IDATs, IEND last; zlib's uncompress() of the IDATs gives im's rows with the "up" filter;
+ * the library's decoder (libpng) gives im's pixels. Returns the number of IDATs. */
+static int check_small_png(bcd_ctx *ctx, const struct bcd__rep_image *png, const bcd_image *im)
+{
+    static const unsigned char sig[8] = {137, 'P', 'N', 'G', '\r', '\n', 26, '\n'};
+    ck_assert_str_eq(png->mime, "image/png");
+    ck_assert_uint_eq(png->width, im->width);
+    ck_assert_uint_eq(png->height, im->height);
+    ck_assert_uint_ge(png->len, 8 + 25 + 12 + 12);
+    ck_assert_int_eq(memcmp(png->data, sig, 8), 0);
+    size_t rowlen = (size_t)im->width * 3, total = (rowlen + 1) * im->height;
+    unsigned char *z = malloc(png->len), *rows = malloc(total + 1);
+    size_t zlen = 0;
+    int idats = 0;
+    bool iend = false;
+    for (size_t at = 8; at < png->len;) {
+        ck_assert(!iend);
+        ck_assert_uint_ge(png->len - at, 12);
+        uint32_t n = be32(png->data + at);
+        ck_assert_uint_le(n, png->len - at - 12);
+        const unsigned char *type = png->data + at + 4, *data = type + 4;
+        ck_assert_uint_eq(crc32(0L, type, 4 + n), be32(data + n));
+        if (at == 8) {
+            ck_assert(memcmp(type, "IHDR", 4) == 0 && n == 13);
+            ck_assert_uint_eq(be32(data), im->width);
+            ck_assert_uint_eq(be32(data + 4), im->height);
+            ck_assert_int_eq(memcmp(data + 8, "\x08\x02\x00\x00\x00", 5), 0);
+        } else if (memcmp(type, "IDAT", 4) == 0) {
+            ck_assert(n > 0);
+            memcpy(z + zlen, data, n);
+            zlen += n;
+            idats++;
+        } else {
+            ck_assert(memcmp(type, "IEND", 4) == 0 && n == 0);
+            iend = true;
+        }
+        at += 12 + n;
+    }
+    ck_assert(iend && idats > 0);
+    uLongf got = (uLongf)total + 1;
+    ck_assert_int_eq(uncompress(rows, &got, z, (uLong)zlen), Z_OK);
+    ck_assert_uint_eq(got, total);
+    size_t bad = 0;
+    for (size_t y = 0; y < im->height; y++) {
+        const unsigned char *r = rows + y * (rowlen + 1), *px = im->data + y * rowlen;
+        bad += r[0] != 2;
+        for (size_t i = 0; i < rowlen; i++)
+            bad += r[1 + i] != (unsigned char)(px[i] - (y ? px[i - rowlen] : 0));
+    }
+    ck_assert_uint_eq(bad, 0);
+    bcd_image *back = NULL;
+    ck_assert_int_eq(bcd_image_decode(&back, ctx, png->data, png->len), BCD_OK);
+    ck_assert_uint_eq(back->width, im->width);
+    ck_assert_uint_eq(back->height, im->height);
+    ck_assert_uint_eq(back->channels, 3);
+    ck_assert_int_eq(memcmp(back->data, im->data, rowlen * im->height), 0);
+    bcd_image_free(back);
+    free(z);
+    free(rows);
+    return idats;
+}
+
+/* Encode im compressed, check it as above; the encoded size in *len. */
+static int small_png_round_trip(bcd_ctx *ctx, const bcd_image *im, size_t *len)
+{
+    struct bcd__rep_image png = {0};
+    ck_assert_int_eq(bcd__rep_encode_png(&png, im, BCD__REP_PNG_SMALL), BCD_OK);
+    int idats = check_small_png(ctx, &png, im);
+    *len = png.len;
+    bcd__rep_image_clear(&png);
+    return idats;
+}
+
+START_TEST(test_report_small_png_round_trips_any_image)
+{
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    size_t len;
+    /* tiny and odd sizes */
+    static const uint32_t sizes[][2] = {{1, 1}, {3, 1}, {1, 7}, {1000, 3}, {37, 23}, {2, 2}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        bcd_image *im = noise(sizes[i][0], sizes[i][1], 256, 7 + i);
+        small_png_round_trip(ctx, im, &len);
+        free_pattern(im);
+        im = pattern(sizes[i][0], sizes[i][1]);
+        small_png_round_trip(ctx, im, &len);
+        free_pattern(im);
+    }
+
+    /* a constant image: after the first row one symbol (0) fills every block; besides it
+     * the first block has the constant, and each the filter type and the end of block
+     * (codes of 1 and 2 bits: degenerate trees) */
+    bcd_image *im = blank(300, 200);
+    memset(im->data, 0x5a, 300 * 200 * 3);
+    size_t total = (300 * 3 + 1) * 200;
+    small_png_round_trip(ctx, im, &len);
+    ck_assert_uint_lt(len, total / 7);
+    free_pattern(im);
+
+    /* a smooth gradient over many blocks (590 kB of rows, an overlay's size) */
+    im = blank(384, 512);
+    for (uint32_t y = 0; y < 512; y++)
+        for (uint32_t x = 0; x < 384; x++) {
+            uint8_t *p = im->data + ((size_t)y * 384 + x) * 3;
+            p[0] = (uint8_t)(x * 255 / 383);
+            p[1] = (uint8_t)(y * 255 / 511);
+            p[2] = (uint8_t)((x + y) / 4);
+        }
+    total = (384 * 3 + 1) * 512;
+    ck_assert_int_eq(small_png_round_trip(ctx, im, &len), 1);
+    ck_assert_uint_lt(len, total / 4);
+    free_pattern(im);
+
+    /* incompressible noise: stored rather than coded, so no larger than the rows, 5 bytes
+     * per stored block of 16 KiB and the PNG chunks */
+    im = noise(700, 600, 256, 11);
+    total = (700 * 3 + 1) * 600;
+    /* over 1 MiB of zlib stream: several IDAT chunks */
+    ck_assert_int_ge(small_png_round_trip(ctx, im, &len), 2);
+    ck_assert_uint_le(len, total + total / 16384 * 8 + 200);
+    ck_assert_uint_ge(len, total);
+    free_pattern(im);
+
+    /* noise that every byte value fills, the even ones three times as often as the odd
+     * (entropy 7.81 bits): coded with codes of about 8 bits, a little smaller than
+     * stored; one row, so that the "up" filter passes the bytes as they are */
+    im = blank(30000, 1);
+    uint64_t seed = 5;
+    for (size_t i = 0; i < 30000 * 3; i++) {
+        uint64_t r = xorshift(&seed);
+        im->data[i] = (uint8_t)((r & 0xfe) | ((r >> 8) % 4 == 0));
+    }
+    small_png_round_trip(ctx, im, &len);
+    ck_assert_uint_lt(len, 30000 * 3 * 0.99);
+    ck_assert_uint_gt(len, 30000 * 3 * 0.97);
+    free_pattern(im);
+    bcd_ctx_free(ctx);
+}
+END_TEST
+
+/* Fibonacci frequencies (1, 1, 2, 3, 5, ...) make Huffman's tree a chain, as deep as
+ * there are symbols less one: a single block of such bytes needs the 15-bit limit. */
+START_TEST(test_report_small_png_round_trips_a_histogram_over_the_length_limit)
+{
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    /* one row (the filter passes the bytes as they are): the filter type once and the end
+     * of block once are the two 1s; then 2, 3, 5, ... 4181 bytes of 17 other values (the
+     * last once more, to fill whole pixels): 19 symbols, 10944 bytes, one block */
+    bcd_image *im = blank(3648, 1);
+    uint32_t fib[20] = {1, 1};
+    for (int k = 2; k < 20; k++)
+        fib[k] = fib[k - 1] + fib[k - 2];
+    size_t at = 0;
+    for (int k = 2; k < 19; k++)
+        for (uint32_t c = 0; c < fib[k] + (k == 18); c++)
+            im->data[at++] = (uint8_t)(100 + k);
+    ck_assert_uint_eq(at, 3648 * 3);
+    uint32_t freq[257] = {0};
+    freq[2] = 1;   /* the filter type */
+    freq[256] = 1; /* the end of block */
+    for (size_t i = 0; i < at; i++)
+        freq[im->data[i]]++;
+    uint8_t len[257];
+    bcd__huff_lengths(freq, 257, 15, len);
+    unsigned longest = 0;
+    for (int s = 0; s < 257; s++)
+        longest = len[s] > longest ? len[s] : longest;
+    ck_assert_uint_eq(longest, 15); /* 18 without the limit */
+    size_t size;
+    small_png_round_trip(ctx, im, &size);
+    ck_assert_uint_lt(size, at * 3 / 8); /* coded: ~2.6 bits a byte (entropy 2.5) */
+    free_pattern(im);
+    bcd_ctx_free(ctx);
 }
 END_TEST
 
@@ -1385,6 +1588,8 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_report_history_json_has_the_seed_fields_and_evidence_only_where_present);
     tcase_add_test(tc, test_report_png_and_jpeg_encode_into_memory);
     tcase_add_test(tc, test_report_huffman_lengths_are_optimal_within_the_limit_and_complete);
+    tcase_add_test(tc, test_report_small_png_round_trips_any_image);
+    tcase_add_test(tc, test_report_small_png_round_trips_a_histogram_over_the_length_limit);
     tcase_add_test(tc, test_report_downscale_keeps_aspect_and_averages);
     tcase_add_test(tc, test_report_preprocess_and_reduce_in_one_pass_equals_the_two);
     tcase_add_test(tc, test_report_html_escape_and_base64);
