@@ -23,7 +23,7 @@ while getopts t:n: o; do
     esac
 done
 shift $((OPTIND - 1))
-all="image_decode exif feature_map preprocess dotenv supabase jwks jwt cli_args"
+all="image_decode exif feature_map png_encode preprocess dotenv supabase jwks jwt cli_args"
 harnesses=${*:-$all}
 
 build=${BCD_FUZZ_BUILD:-build-fuzz}
