@@ -9,6 +9,17 @@
 #include "bcd/common.h"
 #include "bcd/ctx.h"
 
+/* A function built twice where the compiler can (GCC, x86-64 ELF): for the instruction
+ * set isa and for the baseline, the one the CPU runs chosen when the library loads.
+ * BCD__WIDE_KERNEL: loops that vectorize, with AVX2, which brings no fused multiply-add
+ * that would round differently: the same results on wider vectors. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
+#define BCD__CLONES(isa) __attribute__((target_clones(isa, "default")))
+#else
+#define BCD__CLONES(isa)
+#endif
+#define BCD__WIDE_KERNEL BCD__CLONES("avx2")
+
 struct bcd_error {
     bcd_status status;
     char code[64];

@@ -15,16 +15,6 @@ typedef struct bcd__plane {
     float *px;
 } bcd__plane;
 
-/* Loops over planes that vectorize, built twice where the compiler can (GCC, x86-64):
- * for AVX2 and for the baseline, the one the CPU runs chosen when the library loads.
- * The same operations on wider vectors (AVX2 alone brings no fused multiply-add that
- * would round differently): the same results. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
-#define BCD__WIDE_KERNEL __attribute__((target_clones("avx2", "default")))
-#else
-#define BCD__WIDE_KERNEL
-#endif
-
 bcd__plane *bcd__plane_new(int w, int h);
 void bcd__plane_free(bcd__plane *p);
 

@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include "core/core.h"
 #include "deflate.h"
 
 #define LIT_SYMS 257  /* the literal/length alphabet in use: bytes 0-255, end of block 256 */
@@ -322,18 +323,12 @@ static void dyn_header(struct bcd__deflate *z, const struct dyn_code *d, bool la
 }
 
 /* The data loop shifts by a variable count for every byte: BMI2's shlx and shrx do it in
- * one instruction that leaves the flags alone (-7 % per overlay). Built twice where the
- * compiler can (GCC, x86-64), as lib/detect does for AVX2, the CPU's chosen at load. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__)
-#define BIT_KERNEL __attribute__((target_clones("bmi2", "default")))
-#else
-#define BIT_KERNEL
-#endif
-
+ * one instruction that leaves the flags alone (-7 % per overlay); built for BMI2 and the
+ * baseline (BCD__CLONES, core.h). */
 /* The data: three codes of at most 15 bits onto the at most 7 bits left make 52 bits,
  * which the 64-bit word holds, so it is written once every three bytes (four when no
  * code is longer than 14 bits). */
-BIT_KERNEL static void dyn_data(struct bcd__deflate *z, const struct dyn_code *d, const unsigned char *data,
+BCD__CLONES("bmi2") static void dyn_data(struct bcd__deflate *z, const struct dyn_code *d, const unsigned char *data,
                                 size_t n)
 {
     uint64_t code[256];

@@ -133,7 +133,7 @@ static void downscaler_emit(struct bcd__rep_downscaler *d, uint32_t y0, uint32_t
     }
 }
 
-void bcd__rep_downscaler_row(struct bcd__rep_downscaler *d, const uint8_t *row, uint32_t yy)
+BCD__WIDE_KERNEL void bcd__rep_downscaler_row(struct bcd__rep_downscaler *d, const uint8_t *row, uint32_t yy)
 {
     if (!d->out || yy != d->next || d->y >= d->nh)
         return; /* out of order: finish() then fails */
