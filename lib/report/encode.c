@@ -631,30 +631,43 @@ bcd_status bcd__rep_decode_png16(uint16_t *px, uint32_t w, uint32_t h, const uns
 
 /* IEEE 754 binary16 <-> binary32 (round to nearest, ties to even; beyond the largest
  * half, the largest half; NaN stays NaN). */
-uint16_t bcd__rep_half(float f)
+static inline uint16_t half_of(float f)
 {
     uint32_t b;
     memcpy(&b, &f, sizeof b);
-    uint16_t sign = (uint16_t)((b >> 16) & 0x8000u);
-    uint32_t a = b & 0x7fffffffu;
-    if (a > 0x7f800000u)
-        return (uint16_t)(sign | 0x7e00u); /* NaN */
-    if (a >= 0x477fefffu)                  /* rounds to 65520 or more: the largest finite half */
-        return (uint16_t)(sign | 0x7bffu);
-    if (a < 0x38800000u) { /* below the smallest normal half: a subnormal (or 0) */
-        if (a < 0x33000000u)
-            return sign; /* under half the smallest subnormal */
-        uint32_t mant = (a & 0x7fffffu) | 0x800000u;
-        int shift = 126 - (int)(a >> 23); /* 14..24 */
-        uint32_t q = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1u)))
-            q++;
-        return (uint16_t)(sign | q);
-    }
-    uint32_t q = ((a >> 13) - (112u << 10)), rem = a & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (q & 1u)))
-        q++;
-    return (uint16_t)(sign | q);
+    uint32_t sign = (b >> 16) & 0x8000u, a = b & 0x7fffffffu;
+    /* a normal half: drop 13 mantissa bits, rounding to nearest even (adding 0xfff and
+     * the lowest kept bit carries exactly when the dropped part is over half, or half
+     * with the kept part odd), the exponent rebased from 127 to 15 */
+    uint32_t normal = (a - (112u << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+    /* a subnormal half (or 0): the float's own addition to 0.5, whose unit in the last
+     * place is the half's smallest subnormal 2^-24, rounds to nearest even */
+    float fa, t;
+    memcpy(&fa, &a, sizeof fa);
+    t = fa + 0.5f;
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    uint32_t sub = tb - 0x3f000000u;
+    /* selected by masks, not branches: a feature map mixes zeros and positive values
+     * unpredictably, and the loop of bcd__rep_halves() vectorizes */
+    uint32_t is_sub = 0u - (uint32_t)(a < 0x38800000u);
+    uint32_t o = (sub & is_sub) | (normal & ~is_sub);
+    uint32_t big = 0u - (uint32_t)(a >= 0x477fefffu); /* rounds to 65520 or more */
+    o = (0x7bffu & big) | (o & ~big);                  /* the largest finite half */
+    uint32_t nan = 0u - (uint32_t)(a > 0x7f800000u);
+    o = (0x7e00u & nan) | (o & ~nan);
+    return (uint16_t)(sign | o);
+}
+
+uint16_t bcd__rep_half(float f)
+{
+    return half_of(f);
+}
+
+BCD__WIDE_KERNEL void bcd__rep_halves(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = half_of(src[i]);
 }
 
 float bcd__rep_float(uint16_t h)

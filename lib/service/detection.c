@@ -575,8 +575,7 @@ static bcd_status encode_map(struct bcd__rep_image *out, const struct bcd__det_p
     uint16_t *h = malloc(len * sizeof *h);
     if (!h)
         return BCD_ENOMEM;
-    for (size_t k = 0; k < len; k++)
-        h[k] = bcd__rep_half(c->map[k]);
+    bcd__rep_halves(h, c->map, len);
     bcd_status st = bcd__rep_encode_png16(out, h, (uint32_t)cells, (uint32_t)c->map_c);
     free(h);
     return st;
