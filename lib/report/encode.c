@@ -670,20 +670,37 @@ BCD__WIDE_KERNEL void bcd__rep_halves(uint16_t *dst, const float *src, size_t n)
         dst[i] = half_of(src[i]);
 }
 
+static inline float float_of(uint16_t h)
+{
+    /* the half's exponent and mantissa moved into place and the exponent rebased from 15
+     * to 127; then by masks, not branches: infinities and NaN (exponent 31) rebased once
+     * more to 255, subnormals and zeros (exponent 0) made normal by one more exponent step
+     * and less the smallest normal half 2^-14 (exact) */
+    uint32_t o = (uint32_t)(h & 0x7fffu) << 13, e = o & 0x0f800000u;
+    o += (127u - 15u) << 23;
+    uint32_t special = 0u - (uint32_t)(e == 0x0f800000u), tiny = 0u - (uint32_t)(e == 0);
+    o += ((128u - 16u) << 23) & special;
+    o += (1u << 23) & tiny;
+    float f, t;
+    memcpy(&f, &o, sizeof f);
+    t = f - 0x1p-14f;
+    uint32_t tb, r;
+    memcpy(&tb, &t, sizeof tb);
+    r = (tb & tiny) | (o & ~tiny);
+    r |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&f, &r, sizeof f);
+    return f;
+}
+
 float bcd__rep_float(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, b;
-    if (e == 0x1f) {
-        b = sign | 0x7f800000u | (m << 13);
-    } else if (e == 0) {
-        float f = (float)m * 0x1p-24f; /* subnormal, exact */
-        return sign ? -f : f;
-    } else {
-        b = sign | ((e + 112u) << 23) | (m << 13);
-    }
-    float f;
-    memcpy(&f, &b, sizeof f);
-    return f;
+    return float_of(h);
+}
+
+BCD__WIDE_KERNEL void bcd__rep_floats(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = float_of(src[i]);
 }
 
 /* Atomic file write */

@@ -227,8 +227,9 @@ bcd_status bcd__rep_decode_png16(uint16_t *px, uint32_t w, uint32_t h, const uns
  * float of a half. */
 uint16_t bcd__rep_half(float f);
 float bcd__rep_float(uint16_t h);
-/* dst[i] = bcd__rep_half(src[i]) for i < n. */
+/* dst[i] = bcd__rep_half(src[i]), and bcd__rep_float(), for i < n. */
 void bcd__rep_halves(uint16_t *dst, const float *src, size_t n);
+void bcd__rep_floats(float *dst, const uint16_t *src, size_t n);
 
 /* Everything the HTML page shows. */
 struct bcd__rep_html_input {

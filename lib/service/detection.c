@@ -354,8 +354,7 @@ static bcd_status load_maps(bcd_service *svc, const cJSON *per, struct bcd__det_
             free(f);
             continue;
         }
-        for (size_t k = 0; k < len; k++)
-            f[k] = bcd__rep_float(half[k]);
+        bcd__rep_floats(f, half, len);
         p->map = p->map_buf = f;
         p->map_c = c;
         p->map_h = h;
