@@ -156,8 +156,7 @@ static void huffman_depths(uint32_t *w, unsigned m, unsigned *count)
 /* Cap the lengths at limit (count[1, limit]) keeping the code complete: the codes
  * deeper than the limit move up to it, which overfills the Kraft sum; each step then
  * takes one code of the limit's length away and splits the deepest shorter code into two
- * one bit longer, lowering the sum by exactly 2^-limit, until it is 1 again (the
- * repair of miniz's tdefl_huffman_enforce_max_code_size). */
+ * one bit longer, lowering the sum by exactly 2^-limit, until it is 1 again. */
 static void limit_lengths(unsigned *count, unsigned m, unsigned limit)
 {
     for (unsigned l = limit + 1; l < m; l++) {
