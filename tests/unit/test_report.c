@@ -402,13 +402,20 @@ END_TEST
 
 /* ---- encoders and text helpers -------------------------------------------------------- */
 
-static bcd_image *pattern(uint32_t w, uint32_t h)
+/* An RGB image of w x h whose bytes the caller fills (free_pattern() frees it). */
+static bcd_image *blank(uint32_t w, uint32_t h)
 {
     bcd_image *im = calloc(1, sizeof *im);
     im->width = w;
     im->height = h;
     im->channels = 3;
     im->data = malloc((size_t)w * h * 3);
+    return im;
+}
+
+static bcd_image *pattern(uint32_t w, uint32_t h)
+{
+    bcd_image *im = blank(w, h);
     for (uint32_t y = 0; y < h; y++)
         for (uint32_t x = 0; x < w; x++) {
             uint8_t *p = im->data + ((size_t)y * w + x) * 3;
@@ -623,16 +630,6 @@ END_TEST
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static bcd_image *blank(uint32_t w, uint32_t h)
-{
-    bcd_image *im = calloc(1, sizeof *im);
-    im->width = w;
-    im->height = h;
-    im->channels = 3;
-    im->data = malloc((size_t)w * h * 3);
-    return im;
 }
 
 /* Uniform noise over 0 .. range-1. */
