@@ -19,6 +19,13 @@
 #define BCD__CLONES(isa)
 #endif
 #define BCD__WIDE_KERNEL BCD__CLONES("avx2")
+/* A function whose loops run best as written: GCC's vectorizer would shuffle short
+ * strided sums (RGB triples) across lanes and lose more than it gains. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define BCD__SCALAR_LOOPS __attribute__((optimize("no-tree-vectorize")))
+#else
+#define BCD__SCALAR_LOOPS
+#endif
 
 struct bcd_error {
     bcd_status status;

@@ -79,7 +79,7 @@ void bcd__rep_downscale_size(uint32_t w, uint32_t h, uint32_t max_side, uint32_t
 /* The reduction row by row: output row y averages input rows [y * h / nh, (y + 1) * h / nh)
  * (never empty: the size is never enlarged), so rows can be fed as they come. The rows of
  * a box are summed column by column (one pass over contiguous bytes, which vectorizes),
- * then each box's columns. */
+ * then each box's columns. Boxes are wmin or wmin + 1 columns wide. */
 bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, uint32_t h, uint32_t max_side)
 {
     memset(d, 0, sizeof *d);
@@ -89,7 +89,8 @@ bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, u
     d->h = h;
     bcd__rep_downscale_size(w, h, max_side, &d->nw, &d->nh);
     d->out = new_image(d->nw, d->nh);
-    d->col = malloc((size_t)w * 3 * sizeof *d->col);
+    /* one column more, zero: emit() may read one past the last box */
+    d->col = calloc(((size_t)w + 1) * 3, sizeof *d->col);
     d->x0s = malloc(((size_t)d->nw + 1) * sizeof *d->x0s);
     if (!d->out || !d->col || !d->x0s) {
         bcd__rep_downscaler_clear(d);
@@ -97,39 +98,55 @@ bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, u
     }
     for (uint32_t x = 0; x <= d->nw; x++)
         d->x0s[x] = (uint32_t)((uint64_t)x * w / d->nw);
+    d->wmin = w / d->nw;
     d->y1 = (uint32_t)((uint64_t)h / d->nh);
-    d->inv = 1.0;
-    d->inv_of = 1;
     return BCD_OK;
 }
 
 /* Output row d->y from the column sums of its box [y0, y1). */
-static void downscaler_emit(struct bcd__rep_downscaler *d, uint32_t y0, uint32_t y1)
+BCD__SCALAR_LOOPS static void downscaler_emit(struct bcd__rep_downscaler *d, uint32_t y0, uint32_t y1)
 {
     const uint32_t *col = d->col, *x0s = d->x0s;
     uint8_t *px = d->out->data + (size_t)d->y * d->nw * 3;
+    const uint32_t wmin = d->wmin;
+    const uint64_t rows = y1 - y0, cnt_max = rows * (wmin + 1);
+    if (cnt_max < (1u << 20)) {
+        /* a box sums to less than 2^28: 32-bit sums. The rounded mean by a
+         * multiplication: n / cnt = k + j / cnt, and the product is within 1e-13 of it,
+         * so adding 1e-9 floors to exactly k. A box is its first wmin columns, plus one
+         * more (added under a mask: no branch) when it is wmin + 1 wide. */
+        const double inv[2] = { 1.0 / (double)(rows * wmin), 1.0 / (double)cnt_max };
+        const uint32_t half[2] = { (uint32_t)(rows * wmin / 2), (uint32_t)(cnt_max / 2) };
+        const uint32_t *c = col;
+        for (uint32_t x = 0; x < d->nw; x++, px += 3) {
+            uint32_t s0 = 0, s1 = 0, s2 = 0;
+            for (uint32_t j = 0; j < wmin; j++, c += 3) {
+                s0 += c[0];
+                s1 += c[1];
+                s2 += c[2];
+            }
+            uint32_t wide = x0s[x + 1] - x0s[x] - wmin, m = 0u - wide;
+            s0 += c[0] & m;
+            s1 += c[1] & m;
+            s2 += c[2] & m;
+            c += 3 * wide;
+            px[0] = (uint8_t)((double)(s0 + half[wide]) * inv[wide] + 1e-9);
+            px[1] = (uint8_t)((double)(s1 + half[wide]) * inv[wide] + 1e-9);
+            px[2] = (uint8_t)((double)(s2 + half[wide]) * inv[wide] + 1e-9);
+        }
+        return;
+    }
     for (uint32_t x = 0; x < d->nw; x++, px += 3) {
         uint32_t x0 = x0s[x], x1 = x0s[x + 1];
-        uint64_t acc[3] = {0, 0, 0};
+        uint64_t acc[3] = { 0, 0, 0 };
         for (const uint32_t *c = col + (size_t)x0 * 3, *e = col + (size_t)x1 * 3; c < e; c += 3) {
             acc[0] += c[0];
             acc[1] += c[1];
             acc[2] += c[2];
         }
-        uint64_t cnt = (uint64_t)(y1 - y0) * (x1 - x0);
-        if (cnt < (1u << 20)) {
-            /* the rounded mean by a multiplication: n / cnt = k + j / cnt, and the
-             * product is within 1e-13 of it, so adding 1e-9 floors to exactly k */
-            if (cnt != d->inv_of) {
-                d->inv = 1.0 / (double)cnt;
-                d->inv_of = cnt;
-            }
-            for (int c = 0; c < 3; c++)
-                px[c] = (uint8_t)((double)(acc[c] + cnt / 2) * d->inv + 1e-9);
-        } else {
-            for (int c = 0; c < 3; c++)
-                px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
-        }
+        uint64_t cnt = rows * (x1 - x0);
+        for (int c = 0; c < 3; c++)
+            px[c] = (uint8_t)((acc[c] + cnt / 2) / cnt);
     }
 }
 

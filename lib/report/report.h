@@ -203,8 +203,7 @@ struct bcd__rep_downscaler {
     uint32_t *x0s;    /* first input column of each output column, and w */
     uint32_t next;    /* the row expected next */
     uint32_t y, y1;   /* the output row being summed, and the end of its box */
-    double inv;       /* 1 / inv_of */
-    uint64_t inv_of;
+    uint32_t wmin;    /* the narrowest box's columns (the widest: one more) */
     bcd_image *out;
 };
 bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, uint32_t h, uint32_t max_side);

@@ -900,6 +900,15 @@ START_TEST(test_report_downscale_keeps_aspect_and_averages)
     check_box_means(small, odd);
     bcd_image_free(small);
     free_pattern(odd);
+    /* boxes of one width (400 / 100), and boxes of over 2^20 pixels (summed in 64 bits) */
+    const uint32_t sizes[2][3] = { { 400, 300, 100 }, { 1100, 1000, 1 } };
+    for (int k = 0; k < 2; k++) {
+        bcd_image *b = pattern(sizes[k][0], sizes[k][1]);
+        ck_assert_int_eq(bcd__rep_downscale(&small, b, sizes[k][2]), BCD_OK);
+        check_box_means(small, b);
+        bcd_image_free(small);
+        free_pattern(b);
+    }
     /* fed row by row: rows out of order or missing give no image (and leak nothing) */
     struct bcd__rep_downscaler d;
     bcd_image *rows = pattern(50, 40);
