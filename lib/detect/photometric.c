@@ -28,56 +28,59 @@
 #define CLIP_HI 240.0f
 #define CLIP_LO 4.0f
 
+typedef double v4d __attribute__((vector_size(32)));
+
 /*
  * The weighted normal equations of the fit (Tukey's biweight at 4.685 scale; all weights 1
- * before the first scale is known): b and A's lower triangle for J = (xs, 1, xx, yy),
- * summed in fourteen locals (independent chains the processor overlaps; the same sums in
- * the same order as element by element into the arrays).
+ * before the first scale is known): b and A's lower triangle for J = (xs, 1, xx, yy).
+ * The weights of a block of pixels are computed first, without branches (a loop that
+ * vectorizes: the same operations on each pixel, so the same values); a pixel outside
+ * the biweight's support gets weight 0 and adds exact zeros to the finite sums, as if
+ * it were skipped. The sums are kept in four vectors of four (b; A's first column; its
+ * second; a22, a32, a33), each entry adding the same products in the same order as one
+ * scalar sum per entry would.
  */
-static void normal_equations(double A[6][6], double b[NPAR], const double par[NPAR], double scale, const float *xs,
-                             const float *ys, const float *xx, const float *yy, size_t n)
+#define NE_BLOCK 256
+BCD__WIDE_KERNEL static void normal_equations(double A[6][6], double b[NPAR], const double par[NPAR], double scale,
+                                              const float *xs, const float *ys, const float *xx, const float *yy,
+                                              size_t n)
 {
-    double b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-    double a00 = 0, a10 = 0, a11 = 0, a20 = 0, a21 = 0, a22 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-    for (size_t i = 0; i < n; i++) {
-        double wgt = 1.0;
+    v4d vb = { 0, 0, 0, 0 }, c0 = vb, c1 = vb, c2 = vb;
+    double wbuf[NE_BLOCK];
+    const double p0 = par[0], p1 = par[1], p2 = par[2], p3 = par[3], k = 4.685 * scale;
+    for (size_t base = 0; base < n; base += NE_BLOCK) {
+        size_t m = n - base < NE_BLOCK ? n - base : NE_BLOCK;
+        const float *X = xs + base, *Y = ys + base, *U = xx + base, *V = yy + base;
         if (scale > 0) {
-            double r = (ys[i] - (par[0] * xs[i] + par[1] + par[2] * xx[i] + par[3] * yy[i])) / (4.685 * scale);
-            if (fabs(r) >= 1.0)
-                continue;
-            wgt = (1.0 - r * r) * (1.0 - r * r);
+            for (size_t i = 0; i < m; i++) {
+                double r = (Y[i] - (p0 * X[i] + p1 + p2 * U[i] + p3 * V[i])) / k;
+                double t = 1.0 - r * r;
+                wbuf[i] = fabs(r) < 1.0 ? t * t : 0.0;
+            }
+        } else {
+            for (size_t i = 0; i < m; i++)
+                wbuf[i] = 1.0;
         }
-        const double x = xs[i], y = ys[i], u = xx[i], v = yy[i];
-        const double wx = wgt * x, wu = wgt * u, wv = wgt * v; /* wgt * J[a]; wgt * 1 is wgt */
-        b0 += wx * y;
-        b1 += wgt * y;
-        b2 += wu * y;
-        b3 += wv * y;
-        a00 += wx * x;
-        a10 += wgt * x;
-        a11 += wgt;
-        a20 += wu * x;
-        a21 += wu;
-        a22 += wu * u;
-        a30 += wv * x;
-        a31 += wv;
-        a32 += wv * u;
-        a33 += wv * v;
+        for (size_t i = 0; i < m; i++) {
+            const double wgt = wbuf[i], x = X[i], y = Y[i], u = U[i], v = V[i];
+            const double wu = wgt * u, wv = wgt * v;
+            const v4d w = { wgt * x, wgt, wu, wv }; /* wgt * J; wgt * 1 is wgt */
+            vb += w * y;                            /* b0..b3 */
+            c0 += w * x;                            /* a00, a10, a20, a30 */
+            c1 += w;                                /* (unused), a11, a21, a31 */
+            c2 += (v4d){ wu, wv, wv, 0.0 } * (v4d){ u, u, v, 0.0 }; /* a22, a32, a33 */
+        }
     }
-    b[0] = b0;
-    b[1] = b1;
-    b[2] = b2;
-    b[3] = b3;
-    A[0][0] = a00;
-    A[1][0] = a10;
-    A[1][1] = a11;
-    A[2][0] = a20;
-    A[2][1] = a21;
-    A[2][2] = a22;
-    A[3][0] = a30;
-    A[3][1] = a31;
-    A[3][2] = a32;
-    A[3][3] = a33;
+    for (int i = 0; i < NPAR; i++) {
+        b[i] = vb[i];
+        A[i][0] = c0[i];
+    }
+    A[1][1] = c1[1];
+    A[2][1] = c1[2];
+    A[3][1] = c1[3];
+    A[2][2] = c2[0];
+    A[3][2] = c2[1];
+    A[3][3] = c2[2];
 }
 
 /* Fit one channel; par = {alpha, beta, gx, gy}. */
