@@ -314,9 +314,45 @@ static const char *stored_map(const cJSON *per_angle, const char *image_id, size
     return NULL;
 }
 
-/* The feature maps the stored details name for photos[0..m), read and decoded into
- * their map_buf. A map that cannot be read or does not match its shape is left out.
- * BCD_ENOMEM only. */
+/* One stored feature map decoded into its photo's map_buf (left out when it does not
+ * match its shape); st: BCD_ENOMEM or BCD_OK. */
+struct map_job {
+    struct bcd__det_photo *photos;
+    const size_t *which;
+    size_t (*shape)[3];
+    unsigned char **data;
+    size_t *lens;
+    bcd_status *st;
+};
+
+static void map_one(void *arg, size_t i)
+{
+    struct map_job *j = arg;
+    struct bcd__det_photo *p = &j->photos[j->which[i]];
+    size_t c = j->shape[i][0], h = j->shape[i][1], w = j->shape[i][2], len = c * h * w;
+    j->st[i] = BCD_OK;
+    if (!j->data[i])
+        return;
+    uint16_t *half = malloc(len * sizeof *half);
+    float *f = half ? malloc(len * sizeof *f) : NULL;
+    bcd_status dst = f ? bcd__rep_decode_png16(half, (uint32_t)(h * w), (uint32_t)c, j->data[i], j->lens[i])
+                       : BCD_ENOMEM;
+    if (dst == BCD_OK) {
+        bcd__rep_floats(f, half, len);
+        p->map = p->map_buf = f;
+        p->map_c = c;
+        p->map_h = h;
+        p->map_w = w;
+        f = NULL;
+    }
+    j->st[i] = dst == BCD_ENOMEM ? dst : BCD_OK;
+    free(f);
+    free(half);
+}
+
+/* The feature maps the stored details name for photos[0..m), read and decoded (in
+ * parallel) into their map_buf. A map that cannot be read or does not match its shape
+ * is left out. BCD_ENOMEM only. */
 static bcd_status load_maps(bcd_service *svc, const cJSON *per, struct bcd__det_photo *photos, size_t m)
 {
     const char *paths[BCD__ANGLE_COUNT];
@@ -332,35 +368,14 @@ static bcd_status load_maps(bcd_service *svc, const cJSON *per, struct bcd__det_
         return BCD_OK;
     unsigned char *data[BCD__ANGLE_COUNT] = { 0 };
     size_t lens[BCD__ANGLE_COUNT] = { 0 };
-    bcd_status st = read_blobs(svc, paths, n, data, lens);
-    uint16_t *half = NULL;
-    for (size_t i = 0; i < n && st != BCD_ENOMEM; i++) {
-        struct bcd__det_photo *p = &photos[which[i]];
-        size_t c = shape[i][0], h = shape[i][1], w = shape[i][2], len = c * h * w;
-        if (!data[i])
-            continue;
-        uint16_t *hb = realloc(half, len * sizeof *hb);
-        float *f = hb ? malloc(len * sizeof *f) : NULL;
-        if (hb)
-            half = hb;
-        if (!f) {
-            st = BCD_ENOMEM;
-            break;
-        }
-        bcd_status dst = bcd__rep_decode_png16(half, (uint32_t)(h * w), (uint32_t)c, data[i], lens[i]);
-        if (dst == BCD_ENOMEM)
-            st = dst;
-        if (dst != BCD_OK) {
-            free(f);
-            continue;
-        }
-        bcd__rep_floats(f, half, len);
-        p->map = p->map_buf = f;
-        p->map_c = c;
-        p->map_h = h;
-        p->map_w = w;
+    bcd_status sts[BCD__ANGLE_COUNT], st = read_blobs(svc, paths, n, data, lens);
+    if (st == BCD_OK) {
+        struct map_job job = { photos, which, shape, data, lens, sts };
+        bcd__svc_parallel_for(n, bcd__svc_threads(svc, BCD__ANGLE_COUNT), map_one, &job);
+        for (size_t i = 0; i < n; i++)
+            if (sts[i] == BCD_ENOMEM)
+                st = BCD_ENOMEM;
     }
-    free(half);
     for (size_t i = 0; i < n; i++)
         free(data[i]);
     return st == BCD_ENOMEM ? st : BCD_OK;
@@ -500,6 +515,7 @@ struct det_job {
     struct bcd__rep_image *png;               /* heatmaps encoded, per angle */
     struct bcd__rep_image *copy;              /* working copies encoded, per angle */
     struct bcd__rep_image *fmap;              /* feature maps encoded, per angle */
+    char (*sha)[3][65];                       /* their SHA-256 (hex) when stored: heatmap, copy, map */
     bool want_heatmap, want_copy;
     bcd_status *st;
     const bcd_ctx *proto;
@@ -612,6 +628,12 @@ static void detect_one(void *arg, size_t i)
     if (st == BCD_OK && j->want_copy && c->map && !c->map_buf && c->map_h * c->map_w <= MAX_MAP_SIDE * MAX_MAP_SIDE &&
         c->map_c <= MAX_MAP_CHANNELS)
         st = encode_map(&j->fmap[i], c);
+    /* the blobs' names, hashed here on every thread rather than one by one when stored
+     * (where a hash that failed here is tried again) */
+    const struct bcd__rep_image *blobs[3] = { &j->png[i], &j->copy[i], &j->fmap[i] };
+    for (int k = 0; k < 3 && st == BCD_OK && j->want_copy; k++)
+        if (blobs[k]->data && bcd__sha256_hex(blobs[k]->data, blobs[k]->len, j->sha[i][k]) != BCD_OK)
+            j->sha[i][k][0] = '\0';
     j->st[i] = st;
     bcd_ctx_free(ctx);
 }
@@ -663,14 +685,15 @@ static bcd_status write_heatmap(bcd_service *svc, const char *dir, const char *a
     return BCD_OK;
 }
 
-/* Store an encoded image as a blob of session; *key_out: its key (caller frees). */
-static bcd_status put_blob(bcd_service *svc, const char *session, const struct bcd__rep_image *im, char **key_out,
-                           bool *created, const char *what)
+/* Store an encoded image as a blob of session; *key_out: its key (caller frees). sha: its
+ * SHA-256 in hex, or "" (hashed here). */
+static bcd_status put_blob(bcd_service *svc, const char *session, const struct bcd__rep_image *im, char sha[65],
+                           char **key_out, bool *created, const char *what)
 {
-    char sha[65], *key = malloc(BCD__PATH_MAX);
+    char *key = malloc(BCD__PATH_MAX);
     if (!key)
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
-    bcd_status st = bcd__sha256_hex(im->data, im->len, sha);
+    bcd_status st = sha[0] ? BCD_OK : bcd__sha256_hex(im->data, im->len, sha);
     if (st == BCD_OK)
         st = bcd__store_blob_put(svc->store, session, sha, "png", im->data, im->len, key, created);
     if (st != BCD_OK) {
@@ -702,6 +725,8 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
     memset(png, 0, sizeof png);
     memset(copy, 0, sizeof copy);
     memset(fmap, 0, sizeof fmap);
+    char sha[BCD__ANGLE_COUNT][3][65];
+    memset(sha, 0, sizeof sha);
     for (size_t i = 0; i < n; i++) {
         pair[i] = NULL;
         for (size_t k = 0; prev && k < nprev; k++)
@@ -720,8 +745,8 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
         if (st != BCD_OK)
             return st;
     }
-    struct det_job job = { cur, pair, d->a, png, copy, fmap, heatmap_session || heatmap_dir, heatmap_session != NULL,
-                           sts, svc->ctx };
+    struct det_job job = { cur, pair, d->a, png, copy, fmap, sha, heatmap_session || heatmap_dir,
+                           heatmap_session != NULL, sts, svc->ctx };
     bcd__svc_parallel_for(n, bcd__svc_threads(svc, BCD__ANGLE_COUNT), detect_one, &job);
 
     bcd_status st = BCD_OK;
@@ -734,13 +759,13 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
         struct bcd__det_angle *g = &d->a[i];
         snprintf(g->image_id, sizeof g->image_id, "%s", cur[i].image_id);
         if (png[i].data && heatmap_session)
-            st = put_blob(svc, heatmap_session, &png[i], &g->heatmap, &g->heatmap_created, "a heatmap");
+            st = put_blob(svc, heatmap_session, &png[i], sha[i][0], &g->heatmap, &g->heatmap_created, "a heatmap");
         else if (png[i].data)
             st = write_heatmap(svc, heatmap_dir, g->angle, png[i].data, png[i].len, &g->heatmap);
         if (st == BCD_OK && copy[i].data)
-            st = put_blob(svc, heatmap_session, &copy[i], &g->copy, &g->copy_created, "a working copy");
+            st = put_blob(svc, heatmap_session, &copy[i], sha[i][1], &g->copy, &g->copy_created, "a working copy");
         if (st == BCD_OK && fmap[i].data)
-            st = put_blob(svc, heatmap_session, &fmap[i], &g->fmap, &g->fmap_created, "a feature map");
+            st = put_blob(svc, heatmap_session, &fmap[i], sha[i][2], &g->fmap, &g->fmap_created, "a feature map");
         if (g->fmap) {
             g->fmap_c = cur[i].map_c;
             g->fmap_h = cur[i].map_h;
