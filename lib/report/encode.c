@@ -78,8 +78,9 @@ void bcd__rep_downscale_size(uint32_t w, uint32_t h, uint32_t max_side, uint32_t
 
 /* The reduction row by row: output row y averages input rows [y * h / nh, (y + 1) * h / nh)
  * (never empty: the size is never enlarged), so rows can be fed as they come. The rows of
- * a box are summed column by column (one pass over contiguous bytes, which vectorizes),
- * then each box's columns. Boxes are wmin or wmin + 1 columns wide. */
+ * a box are summed column by column (one pass over contiguous bytes, which vectorizes;
+ * in 16 bits up to the box's last row where that fits), then each box's columns. Boxes
+ * are wmin or wmin + 1 columns wide. */
 bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, uint32_t h, uint32_t max_side)
 {
     memset(d, 0, sizeof *d);
@@ -92,7 +93,11 @@ bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, u
     /* one column more, zero: emit() may read one past the last box */
     d->col = calloc(((size_t)w + 1) * 3, sizeof *d->col);
     d->x0s = malloc(((size_t)d->nw + 1) * sizeof *d->x0s);
-    if (!d->out || !d->col || !d->x0s) {
+    /* boxes of at most 258 rows: all but the last row fit 16-bit sums (257 * 255) */
+    uint32_t max_rows = (uint32_t)(((uint64_t)h + d->nh - 1) / d->nh);
+    if (max_rows <= 258)
+        d->col16 = malloc((size_t)w * 3 * sizeof *d->col16);
+    if (!d->out || !d->col || !d->x0s || (max_rows <= 258 && !d->col16)) {
         bcd__rep_downscaler_clear(d);
         return BCD_ENOMEM;
     }
@@ -158,14 +163,27 @@ BCD__WIDE_KERNEL void bcd__rep_downscaler_row(struct bcd__rep_downscaler *d, con
     size_t rowlen = (size_t)d->w * 3;
     uint32_t y0 = (uint32_t)((uint64_t)d->y * d->h / d->nh);
     uint32_t *col = d->col;
-    if (yy == y0) {
+    uint16_t *c16 = d->col16;
+    bool first = yy == y0, last = yy + 1 == d->y1;
+    if (c16 && !last) { /* the rows before a box's last in 16 bits (at most 257 of them) */
+        if (first) {
+            for (size_t i = 0; i < rowlen; i++)
+                c16[i] = row[i];
+        } else {
+            for (size_t i = 0; i < rowlen; i++)
+                c16[i] += row[i];
+        }
+    } else if (first) {
         for (size_t i = 0; i < rowlen; i++)
             col[i] = row[i];
+    } else if (c16) {
+        for (size_t i = 0; i < rowlen; i++)
+            col[i] = (uint32_t)c16[i] + row[i];
     } else {
         for (size_t i = 0; i < rowlen; i++)
             col[i] += row[i];
     }
-    if (yy + 1 == d->y1) {
+    if (last) {
         downscaler_emit(d, y0, d->y1);
         d->y++;
         d->y1 = (uint32_t)((uint64_t)(d->y + 1) * d->h / d->nh);
@@ -185,6 +203,7 @@ void bcd__rep_downscaler_clear(struct bcd__rep_downscaler *d)
 {
     bcd_image_free(d->out);
     free(d->col);
+    free(d->col16);
     free(d->x0s);
     memset(d, 0, sizeof *d);
 }

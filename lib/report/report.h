@@ -200,6 +200,7 @@ void bcd__rep_downscale_size(uint32_t w, uint32_t h, uint32_t max_side, uint32_t
 struct bcd__rep_downscaler {
     uint32_t w, h, nw, nh;
     uint32_t *col;    /* column sums of the box being read */
+    uint16_t *col16;  /* the same before its last row, when boxes are short enough */
     uint32_t *x0s;    /* first input column of each output column, and w */
     uint32_t next;    /* the row expected next */
     uint32_t y, y1;   /* the output row being summed, and the end of its box */
