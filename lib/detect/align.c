@@ -283,7 +283,6 @@ bool bcd__detect_solve(double A[6][6], const double *b, double *x, int n)
     return true;
 }
 
-/* Normal equations and robust cost of the fit at params pr (one pass over level k). */
 typedef double v4d __attribute__((vector_size(32)));
 
 struct lk_sys {
@@ -292,22 +291,84 @@ struct lk_sys {
     size_t n;
 };
 
+/* What a pixel brings to the normal equations: its residual, the gradient terms, the
+ * previous value and its normalized coordinates. */
+struct lk_pix {
+    double e, Gu, Gv, pv, xs, ys;
+};
+
+/*
+ * The sums of the normal equations in vectors of four: column j of H (rows 0-3 and 4-5)
+ * in hc[j], b in hb. Each sum adds the same product (w J_i) J_j or (w J_i) e in the same
+ * order as one scalar sum per entry would, so the result is the same bit for bit, with a
+ * dozen vector additions per pixel instead of 27 loads and stores. Entries above the
+ * diagonal and the two spare lanes are summed and not used.
+ */
+struct lk_acc {
+    v4d hc[6][2], hb[2];
+    double cost;
+};
+
+static inline void lk_add(struct lk_acc *a, const struct lk_pix *q, double kh)
+{
+    double e = q->e, Gu = q->Gu, Gv = q->Gv, xs = q->xs, ys = q->ys;
+    double ae = fabs(e);
+    double wgt = 1.0;
+    if (ae > kh) {
+        wgt = kh / ae;
+        a->cost += kh * (ae - 0.5 * kh);
+    } else {
+        a->cost += 0.5 * e * e;
+    }
+    double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, q->pv, 1.0 };
+    v4d wa = { wgt * J[0], wgt * J[1], wgt * J[2], wgt * J[3] };
+    v4d wb = { wgt * J[4], wgt * J[5], 0.0, 0.0 };
+    for (int j = 0; j < 4; j++) {
+        a->hc[j][0] += wa * J[j];
+        a->hc[j][1] += wb * J[j];
+    }
+    a->hc[4][1] += wb * J[4];
+    a->hc[5][1] += wb * J[5];
+    a->hb[0] += wa * e;
+    a->hb[1] += wb * e;
+}
+
+static void lk_done(struct lk_sys *sy, const struct lk_acc *a, size_t n)
+{
+    for (int i = 0; i < 6; i++) {
+        for (int j = 0; j <= i; j++)
+            sy->H[i][j] = a->hc[j][i / 4][i % 4];
+        sy->b[i] = a->hb[i / 4][i % 4];
+    }
+    sy->n = n;
+    sy->cost = n ? a->cost / (double)n : INFINITY;
+}
+
+/* The normal equations at scale sigma of the pixels kept by a pass at sigma 0: the same
+ * sums, in the same order, as a second pass at the same params would give. */
+BCD__WIDE_KERNEL static void lk_replay(struct lk_sys *sy, const struct lk_pix *keep, size_t n, double sigma)
+{
+    struct lk_acc a;
+    memset(&a, 0, sizeof a);
+    memset(sy, 0, sizeof *sy);
+    const double kh = 1.345 * sigma;
+    for (size_t i = 0; i < n; i++)
+        lk_add(&a, &keep[i], kh);
+    lk_done(sy, &a, n);
+}
+
+/* Normal equations and robust cost of the fit at params pr (one pass over level k).
+ * At sigma <= 0 only the absolute residuals (ebuf) and their count, and where keep is
+ * given each pixel's terms for lk_replay(). */
 BCD__WIDE_KERNEL static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P, int k, const struct params *pr,
-                    int step, double sigma, float *ebuf)
+                    int step, double sigma, float *ebuf, struct lk_pix *keep)
 {
     const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k], *zpl = P->cz[k];
     double S = 0.5 * (c->w > c->h ? c->w : c->h);
     double kh = 1.345 * sigma;
     memset(sy, 0, sizeof *sy);
-    double cost = 0.0;
-    /* The sums in vectors of four: column j of H (rows 0-3 and 4-5) in hc[j], b in hb.
-     * Each sum still adds the same product (w J_i) J_j or (w J_i) e in the same order as
-     * one scalar sum per entry would, so the result is the same bit for bit, with a
-     * dozen vector additions per pixel instead of 27 loads and stores. Entries above
-     * the diagonal and the two spare lanes are summed and not used. */
-    v4d hc[6][2], hb[2];
-    memset(hc, 0, sizeof hc);
-    memset(hb, 0, sizeof hb);
+    struct lk_acc a;
+    memset(&a, 0, sizeof a);
     size_t n = 0;
     /* the normalized coordinates of the columns, divided once per pass instead of at
      * each pixel */
@@ -336,40 +397,17 @@ BCD__WIDE_KERNEL static void lk_pass(struct lk_sys *sy, const struct pyr *C, con
             bool zc = clipped_c(C, k, x, y), zp = zpl && bcd__bilinear_sample(zpl->px, &at) >= 0.5f;
             if ((zc && zp) || (zc && e > 0.0) || (zp && e < 0.0))
                 e = 0.0;
-            double ae = fabs(e);
+            const struct lk_pix q = { e, Gu, Gv, pv, x < MAX_LK_SIDE ? xs_of[x] : xx / S, ys };
             if (ebuf)
-                ebuf[n] = (float)ae;
+                ebuf[n] = (float)fabs(e);
+            if (sigma > 0.0)
+                lk_add(&a, &q, kh);
+            else if (keep)
+                keep[n] = q;
             n++;
-            if (sigma <= 0.0)
-                continue;
-            double wgt = 1.0;
-            if (ae > kh) {
-                wgt = kh / ae;
-                cost += kh * (ae - 0.5 * kh);
-            } else {
-                cost += 0.5 * e * e;
-            }
-            double xs = x < MAX_LK_SIDE ? xs_of[x] : xx / S;
-            double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, pv, 1.0 };
-            v4d wa = { wgt * J[0], wgt * J[1], wgt * J[2], wgt * J[3] };
-            v4d wb = { wgt * J[4], wgt * J[5], 0.0, 0.0 };
-            for (int j = 0; j < 4; j++) {
-                hc[j][0] += wa * J[j];
-                hc[j][1] += wb * J[j];
-            }
-            hc[4][1] += wb * J[4];
-            hc[5][1] += wb * J[5];
-            hb[0] += wa * e;
-            hb[1] += wb * e;
         }
     }
-    for (int i = 0; i < 6; i++) {
-        for (int j = 0; j <= i; j++)
-            sy->H[i][j] = hc[j][i / 4][i % 4];
-        sy->b[i] = hb[i / 4][i % 4];
-    }
-    sy->n = n;
-    sy->cost = n ? cost / (double)n : INFINITY;
+    lk_done(sy, &a, n);
 }
 
 /*
@@ -382,19 +420,22 @@ BCD__WIDE_KERNEL static void lk_pass(struct lk_sys *sy, const struct pyr *C, con
  * the normal equations stay well conditioned.
  */
 static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct params *pr, int maxit, int step,
-                         double max_ab, float *ebuf)
+                         double max_ab, float *ebuf, struct lk_pix *keep)
 {
     const bcd__plane *c = C->img[k];
     double S = 0.5 * (c->w > c->h ? c->w : c->h);
     const struct params start = *pr;
     struct lk_sys cur, trial;
-    lk_pass(&cur, C, P, k, pr, step, 0.0, ebuf);
+    lk_pass(&cur, C, P, k, pr, step, 0.0, ebuf, keep);
     if (cur.n < 32)
         return;
     double sigma = 1.4826 * bcd__detect_median(ebuf, cur.n);
     if (sigma < 1e-4)
         sigma = 1e-4;
-    lk_pass(&cur, C, P, k, pr, step, sigma, NULL);
+    if (keep)
+        lk_replay(&cur, keep, cur.n, sigma);
+    else
+        lk_pass(&cur, C, P, k, pr, step, sigma, NULL, NULL);
     double lambda = 1e-3;
     for (int it = 0; it < maxit; it++) {
         double A[6][6], d[6], rhs[6];
@@ -421,7 +462,7 @@ static void refine_level(const struct pyr *C, const struct pyr *P, int k, struct
         bool ok = drift <= MAX_DRIFT && fabs(t.a - start.a) <= max_ab && fabs(t.b - start.b) <= max_ab && t.g > 0.2 &&
                   t.g < 5.0;
         if (ok) {
-            lk_pass(&trial, C, P, k, &t, step, sigma, NULL);
+            lk_pass(&trial, C, P, k, &t, step, sigma, NULL, NULL);
             ok = trial.n >= 32 && trial.cost < cur.cost;
         }
         if (!ok) {
@@ -653,13 +694,13 @@ static void to_level(struct params *p, int from, int to)
 /* A starting pose (the identity or a candidate of the search) refined on the coarsest
  * level and the next (mid), and its fit score there (*ov: the overlap). */
 static double refine_start(const struct pyr *C, const struct pyr *P, int coarse, int mid, const bcd__plane *dc,
-                           const bcd__plane *dp, struct params *p, double *ov, float *ebuf)
+                           const bcd__plane *dp, struct params *p, double *ov, float *ebuf, struct lk_pix *keep)
 {
     /* the search grid is 4 deg and 7 % apart: a level moves a and b by less */
-    refine_level(C, P, coarse, p, 15, 1, 0.06, ebuf);
+    refine_level(C, P, coarse, p, 15, 1, 0.06, ebuf, keep);
     if (mid != coarse) {
         to_level(p, coarse, mid);
-        refine_level(C, P, mid, p, 15, 1, 0.03, ebuf);
+        refine_level(C, P, mid, p, 15, 1, 0.03, ebuf, keep);
     }
     return score_at(C, P, mid, dc, dp, p, ov, ebuf);
 }
@@ -688,6 +729,9 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
     bcd_status st = BCD_ENOMEM;
     size_t nmax = (size_t)cur->w * cur->h;
     float *ebuf = malloc(3 * nmax * sizeof(float));
+    /* the terms of a level's pixels, kept from the pass that sets the scale for the
+     * next at the same params (without it, that pass runs twice) */
+    struct lk_pix *keep = malloc(nmax * sizeof *keep);
     bool okc = pyr_build(&C, cur, cur_clip, nlev, false);
     bool okp = okc && pyr_build(&P, prev, prev_clip, nlev, true);
     if (!ebuf || !okc || !okp)
@@ -704,7 +748,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
     struct params best = { 1.0, 0.0, 0.0, 0.0, 1.0, 0.0 };
     int bestlev = coarse;
     double fast_ov;
-    bool fast = refine_start(&C, &P, coarse, mid, dc[0], dp[0], &best, &fast_ov, ebuf) >= FAST_ACCEPT &&
+    bool fast = refine_start(&C, &P, coarse, mid, dc[0], dp[0], &best, &fast_ov, ebuf, keep) >= FAST_ACCEPT &&
                 fast_ov >= MIN_SEARCH_OVERLAP;
     if (fast) {
         bestlev = mid;
@@ -720,7 +764,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
         for (int i = 0; i < nc; i++) {
             struct params p = cands[i].p;
             double ov;
-            double ncc = refine_start(&C, &P, coarse, mid, dc[0], dp[0], &p, &ov, ebuf);
+            double ncc = refine_start(&C, &P, coarse, mid, dc[0], dp[0], &p, &ov, ebuf, keep);
             if (ov < MIN_SEARCH_OVERLAP)
                 ncc -= 1.0;
             if (ncc > bestncc) {
@@ -735,7 +779,7 @@ bcd_status bcd__detect_align(bcd__align *out, const bcd__plane *cur, const bcd__
         /* on the finest level every other pixel in each direction is plenty */
         int side = (cur->w >> k) > (cur->h >> k) ? (cur->w >> k) : (cur->h >> k);
         int step = side >= 200 ? 2 : 1;
-        refine_level(&C, &P, k, &best, k == 0 ? 8 : 12, step, 0.02, ebuf);
+        refine_level(&C, &P, k, &best, k == 0 ? 8 : 12, step, 0.02, ebuf, keep);
     }
     double ov = 0.0;
     struct params ps = best;
@@ -761,6 +805,7 @@ done:
         bcd__plane_free(dp[i]);
     }
     free(ebuf);
+    free(keep);
     pyr_free(&C);
     pyr_free(&P);
     return st;
