@@ -917,8 +917,8 @@ bcd_status bcd__detect_align_planes(bcd__plane *out[4], const bcd__work *wc, con
             !(Z[k] = bcd__plane_new(w, h)))
             goto done;
         const float *ch[3] = { ws[k]->c[0]->px, ws[k]->c[1]->px, ws[k]->c[2]->px };
-        bcd__logtab lt;
-        bcd__logtab_init(&lt, 4.0f, 4);
+        bcd__logtab own;
+        const bcd__logtab *lt = bcd__logtab_shared(4.0f, 4, &own);
         for (size_t i = 0; i < (size_t)w * h; i++) {
             float mx = 0.0f, l[3] = { 0 };
             bool clipped = false;
@@ -928,7 +928,7 @@ bcd_status bcd__detect_align_planes(bcd__plane *out[4], const bcd__work *wc, con
                 float v = ch[c][i];
                 clipped |= v >= 250.0f;
                 mx = v > mx ? v : mx;
-                l[c] = bcd__logtab_get(&lt, v);
+                l[c] = bcd__logtab_get(lt, v);
             }
             Z[k]->px[i] = clipped ? 1.0f : 0.0f;
             if (mx <= 3.0f) {

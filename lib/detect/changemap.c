@@ -106,10 +106,10 @@ static bool features(bcd__plane *out[4], bcd__plane *const rgb[3])
     bool ok = raw[0] && raw[1] && raw[2];
     if (ok) {
         const float *r = rgb[0]->px, *g = rgb[1]->px, *b = rgb[2]->px;
-        bcd__logtab lt;
-        bcd__logtab_init(&lt, C_OFFSET, 4);
+        bcd__logtab own;
+        const bcd__logtab *lt = bcd__logtab_shared(C_OFFSET, 4, &own);
         for (size_t i = 0; i < n; i++) {
-            float lr = bcd__logtab_get(&lt, r[i]), lg = bcd__logtab_get(&lt, g[i]), lb = bcd__logtab_get(&lt, b[i]);
+            float lr = bcd__logtab_get(lt, r[i]), lg = bcd__logtab_get(lt, g[i]), lb = bcd__logtab_get(lt, b[i]);
             raw[0]->px[i] = logf(0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i] + OFFSET);
             raw[1]->px[i] = lr - lg;
             raw[2]->px[i] = 0.5f * (lr + lg) - lb;

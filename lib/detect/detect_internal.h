@@ -106,6 +106,10 @@ static inline void bcd__logtab_init(bcd__logtab *l, float offset, int steps)
         l->t[i] = logf((float)i / l->steps + offset); /* i / steps: exact */
 }
 
+/* The table of (offset, steps), made once per process and shared by all threads; own
+ * (filled) when the few tables kept are taken by other pairs. */
+const bcd__logtab *bcd__logtab_shared(float offset, int steps, bcd__logtab *own);
+
 static inline float bcd__logtab_get(const bcd__logtab *l, float v)
 {
     float s = v * l->steps; /* exact */

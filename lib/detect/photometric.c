@@ -89,8 +89,8 @@ static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane 
 {
     int w = c->w, h = c->h;
     size_t n = 0;
-    bcd__logtab lt; /* the 2x2 means of the current photo's quarters */
-    bcd__logtab_init(&lt, 1.0f, 16);
+    bcd__logtab own; /* the 2x2 means of the current photo's quarters */
+    const bcd__logtab *lt = bcd__logtab_shared(1.0f, 16, &own);
     for (int y = 0; y < h; y++) {
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
@@ -99,8 +99,8 @@ static void fit_channel(double par[NPAR], const bcd__plane *c, const bcd__plane 
             float cv = c->px[i], pv = p->px[i];
             if (cv <= CLIP_LO + 2.0f || cv >= CLIP_HI - 2.0f || pv <= CLIP_LO + 2.0f || pv >= CLIP_HI - 2.0f)
                 continue;
-            xs[n] = bcd__logtab_get(&lt, pv);
-            ys[n] = bcd__logtab_get(&lt, cv);
+            xs[n] = bcd__logtab_get(lt, pv);
+            ys[n] = bcd__logtab_get(lt, cv);
             xx[n] = (float)(2.0 * x / (w > 1 ? w - 1 : 1) - 1.0);
             yy[n] = (float)(2.0 * y / (h > 1 ? h - 1 : 1) - 1.0);
             n++;

@@ -5,6 +5,32 @@
 
 #include "detect_internal.h"
 
+#include <pthread.h>
+
+/* A table costs up to 4081 logf() calls; a comparison uses five. */
+#define LOGTAB_SLOTS 4
+static bcd__logtab logtabs[LOGTAB_SLOTS];
+static int logtabs_used;
+static pthread_mutex_t logtabs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+const bcd__logtab *bcd__logtab_shared(float offset, int steps, bcd__logtab *own)
+{
+    const bcd__logtab *t = NULL;
+    pthread_mutex_lock(&logtabs_mu);
+    for (int i = 0; i < logtabs_used && !t; i++)
+        if (logtabs[i].offset == offset && logtabs[i].steps == (float)steps)
+            t = &logtabs[i];
+    if (!t && logtabs_used < LOGTAB_SLOTS) {
+        bcd__logtab_init(&logtabs[logtabs_used], offset, steps);
+        t = &logtabs[logtabs_used++];
+    }
+    pthread_mutex_unlock(&logtabs_mu);
+    if (t)
+        return t;
+    bcd__logtab_init(own, offset, steps);
+    return own;
+}
+
 bcd__plane *bcd__plane_new(int w, int h)
 {
     if (w <= 0 || h <= 0 || (size_t)w > SIZE_MAX / sizeof(float) / (size_t)h)

@@ -807,6 +807,18 @@ START_TEST(test_detect_logtab_equals_logf)
         }
         ck_assert(isnan(bcd__logtab_get(&lt, NAN)));
     }
+    /* the shared tables: the same values as one's own, for more pairs than are kept
+     * (the rest filled into own) */
+    for (int k = 0; k < 8; k++) {
+        float offset = (float)(k + 1) * 0.5f;
+        int st = k % 2 ? 16 : 4;
+        bcd__logtab want, own;
+        bcd__logtab_init(&want, offset, st);
+        const bcd__logtab *got = bcd__logtab_shared(offset, st, &own);
+        ck_assert(got == bcd__logtab_shared(offset, st, &own) || got == &own);
+        ck_assert(got->offset == offset && got->steps == (float)st && got->n == want.n);
+        ck_assert_int_eq(memcmp(got->t, want.t, (size_t)want.n * sizeof *want.t), 0);
+    }
 }
 END_TEST
 
