@@ -741,8 +741,9 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The selection gives the k-th smallest element: pixel values with many ties, small
- * magnitudes, zeros, negatives, -0 beside +0, small and large arrays. */
+/* The selection gives the k-th smallest element: pixel values with many ties (whole
+ * numbers 0..255, which are counted, and the same with one half at the end, which are
+ * not), small magnitudes, zeros, negatives, -0 beside +0, small and large arrays. */
 START_TEST(test_detect_quantile_is_the_kth_smallest)
 {
     static const size_t sizes[] = { 1, 2, 7, 1023, 1024, 5000, 49152 };
@@ -751,7 +752,7 @@ START_TEST(test_detect_quantile_is_the_kth_smallest)
     for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
         size_t n = sizes[si];
         float *v = malloc(n * sizeof *v), *w = malloc(n * sizeof *w), *sorted = malloc(n * sizeof *sorted);
-        for (int kind = 0; kind < 5; kind++) {
+        for (int kind = 0; kind < 6; kind++) {
             for (size_t i = 0; i < n; i++) {
                 seed = seed * 1103515245u + 12345u;
                 unsigned r = seed >> 8;
@@ -760,7 +761,8 @@ START_TEST(test_detect_quantile_is_the_kth_smallest)
                 case 1: v[i] = (float)r / 65536.0f * 1e-3f; break;           /* small magnitudes */
                 case 2: v[i] = r % 7 == 0 ? 0.0f : (float)r * 1e-5f; break;  /* zeros */
                 case 3: v[i] = ((float)(r % 2001) - 1000.0f) / 7.0f; break;  /* negatives */
-                default: v[i] = r % 5 == 0 ? -0.0f : (float)(r % 3); break;  /* -0 beside +0 */
+                case 4: v[i] = r % 5 == 0 ? -0.0f : (float)(r % 3); break;   /* -0 beside +0 */
+                default: v[i] = i + 1 == n ? 127.5f : (float)(r % 256); break; /* one half */
                 }
             }
             memcpy(sorted, v, n * sizeof *v);
