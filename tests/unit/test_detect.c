@@ -787,6 +787,66 @@ START_TEST(test_detect_quantile_is_the_kth_smallest)
 }
 END_TEST
 
+/* The Gaussian blur gives, bit for bit, the separable sums in tap order (rows, then
+ * columns from zero) with clamped borders: widths with and without a remainder of eight,
+ * a plane narrower than the kernel, sigmas of one to three taps. */
+START_TEST(test_detect_blur_is_the_separable_sum_in_tap_order)
+{
+    static const int sizes[][2] = { { 37, 23 }, { 64, 9 }, { 5, 40 }, { 1, 1 } };
+    static const float sigmas[] = { 0.3f, 1.0f, 2.5f };
+    unsigned seed = 7;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        int w = sizes[si][0], h = sizes[si][1];
+        bcd__plane *p = bcd__plane_new(w, h);
+        ck_assert_ptr_nonnull(p);
+        for (int i = 0; i < w * h; i++) {
+            seed = seed * 1103515245u + 12345u;
+            p->px[i] = (float)(seed >> 8) / 65536.0f - 100.0f;
+        }
+        for (size_t gi = 0; gi < sizeof sigmas / sizeof *sigmas; gi++) {
+            float sg = sigmas[gi];
+            int r = (int)ceilf(3.0f * sg);
+            float k[32];
+            double sum = 0.0;
+            for (int i = -r; i <= r; i++) {
+                k[i + r] = (float)exp(-0.5 * (double)i * i / ((double)sg * sg));
+                sum += k[i + r];
+            }
+            for (int i = 0; i <= 2 * r; i++)
+                k[i] = (float)(k[i] / sum);
+            float *t = malloc((size_t)w * h * sizeof *t), *want = malloc((size_t)w * h * sizeof *want);
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    float a = 0.0f;
+                    for (int j = -r; j <= r; j++) {
+                        int xx = x + j < 0 ? 0 : x + j >= w ? w - 1 : x + j;
+                        float term = k[j + r] * p->px[y * w + xx];
+                        a = j == -r ? term : a + term;
+                    }
+                    t[y * w + x] = a;
+                }
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    float a = 0.0f;
+                    for (int j = -r; j <= r; j++) {
+                        int yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
+                        a += k[j + r] * t[yy * w + x];
+                    }
+                    want[y * w + x] = a;
+                }
+            bcd__plane *got = bcd__plane_blur(p, sg);
+            ck_assert_ptr_nonnull(got);
+            ck_assert_msg(memcmp(got->px, want, (size_t)w * h * sizeof *want) == 0, "%dx%d sigma %g", w, h,
+                          (double)sg);
+            bcd__plane_free(got);
+            free(t);
+            free(want);
+        }
+        bcd__plane_free(p);
+    }
+}
+END_TEST
+
 /* The log table answers exactly what logf() does, on its grid and off it. */
 START_TEST(test_detect_logtab_equals_logf)
 {
@@ -899,6 +959,7 @@ static Suite *detect_suite(void)
     tcase_add_test(tc, test_detect_compare_recovers_transform_across_resolutions);
     tcase_add_test(tc, test_detect_quantile_is_the_kth_smallest);
     tcase_add_test(tc, test_detect_logtab_equals_logf);
+    tcase_add_test(tc, test_detect_blur_is_the_separable_sum_in_tap_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("change_map");
