@@ -108,6 +108,18 @@ bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, u
     return BCD_OK;
 }
 
+/* floor(n / d) = (n * mul) >> shift for every n < 2^29 and 1 <= d < 2^20: mul =
+ * ceil(2^(29 + l) / d) with l = ceil(log2 d) (round-up reciprocal, Granlund and
+ * Montgomery); the product stays below 2^59. */
+static void recip_of(uint64_t d, uint64_t *mul, int *shift)
+{
+    int l = 0;
+    while (((uint64_t)1 << l) < d)
+        l++;
+    *shift = 29 + l;
+    *mul = (((uint64_t)1 << *shift) + d - 1) / d;
+}
+
 /* Output row d->y from the column sums of its box [y0, y1). */
 BCD__SCALAR_LOOPS static void downscaler_emit(struct bcd__rep_downscaler *d, uint32_t y0, uint32_t y1)
 {
@@ -116,11 +128,14 @@ BCD__SCALAR_LOOPS static void downscaler_emit(struct bcd__rep_downscaler *d, uin
     const uint32_t wmin = d->wmin;
     const uint64_t rows = y1 - y0, cnt_max = rows * (wmin + 1);
     if (cnt_max < (1u << 20)) {
-        /* a box sums to less than 2^28: 32-bit sums. The rounded mean by a
-         * multiplication: n / cnt = k + j / cnt, and the product is within 1e-13 of it,
-         * so adding 1e-9 floors to exactly k. A box is its first wmin columns, plus one
-         * more (added under a mask: no branch) when it is wmin + 1 wide. */
-        const double inv[2] = { 1.0 / (double)(rows * wmin), 1.0 / (double)cnt_max };
+        /* a box sums to less than 2^28: 32-bit sums. The rounded mean floor((n + cnt / 2)
+         * / cnt) by a multiplication and a shift (exact for every n < 2^29, see
+         * recip_of()). A box is its first wmin columns, plus one more (added under a
+         * mask: no branch) when it is wmin + 1 wide. */
+        uint64_t mul[2];
+        int sh[2];
+        recip_of(rows * wmin, &mul[0], &sh[0]);
+        recip_of(cnt_max, &mul[1], &sh[1]);
         const uint32_t half[2] = { (uint32_t)(rows * wmin / 2), (uint32_t)(cnt_max / 2) };
         const uint32_t *c = col;
         for (uint32_t x = 0; x < d->nw; x++, px += 3) {
@@ -135,9 +150,11 @@ BCD__SCALAR_LOOPS static void downscaler_emit(struct bcd__rep_downscaler *d, uin
             s1 += c[1] & m;
             s2 += c[2] & m;
             c += 3 * wide;
-            px[0] = (uint8_t)((double)(s0 + half[wide]) * inv[wide] + 1e-9);
-            px[1] = (uint8_t)((double)(s1 + half[wide]) * inv[wide] + 1e-9);
-            px[2] = (uint8_t)((double)(s2 + half[wide]) * inv[wide] + 1e-9);
+            const uint64_t mw = mul[wide];
+            const int k = sh[wide];
+            px[0] = (uint8_t)(((s0 + half[wide]) * mw) >> k);
+            px[1] = (uint8_t)(((s1 + half[wide]) * mw) >> k);
+            px[2] = (uint8_t)(((s2 + half[wide]) * mw) >> k);
         }
         return;
     }
