@@ -726,7 +726,7 @@ def report(users, title):
         sub = [a for a in angles if a["kind"] == k]
         if sub:
             kinds.append("%s %d/%d" % (k, sum(1 for a in sub if a["local_change"] > thr_a), len(sub)))
-    print("  detected at 5%% angle FPR by kind: " + ", ".join(kinds))
+    print("  detected at 5% angle FPR by kind: " + ", ".join(kinds))
     # localization on detected changed angles (local_change >= 0.5)
     det = [a for a in angles if a["changed"] and a["truth"] and a["local_change"] >= 0.5 and a["regions"]]
     top = [iou(a["regions"][0], a["truth"]) for a in det]
