@@ -283,8 +283,6 @@ bool bcd__detect_solve(double A[6][6], const double *b, double *x, int n)
     return true;
 }
 
-typedef double v4d __attribute__((vector_size(32)));
-
 struct lk_sys {
     double H[6][6], b[6];
     double cost; /* mean Huber loss */
@@ -305,7 +303,7 @@ struct lk_pix {
  * diagonal and the two spare lanes are summed and not used.
  */
 struct lk_acc {
-    v4d hc[6][2], hb[2];
+    bcd__v4d hc[6][2], hb[2];
     double cost;
 };
 
@@ -321,8 +319,8 @@ static inline void lk_add(struct lk_acc *a, const struct lk_pix *q, double kh)
         a->cost += 0.5 * e * e;
     }
     double J[6] = { Gu * xs + Gv * ys, -Gu * ys + Gv * xs, Gu, Gv, q->pv, 1.0 };
-    v4d wa = { wgt * J[0], wgt * J[1], wgt * J[2], wgt * J[3] };
-    v4d wb = { wgt * J[4], wgt * J[5], 0.0, 0.0 };
+    bcd__v4d wa = { wgt * J[0], wgt * J[1], wgt * J[2], wgt * J[3] };
+    bcd__v4d wb = { wgt * J[4], wgt * J[5], 0.0, 0.0 };
     for (int j = 0; j < 4; j++) {
         a->hc[j][0] += wa * J[j];
         a->hc[j][1] += wb * J[j];
@@ -360,8 +358,9 @@ BCD__WIDE_KERNEL static void lk_replay(struct lk_sys *sy, const struct lk_pix *k
 /* Normal equations and robust cost of the fit at params pr (one pass over level k).
  * At sigma <= 0 only the absolute residuals (ebuf) and their count, and where keep is
  * given each pixel's terms for lk_replay(). */
-BCD__WIDE_KERNEL static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P, int k, const struct params *pr,
-                    int step, double sigma, float *ebuf, struct lk_pix *keep)
+BCD__WIDE_KERNEL static void lk_pass(struct lk_sys *sy, const struct pyr *C, const struct pyr *P, int k,
+                                      const struct params *pr, int step, double sigma, float *ebuf,
+                                      struct lk_pix *keep)
 {
     const bcd__plane *c = C->img[k], *p = P->img[k], *gx = P->gx[k], *gy = P->gy[k], *zpl = P->cz[k];
     double S = 0.5 * (c->w > c->h ? c->w : c->h);

@@ -146,9 +146,6 @@ static inline float colour_d2(float al, float aa, float ab, bcd__plane *const b[
     return dl * dl + WC * WC * (da * da + db * db);
 }
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
 /* One pixel's directed distance, borders clamped: the neighbours that exist, row by row. */
 static float directed_at(bcd__plane *const a[4], bcd__plane *const b[4], int w, int h, int x, int y)
 {
@@ -191,27 +188,27 @@ BCD__WIDE_KERNEL static void directed(float *dst, bcd__plane *const a[4], bcd__p
         int x = 1;
         for (; x + 8 <= w - 1; x += 8) {
             size_t i = row + x;
-            v8f l0, a0, b0, best = { 1e30f, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f };
+            bcd__v8f l0, a0, b0, best = { 1e30f, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f, 1e30f };
             memcpy(&l0, al + i, sizeof l0);
             memcpy(&a0, aa + i, sizeof a0);
             memcpy(&b0, ab + i, sizeof b0);
             for (int oy = -1; oy <= 1; oy++) {
                 for (int ox = -1; ox <= 1; ox++) {
                     size_t j = (size_t)((ptrdiff_t)i + (ptrdiff_t)oy * w + ox);
-                    v8f vl, va, vb;
+                    bcd__v8f vl, va, vb;
                     memcpy(&vl, bl + j, sizeof vl);
                     memcpy(&va, ba + j, sizeof va);
                     memcpy(&vb, bb + j, sizeof vb);
-                    v8f dl = l0 - vl, da = a0 - va, db = b0 - vb;
-                    v8f d = dl * dl + WC * WC * (da * da + db * db);
-                    v8i lt = d < best;
-                    best = (v8f)(((v8i)d & lt) | ((v8i)best & ~lt));
+                    bcd__v8f dl = l0 - vl, da = a0 - va, db = b0 - vb;
+                    bcd__v8f d = dl * dl + WC * WC * (da * da + db * db);
+                    bcd__v8i lt = d < best;
+                    best = (bcd__v8f)(((bcd__v8i)d & lt) | ((bcd__v8i)best & ~lt));
                 }
             }
             const uint8_t *vm = valid + i;
-            v8i keep = { vm[0], vm[1], vm[2], vm[3], vm[4], vm[5], vm[6], vm[7] };
+            bcd__v8i keep = { vm[0], vm[1], vm[2], vm[3], vm[4], vm[5], vm[6], vm[7] };
             keep = keep != 0;
-            best = (v8f)((v8i)best & keep);
+            best = (bcd__v8f)((bcd__v8i)best & keep);
             memcpy(dst + i, &best, sizeof best);
         }
         for (; x < w - 1; x++) {

@@ -86,6 +86,12 @@ bcd_status bcd__work_half(bcd__work *out, const bcd__work *in);
 /* Grey (luma, 0..255) plane of a work image. */
 bcd__plane *bcd__work_grey(const bcd__work *wk);
 
+/* Vectors of the GNU C extension, for loops written a vector at a time: each lane gets
+ * the operations a scalar loop would give it, so the results are the same. */
+typedef double bcd__v4d __attribute__((vector_size(32)));
+typedef float bcd__v8f __attribute__((vector_size(32)));
+typedef int32_t bcd__v8i __attribute__((vector_size(32)));
+
 /* ln(v + offset) for the values 0..255 of a grid of steps per unit (a power of two) looked
  * up in a table of logf()'s own answers: the working planes of a photo at working size
  * hold integers, their 2x2 means quarters, the means of those sixteenths. Other values

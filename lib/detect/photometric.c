@@ -28,8 +28,6 @@
 #define CLIP_HI 240.0f
 #define CLIP_LO 4.0f
 
-typedef double v4d __attribute__((vector_size(32)));
-
 /*
  * The weighted normal equations of the fit (Tukey's biweight at 4.685 scale; all weights 1
  * before the first scale is known): b and A's lower triangle for J = (xs, 1, xx, yy).
@@ -45,7 +43,7 @@ BCD__WIDE_KERNEL static void normal_equations(double A[6][6], double b[NPAR], co
                                               const float *xs, const float *ys, const float *xx, const float *yy,
                                               size_t n)
 {
-    v4d vb = { 0, 0, 0, 0 }, c0 = vb, c1 = vb, c2 = vb;
+    bcd__v4d vb = { 0, 0, 0, 0 }, c0 = vb, c1 = vb, c2 = vb;
     double wbuf[NE_BLOCK];
     const double p0 = par[0], p1 = par[1], p2 = par[2], p3 = par[3], k = 4.685 * scale;
     for (size_t base = 0; base < n; base += NE_BLOCK) {
@@ -64,11 +62,11 @@ BCD__WIDE_KERNEL static void normal_equations(double A[6][6], double b[NPAR], co
         for (size_t i = 0; i < m; i++) {
             const double wgt = wbuf[i], x = X[i], y = Y[i], u = U[i], v = V[i];
             const double wu = wgt * u, wv = wgt * v;
-            const v4d w = { wgt * x, wgt, wu, wv }; /* wgt * J; wgt * 1 is wgt */
+            const bcd__v4d w = { wgt * x, wgt, wu, wv }; /* wgt * J; wgt * 1 is wgt */
             vb += w * y;                            /* b0..b3 */
             c0 += w * x;                            /* a00, a10, a20, a30 */
             c1 += w;                                /* (unused), a11, a21, a31 */
-            c2 += (v4d){ wu, wv, wv, 0.0 } * (v4d){ u, u, v, 0.0 }; /* a22, a32, a33 */
+            c2 += (bcd__v4d){ wu, wv, wv, 0.0 } * (bcd__v4d){ u, u, v, 0.0 }; /* a22, a32, a33 */
         }
     }
     for (int i = 0; i < NPAR; i++) {

@@ -1,11 +1,10 @@
 /* Float planes: allocation, area reduction, Gaussian blur, loading photos at working size. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "detect_internal.h"
-
-#include <pthread.h>
 
 /* A table costs up to 4081 logf() calls; a comparison uses five. */
 #define LOGTAB_SLOTS 4
@@ -71,8 +70,6 @@ BCD__WIDE_KERNEL bcd__plane *bcd__plane_half(const bcd__plane *p)
     return o;
 }
 
-typedef float v8f __attribute__((vector_size(32)));
-
 BCD__WIDE_KERNEL bcd__plane *bcd__plane_blur(const bcd__plane *p, float sigma)
 {
     bcd__plane *o = bcd__plane_new(p->w, p->h);
@@ -119,7 +116,7 @@ BCD__WIDE_KERNEL bcd__plane *bcd__plane_blur(const bcd__plane *p, float sigma)
         float *d = tmp + (size_t)y * w;
         int x = 0;
         for (; x + 8 <= w; x += 8) {
-            v8f a, l;
+            bcd__v8f a, l;
             memcpy(&l, line + x, sizeof l);
             a = k[0] * l;
             for (int j = 1; j <= 2 * r; j++) {
@@ -145,7 +142,7 @@ BCD__WIDE_KERNEL bcd__plane *bcd__plane_blur(const bcd__plane *p, float sigma)
         }
         int x = 0;
         for (; x + 8 <= w; x += 8) {
-            v8f a = { 0, 0, 0, 0, 0, 0, 0, 0 }, l;
+            bcd__v8f a = { 0, 0, 0, 0, 0, 0, 0, 0 }, l;
             for (int j = 0; j <= 2 * r; j++) {
                 memcpy(&l, src[j] + x, sizeof l);
                 a += k[j] * l;
