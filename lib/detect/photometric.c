@@ -63,9 +63,9 @@ BCD__WIDE_KERNEL static void normal_equations(double A[6][6], double b[NPAR], co
             const double wgt = wbuf[i], x = X[i], y = Y[i], u = U[i], v = V[i];
             const double wu = wgt * u, wv = wgt * v;
             const bcd__v4d w = { wgt * x, wgt, wu, wv }; /* wgt * J; wgt * 1 is wgt */
-            vb += w * y;                            /* b0..b3 */
-            c0 += w * x;                            /* a00, a10, a20, a30 */
-            c1 += w;                                /* (unused), a11, a21, a31 */
+            vb += w * y; /* b0..b3 */
+            c0 += w * x; /* a00, a10, a20, a30 */
+            c1 += w; /* (unused), a11, a21, a31 */
             c2 += (bcd__v4d){ wu, wv, wv, 0.0 } * (bcd__v4d){ u, u, v, 0.0 }; /* a22, a32, a33 */
         }
     }

@@ -109,8 +109,8 @@ bcd_status bcd__rep_downscaler_init(struct bcd__rep_downscaler *d, uint32_t w, u
 }
 
 /* floor(n / d) = (n * mul) >> shift for every n < 2^29 and 1 <= d < 2^20: mul =
- * ceil(2^(29 + l) / d) with l = ceil(log2 d) (round-up reciprocal, Granlund and
- * Montgomery); the product stays below 2^59. */
+ * ceil(2^(29 + l) / d) with l = ceil(log2 d) (the round-up reciprocal: its error times n
+ * stays below 2^shift / d); the product stays below 2^59. */
 static void recip_of(uint64_t d, uint64_t *mul, int *shift)
 {
     int l = 0;
