@@ -18,7 +18,6 @@ Each --lib is loaded as its own copy (copy a build's libbcd.so.0.1.0 to its own 
 first when comparing two builds of one tree).
 """
 import argparse
-import ctypes as C
 import glob
 import hashlib
 import os
