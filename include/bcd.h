@@ -15,6 +15,7 @@
 #include "bcd/image.h"
 #include "bcd/embed.h"
 #include "bcd/detect.h"
+#include "bcd/lesion.h"
 #include "bcd/analysis.h"
 #include "bcd/service.h"
 #include "bcd/auth.h"

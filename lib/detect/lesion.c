@@ -1,0 +1,748 @@
+/* Public API of the lesions (bcd/lesion.h): states, ids, per-lesion change, JSON. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "image/image_internal.h"
+#include "lesion_internal.h"
+
+/* Measurement noise of a spot's edge, analysis pixels (one standard deviation). */
+#define EDGE_SD 0.7
+/* Relative noise of sizes between two photos of the same spot (blur, light, threshold). */
+#define SIZE_REL_SD 0.07
+/* Smallest changes that count, whatever their z-score. */
+#define MIN_DIAM_GROWTH 0.15   /* of the previous diameter */
+#define MIN_DIAM_GROWTH_AN 2.0 /* analysis pixels */
+#define MIN_DIAM_GROWTH_MM 0.5
+#define MIN_DARKENING 0.30     /* ln of the contrast ratio */
+#define MIN_DELTA_E 7.0
+#define MIN_SPREAD 4.0
+#define Z_CHANGED 3.0
+/* Light: a lesion is judged only where the skin's brightness changed about as much as the
+ * pair's median (not a shadow band in one photo only) and is not near clipping, where the
+ * camera's tone curve squeezes contrasts. */
+#define MAX_LIGHT_DIFF 0.25
+#define MAX_SKIN_LEVEL 0.80
+
+struct bcd_lesion_result {
+    bcd_lesion_status status;
+    char reason[160];
+    double mm_per_px, prev_mm_per_px;
+    bcd_lesion *l;
+    size_t n;
+    double H[9];
+    double residual;
+    double light_median; /* the pair's median ln ratio of skin brightness */
+    size_t spots, prev_spots, matched;
+};
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static const char *const state_names[] = { "matched", "new", "gone", "not_visible" };
+
+const char *bcd_lesion_state_name(bcd_lesion_state s)
+{
+    return (unsigned)s < 4 ? state_names[s] : "unknown";
+}
+
+static bcd_status check_opts(bcd_ctx *ctx, const bcd_lesion_options *o)
+{
+    if (o->version != BCD_LESION_OPTIONS_VERSION)
+        return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_options", "unknown bcd_lesion_options version %u",
+                             o->version);
+    if ((o->analysis_side && (o->analysis_side < 512 || o->analysis_side > 8192)) ||
+        !(o->mm_per_px >= 0.0 && isfinite(o->mm_per_px)) ||
+        !(o->previous_mm_per_px >= 0.0 && isfinite(o->previous_mm_per_px)) || (o->nprevious && !o->previous))
+        return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_options", "bcd_lesion_options value out of range");
+    return BCD_OK;
+}
+
+static bool photo_ok(const bcd_image *img)
+{
+    return img && img->data && img->width >= 32 && img->height >= 32 && img->channels == 3;
+}
+
+void bcd_lesion_result_free(bcd_lesion_result *r)
+{
+    if (!r)
+        return;
+    free(r->l);
+    free(r);
+}
+
+static bcd_lesion_result *result_new(size_t cap, const bcd_lesion_options *o)
+{
+    bcd_lesion_result *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->l = calloc(cap ? cap : 1, sizeof *r->l);
+    if (!r->l) {
+        free(r);
+        return NULL;
+    }
+    r->mm_per_px = o->mm_per_px > 0 ? o->mm_per_px : NAN;
+    r->prev_mm_per_px = o->previous_mm_per_px > 0 ? o->previous_mm_per_px : NAN;
+    r->residual = NAN;
+    return r;
+}
+
+static void lesion_from_spot(bcd_lesion *l, const bcd__spot *s, double mm)
+{
+    l->diameter_px = s->diameter;
+    l->diameter_mm = isfinite(mm) ? s->diameter * mm : NAN;
+    l->area_px = s->area;
+    memcpy(l->lab, s->lab, sizeof l->lab);
+    l->spread = s->spread;
+    l->irregularity = s->irregularity;
+    l->asymmetry = s->asymmetry;
+    l->contrast = s->contrast;
+}
+
+static void lesion_blank(bcd_lesion *l)
+{
+    memset(l, 0, sizeof *l);
+    l->x = l->y = l->prev_x = l->prev_y = NAN;
+    l->diameter_mm = NAN;
+    l->score = NAN;
+}
+
+bcd_status bcd_lesion_find(bcd_lesion_result **out, bcd_ctx *ctx, const bcd_image *photo,
+                           const bcd_lesion_options *opts)
+{
+    bcd__ctx_clear(ctx);
+    bcd_lesion_options d = BCD_LESION_OPTIONS_INIT;
+    if (!opts)
+        opts = &d;
+    if (!out || !photo_ok(photo))
+        return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument",
+                             "bcd_lesion_find: an RGB image of at least 32 x 32 pixels is required");
+    bcd_status st = check_opts(ctx, opts);
+    if (st != BCD_OK)
+        return st;
+    bcd__spotmap m;
+    st = bcd__spots_find(&m, photo, (int)opts->analysis_side);
+    if (st != BCD_OK)
+        return bcd__ctx_fail(ctx, st, "out_of_memory", "out of memory finding spots");
+    bcd_lesion_result *r = result_new(m.n, opts);
+    if (!r) {
+        bcd__spotmap_clear(&m);
+        return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "out of memory");
+    }
+    r->status = BCD_LESION_FIRST;
+    uint32_t id = opts->next_id ? opts->next_id : 1;
+    for (size_t i = 0; i < m.n; i++) {
+        bcd_lesion *l = &r->l[r->n++];
+        lesion_blank(l);
+        l->id = id++;
+        l->state = BCD_LESION_NEW;
+        l->x = m.spots[i].x;
+        l->y = m.spots[i].y;
+        lesion_from_spot(l, &m.spots[i], r->mm_per_px);
+    }
+    r->spots = m.n;
+    bcd__spotmap_clear(&m);
+    *out = r;
+    return BCD_OK;
+}
+
+/* The change of a matched pair: prev spot p, current spot c; J the local area scale of
+ * the mapping previous -> current. Fills l->change, l->score and l->changed. */
+static void measure_change(bcd_lesion *l, const bcd__spot *p, const bcd__spot *c, double J, const bcd__spotmap *P,
+                           const bcd__spotmap *C, double mm, double prev_mm)
+{
+    bcd_lesion_change *ch = &l->change;
+    double s = sqrt(J);
+    double fc = C->fx, fp = P->fx;
+    /* area */
+    double ap = p->area * J, ac = c->area;
+    double rel_c = M_PI * c->diameter * (EDGE_SD / fc) / ac, rel_p = M_PI * p->diameter * (EDGE_SD / fp) / p->area;
+    double rel = sqrt(rel_c * rel_c + rel_p * rel_p + 2 * (2 * SIZE_REL_SD) * (2 * SIZE_REL_SD));
+    ch->area_pct = (ac / ap - 1.0) * 100.0;
+    ch->area_pct_sd = rel * 100.0 * (ac / ap);
+    /* longest diameter, current pixels */
+    double dp = p->diameter * s;
+    ch->diameter_px = c->diameter - dp;
+    double e_c = EDGE_SD * 1.4 / fc, e_p = EDGE_SD * 1.4 / fp * s;
+    ch->diameter_px_sd = sqrt(e_c * e_c + e_p * e_p + 2 * (SIZE_REL_SD * c->diameter) * (SIZE_REL_SD * c->diameter));
+    if (isfinite(mm)) {
+        double pm = isfinite(prev_mm) ? p->diameter * prev_mm : dp * mm;
+        ch->diameter_mm = c->diameter * mm - pm;
+        ch->diameter_mm_sd = ch->diameter_px_sd * mm;
+    } else {
+        ch->diameter_mm = ch->diameter_mm_sd = NAN;
+    }
+    /* colour with the surrounding skin matched: the previous spot seen under the current light */
+    double rgb[3], lab[3];
+    for (int k = 0; k < 3; k++)
+        rgb[k] = p->rgb[k] * (p->skin_rgb[k] > 1e-6 ? c->skin_rgb[k] / p->skin_rgb[k] : 1.0);
+    bcd__linear_to_lab(rgb, lab);
+    ch->delta_e = bcd__delta_e2000(lab, c->lab);
+    ch->delta_e_sd = 1.5 + 0.5 * (p->spread + c->spread) / sqrt(1.0 + c->area * fc * fc / 4.0);
+    /* darkening: ratio of mean contrasts */
+    double mp = p->mean_contrast > 0.01 ? p->mean_contrast : 0.01, mc = c->mean_contrast > 0.01 ? c->mean_contrast : 0.01;
+    ch->darkening = log(mc / mp);
+    ch->darkening_sd = 0.08 + 0.5 * (P->noise / mp + C->noise / mc);
+    ch->spread = c->spread - p->spread;
+    ch->spread_sd = 1.0 + 0.15 * (c->spread + p->spread);
+    ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
+    ch->judged = c->skin_rgb[1] < MAX_SKIN_LEVEL && p->skin_rgb[1] < MAX_SKIN_LEVEL;
+    ch->asymmetry = c->asymmetry - p->asymmetry;
+    ch->irregularity = c->irregularity - p->irregularity;
+    ch->second_colour = ch->spread > MIN_SPREAD && ch->spread > Z_CHANGED * ch->spread_sd && c->spread > 6.0;
+    l->has_change = 1;
+
+    /* what score_changes() needs */
+    l->score = NAN;
+    l->changed = 0;
+    ch->second_colour = 0;
+    (void)dp;
+}
+
+/* The per-pair spread of a measure over the matched lesions: median and 1.4826 MAD. */
+static void robust_stats(double *v, size_t n, double *med, double *sd)
+{
+    if (n < 8) {
+        *med = 0;
+        *sd = 0;
+        return;
+    }
+    qsort(v, n, sizeof *v, cmp_dbl);
+    double m = v[n / 2];
+    for (size_t i = 0; i < n; i++)
+        v[i] = fabs(v[i] - m);
+    qsort(v, n, sizeof *v, cmp_dbl);
+    *med = m;
+    *sd = 1.4826 * v[n / 2];
+}
+
+/* The change scores of the matched lesions. Two photos of the same skin differ in light,
+ * blur and pose: the measures of every lesion move a little together. Their median over
+ * the pair is taken as the pair's own offset and their spread (MAD) as a floor of each
+ * measure's noise, so that only lesions that change against the others stand out; a
+ * change counts when its z-score is high and it is also large enough to matter. */
+static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += r->l[i].has_change != 0;
+    double *v = malloc((n + 1) * 4 * sizeof *v);
+    if (!v)
+        return BCD_ENOMEM;
+    double med[5], sd[5];
+    for (int k = 0; k < 5; k++) {
+        size_t m = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            const bcd_lesion *l = &r->l[i];
+            if (!l->has_change)
+                continue;
+            const bcd_lesion_change *c = &l->change;
+            double dp = l->diameter_px - c->diameter_px;
+            v[m++] = k == 0 ? log((l->diameter_px + 1.0) / (dp + 1.0))
+                     : k == 1 ? c->darkening
+                     : k == 2 ? c->delta_e
+                     : k == 3 ? c->spread
+                              : c->light;
+        }
+        robust_stats(v, m, &med[k], &sd[k]);
+    }
+    free(v);
+    r->light_median = med[4];
+    for (size_t i = 0; i < r->n; i++) {
+        bcd_lesion *l = &r->l[i];
+        if (!l->has_change)
+            continue;
+        l->change.light -= med[4];
+        if (fabs(l->change.light) > MAX_LIGHT_DIFF)
+            l->change.judged = 0;
+        bcd_lesion_change *c = &l->change;
+        double dc = l->diameter_px, dp = dc - c->diameter_px;
+        if (!l->in_overlap || !c->judged) {
+            /* registration not verified here, or the light differs: measured, not judged */
+            c->judged = 0;
+            l->score = NAN;
+            l->changed = 0;
+            continue;
+        }
+        /* size: log ratio of diameters */
+        double ld = log((dc + 1.0) / (dp + 1.0)) - med[0];
+        double sdd = fmax(c->diameter_px_sd / fmax(dc, 1.0), sd[0]);
+        double growth = dc - (dp + 1.0) * exp(med[0]) + 1.0;
+        double dmin = fmax(MIN_DIAM_GROWTH * dp, MIN_DIAM_GROWTH_AN / fc);
+        bool big_d = growth >= dmin && (!isfinite(mm) || growth * mm >= MIN_DIAM_GROWTH_MM);
+        double zmax = 0;
+        if (big_d)
+            zmax = fmax(zmax, ld / sdd);
+        double dk = c->darkening - med[1], sdk = fmax(c->darkening_sd, sd[1]);
+        if (dk >= MIN_DARKENING)
+            zmax = fmax(zmax, dk / sdk);
+        double de = c->delta_e - med[2], sde = fmax(c->delta_e_sd, sd[2]);
+        if (de >= MIN_DELTA_E && dk >= 0.0)
+            zmax = fmax(zmax, de / sde);
+        double dsp = c->spread - med[3], sds = fmax(c->spread_sd, sd[3]);
+        c->second_colour = dsp >= MIN_SPREAD && dsp / sds >= Z_CHANGED;
+        if (c->second_colour)
+            zmax = fmax(zmax, dsp / sds);
+        l->score = 1.0 / (1.0 + exp(-1.5 * (zmax - Z_CHANGED)));
+        l->changed = l->score >= 0.5;
+    }
+    return BCD_OK;
+}
+
+/* Id of the previous check's lesion at (x, y) in the previous photo, 0 if none. */
+static uint32_t ref_id(const bcd_lesion_options *o, double x, double y, double tol, bool *used)
+{
+    size_t best = o->nprevious;
+    double bd = tol;
+    for (size_t k = 0; k < o->nprevious; k++) {
+        if (used[k])
+            continue;
+        double d = hypot(o->previous[k].x - x, o->previous[k].y - y);
+        if (d <= bd) {
+            bd = d;
+            best = k;
+        }
+    }
+    if (best == o->nprevious)
+        return 0;
+    used[best] = true;
+    return o->previous[best].id;
+}
+
+/* The skin around (cx, cy) in the current photo and around (px, py) in the previous one is
+ * lit alike (up to the pair's median change) and not near clipping. */
+static bool same_light(const bcd__spotmap *C, double cx, double cy, const bcd__spotmap *P, double px, double py,
+                       double radius, double median)
+{
+    double lc = bcd__spots_skin_level(C, cx, cy, radius), lp = bcd__spots_skin_level(P, px, py, radius);
+    if (!isfinite(lc) || !isfinite(lp) || lc >= MAX_SKIN_LEVEL || lp >= MAX_SKIN_LEVEL)
+        return false;
+    return fabs(log(fmax(lc, 1e-4) / fmax(lp, 1e-4)) - median) <= MAX_LIGHT_DIFF;
+}
+
+static bool inside(const bcd__spotmap *m, double x, double y)
+{
+    return x >= 0 && y >= 0 && x <= m->ow - 1.0 && y <= m->oh - 1.0;
+}
+
+static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, const bcd__spotmap *C,
+                               const bcd_lesion_options *o)
+{
+    bcd__spot_match sm;
+    bcd_status st = bcd__spots_register(&sm, P, C, o->prior);
+    if (st != BCD_OK)
+        return st;
+    bool *used_ref = calloc(o->nprevious + 1, 1);
+    uint32_t *pid = calloc(P->n + 1, sizeof *pid);
+    bool *cur_taken = calloc(C->n + 1, 1);
+    if (!used_ref || !pid || !cur_taken) {
+        free(used_ref);
+        free(pid);
+        free(cur_taken);
+        bcd__spot_match_clear(&sm);
+        return BCD_ENOMEM;
+    }
+    uint32_t next = o->next_id;
+    if (!next) {
+        for (size_t k = 0; k < o->nprevious; k++)
+            if (o->previous[k].id >= next)
+                next = o->previous[k].id + 1;
+        if (!next)
+            next = 1;
+    }
+    /* ids of the previous spots: the previous check's where given, else new ones */
+    for (size_t i = 0; i < P->n; i++) {
+        double tol = fmax(3.0, 0.5 * P->spots[i].diameter);
+        pid[i] = o->nprevious ? ref_id(o, P->spots[i].x, P->spots[i].y, tol, used_ref) : 0;
+    }
+    for (size_t i = 0; i < P->n; i++)
+        if (!pid[i])
+            pid[i] = next++;
+    r->spots = C->n;
+    r->prev_spots = P->n;
+    double mm = r->mm_per_px, pmm = r->prev_mm_per_px;
+    if (!sm.ok) {
+        r->status = BCD_LESION_NOT_COMPARABLE;
+        snprintf(r->reason, sizeof r->reason, "%s", sm.why ? sm.why : "the photos could not be registered");
+        for (size_t j = 0; j < C->n; j++) {
+            bcd_lesion *l = &r->l[r->n++];
+            lesion_blank(l);
+            l->id = next++;
+            l->state = BCD_LESION_NEW;
+            l->x = C->spots[j].x;
+            l->y = C->spots[j].y;
+            lesion_from_spot(l, &C->spots[j], mm);
+        }
+        goto done;
+    }
+    r->status = BCD_LESION_COMPARED;
+    memcpy(r->H, sm.fwd.H, sizeof r->H);
+    /* the pair's typical change of light on the skin, from the matched spots */
+    double light_med = 0;
+    {
+        double *lv = malloc((P->n + 1) * sizeof *lv);
+        size_t nl = 0;
+        if (!lv) {
+            st = BCD_ENOMEM;
+            goto done;
+        }
+        for (size_t i = 0; i < P->n; i++)
+            if (sm.match[i] >= 0)
+                lv[nl++] = log(fmax(C->spots[sm.match[i]].skin_rgb[1], 1e-4) / fmax(P->spots[i].skin_rgb[1], 1e-4));
+        if (nl) {
+            qsort(lv, nl, sizeof *lv, cmp_dbl);
+            light_med = lv[nl / 2];
+        }
+        free(lv);
+    }
+    r->residual = sm.residual;
+    double L = C->ow > C->oh ? C->ow : C->oh;
+    double tol = 0.006 * L;
+    /* previous spots: matched, or looked for at their place in the current photo */
+    for (size_t i = 0; i < P->n; i++) {
+        const bcd__spot *p = &P->spots[i];
+        bcd_lesion *l = &r->l[r->n++];
+        lesion_blank(l);
+        l->id = pid[i];
+        l->prev_x = p->x;
+        l->prev_y = p->y;
+        double u, v;
+        bcd__warp_apply(&sm.fwd, p->x, p->y, &u, &v);
+        double J = bcd__warp_area_scale(&sm.fwd, p->x, p->y);
+        int j = sm.match[i];
+        if (j >= 0) {
+            const bcd__spot *c = &C->spots[j];
+            cur_taken[j] = true;
+            l->state = BCD_LESION_MATCHED;
+            l->in_overlap = 1;
+            l->x = c->x;
+            l->y = c->y;
+            lesion_from_spot(l, c, mm);
+            measure_change(l, p, c, J, P, C, mm, pmm);
+            l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+            r->matched++;
+            continue;
+        }
+        l->x = u;
+        l->y = v;
+        lesion_from_spot(l, p, pmm);
+        l->diameter_px = p->diameter * sqrt(J); /* as it would look in the current photo */
+        if (!inside(C, u, v)) {
+            l->state = BCD_LESION_NOT_VISIBLE;
+            continue;
+        }
+        bcd__spot c;
+        bool found = false;
+        double rad = tol + 0.5 * p->diameter * sqrt(J);
+        double pk = bcd__spots_probe(C, u, v, rad, 0.5 * p->contrast, &c, &found);
+        if (isnan(pk)) {
+            l->state = BCD_LESION_NOT_VISIBLE;
+            continue;
+        }
+        l->in_overlap = 1;
+        if (found) {
+            /* there, below the detection threshold or not separated: a match */
+            l->state = BCD_LESION_MATCHED;
+            l->x = c.x;
+            l->y = c.y;
+            lesion_from_spot(l, &c, mm);
+            measure_change(l, p, &c, J, P, C, mm, pmm);
+            l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+            r->matched++;
+            continue;
+        }
+        l->state = BCD_LESION_GONE;
+        l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+        bool lit = same_light(C, u, v, P, p->x, p->y, 3.0 * p->diameter, light_med);
+        l->score = l->in_overlap && lit && p->contrast >= 2.5 * P->t_seed && pk < 0.2 * p->contrast ? 0.6 : 0.2;
+        l->changed = l->score >= 0.5;
+    }
+    /* current spots with no previous one */
+    for (size_t j = 0; j < C->n; j++) {
+        if (cur_taken[j])
+            continue;
+        const bcd__spot *c = &C->spots[j];
+        bcd_lesion *l = &r->l[r->n++];
+        lesion_blank(l);
+        l->x = c->x;
+        l->y = c->y;
+        lesion_from_spot(l, c, mm);
+        double u, v;
+        bcd__warp_apply(&sm.bwd, c->x, c->y, &u, &v);
+        l->state = BCD_LESION_NEW;
+        l->id = next++;
+        if (!inside(P, u, v))
+            continue;
+        double Lp = P->ow > P->oh ? P->ow : P->oh;
+        bcd__spot p;
+        bool found = false;
+        double J = bcd__warp_area_scale(&sm.bwd, c->x, c->y);
+        double rad = 0.006 * Lp + 0.5 * c->diameter * sqrt(J);
+        double pk = bcd__spots_probe(P, u, v, rad, 0.5 * c->contrast, &p, &found);
+        if (isnan(pk))
+            continue; /* the previous photo did not show this skin */
+        l->in_overlap = 1;
+        l->prev_x = u;
+        l->prev_y = v;
+        if (found) {
+            /* it was there, fainter or not separated */
+            l->state = BCD_LESION_MATCHED;
+            l->prev_x = p.x;
+            l->prev_y = p.y;
+            double Jf = bcd__warp_area_scale(&sm.fwd, p.x, p.y);
+            measure_change(l, &p, c, Jf, P, C, mm, pmm);
+            l->in_overlap = bcd__spot_match_verified(&sm, p.x, p.y);
+            r->matched++;
+            continue;
+        }
+        l->prev_x = l->prev_y = NAN;
+        l->in_overlap = bcd__spot_match_verified(&sm, u, v);
+        /* a new spot: a change when it is clearly a spot, in an area the registration
+         * verified, and the skin was clear there */
+        bool clear = pk < 0.3 * c->contrast;
+        bool strong = l->in_overlap && c->contrast >= 2.0 * C->t_seed && c->diameter * C->fx >= 3.0 &&
+                      same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med);
+        l->score = clear && strong ? fmin(1.0, 0.5 + 0.5 * (c->contrast / (3.0 * C->t_seed))) : 0.3;
+        l->changed = l->score >= 0.5;
+    }
+    st = score_changes(r, C->fx, mm);
+    if (st != BCD_OK)
+        goto done;
+    /* lesions of the previous check not found again */
+    for (size_t k = 0; k < o->nprevious; k++) {
+        if (used_ref[k])
+            continue;
+        bcd_lesion *l = &r->l[r->n++];
+        lesion_blank(l);
+        l->id = o->previous[k].id;
+        l->state = BCD_LESION_NOT_VISIBLE;
+        l->prev_x = o->previous[k].x;
+        l->prev_y = o->previous[k].y;
+        bcd__warp_apply(&sm.fwd, l->prev_x, l->prev_y, &l->x, &l->y);
+    }
+done:
+    free(used_ref);
+    free(pid);
+    free(cur_taken);
+    bcd__spot_match_clear(&sm);
+    return st;
+}
+
+bcd_status bcd_lesion_compare(bcd_lesion_result **out, bcd_ctx *ctx, const bcd_image *current,
+                              const bcd_image *previous, const bcd_lesion_options *opts)
+{
+    bcd__ctx_clear(ctx);
+    bcd_lesion_options d = BCD_LESION_OPTIONS_INIT;
+    if (!opts)
+        opts = &d;
+    if (!out || !photo_ok(current) || !photo_ok(previous))
+        return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument",
+                             "bcd_lesion_compare: two RGB images of at least 32 x 32 pixels are required");
+    bcd_status st = check_opts(ctx, opts);
+    if (st != BCD_OK)
+        return st;
+    bcd__spotmap C, P;
+    st = bcd__spots_find(&C, current, (int)opts->analysis_side);
+    if (st == BCD_OK) {
+        st = bcd__spots_find(&P, previous, (int)opts->analysis_side);
+        if (st != BCD_OK)
+            bcd__spotmap_clear(&C);
+    }
+    if (st != BCD_OK)
+        return bcd__ctx_fail(ctx, st, "out_of_memory", "out of memory finding spots");
+    bcd_lesion_result *r = result_new(C.n + P.n + opts->nprevious, opts);
+    if (!r)
+        st = BCD_ENOMEM;
+    else
+        st = compare_maps(r, &P, &C, opts);
+    bcd__spotmap_clear(&C);
+    bcd__spotmap_clear(&P);
+    if (st != BCD_OK) {
+        bcd_lesion_result_free(r);
+        return bcd__ctx_fail(ctx, st, "out_of_memory", "out of memory comparing lesions");
+    }
+    *out = r;
+    return BCD_OK;
+}
+
+bcd_lesion_status bcd_lesion_result_status(const bcd_lesion_result *r)
+{
+    return r ? r->status : BCD_LESION_NOT_COMPARABLE;
+}
+
+const char *bcd_lesion_result_reason(const bcd_lesion_result *r)
+{
+    return r ? r->reason : "";
+}
+
+size_t bcd_lesion_result_count(const bcd_lesion_result *r)
+{
+    return r ? r->n : 0;
+}
+
+const bcd_lesion *bcd_lesion_result_get(const bcd_lesion_result *r, size_t i)
+{
+    return r && i < r->n ? &r->l[i] : NULL;
+}
+
+size_t bcd_lesion_result_changed(const bcd_lesion_result *r)
+{
+    size_t c = 0;
+    for (size_t i = 0; r && i < r->n; i++)
+        c += r->l[i].changed != 0;
+    return c;
+}
+
+double bcd_lesion_result_score(const bcd_lesion_result *r)
+{
+    if (!r || r->status != BCD_LESION_COMPARED)
+        return NAN;
+    double s = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (isfinite(r->l[i].score) && r->l[i].score > s)
+            s = r->l[i].score;
+    return s;
+}
+
+bcd_status bcd_lesion_result_homography(const bcd_lesion_result *r, double h[9])
+{
+    if (!r || !h || r->status != BCD_LESION_COMPARED)
+        return BCD_EINVAL;
+    memcpy(h, r->H, sizeof r->H);
+    return BCD_OK;
+}
+
+uint32_t bcd_lesion_result_max_id(const bcd_lesion_result *r)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; r && i < r->n; i++)
+        if (r->l[i].id > m)
+            m = r->l[i].id;
+    return m;
+}
+
+/* ---- JSON ---------------------------------------------------------------------------- */
+
+static cJSON *num(double v, double q)
+{
+    if (!isfinite(v))
+        return cJSON_CreateNull();
+    return cJSON_CreateNumber(round(v / q) * q);
+}
+
+static bool add(cJSON *o, const char *k, cJSON *v)
+{
+    return v && cJSON_AddItemToObject(o, k, v);
+}
+
+static cJSON *point(double x, double y)
+{
+    if (!isfinite(x) || !isfinite(y))
+        return cJSON_CreateNull();
+    cJSON *a = cJSON_CreateArray();
+    if (a && (!cJSON_AddItemToArray(a, num(x, 0.1)) || !cJSON_AddItemToArray(a, num(y, 0.1)))) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    return a;
+}
+
+static cJSON *change_json(const bcd_lesion *l)
+{
+    if (!l->has_change)
+        return cJSON_CreateNull();
+    const bcd_lesion_change *c = &l->change;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    bool ok = add(o, "area_pct", num(c->area_pct, 0.1)) && add(o, "area_pct_sd", num(c->area_pct_sd, 0.1)) &&
+              add(o, "diameter_px", num(c->diameter_px, 0.1)) &&
+              add(o, "diameter_px_sd", num(c->diameter_px_sd, 0.1)) &&
+              add(o, "diameter_mm", num(c->diameter_mm, 0.01)) &&
+              add(o, "diameter_mm_sd", num(c->diameter_mm_sd, 0.01)) &&
+              add(o, "delta_e", num(c->delta_e, 0.01)) && add(o, "delta_e_sd", num(c->delta_e_sd, 0.01)) &&
+              add(o, "darkening", num(c->darkening, 0.001)) &&
+              add(o, "darkening_sd", num(c->darkening_sd, 0.001)) && add(o, "spread", num(c->spread, 0.01)) &&
+              add(o, "spread_sd", num(c->spread_sd, 0.01)) && add(o, "asymmetry", num(c->asymmetry, 0.001)) &&
+              add(o, "irregularity", num(c->irregularity, 0.001)) &&
+              add(o, "second_colour", cJSON_CreateBool(c->second_colour));
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *lesion_json(const bcd_lesion *l)
+{
+    cJSON *o = cJSON_CreateObject(), *lab = cJSON_CreateArray();
+    if (!o || !lab) {
+        cJSON_Delete(o);
+        cJSON_Delete(lab);
+        return NULL;
+    }
+    for (int k = 0; k < 3; k++)
+        cJSON_AddItemToArray(lab, num(l->lab[k], 0.01));
+    bool ok = add(o, "id", cJSON_CreateNumber(l->id)) &&
+              add(o, "state", cJSON_CreateString(bcd_lesion_state_name(l->state))) &&
+              add(o, "center", point(l->x, l->y)) && add(o, "previous_center", point(l->prev_x, l->prev_y)) &&
+              add(o, "diameter_px", num(l->diameter_px, 0.1)) && add(o, "diameter_mm", num(l->diameter_mm, 0.01)) &&
+              add(o, "area_px", num(l->area_px, 0.1)) && add(o, "lab", lab) &&
+              add(o, "spread", num(l->spread, 0.01)) && add(o, "irregularity", num(l->irregularity, 0.001)) &&
+              add(o, "asymmetry", num(l->asymmetry, 0.001)) && add(o, "contrast", num(l->contrast, 0.001)) &&
+              add(o, "in_overlap", cJSON_CreateBool(l->in_overlap)) &&
+              add(o, "changed", cJSON_CreateBool(l->changed)) && add(o, "score", num(l->score, 0.001)) &&
+              add(o, "change", change_json(l));
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static const char *status_name(bcd_lesion_status s)
+{
+    return s == BCD_LESION_FIRST ? "first" : s == BCD_LESION_COMPARED ? "compared" : "not_comparable";
+}
+
+bcd_status bcd_lesion_result_json(char **out, const bcd_lesion_result *r)
+{
+    if (!out || !r)
+        return BCD_EINVAL;
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+    bool ok = root && arr;
+    ok = ok && add(root, "status", cJSON_CreateString(status_name(r->status))) &&
+         add(root, "reason", r->reason[0] ? cJSON_CreateString(r->reason) : cJSON_CreateNull()) &&
+         add(root, "mm_per_px", num(r->mm_per_px, 1e-5)) &&
+         add(root, "previous_mm_per_px", num(r->prev_mm_per_px, 1e-5)) &&
+         add(root, "matched", cJSON_CreateNumber((double)r->matched));
+    if (ok && r->status == BCD_LESION_COMPARED) {
+        cJSON *reg = cJSON_AddObjectToObject(root, "registration");
+        cJSON *h = reg ? cJSON_AddArrayToObject(reg, "homography") : NULL;
+        ok = h != NULL;
+        for (int k = 0; ok && k < 9; k++)
+            ok = cJSON_AddItemToArray(h, cJSON_CreateNumber(r->H[k]));
+        ok = ok && add(reg, "residual_px", num(r->residual, 0.1)) &&
+             add(reg, "spots", cJSON_CreateNumber((double)r->spots)) &&
+             add(reg, "previous_spots", cJSON_CreateNumber((double)r->prev_spots));
+    } else if (ok) {
+        ok = add(root, "registration", cJSON_CreateNull());
+    }
+    ok = ok && add(root, "lesions", arr);
+    for (size_t i = 0; ok && i < r->n; i++)
+        ok = cJSON_AddItemToArray(arr, lesion_json(&r->l[i]));
+    char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
+    if (arr && !cJSON_GetObjectItem(root, "lesions"))
+        cJSON_Delete(arr);
+    cJSON_Delete(root);
+    if (!s)
+        return BCD_ENOMEM;
+    *out = s;
+    return BCD_OK;
+}

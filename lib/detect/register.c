@@ -1,0 +1,1231 @@
+/*
+ * Registration of two photos of the same skin by their spots (see bcd/lesion.h, step 2).
+ *
+ * Triangles: each of the strongest spots (up to TOP) with two of its NEIGH nearest strong
+ * neighbours. A triangle's shape (its two shorter sides over the longest, and its turning
+ * direction) does not change under a similarity; the ordering of its vertices by the side
+ * opposite them makes corresponding vertices known. Every pair of triangles of the same
+ * shape proposes a similarity; it scores the number of strong spots it brings within
+ * TOL0 of a strong spot. The best proposal is refined: matches within a shrinking
+ * tolerance, a homography fitted to them (residuals more than three times the median
+ * dropped), then a smooth field of the remaining residuals (Gaussian kernel regression,
+ * matches that disagree with their neighbours' field left out), and a last greedy
+ * assignment of spots to spots that also weighs size and contrast.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lesion_internal.h"
+
+#define TOP 120        /* strongest spots used for triangles */
+#define SCORED 150     /* strongest spots that score a proposal */
+#define NEIGH 6        /* nearest neighbours per spot */
+#define SHAPE_TOL 0.035/* tolerance on a triangle's side ratios */
+#define TOL0 0.006     /* inlier distance of a proposal, of the current longer side */
+#define TOL1 0.004     /* matching tolerance of the last assignment */
+#define TOL2 0.003     /* matching tolerance in an area under its own similarity */
+#define MIN_INLIERS 5
+#define LOCAL_R 0.1    /* proposals score the spots within this of their triangle */
+#define VERIFIED 400   /* proposals checked by correlation */
+#define MIN_NCC 0.35
+#define ANCHOR_NCC 0.35 /* an area's own proposal joins the registration */
+#define AGREE 0.05     /* and must land within this of where the best puts it */
+#define CELL 0.08      /* areas of the previous photo, normalized */
+#define PER_CELL 4     /* proposals checked per area */
+#define MIN_SCALE 0.4
+#define MAX_SCALE 2.5
+
+/* ---- small linear algebra ------------------------------------------------------------ */
+
+/* Solve A x = b (n x n, row-major, n <= 9) by Gaussian elimination with partial pivoting. */
+static bool solve(double *A, double *b, double *x, int n)
+{
+    for (int c = 0; c < n; c++) {
+        int p = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(A[r * n + c]) > fabs(A[p * n + c]))
+                p = r;
+        if (fabs(A[p * n + c]) < 1e-12)
+            return false;
+        if (p != c) {
+            for (int k = 0; k < n; k++) {
+                double t = A[c * n + k];
+                A[c * n + k] = A[p * n + k];
+                A[p * n + k] = t;
+            }
+            double t = b[c];
+            b[c] = b[p];
+            b[p] = t;
+        }
+        for (int r = c + 1; r < n; r++) {
+            double f = A[r * n + c] / A[c * n + c];
+            for (int k = c; k < n; k++)
+                A[r * n + k] -= f * A[c * n + k];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int r = n - 1; r >= 0; r--) {
+        double s = b[r];
+        for (int k = r + 1; k < n; k++)
+            s -= A[r * n + k] * x[k];
+        x[r] = s / A[r * n + r];
+    }
+    return true;
+}
+
+/* Normalization of a point set: centroid to 0, mean distance sqrt(2). */
+static void normalizer(const double *x, const double *y, size_t n, double T[3])
+{
+    double mx = 0, my = 0, d = 0;
+    for (size_t i = 0; i < n; i++) {
+        mx += x[i];
+        my += y[i];
+    }
+    mx /= n;
+    my /= n;
+    for (size_t i = 0; i < n; i++)
+        d += hypot(x[i] - mx, y[i] - my);
+    d /= n;
+    T[0] = d > 0 ? sqrt(2.0) / d : 1.0;
+    T[1] = mx;
+    T[2] = my;
+}
+
+bool bcd__fit_homography(double H[9], const double *sx, const double *sy, const double *dx, const double *dy,
+                         size_t n)
+{
+    if (n < 4)
+        return false;
+    double Ts[3], Td[3];
+    normalizer(sx, sy, n, Ts);
+    normalizer(dx, dy, n, Td);
+    double A[64] = { 0 }, b[8] = { 0 }, h[8];
+    for (size_t i = 0; i < n; i++) {
+        double x = (sx[i] - Ts[1]) * Ts[0], y = (sy[i] - Ts[2]) * Ts[0];
+        double u = (dx[i] - Td[1]) * Td[0], v = (dy[i] - Td[2]) * Td[0];
+        double r1[8] = { x, y, 1, 0, 0, 0, -u * x, -u * y };
+        double r2[8] = { 0, 0, 0, x, y, 1, -v * x, -v * y };
+        for (int a = 0; a < 8; a++) {
+            for (int c = 0; c < 8; c++)
+                A[a * 8 + c] += r1[a] * r1[c] + r2[a] * r2[c];
+            b[a] += r1[a] * u + r2[a] * v;
+        }
+    }
+    if (!solve(A, b, h, 8))
+        return false;
+    /* H = Td^-1 Hn Ts */
+    double Hn[9] = { h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], 1.0 };
+    double S[9] = { Ts[0], 0, -Ts[0] * Ts[1], 0, Ts[0], -Ts[0] * Ts[2], 0, 0, 1 };
+    double Di[9] = { 1.0 / Td[0], 0, Td[1], 0, 1.0 / Td[0], Td[2], 0, 0, 1 };
+    double M[9], R[9];
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++) {
+            M[r * 3 + c] = 0;
+            for (int k = 0; k < 3; k++)
+                M[r * 3 + c] += Hn[r * 3 + k] * S[k * 3 + c];
+        }
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++) {
+            R[r * 3 + c] = 0;
+            for (int k = 0; k < 3; k++)
+                R[r * 3 + c] += Di[r * 3 + k] * M[k * 3 + c];
+        }
+    if (!isfinite(R[8]) || fabs(R[8]) < 1e-15)
+        return false;
+    for (int k = 0; k < 9; k++)
+        H[k] = R[k] / R[8];
+    return true;
+}
+
+bool bcd__fit_similarity(double s[4], const double *sx, const double *sy, const double *dx, const double *dy,
+                         size_t n)
+{
+    if (n < 2)
+        return false;
+    double mx = 0, my = 0, mu = 0, mv = 0;
+    for (size_t i = 0; i < n; i++) {
+        mx += sx[i];
+        my += sy[i];
+        mu += dx[i];
+        mv += dy[i];
+    }
+    mx /= n;
+    my /= n;
+    mu /= n;
+    mv /= n;
+    double sxx = 0, a = 0, b = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = sx[i] - mx, y = sy[i] - my, u = dx[i] - mu, v = dy[i] - mv;
+        sxx += x * x + y * y;
+        a += x * u + y * v;
+        b += x * v - y * u;
+    }
+    if (sxx <= 0)
+        return false;
+    s[0] = a / sxx;
+    s[1] = b / sxx;
+    s[2] = mu - (s[0] * mx - s[1] * my);
+    s[3] = mv - (s[1] * mx + s[0] * my);
+    return isfinite(s[0]) && isfinite(s[1]);
+}
+
+static void homog_apply(const double H[9], double x, double y, double *ox, double *oy)
+{
+    double w = H[6] * x + H[7] * y + H[8];
+    if (fabs(w) < 1e-12)
+        w = 1e-12;
+    *ox = (H[0] * x + H[1] * y + H[2]) / w;
+    *oy = (H[3] * x + H[4] * y + H[5]) / w;
+}
+
+void bcd__warp_apply(const bcd__warp *w, double x, double y, double *ox, double *oy)
+{
+    double hx, hy;
+    homog_apply(w->H, x, y, &hx, &hy);
+    if (w->n > 0) {
+        double sw = 0, sx = 0, sy = 0, k2 = 1.0 / (2.0 * w->sigma * w->sigma);
+        for (size_t i = 0; i < w->n; i++) {
+            double d2 = (hx - w->px[i]) * (hx - w->px[i]) + (hy - w->py[i]) * (hy - w->py[i]);
+            double k = exp(-d2 * k2);
+            sw += k;
+            sx += k * w->dx[i];
+            sy += k * w->dy[i];
+        }
+        /* the field fades to the homography where control points are sparse */
+        double den = sw > 0.5 ? sw : 0.5;
+        hx += sx / den;
+        hy += sy / den;
+    }
+    *ox = hx;
+    *oy = hy;
+}
+
+double bcd__warp_area_scale(const bcd__warp *w, double x, double y)
+{
+    const double h = 4.0;
+    double ax, ay, bx, by, cx, cy, dx, dy;
+    bcd__warp_apply(w, x - h, y, &ax, &ay);
+    bcd__warp_apply(w, x + h, y, &bx, &by);
+    bcd__warp_apply(w, x, y - h, &cx, &cy);
+    bcd__warp_apply(w, x, y + h, &dx, &dy);
+    double j00 = (bx - ax) / (2 * h), j10 = (by - ay) / (2 * h);
+    double j01 = (dx - cx) / (2 * h), j11 = (dy - cy) / (2 * h);
+    return fabs(j00 * j11 - j01 * j10);
+}
+
+void bcd__warp_clear(bcd__warp *w)
+{
+    free(w->px);
+    free(w->py);
+    free(w->dx);
+    free(w->dy);
+    w->px = w->py = w->dx = w->dy = NULL;
+    w->n = 0;
+}
+
+bool bcd__spot_match_verified(const bcd__spot_match *m, double x, double y)
+{
+    if (!m->verified || !(m->cell > 0))
+        return false;
+    int gx = (int)floor(x / m->cell), gy = (int)floor(y / m->cell);
+    if (gx < 0 || gy < 0 || gx >= m->gw || gy >= m->gh)
+        return false;
+    return m->verified[gy * m->gw + gx] != 0;
+}
+
+void bcd__spot_match_clear(bcd__spot_match *m)
+{
+    free(m->verified);
+    bcd__warp_clear(&m->fwd);
+    bcd__warp_clear(&m->bwd);
+    free(m->match);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- triangles ----------------------------------------------------------------------- */
+
+struct tri {
+    float r1, r2;   /* middle / longest side, shortest / longest */
+    int v[3];       /* spots opposite the longest, middle, shortest side */
+    signed char turn;
+};
+
+static int cmp_tri(const void *a, const void *b)
+{
+    float x = ((const struct tri *)a)->r1, y = ((const struct tri *)b)->r1;
+    return (x > y) - (x < y);
+}
+
+/* Triangles of the n points (x, y); returns the count (*out allocated), -1 on OOM. */
+static int triangles(const double *x, const double *y, int n, struct tri **out)
+{
+    int k = n - 1 < NEIGH ? n - 1 : NEIGH;
+    *out = NULL;
+    if (k < 2)
+        return 0;
+    struct tri *t = malloc((size_t)n * (size_t)(k * (k - 1) / 2) * sizeof *t);
+    if (!t)
+        return -1;
+    int nt = 0;
+    for (int i = 0; i < n; i++) {
+        int nb[NEIGH];
+        double nd[NEIGH];
+        int m = 0;
+        for (int j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            double d = hypot(x[j] - x[i], y[j] - y[i]);
+            if (m < k) {
+                nb[m] = j;
+                nd[m++] = d;
+            } else if (d < nd[k - 1]) {
+                nb[k - 1] = j;
+                nd[k - 1] = d;
+            } else {
+                continue;
+            }
+            for (int q = m - 1; q > 0 && nd[q] < nd[q - 1]; q--) {
+                double td = nd[q];
+                nd[q] = nd[q - 1];
+                nd[q - 1] = td;
+                int ti = nb[q];
+                nb[q] = nb[q - 1];
+                nb[q - 1] = ti;
+            }
+        }
+        for (int a = 0; a < m; a++) {
+            for (int b = a + 1; b < m; b++) {
+                int v[3] = { i, nb[a], nb[b] };
+                /* side opposite each vertex */
+                double s[3];
+                for (int q = 0; q < 3; q++) {
+                    int p1 = v[(q + 1) % 3], p2 = v[(q + 2) % 3];
+                    s[q] = hypot(x[p1] - x[p2], y[p1] - y[p2]);
+                }
+                int o[3] = { 0, 1, 2 };
+                for (int p = 0; p < 2; p++)
+                    for (int q = 0; q < 2 - p; q++)
+                        if (s[o[q]] < s[o[q + 1]]) {
+                            int tt = o[q];
+                            o[q] = o[q + 1];
+                            o[q + 1] = tt;
+                        }
+                double s0 = s[o[0]], s1 = s[o[1]], s2 = s[o[2]];
+                if (s0 <= 0 || s2 / s0 < 0.2 || (s0 - s1) < 0.05 * s0 || (s1 - s2) < 0.05 * s0)
+                    continue;
+                struct tri tr;
+                tr.r1 = (float)(s1 / s0);
+                tr.r2 = (float)(s2 / s0);
+                for (int q = 0; q < 3; q++)
+                    tr.v[q] = v[o[q]];
+                double cr = (x[tr.v[1]] - x[tr.v[0]]) * (y[tr.v[2]] - y[tr.v[0]]) -
+                            (y[tr.v[1]] - y[tr.v[0]]) * (x[tr.v[2]] - x[tr.v[0]]);
+                tr.turn = cr > 0 ? 1 : -1;
+                t[nt++] = tr;
+            }
+        }
+    }
+    qsort(t, (size_t)nt, sizeof *t, cmp_tri);
+    *out = t;
+    return nt;
+}
+
+/* The strong spots of one photo in normalized coordinates, with a grid for lookups. */
+struct pts {
+    int n;
+    double *x, *y, *d; /* position, diameter (normalized) */
+    int gw, gh;
+    double cell;
+    int *head, *next;
+};
+
+static void pts_free(struct pts *p)
+{
+    free(p->x);
+    free(p->head);
+    free(p->next);
+}
+
+static bool pts_make(struct pts *p, const bcd__spotmap *m, int n, double L)
+{
+    memset(p, 0, sizeof *p);
+    p->n = n;
+    p->x = malloc(3 * (size_t)(n + 1) * sizeof(double));
+    p->cell = 0.02;
+    double W = m->ow / L, Hh = m->oh / L;
+    p->gw = (int)(W / p->cell) + 1;
+    p->gh = (int)(Hh / p->cell) + 1;
+    p->head = malloc((size_t)p->gw * p->gh * sizeof(int));
+    p->next = malloc((size_t)(n + 1) * sizeof(int));
+    if (!p->x || !p->head || !p->next) {
+        pts_free(p);
+        return false;
+    }
+    p->y = p->x + n + 1;
+    p->d = p->y + n + 1;
+    for (int i = 0; i < p->gw * p->gh; i++)
+        p->head[i] = -1;
+    for (int i = 0; i < n; i++) {
+        p->x[i] = m->spots[i].x / L;
+        p->y[i] = m->spots[i].y / L;
+        p->d[i] = m->spots[i].diameter / L;
+        int gx = (int)(p->x[i] / p->cell), gy = (int)(p->y[i] / p->cell);
+        gx = gx < 0 ? 0 : (gx >= p->gw ? p->gw - 1 : gx);
+        gy = gy < 0 ? 0 : (gy >= p->gh ? p->gh - 1 : gy);
+        p->next[i] = p->head[gy * p->gw + gx];
+        p->head[gy * p->gw + gx] = i;
+    }
+    return true;
+}
+
+/* Nearest point of p to (u, v) within tol (< cell) whose diameter is compatible with d;
+ * -1 if none. */
+static int pts_near(const struct pts *p, double u, double v, double tol, double d, double *dist)
+{
+    int gx = (int)floor(u / p->cell), gy = (int)floor(v / p->cell), best = -1;
+    double bd = tol * tol;
+    for (int yy = gy - 1; yy <= gy + 1; yy++) {
+        if (yy < 0 || yy >= p->gh)
+            continue;
+        for (int xx = gx - 1; xx <= gx + 1; xx++) {
+            if (xx < 0 || xx >= p->gw)
+                continue;
+            for (int j = p->head[yy * p->gw + xx]; j >= 0; j = p->next[j]) {
+                double d2 = (p->x[j] - u) * (p->x[j] - u) + (p->y[j] - v) * (p->y[j] - v);
+                if (d2 >= bd)
+                    continue;
+                double r = (p->d[j] + 1e-4) / (d + 1e-4);
+                if (r < 0.5 || r > 2.0)
+                    continue;
+                bd = d2;
+                best = j;
+            }
+        }
+    }
+    if (dist)
+        *dist = sqrt(bd);
+    return best;
+}
+
+/* Number of the points of P within radius R of (ox, oy) that the similarity s brings
+ * within tol of a point of C of a compatible size; the sum of their distances in *err.
+ * When pairs is set, the similarity is first refitted to the pairs found within twice
+ * tol (a proposal from three spots is rough away from them), and s is updated. */
+static int inliers(double s[4], const struct pts *P, double ox, double oy, double R, const struct pts *C,
+                   double tol, double *err, bool refit)
+{
+    int c = 0;
+    double e = 0, sc = hypot(s[0], s[1]);
+    if (refit) {
+        double sx[SCORED], sy[SCORED], dx[SCORED], dy[SCORED];
+        int k = 0;
+        for (int i = 0; i < P->n && k < SCORED; i++) {
+            if (fabs(P->x[i] - ox) > R || fabs(P->y[i] - oy) > R)
+                continue;
+            double u = s[0] * P->x[i] - s[1] * P->y[i] + s[2], v = s[1] * P->x[i] + s[0] * P->y[i] + s[3];
+            int j = pts_near(C, u, v, 2.0 * tol, P->d[i] * sc, NULL);
+            if (j < 0)
+                continue;
+            sx[k] = P->x[i];
+            sy[k] = P->y[i];
+            dx[k] = C->x[j];
+            dy[k] = C->y[j];
+            k++;
+        }
+        if (k < MIN_INLIERS) {
+            *err = 0;
+            return k;
+        }
+        double s2[4];
+        if (bcd__fit_similarity(s2, sx, sy, dx, dy, (size_t)k)) {
+            memcpy(s, s2, sizeof s2);
+            sc = hypot(s[0], s[1]);
+        }
+    }
+    for (int i = 0; i < P->n; i++) {
+        if (fabs(P->x[i] - ox) > R || fabs(P->y[i] - oy) > R)
+            continue;
+        double u = s[0] * P->x[i] - s[1] * P->y[i] + s[2], v = s[1] * P->x[i] + s[0] * P->y[i] + s[3], d;
+        if (pts_near(C, u, v, tol, P->d[i] * sc, &d) >= 0) {
+            c++;
+            e += d;
+        }
+    }
+    *err = e;
+    return c;
+}
+
+/* ---- matching ------------------------------------------------------------------------ */
+
+struct cand {
+    double cost;
+    int i, j;
+};
+
+static int cmp_cand(const void *a, const void *b)
+{
+    double x = ((const struct cand *)a)->cost, y = ((const struct cand *)b)->cost;
+    return (x > y) - (x < y);
+}
+
+/* Greedy one-to-one assignment of previous spots (mapped by f) to current spots within
+ * tol (current pixels, plus half the current spot's diameter), cheapest first; the cost
+ * weighs distance, size and contrast. match[] gets the result; returns the count, -1 on
+ * OOM. */
+static int assign(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__warp *f, double tol, double scale,
+                  double ox, double oy, double R, int *match)
+{
+    size_t np = P->n, nc = C->n;
+    for (size_t i = 0; i < np; i++)
+        match[i] = -1;
+    if (!np || !nc)
+        return 0;
+    /* a grid over the current spots */
+    double cell = tol * 2.0 + 1.0;
+    int gw = (int)(C->ow / cell) + 1, gh = (int)(C->oh / cell) + 1;
+    if ((size_t)gw * gh > 4 * nc + 64) {
+        cell = sqrt((double)C->ow * C->oh / (double)(nc + 16));
+        if (cell < tol * 2.0 + 1.0)
+            cell = tol * 2.0 + 1.0;
+        gw = (int)(C->ow / cell) + 1;
+        gh = (int)(C->oh / cell) + 1;
+    }
+    int *head = malloc((size_t)gw * gh * sizeof *head), *next = malloc(nc * sizeof *next);
+    size_t cap = np * 4 + 16, nk = 0;
+    struct cand *cands = malloc(cap * sizeof *cands);
+    bool *used = calloc(nc, 1);
+    if (!head || !next || !cands || !used) {
+        free(head);
+        free(next);
+        free(cands);
+        free(used);
+        return -1;
+    }
+    for (int i = 0; i < gw * gh; i++)
+        head[i] = -1;
+    for (size_t j = 0; j < nc; j++) {
+        int gx = (int)(C->spots[j].x / cell), gy = (int)(C->spots[j].y / cell);
+        gx = gx < 0 ? 0 : (gx >= gw ? gw - 1 : gx);
+        gy = gy < 0 ? 0 : (gy >= gh ? gh - 1 : gy);
+        next[j] = head[gy * gw + gx];
+        head[gy * gw + gx] = (int)j;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < np && rc == 0; i++) {
+        const bcd__spot *p = &P->spots[i];
+        if (fabs(p->x - ox) > R || fabs(p->y - oy) > R)
+            continue;
+        double u, v;
+        bcd__warp_apply(f, p->x, p->y, &u, &v);
+        int gx = (int)(u / cell), gy = (int)(v / cell);
+        for (int yy = gy - 1; yy <= gy + 1; yy++) {
+            if (yy < 0 || yy >= gh)
+                continue;
+            for (int xx = gx - 1; xx <= gx + 1; xx++) {
+                if (xx < 0 || xx >= gw)
+                    continue;
+                for (int j = head[yy * gw + xx]; j >= 0; j = next[j]) {
+                    const bcd__spot *c = &C->spots[j];
+                    double d = hypot(c->x - u, c->y - v);
+                    double t = tol + 0.5 * c->diameter;
+                    if (d > t)
+                        continue;
+                    double ls = log((c->diameter + 1.0) / (p->diameter * scale + 1.0));
+                    if (fabs(ls) > 0.9)
+                        continue;
+                    double lc = log((c->contrast + 0.02) / (p->contrast + 0.02));
+                    double cost = d / t + 0.5 * fabs(ls) + 0.3 * fabs(lc);
+                    if (nk == cap) {
+                        cap *= 2;
+                        struct cand *n2 = realloc(cands, cap * sizeof *n2);
+                        if (!n2) {
+                            rc = -1;
+                            break;
+                        }
+                        cands = n2;
+                    }
+                    cands[nk++] = (struct cand){ cost, (int)i, j };
+                }
+            }
+        }
+    }
+    int count = 0;
+    if (rc == 0) {
+        qsort(cands, nk, sizeof *cands, cmp_cand);
+        for (size_t k = 0; k < nk; k++) {
+            if (match[cands[k].i] >= 0 || used[cands[k].j])
+                continue;
+            match[cands[k].i] = cands[k].j;
+            used[cands[k].j] = true;
+            count++;
+        }
+    }
+    free(head);
+    free(next);
+    free(cands);
+    free(used);
+    return rc < 0 ? -1 : count;
+}
+
+/* Pairs of match[] into arrays (previous xy, current xy); returns the count. */
+static size_t pairs(const bcd__spotmap *P, const bcd__spotmap *C, const int *match, double *sx, double *sy,
+                    double *dx, double *dy, int *idx)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < P->n; i++) {
+        if (match[i] < 0)
+            continue;
+        sx[k] = P->spots[i].x;
+        sy[k] = P->spots[i].y;
+        dx[k] = C->spots[match[i]].x;
+        dy[k] = C->spots[match[i]].y;
+        if (idx)
+            idx[k] = (int)i;
+        k++;
+    }
+    return k;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Fit H to the pairs robustly: least squares, drop residuals over 3x the median (at least
+ * floor), fit again. keep[] marks the pairs kept. */
+static bool robust_homography(double H[9], double *sx, double *sy, double *dx, double *dy, size_t n,
+                              double floor_px, bool *keep)
+{
+    for (size_t i = 0; i < n; i++)
+        keep[i] = true;
+    if (!bcd__fit_homography(H, sx, sy, dx, dy, n))
+        return false;
+    double *r = malloc(n * sizeof *r), *tx = malloc(4 * n * sizeof *tx);
+    if (!r || !tx) {
+        free(r);
+        free(tx);
+        return false;
+    }
+    bool ok = true;
+    for (int round = 0; round < 2 && ok; round++) {
+        for (size_t i = 0; i < n; i++) {
+            double u, v;
+            homog_apply(H, sx[i], sy[i], &u, &v);
+            r[i] = hypot(u - dx[i], v - dy[i]);
+        }
+        memcpy(tx, r, n * sizeof *r);
+        qsort(tx, n, sizeof *tx, cmp_double);
+        double lim = 3.0 * tx[n / 2];
+        if (lim < floor_px)
+            lim = floor_px;
+        size_t k = 0;
+        double *ax = tx, *ay = tx + n, *bx = tx + 2 * n, *by = tx + 3 * n;
+        for (size_t i = 0; i < n; i++) {
+            keep[i] = r[i] <= lim;
+            if (keep[i]) {
+                ax[k] = sx[i];
+                ay[k] = sy[i];
+                bx[k] = dx[i];
+                by[k] = dy[i];
+                k++;
+            }
+        }
+        double H2[9];
+        if (k >= 6 && bcd__fit_homography(H2, ax, ay, bx, by, k))
+            memcpy(H, H2, sizeof H2);
+        else
+            ok = round > 0;
+    }
+    free(r);
+    free(tx);
+    return ok;
+}
+
+/* The smooth field of f: residuals of the kept pairs after f->H, those that disagree with
+ * their neighbours' field (leave one out) by more than tol dropped. */
+static bool build_field(bcd__warp *f, const double *sx, const double *sy, const double *dx, const double *dy,
+                        size_t n, double sigma, double tol)
+{
+    bcd__warp_clear(f);
+    if (n < 6)
+        return true;
+    f->px = malloc(n * sizeof(double));
+    f->py = malloc(n * sizeof(double));
+    f->dx = malloc(n * sizeof(double));
+    f->dy = malloc(n * sizeof(double));
+    if (!f->px || !f->py || !f->dx || !f->dy) {
+        bcd__warp_clear(f);
+        return false;
+    }
+    f->sigma = sigma;
+    for (size_t i = 0; i < n; i++) {
+        double u, v;
+        homog_apply(f->H, sx[i], sy[i], &u, &v);
+        f->px[i] = u;
+        f->py[i] = v;
+        f->dx[i] = dx[i] - u;
+        f->dy[i] = dy[i] - v;
+    }
+    /* leave-one-out check */
+    bool *ok = malloc(n);
+    if (!ok) {
+        bcd__warp_clear(f);
+        return false;
+    }
+    double k2 = 1.0 / (2.0 * sigma * sigma);
+    for (size_t i = 0; i < n; i++) {
+        double sw = 0, ax = 0, ay = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            double d2 = (f->px[i] - f->px[j]) * (f->px[i] - f->px[j]) + (f->py[i] - f->py[j]) * (f->py[i] - f->py[j]);
+            double k = exp(-d2 * k2);
+            sw += k;
+            ax += k * f->dx[j];
+            ay += k * f->dy[j];
+        }
+        double den = sw > 0.5 ? sw : 0.5;
+        ok[i] = hypot(f->dx[i] - ax / den, f->dy[i] - ay / den) <= tol;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ok[i])
+            continue;
+        f->px[k] = f->px[i];
+        f->py[k] = f->py[i];
+        f->dx[k] = f->dx[i];
+        f->dy[k] = f->dy[i];
+        k++;
+    }
+    free(ok);
+    f->n = k;
+    return true;
+}
+
+static void similarity_to_h(double H[9], const double s[4])
+{
+    double h[9] = { s[0], -s[1], s[2], s[1], s[0], s[3], 0, 0, 1 };
+    memcpy(H, h, sizeof h);
+}
+
+/* Normalized cross-correlation of the darkness maps (illumination cancels in them) of
+ * the two photos around the current-photo point (cx, cy) (normalized units), the
+ * previous photo sampled through the inverse of the similarity s (normalized units).
+ * -1 when too little of the patch is skin in both. */
+static double patch_ncc(const bcd__spotmap *P, const bcd__spotmap *C, const double s[4], double cx, double cy,
+                        double L, double Lp, int G, double step)
+{
+    /* G: samples each side of the centre; step: current analysis pixels between them */
+    double det = s[0] * s[0] + s[1] * s[1];
+    if (det <= 0)
+        return -1;
+    double ia = s[0] / det, ib = s[1] / det;
+    double ax = (cx * L + 0.5) * C->fx - 0.5, ay = (cy * L + 0.5) * C->fy - 0.5;
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+    int n = 0, tot = 0;
+    for (int gy = -G; gy <= G; gy++) {
+        for (int gx = -G; gx <= G; gx++) {
+            double x = ax + gx * step, y = ay + gy * step;
+            tot++;
+            if (x < 0 || y < 0 || x > C->w - 1 || y > C->h - 1)
+                continue;
+            size_t ci = (size_t)lround(y) * C->w + (size_t)lround(x);
+            if (!C->skin[ci] || C->dark[ci])
+                continue;
+            /* to normalized current, back through the similarity, to previous analysis pixels */
+            double un = ((x + 0.5) / C->fx - 0.5) / L - s[2], vn = ((y + 0.5) / C->fy - 0.5) / L - s[3];
+            double pxn = ia * un + ib * vn, pyn = -ib * un + ia * vn;
+            double px = (pxn * Lp + 0.5) * P->fx - 0.5, py = (pyn * Lp + 0.5) * P->fy - 0.5;
+            if (px < 0 || py < 0 || px > P->w - 1 || py > P->h - 1)
+                continue;
+            size_t pi = (size_t)lround(py) * P->w + (size_t)lround(px);
+            if (!P->skin[pi] || P->dark[pi])
+                continue;
+            double a = bcd__plane_at(C->con, (float)x, (float)y), b = bcd__plane_at(P->con, (float)px, (float)py);
+            sa += a;
+            sb += b;
+            saa += a * a;
+            sbb += b * b;
+            sab += a * b;
+            n++;
+        }
+    }
+    if (n < tot / 3)
+        return -1;
+    double va = saa - sa * sa / n, vb = sbb - sb * sb / n;
+    if (va <= 0 || vb <= 0)
+        return -1;
+    return (sab - sa * sb / n) / sqrt(va * vb);
+}
+
+/* The similarity s (normalized units) adjusted around the previous-photo point (px, py)
+ * for the best correlation of the darkness maps: shifts, rotations and scales on a grid,
+ * then a finer grid around the best. Returns the correlation. */
+static double local_search(const bcd__spotmap *P, const bcd__spotmap *C, double s[4], double px, double py,
+                           double L, double Lp)
+{
+    double best = -2, bs[4];
+    memcpy(bs, s, sizeof bs);
+    static const double shift[2] = { 0.005, 0.0017 }, rot[2] = { 0.07, 0.025 }, scl[2] = { 0.06, 0.02 };
+    for (int level = 0; level < 2; level++) {
+        double base[4];
+        memcpy(base, bs, sizeof base);
+        double u0 = base[0] * px - base[1] * py + base[2], v0 = base[1] * px + base[0] * py + base[3];
+        for (int ir = -1; ir <= 1; ir++) {
+            for (int is = -1; is <= 1; is++) {
+                double rho = 1.0 + is * scl[level], th = ir * rot[level];
+                double cr = rho * cos(th), sr = rho * sin(th);
+                double a = base[0] * cr - base[1] * sr, b = base[0] * sr + base[1] * cr;
+                for (int iy = -2; iy <= 2; iy++) {
+                    for (int ix = -2; ix <= 2; ix++) {
+                        double q[4] = { a, b, 0, 0 };
+                        double u = u0 + ix * shift[level], v = v0 + iy * shift[level];
+                        q[2] = u - (a * px - b * py);
+                        q[3] = v - (b * px + a * py);
+                        double r = patch_ncc(P, C, q, u, v, L, Lp, 20, 5.0);
+                        if (r > best) {
+                            best = r;
+                            memcpy(bs, q, sizeof bs);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    memcpy(s, bs, sizeof bs);
+    double u = bs[0] * px - bs[1] * py + bs[2], v = bs[1] * px + bs[0] * py + bs[3];
+    return patch_ncc(P, C, bs, u, v, L, Lp, 40, 2.5);
+}
+
+/* The local similarity of the mapping f (photo pixels) at previous-photo pixel (x, y), in
+ * normalized units. */
+static void local_similarity(const bcd__warp *f, double x, double y, double L, double Lp, double s[4])
+{
+    const double h = 8.0;
+    double ax, ay, bx, by, cx, cy, dx, dy, ux, uy;
+    bcd__warp_apply(f, x - h, y, &ax, &ay);
+    bcd__warp_apply(f, x + h, y, &bx, &by);
+    bcd__warp_apply(f, x, y - h, &cx, &cy);
+    bcd__warp_apply(f, x, y + h, &dx, &dy);
+    bcd__warp_apply(f, x, y, &ux, &uy);
+    double j00 = (bx - ax) / (2 * h), j10 = (by - ay) / (2 * h), j01 = (dx - cx) / (2 * h), j11 = (dy - cy) / (2 * h);
+    double a = 0.5 * (j00 + j11), b = 0.5 * (j10 - j01);
+    s[0] = a * Lp / L;
+    s[1] = b * Lp / L;
+    double xn = x / Lp, yn = y / Lp;
+    s[2] = ux / L - (s[0] * xn - s[1] * yn);
+    s[3] = uy / L - (s[1] * xn + s[0] * yn);
+}
+
+struct proposal {
+    double s[4];
+    int c;
+    double e, ox, oy;
+};
+
+static int cmp_proposal(const void *a, const void *b)
+{
+    const struct proposal *x = a, *y = b;
+    if (x->c != y->c)
+        return y->c - x->c;
+    return (x->e > y->e) - (x->e < y->e);
+}
+
+bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C,
+                               const double *prior)
+{
+    memset(out, 0, sizeof *out);
+    out->match = malloc((P->n + 1) * sizeof(int));
+    if (!out->match)
+        return BCD_ENOMEM;
+    for (size_t i = 0; i < P->n; i++)
+        out->match[i] = -1;
+    double L = C->ow > C->oh ? C->ow : C->oh, Lp = P->ow > P->oh ? P->ow : P->oh;
+    int np = (int)(P->n < TOP ? P->n : TOP), nc = (int)(C->n < TOP ? C->n : TOP);
+    if (np < 3 || nc < 3) {
+        out->why = "too few spots on the skin to register the photos";
+        return BCD_OK;
+    }
+    struct pts SP, SC;
+    if (!pts_make(&SP, P, (int)(P->n < SCORED ? P->n : SCORED), Lp)) {
+        return BCD_ENOMEM;
+    }
+    if (!pts_make(&SC, C, (int)(C->n < SCORED ? C->n : SCORED), L)) {
+        pts_free(&SP);
+        return BCD_ENOMEM;
+    }
+    struct tri *tp = NULL, *tc = NULL;
+    int ntp = triangles(SP.x, SP.y, np, &tp), ntc = triangles(SC.x, SC.y, nc, &tc);
+    if (ntp < 0 || ntc < 0) {
+        free(tp);
+        free(tc);
+        pts_free(&SP);
+        pts_free(&SC);
+        return BCD_ENOMEM;
+    }
+    size_t nprop = 0, capprop = 1024;
+    struct proposal *prop = malloc(capprop * sizeof *prop);
+    if (!prop) {
+        free(tp);
+        free(tc);
+        pts_free(&SP);
+        pts_free(&SC);
+        return BCD_ENOMEM;
+    }
+    bcd_status st = BCD_OK;
+    if (prior) {
+        /* the prior's linear part taken as a similarity (normalized units) */
+        double a = 0.5 * (prior[0] + prior[4]) * Lp / L, b = 0.5 * (prior[3] - prior[1]) * Lp / L;
+        struct proposal q = { { a, b, prior[2] / L, prior[5] / L }, 0, 0, 0.5, 0.5 };
+        q.c = inliers(q.s, &SP, 0.5, 0.5, 2.0, &SC, TOL0, &q.e, false) + 1000; /* tried first */
+        prop[nprop++] = q;
+    }
+    for (int a = 0; a < ntp && st == BCD_OK; a++) {
+        const struct tri *t = &tp[a];
+        /* current triangles with r1 within the tolerance: binary search for the first */
+        int lo = 0, hi = ntc;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (tc[mid].r1 < t->r1 - SHAPE_TOL)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        double tx = (SP.x[t->v[0]] + SP.x[t->v[1]] + SP.x[t->v[2]]) / 3.0;
+        double ty = (SP.y[t->v[0]] + SP.y[t->v[1]] + SP.y[t->v[2]]) / 3.0;
+        for (int b = lo; b < ntc && tc[b].r1 <= t->r1 + SHAPE_TOL; b++) {
+            const struct tri *u = &tc[b];
+            if (u->turn != t->turn || fabs(u->r2 - t->r2) > SHAPE_TOL)
+                continue;
+            double sx[3], sy[3], dx[3], dy[3];
+            struct proposal q;
+            for (int k = 0; k < 3; k++) {
+                sx[k] = SP.x[t->v[k]];
+                sy[k] = SP.y[t->v[k]];
+                dx[k] = SC.x[u->v[k]];
+                dy[k] = SC.y[u->v[k]];
+            }
+            if (!bcd__fit_similarity(q.s, sx, sy, dx, dy, 3))
+                continue;
+            double sc = hypot(q.s[0], q.s[1]);
+            if (sc < MIN_SCALE || sc > MAX_SCALE)
+                continue;
+            q.c = inliers(q.s, &SP, tx, ty, LOCAL_R, &SC, TOL0, &q.e, true);
+            if (q.c < MIN_INLIERS)
+                continue;
+            q.ox = tx;
+            q.oy = ty;
+            if (nprop == capprop) {
+                capprop *= 2;
+                struct proposal *np2 = realloc(prop, capprop * sizeof *np2);
+                if (!np2) {
+                    st = BCD_ENOMEM;
+                    break;
+                }
+                prop = np2;
+            }
+            prop[nprop++] = q;
+        }
+    }
+    free(tp);
+    free(tc);
+    pts_free(&SP);
+    pts_free(&SC);
+    if (st != BCD_OK) {
+        free(prop);
+        return st;
+    }
+    /* per area of the previous photo (cells of CELL), the proposals with the most inliers
+     * are checked by the darkness patterns themselves; the best is the anchor of the
+     * registration, and every area whose own best agrees with it adds its matches */
+    qsort(prop, nprop, sizeof *prop, cmp_proposal);
+    int gcw = (int)(P->ow / Lp / CELL) + 1, gch = (int)(P->oh / Lp / CELL) + 1;
+    int *tried = calloc((size_t)gcw * gch, sizeof *tried);
+    double *cell_ncc = malloc((size_t)gcw * gch * sizeof *cell_ncc);
+    int *cell_best = malloc((size_t)gcw * gch * sizeof *cell_best);
+    if (!tried || !cell_ncc || !cell_best) {
+        free(tried);
+        free(cell_ncc);
+        free(cell_best);
+        free(prop);
+        return BCD_ENOMEM;
+    }
+    for (int i = 0; i < gcw * gch; i++) {
+        cell_ncc[i] = -1;
+        cell_best[i] = -1;
+    }
+    int best = -1;
+    double best_ncc = -1;
+    for (size_t k = 0; k < nprop; k++) {
+        struct proposal *q = &prop[k];
+        int gx = (int)(q->ox / CELL), gy = (int)(q->oy / CELL);
+        gx = gx < 0 ? 0 : (gx >= gcw ? gcw - 1 : gx);
+        gy = gy < 0 ? 0 : (gy >= gch ? gch - 1 : gy);
+        int ci = gy * gcw + gx;
+        if (tried[ci] >= PER_CELL && q->c < 1000)
+            continue;
+        tried[ci]++;
+        double ucx = q->s[0] * q->ox - q->s[1] * q->oy + q->s[2], ucy = q->s[1] * q->ox + q->s[0] * q->oy + q->s[3];
+        double r = patch_ncc(P, C, q->s, ucx, ucy, L, Lp, 40, 2.5);
+        q->e = r; /* from here on: the correlation */
+        if (r > cell_ncc[ci]) {
+            cell_ncc[ci] = r;
+            cell_best[ci] = (int)k;
+        }
+        if (r > best_ncc) {
+            best_ncc = r;
+            best = (int)k;
+        }
+    }
+    free(tried);
+    if (getenv("BCD_DEBUG_REG") && best >= 0)
+        fprintf(stderr, "reg: np %d nc %d tris %d %d proposals %zu best ncc %.3f n %d s %.4f %.4f %.4f %.4f at %.3f %.3f\n",
+                np, nc, ntp, ntc, nprop, best_ncc, prop[best].c, prop[best].s[0], prop[best].s[1], prop[best].s[2],
+                prop[best].s[3], prop[best].ox, prop[best].oy);
+    if (best < 0 || best_ncc < MIN_NCC) {
+        free(prop);
+        free(cell_ncc);
+        free(cell_best);
+        out->why = "the spots of the two photos do not line up (different skin, or too little of it in both)";
+        return BCD_OK;
+    }
+    const struct proposal bqv = prop[best], *bq = &bqv;
+    double scale = hypot(bq->s[0], bq->s[1]) * L / Lp;
+    size_t n = P->n;
+    double *sx = malloc(4 * (n + 1) * sizeof *sx);
+    bool *keep = malloc(n + 1);
+    double *pcost = malloc((n + 1) * sizeof *pcost);
+    bool *ctaken = calloc(C->n + 1, 1);
+    if (!sx || !keep || !pcost || !ctaken) {
+        free(sx);
+        free(keep);
+        free(pcost);
+        free(ctaken);
+        free(prop);
+        free(cell_ncc);
+        free(cell_best);
+        return BCD_ENOMEM;
+    }
+    double *sy = sx + n, *dx = sy + n, *dy = dx + n;
+    free(prop);
+    free(cell_ncc);
+    free(cell_best);
+    /* region growing over the areas of the previous photo, from the anchor's outwards: each
+     * area's similarity predicted by the mapping so far, adjusted for the best correlation
+     * of the darkness maps; an area that correlates adds the matches of its spots, and the
+     * mapping (homography and smooth field) is refitted as areas join */
+    int ncell = gcw * gch;
+    int *state = calloc((size_t)ncell, sizeof *state), *queue = malloc((size_t)ncell * sizeof *queue);
+    int *hops = calloc((size_t)ncell, sizeof *hops);
+    double *cxs = calloc((size_t)ncell * 3, sizeof *cxs);
+    if (!state || !queue || !cxs || !hops) {
+        free(hops);
+        free(state);
+        free(queue);
+        free(cxs);
+        free(sx);
+        free(keep);
+        free(pcost);
+        free(ctaken);
+        return BCD_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int gx = (int)(P->spots[i].x / Lp / CELL), gy = (int)(P->spots[i].y / Lp / CELL);
+        gx = gx < 0 ? 0 : (gx >= gcw ? gcw - 1 : gx);
+        gy = gy < 0 ? 0 : (gy >= gch ? gch - 1 : gy);
+        double *c3 = cxs + 3 * (size_t)(gy * gcw + gx);
+        c3[0] += P->spots[i].x;
+        c3[1] += P->spots[i].y;
+        c3[2] += 1;
+    }
+    bcd__warp *f = &out->fwd;
+    double s_px[4] = { bq->s[0] * L / Lp, bq->s[1] * L / Lp, bq->s[2] * L, bq->s[3] * L };
+    similarity_to_h(f->H, s_px);
+    int start;
+    {
+        int gx = (int)(bq->ox / CELL), gy = (int)(bq->oy / CELL);
+        gx = gx < 0 ? 0 : (gx >= gcw ? gcw - 1 : gx);
+        gy = gy < 0 ? 0 : (gy >= gch ? gch - 1 : gy);
+        start = gy * gcw + gx;
+    }
+    int head = 0, tail = 0, accepted = 0, since_fit = 0;
+    queue[tail++] = start;
+    state[start] = 1;
+    size_t k = 0;
+    while (head < tail && st == BCD_OK) {
+        int ci = queue[head++];
+        double *c3 = cxs + 3 * (size_t)ci;
+        int gx0 = ci % gcw, gy0 = ci / gcw;
+        double r = -1, q[4], px = 0, py = 0;
+        if (c3[2] >= 2) {
+            px = c3[0] / c3[2];
+            py = c3[1] / c3[2];
+            if (ci == start && accepted == 0)
+                memcpy(q, bq->s, sizeof q);
+            else
+                local_similarity(f, px, py, L, Lp, q);
+            r = local_search(P, C, q, px / Lp, py / Lp, L, Lp);
+            if (getenv("BCD_DEBUG_REG"))
+                fprintf(stderr, "  cell %d,%d spots %.0f ncc %.3f s %.3f %.3f\n", gx0, gy0, c3[2], r, q[0], q[1]);
+        }
+        bool ok = r >= ANCHOR_NCC;
+        if (!ok)
+            hops[ci]++;
+        else
+            hops[ci] = 0;
+        /* neighbours: also beyond an area that did not correlate (a strap, a shadow), one
+         * area further */
+        if (hops[ci] <= 1)
+            for (int oy2 = -1; oy2 <= 1; oy2++)
+                for (int ox2 = -1; ox2 <= 1; ox2++) {
+                    int nx = gx0 + ox2, ny = gy0 + oy2;
+                    if ((ox2 || oy2) && nx >= 0 && ny >= 0 && nx < gcw && ny < gch && !state[ny * gcw + nx]) {
+                        state[ny * gcw + nx] = 1;
+                        hops[ny * gcw + nx] = hops[ci];
+                        queue[tail++] = ny * gcw + nx;
+                    }
+                }
+        if (!ok) {
+            state[ci] = 3;
+            continue;
+        }
+        state[ci] = 2;
+        accepted++;
+        since_fit++;
+        /* the matches of the area's spots under its own similarity */
+        double sq = hypot(q[0], q[1]) * L / Lp;
+        for (size_t i = 0; i < n; i++) {
+            const bcd__spot *p = &P->spots[i];
+            double xn = p->x / Lp, yn = p->y / Lp;
+            if (xn < gx0 * CELL || xn >= (gx0 + 1) * CELL || yn < gy0 * CELL || yn >= (gy0 + 1) * CELL)
+                continue;
+            double u = (q[0] * xn - q[1] * yn + q[2]) * L, v = (q[1] * xn + q[0] * yn + q[3]) * L;
+            double bd = TOL2 * L + 0.5 * p->diameter * sq;
+            int bj = -1;
+            for (size_t j = 0; j < C->n; j++) {
+                const bcd__spot *c = &C->spots[j];
+                if (fabs(c->x - u) > bd || fabs(c->y - v) > bd)
+                    continue;
+                double d = hypot(c->x - u, c->y - v);
+                double rr = (c->diameter + 1.0) / (p->diameter * sq + 1.0);
+                if (d < bd && rr > 0.5 && rr < 2.0) {
+                    bd = d;
+                    bj = (int)j;
+                }
+            }
+            if (bj >= 0) {
+                out->match[i] = bj;
+                pcost[i] = bd;
+            }
+        }
+        /* refit now and then */
+        if (since_fit >= 3 || head == tail) {
+            since_fit = 0;
+            k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
+            double H[9];
+            if (k >= 12 && robust_homography(H, sx, sy, dx, dy, k, 0.01 * L, keep)) {
+                double sc = sqrt(fabs(H[0] * H[4] - H[1] * H[3]));
+                if (sc > MIN_SCALE * 0.8 && sc < MAX_SCALE * 1.2)
+                    memcpy(f->H, H, sizeof H);
+            } else if (k >= 3) {
+                double s2[4];
+                if (bcd__fit_similarity(s2, sx, sy, dx, dy, k))
+                    similarity_to_h(f->H, s2);
+            }
+            if (k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
+                st = BCD_ENOMEM;
+        }
+    }
+    out->verified = malloc((size_t)ncell);
+    if (out->verified) {
+        for (int i = 0; i < ncell; i++)
+            out->verified[i] = state[i] == 2;
+        out->gw = gcw;
+        out->gh = gch;
+        out->cell = CELL * Lp;
+    } else {
+        st = BCD_ENOMEM;
+    }
+    free(state);
+    free(queue);
+    free(cxs);
+    free(hops);
+    /* one previous spot per current spot: the closest */
+    for (size_t i = 0; i < n; i++) {
+        int j = out->match[i];
+        if (j < 0)
+            continue;
+        for (size_t i2 = i + 1; i2 < n; i2++) {
+            if (out->match[i2] != j)
+                continue;
+            if (pcost[i2] < pcost[i]) {
+                out->match[i] = -1;
+                break;
+            }
+            out->match[i2] = -1;
+        }
+    }
+    free(ctaken);
+    free(pcost);
+    k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
+    if (getenv("BCD_DEBUG_REG"))
+        fprintf(stderr, "reg: areas %d pairs %zu\n", accepted, k);
+    if (st == BCD_OK && k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
+        st = BCD_ENOMEM;
+    if (st == BCD_OK) {
+        /* the last assignment with the whole mapping, then the field again on it */
+        int c = assign(P, C, f, TOL1 * L, scale, 0, 0, INFINITY, out->match);
+        if (c < 0)
+            st = BCD_ENOMEM;
+        else
+            out->matched = (size_t)c;
+    }
+    if (st == BCD_OK) {
+        k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
+        if (!build_field(f, sx, sy, dx, dy, k, 0.05 * L, 0.004 * L)) {
+            st = BCD_ENOMEM;
+        } else {
+            double Hb[9];
+            bcd__warp *b = &out->bwd;
+            if (k >= 8 && bcd__fit_homography(Hb, dx, dy, sx, sy, k)) {
+                memcpy(b->H, Hb, sizeof Hb);
+            } else {
+                /* invert the forward homography */
+                const double *h = f->H;
+                double det = h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
+                             h[2] * (h[3] * h[7] - h[4] * h[6]);
+                double inv[9] = { (h[4] * h[8] - h[5] * h[7]) / det, (h[2] * h[7] - h[1] * h[8]) / det,
+                                  (h[1] * h[5] - h[2] * h[4]) / det, (h[5] * h[6] - h[3] * h[8]) / det,
+                                  (h[0] * h[8] - h[2] * h[6]) / det, (h[2] * h[3] - h[0] * h[5]) / det,
+                                  (h[3] * h[7] - h[4] * h[6]) / det, (h[1] * h[6] - h[0] * h[7]) / det,
+                                  (h[0] * h[4] - h[1] * h[3]) / det };
+                for (int q = 0; q < 9; q++)
+                    b->H[q] = inv[q] / inv[8];
+            }
+            if (!build_field(b, dx, dy, sx, sy, k, 0.05 * Lp, 0.004 * Lp))
+                st = BCD_ENOMEM;
+        }
+    }
+    if (st == BCD_OK) {
+        double *r = malloc((k + 1) * sizeof *r);
+        if (r) {
+            for (size_t i = 0; i < k; i++) {
+                double u, v;
+                bcd__warp_apply(f, sx[i], sy[i], &u, &v);
+                r[i] = hypot(u - dx[i], v - dy[i]);
+            }
+            qsort(r, k, sizeof *r, cmp_double);
+            out->residual = k ? r[k / 2] : NAN;
+            free(r);
+        }
+        out->ok = k >= (size_t)MIN_INLIERS;
+        if (!out->ok)
+            out->why = "too few spots stayed matched after refining the registration";
+    }
+    free(sx);
+    free(keep);
+    return st;
+}
