@@ -82,6 +82,8 @@ int cli_exit_code(bcd_status st);
 const char *cli_caller(struct cli *c, int *rc);
 /* Print a result document: as is with --json, as readable text otherwise. */
 int cli_print_result(struct cli *c, const char *json);
+/* The readable lesion table of bcd_lesions_get()'s result. */
+int cli_print_lesions(const char *json);
 
 extern const struct cli_command cli_image_commands[];
 extern const int cli_image_ncommands;

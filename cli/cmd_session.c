@@ -20,7 +20,7 @@ static int parse_order_index(struct cli *c, int *out)
 
 enum op {
     OP_CREATE, OP_COMPLETE, OP_LIST, OP_INFO, OP_THUMBS, OP_ADD, OP_REGISTER, OP_PREVIEW,
-    OP_ANALYZE, OP_COMPARE, OP_GET,
+    OP_ANALYZE, OP_COMPARE, OP_GET, OP_LESIONS,
 };
 
 /* Open the service, run one operation, print its result or its error. */
@@ -64,9 +64,12 @@ static int run_op(struct cli *c, enum op op)
         break;
     }
     case OP_GET: st = bcd_analysis_get(&out, svc, user, p[0]); break;
+    case OP_LESIONS: st = bcd_lesions_get(&out, svc, user, p[0]); break;
     }
     int rc;
-    if (st == BCD_OK) {
+    if (st == BCD_OK && op == OP_LESIONS && !c->json) {
+        rc = cli_print_lesions(out);
+    } else if (st == BCD_OK) {
         rc = cli_print_result(c, out);
     } else {
         char *env = NULL;
@@ -93,6 +96,7 @@ OP_FN(cmd_preview, OP_PREVIEW)
 OP_FN(cmd_analyze, OP_ANALYZE)
 OP_FN(cmd_compare, OP_COMPARE)
 OP_FN(cmd_get, OP_GET)
+OP_FN(cmd_lesions, OP_LESIONS)
 
 #define USER_HELP "  --user ID   the caller (default: BCD_USER, then the login name)\n  --json      print JSON"
 
@@ -136,5 +140,13 @@ const struct cli_command cli_session_commands[] = {
      "  --heatmaps DIR  write the change-map overlays as DIR/<angle>.png (DIR is created)\n" USER_HELP,
      2, 2, cmd_compare},
     {"analysis get", "SESSION", "The stored analysis of a session (no recomputation)", USER_HELP, 1, 1, cmd_get},
+    {"lesions", "SESSION", "The lesions of an analyzed check against the previous one",
+     "Every spot (mole, freckle, papule) analyze found on each angle's photo, with a stable id\n"
+     "carried from check to check, its state (matched, new, gone, not_visible), centre and\n"
+     "size, and for matched lesions what changed since the previous check (diameter, area,\n"
+     "colour as CIEDE2000, darkening, a second colour) with a change score. The readable form\n"
+     "lists each angle's counts and its changed lesions; --json has every lesion.\n"
+     "BCD_MM_PER_PX (the photos' scale) adds sizes in mm.\n" USER_HELP,
+     1, 1, cmd_lesions},
 };
 const int cli_session_ncommands = sizeof cli_session_commands / sizeof cli_session_commands[0];

@@ -295,7 +295,7 @@ BCD_API bcd_status bcd_detect_write_heatmap(bcd_ctx *ctx, const bcd_detect_resul
  * @param[out] probability  in [0,1]; untouched on failure.
  * @param[out] changed      1 or 0; may be NULL.
  * @param results           n results, NULL entries allowed (missing angles); borrowed.
- * @return BCD_OK, BCD_EINVAL (NULL arrays), BCD_ESTATE (no usable angle: all missing,
+ * @return BCD_OK, BCD_EINVAL (NULL arrays), BCD_ENOMEM (over 16 results), BCD_ESTATE (no usable angle: all missing,
  *         misaligned or quality-only).
  */
 BCD_API bcd_status bcd_detect_combine(double *probability, int *changed, const bcd_detect_result *const *results,

@@ -220,6 +220,17 @@ BCD_API bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_
  * part of it or of change_probability. The maps are stored as blobs of the session
  * (16-bit greyscale PNG of half floats, one row per channel; ~0.1-0.2 MB per angle).
  *
+ * Lesions (bcd/lesion.h): the first photo of each angle is also searched for spots at
+ * full resolution and compared with the earlier session's photo of the angle
+ * (bcd_lesion_compare(); the first session: bcd_lesion_find()), the earlier session's
+ * lesion ids carried over. The angle's "lesions" is the bcd_lesion_result_json() object;
+ * each changed lesion is also a changed region (with its "lesion_id"), and the angle's
+ * local_change is the higher of the change map's and its strongest lesion's score (so
+ * change_probability counts changed lesions too; an angle the whole-image alignment
+ * could not align but the lesions registered counts). BCD_MM_PER_PX of ctx, when set,
+ * gives lesion sizes in mm (both checks taken at that scale); BCD_LESIONS=off leaves the
+ * lesions out.
+ *
  * Confidence, in [0, 1], is the product of four factors:
  *  - angle coverage: distinct angles present / 6;
  *  - image quality: mean over the angles of sharpness × exposure, where sharpness =
@@ -279,6 +290,22 @@ BCD_API bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char 
  * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
 BCD_API bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *user_id, const char *session_id);
+
+/**
+ * The lesion table of a session's stored analysis: every lesion of every angle against
+ * the previous check, as analyze found them.
+ * Result: {"success": true, "data": {"session_id", "previous_session_id": id|null,
+ *  "angles": [{"angle_type", "status": "first"|"compared"|"not_comparable", "reason",
+ *  "mm_per_px", "matched", "changed": count, "registration",
+ *  "lesions": [{"id", "state", "center", "previous_center", "diameter_px",
+ *  "diameter_mm", "changed", "score", "change", ...}]}]}} (the lesion fields of
+ *  bcd_lesion_result_json()). Angles analyzed without lesions (BCD_LESIONS=off, or an
+ *  analysis made before lesions existed) are not listed.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND ("session_not_found", "analysis_not_found"),
+ *         BCD_EIO.
+ * Ownership: *out caller frees with bcd_free(). Threads: one thread per svc at a time.
+ */
+BCD_API bcd_status bcd_lesions_get(char **out, bcd_service *svc, const char *user_id, const char *session_id);
 
 /**
  * Compare two analyzed sessions of the caller.

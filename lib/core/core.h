@@ -52,6 +52,8 @@ enum bcd__cfg_key {
     BCD__CFG_DETECT,                  /* change detection in analyze: on|off (lib/service) */
     BCD__CFG_HTTP_MAX_RESPONSE_BYTES, /* cap on one response body (lib/net) */
     BCD__CFG_HTTP_MAX_REQUEST_BYTES,  /* cap on one request body, e.g. an upload (lib/net) */
+    BCD__CFG_LESIONS,                 /* lesions in analyze: on|off (lib/service) */
+    BCD__CFG_MM_PER_PX,               /* scale of the photos, mm per pixel (lib/service) */
     BCD__CFG_COUNT
 };
 

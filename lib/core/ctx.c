@@ -29,6 +29,8 @@ static const struct {
     [BCD__CFG_DETECT] = {"BCD_DETECT", "on", false},
     [BCD__CFG_HTTP_MAX_RESPONSE_BYTES] = {"BCD_HTTP_MAX_RESPONSE_BYTES", "67108864", false},
     [BCD__CFG_HTTP_MAX_REQUEST_BYTES] = {"BCD_HTTP_MAX_REQUEST_BYTES", "52428800", false},
+    [BCD__CFG_LESIONS] = {"BCD_LESIONS", "on", false},
+    [BCD__CFG_MM_PER_PX] = {"BCD_MM_PER_PX", NULL, false},
 };
 
 static int key_index(const char *name)
@@ -77,7 +79,13 @@ static const char *validate(int k, const char *v)
                    ? NULL
                    : "must be auto, cpu or cuda";
     case BCD__CFG_DETECT:
+    case BCD__CFG_LESIONS:
         return strcmp(v, "on") == 0 || strcmp(v, "off") == 0 ? NULL : "must be on or off";
+    case BCD__CFG_MM_PER_PX: {
+        char *end;
+        double d = strtod(v, &end);
+        return *v && !*end && d > 0.0 && d < 100.0 ? NULL : "must be a number of mm per pixel, above 0 and below 100";
+    }
     case BCD__CFG_THREADS:
         return parse_ull(v, &n) && n <= 1024 ? NULL : "must be an integer from 0 to 1024";
     case BCD__CFG_MAX_PIXELS:

@@ -10,6 +10,7 @@
  * -0.1); it stays in the formula for a calibration on real data.
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "detect_internal.h"
 
@@ -20,18 +21,14 @@
 /* logit of local_change is clamped to +-LOGIT_CAP so one saturated angle stays finite */
 #define LOGIT_CAP 12.0
 
-bcd_status bcd_detect_combine(double *probability, int *changed, const bcd_detect_result *const *results, size_t n)
+bcd_status bcd__detect_combine_values(double *probability, int *changed, const double *lc_in,
+                                     const unsigned int *flags, size_t n)
 {
-    if (!probability || (!results && n > 0))
-        return BCD_EINVAL;
     double m1 = -INFINITY, m2 = -INFINITY;
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
-        const bcd_detect_result *r = results[i];
-        if (!r)
-            continue;
-        unsigned int f = bcd_detect_result_flags(r);
-        double lc = bcd_detect_result_value(r, BCD_DETECT_LOCAL_CHANGE);
+        double lc = lc_in[i];
+        unsigned int f = flags[i];
         if ((f & BCD_DETECT_MISALIGNED) || !isfinite(lc))
             continue;
         double z;
@@ -64,4 +61,29 @@ bcd_status bcd_detect_combine(double *probability, int *changed, const bcd_detec
     if (changed)
         *changed = p >= 0.5;
     return BCD_OK;
+}
+
+bcd_status bcd_detect_combine(double *probability, int *changed, const bcd_detect_result *const *results, size_t n)
+{
+    if (!probability || (!results && n > 0))
+        return BCD_EINVAL;
+    double lc_s[16] = { 0 }, *lc = n <= 16 ? lc_s : malloc(n * sizeof *lc);
+    unsigned int fl_s[16] = { 0 }, *fl = n <= 16 ? fl_s : malloc(n * sizeof *fl);
+    bcd_status st = BCD_ENOMEM;
+    if (lc && fl) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!results[i])
+                continue;
+            lc[m] = bcd_detect_result_value(results[i], BCD_DETECT_LOCAL_CHANGE);
+            fl[m] = bcd_detect_result_flags(results[i]);
+            m++;
+        }
+        st = bcd__detect_combine_values(probability, changed, lc, fl, m);
+    }
+    if (lc != lc_s)
+        free(lc);
+    if (fl != fl_s)
+        free(fl);
+    return st;
 }

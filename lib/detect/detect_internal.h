@@ -190,6 +190,10 @@ typedef struct bcd__changemap {
 bcd_status bcd__detect_changemap(bcd__changemap *out, bcd__plane *const C[3], bcd__plane *const P[3],
                                  const uint8_t *mask, int grid);
 void bcd__changemap_clear(bcd__changemap *cm);
+/* bcd_detect_combine() on values: lc[i] local_change (NaN: not usable) and flags[i] of
+ * each angle. */
+bcd_status bcd__detect_combine_values(double *probability, int *changed, const double *lc, const unsigned int *flags,
+                                      size_t n);
 /* local_change from evidence: a calibrated logistic. */
 double bcd__detect_score(double evidence);
 

@@ -152,6 +152,13 @@ bcd_status bcd_lesion_find(bcd_lesion_result **out, bcd_ctx *ctx, const bcd_imag
     return BCD_OK;
 }
 
+/* A spot too close to the frame's edge to see its surroundings (lens falloff, cut off). */
+static bool near_border(const bcd__spotmap *m, const bcd__spot *s)
+{
+    double L = m->ow > m->oh ? m->ow : m->oh, g = 2.0 * s->diameter + 0.01 * L;
+    return s->x < g || s->y < g || s->x > m->ow - 1.0 - g || s->y > m->oh - 1.0 - g;
+}
+
 /* The change of a matched pair: prev spot p, current spot c; J the local area scale of
  * the mapping previous -> current. Fills l->change, l->score and l->changed. */
 static void measure_change(bcd_lesion *l, const bcd__spot *p, const bcd__spot *c, double J, const bcd__spotmap *P,
@@ -192,7 +199,8 @@ static void measure_change(bcd_lesion *l, const bcd__spot *p, const bcd__spot *c
     ch->spread = c->spread - p->spread;
     ch->spread_sd = 1.0 + 0.15 * (c->spread + p->spread);
     ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
-    ch->judged = c->skin_rgb[1] < MAX_SKIN_LEVEL && p->skin_rgb[1] < MAX_SKIN_LEVEL;
+    ch->judged = c->skin_rgb[1] < MAX_SKIN_LEVEL && p->skin_rgb[1] < MAX_SKIN_LEVEL && !near_border(C, c) &&
+                 !near_border(P, p);
     ch->asymmetry = c->asymmetry - p->asymmetry;
     ch->irregularity = c->irregularity - p->irregularity;
     ch->second_colour = ch->spread > MIN_SPREAD && ch->spread > Z_CHANGED * ch->spread_sd && c->spread > 6.0;
@@ -315,6 +323,79 @@ static uint32_t ref_id(const bcd_lesion_options *o, double x, double y, double t
     return o->previous[best].id;
 }
 
+/* How the contrast of spots carries over from the current photo to the previous one, near
+ * a place: the median ratio previous / current of matched spots around it. */
+struct transfer {
+    size_t n;
+    double *x, *y, *ratio;
+    double global;
+};
+
+static int cmp_dbl(const void *a, const void *b);
+
+static void transfer_free(struct transfer *t)
+{
+    free(t->x);
+    t->x = NULL;
+}
+
+static bool transfer_make(struct transfer *t, const bcd__spotmap *P, const bcd__spotmap *C, const int *match)
+{
+    memset(t, 0, sizeof *t);
+    t->x = malloc(3 * (P->n + 1) * sizeof(double));
+    if (!t->x)
+        return false;
+    t->y = t->x + P->n + 1;
+    t->ratio = t->y + P->n + 1;
+    for (size_t i = 0; i < P->n; i++) {
+        if (match[i] < 0)
+            continue;
+        const bcd__spot *c = &C->spots[match[i]];
+        t->x[t->n] = c->x;
+        t->y[t->n] = c->y;
+        t->ratio[t->n] = P->spots[i].contrast / fmax(c->contrast, 1e-3);
+        t->n++;
+    }
+    double *v = malloc((t->n + 1) * sizeof *v);
+    if (!v) {
+        transfer_free(t);
+        return false;
+    }
+    memcpy(v, t->ratio, t->n * sizeof *v);
+    qsort(v, t->n, sizeof *v, cmp_dbl);
+    t->global = t->n ? v[t->n / 2] : 1.0;
+    free(v);
+    return true;
+}
+
+static double transfer_at(const struct transfer *t, double x, double y, double R)
+{
+    double v[64];
+    size_t k = 0;
+    for (size_t i = 0; i < t->n && k < 64; i++)
+        if (fabs(t->x[i] - x) <= R && fabs(t->y[i] - y) <= R)
+            v[k++] = t->ratio[i];
+    if (k < 3)
+        return t->global;
+    qsort(v, k, sizeof *v, cmp_dbl);
+    return v[k / 2];
+}
+
+/* The diameter of the smallest fifth of the spots within R of (x, y) (photo pixels): the
+ * smallest spot the photo resolves there. 0 when fewer than five. */
+static double small_spots(const bcd__spotmap *m, double x, double y, double R)
+{
+    double v[256];
+    size_t k = 0;
+    for (size_t i = 0; i < m->n && k < 256; i++)
+        if (fabs(m->spots[i].x - x) <= R && fabs(m->spots[i].y - y) <= R)
+            v[k++] = m->spots[i].diameter;
+    if (k < 5)
+        return 0;
+    qsort(v, k, sizeof *v, cmp_dbl);
+    return v[k / 5];
+}
+
 /* The skin around (cx, cy) in the current photo and around (px, py) in the previous one is
  * lit alike (up to the pair's median change) and not near clipping. */
 static bool same_light(const bcd__spotmap *C, double cx, double cy, const bcd__spotmap *P, double px, double py,
@@ -401,6 +482,11 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         }
         free(lv);
     }
+    struct transfer tf;
+    if (!transfer_make(&tf, P, C, sm.match)) {
+        st = BCD_ENOMEM;
+        goto done;
+    }
     r->residual = sm.residual;
     double L = C->ow > C->oh ? C->ow : C->oh;
     double tol = 0.006 * L;
@@ -426,6 +512,10 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             lesion_from_spot(l, c, mm);
             measure_change(l, p, c, J, P, C, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+            /* a pair much further apart than the registration's own residual may be two
+             * neighbouring spots: kept as a match, not judged */
+            if (hypot(c->x - u, c->y - v) > 3.0 * sm.residual + 0.25 * c->diameter)
+                l->change.judged = 0;
             r->matched++;
             continue;
         }
@@ -446,21 +536,38 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             continue;
         }
         l->in_overlap = 1;
+        /* the spot found there may be a detected one the assignment left alone (a size
+         * change beyond its bounds): then a match like any other; one already matched to
+         * another previous spot: two previous spots seen as one now (merged, or not
+         * separated), not judged */
+        int det = -1;
+        for (size_t j2 = 0; found && j2 < C->n && det < 0; j2++)
+            if (hypot(C->spots[j2].x - c.x, C->spots[j2].y - c.y) < 0.5 * C->spots[j2].diameter)
+                det = (int)j2;
         if (found) {
-            /* there, below the detection threshold or not separated: a match */
+            bool fresh = det >= 0 && !cur_taken[det];
+            const bcd__spot *cs = fresh ? &C->spots[det] : &c;
+            if (det >= 0)
+                cur_taken[det] = true;
             l->state = BCD_LESION_MATCHED;
-            l->x = c.x;
-            l->y = c.y;
-            lesion_from_spot(l, &c, mm);
-            measure_change(l, p, &c, J, P, C, mm, pmm);
+            l->x = cs->x;
+            l->y = cs->y;
+            lesion_from_spot(l, cs, mm);
+            measure_change(l, p, cs, J, P, C, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+            /* re-found only with a relaxed threshold, or merged: not reliable enough to
+             * judge a change */
+            if (!fresh)
+                l->change.judged = 0;
             r->matched++;
             continue;
         }
         l->state = BCD_LESION_GONE;
         l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
         bool lit = same_light(C, u, v, P, p->x, p->y, 3.0 * p->diameter, light_med);
-        l->score = l->in_overlap && lit && p->contrast >= 2.5 * P->t_seed && pk < 0.2 * p->contrast ? 0.6 : 0.2;
+        /* what it would look like in the current photo, as its neighbours do */
+        double expect = p->contrast / transfer_at(&tf, u, v, 0.06 * L);
+        l->score = l->in_overlap && lit && expect >= 2.5 * C->t_seed && pk < 0.2 * expect ? 0.6 : 0.2;
         l->changed = l->score >= 0.5;
     }
     /* current spots with no previous one */
@@ -498,6 +605,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             double Jf = bcd__warp_area_scale(&sm.fwd, p.x, p.y);
             measure_change(l, &p, c, Jf, P, C, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p.x, p.y);
+            l->change.judged = 0;
             r->matched++;
             continue;
         }
@@ -505,12 +613,20 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         l->in_overlap = bcd__spot_match_verified(&sm, u, v);
         /* a new spot: a change when it is clearly a spot, in an area the registration
          * verified, and the skin was clear there */
-        bool clear = pk < 0.3 * c->contrast;
-        bool strong = l->in_overlap && c->contrast >= 2.0 * C->t_seed && c->diameter * C->fx >= 3.0 &&
-                      same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med);
+        /* what it would have looked like in the previous photo, as its neighbours do there
+         * (a blurrier or flatter previous photo shows every spot fainter) */
+        double expect = c->contrast * transfer_at(&tf, c->x, c->y, 0.06 * L);
+        bool clear = pk < 0.3 * expect;
+        /* and larger than the smallest spots the previous photo shows around there (where it
+         * is blurred, small spots vanish from it) */
+        double small = small_spots(P, u, v, 0.06 * Lp) * sqrt(1.0 / fmax(J, 1e-6));
+        bool strong = l->in_overlap && c->contrast >= 2.0 * C->t_seed && expect >= 2.0 * P->t_seed &&
+                      c->diameter >= 1.3 * small &&
+                      c->diameter * C->fx >= 3.0 && same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med);
         l->score = clear && strong ? fmin(1.0, 0.5 + 0.5 * (c->contrast / (3.0 * C->t_seed))) : 0.3;
         l->changed = l->score >= 0.5;
     }
+    transfer_free(&tf);
     st = score_changes(r, C->fx, mm);
     if (st != BCD_OK)
         goto done;
@@ -670,7 +786,8 @@ static cJSON *change_json(const bcd_lesion *l)
               add(o, "darkening", num(c->darkening, 0.001)) &&
               add(o, "darkening_sd", num(c->darkening_sd, 0.001)) && add(o, "spread", num(c->spread, 0.01)) &&
               add(o, "spread_sd", num(c->spread_sd, 0.01)) && add(o, "asymmetry", num(c->asymmetry, 0.001)) &&
-              add(o, "irregularity", num(c->irregularity, 0.001)) &&
+              add(o, "irregularity", num(c->irregularity, 0.001)) && add(o, "light", num(c->light, 0.001)) &&
+              add(o, "judged", cJSON_CreateBool(c->judged)) &&
               add(o, "second_colour", cJSON_CreateBool(c->second_colour));
     if (!ok) {
         cJSON_Delete(o);

@@ -37,6 +37,8 @@ typedef struct bcd__spotmap {
     uint32_t ow, oh;    /* the photo's size */
     bcd__plane *c[3];   /* R, G, B at analysis size, 0..255 */
     bcd__plane *con;    /* darkness against the local skin level: bg - ln(G) */
+    bcd__plane *dots;   /* the spots alone, each drawn as a soft dot: what registration
+                           correlates (shadow edges, hair and skin texture are not in it) */
     uint8_t *skin;      /* 1 where skin (analysis size) */
     uint8_t *dark;      /* 1 where the skin is in deep shadow or clipped (not judged) */
     double noise;       /* robust spread of con on the skin */

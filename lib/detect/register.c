@@ -13,7 +13,6 @@
  * assignment of spots to spots that also weighs size and contrast.
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -382,7 +381,7 @@ static bool pts_make(struct pts *p, const bcd__spotmap *m, int n, double L)
 
 /* Nearest point of p to (u, v) within tol (< cell) whose diameter is compatible with d;
  * -1 if none. */
-static int pts_near(const struct pts *p, double u, double v, double tol, double d, double *dist)
+static int pts_near(const struct pts *p, double u, double v, double tol, double d, double *dist, double ratio)
 {
     int gx = (int)floor(u / p->cell), gy = (int)floor(v / p->cell), best = -1;
     double bd = tol * tol;
@@ -397,7 +396,7 @@ static int pts_near(const struct pts *p, double u, double v, double tol, double 
                 if (d2 >= bd)
                     continue;
                 double r = (p->d[j] + 1e-4) / (d + 1e-4);
-                if (r < 0.5 || r > 2.0)
+                if (r < 1.0 / ratio || r > ratio)
                     continue;
                 bd = d2;
                 best = j;
@@ -425,7 +424,7 @@ static int inliers(double s[4], const struct pts *P, double ox, double oy, doubl
             if (fabs(P->x[i] - ox) > R || fabs(P->y[i] - oy) > R)
                 continue;
             double u = s[0] * P->x[i] - s[1] * P->y[i] + s[2], v = s[1] * P->x[i] + s[0] * P->y[i] + s[3];
-            int j = pts_near(C, u, v, 2.0 * tol, P->d[i] * sc, NULL);
+            int j = pts_near(C, u, v, 2.0 * tol, P->d[i] * sc, NULL, 2.0);
             if (j < 0)
                 continue;
             sx[k] = P->x[i];
@@ -448,7 +447,7 @@ static int inliers(double s[4], const struct pts *P, double ox, double oy, doubl
         if (fabs(P->x[i] - ox) > R || fabs(P->y[i] - oy) > R)
             continue;
         double u = s[0] * P->x[i] - s[1] * P->y[i] + s[2], v = s[1] * P->x[i] + s[0] * P->y[i] + s[3], d;
-        if (pts_near(C, u, v, tol, P->d[i] * sc, &d) >= 0) {
+        if (pts_near(C, u, v, tol, P->d[i] * sc, &d, 2.0) >= 0) {
             c++;
             e += d;
         }
@@ -533,7 +532,7 @@ static int assign(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__warp 
                     if (d > t)
                         continue;
                     double ls = log((c->diameter + 1.0) / (p->diameter * scale + 1.0));
-                    if (fabs(ls) > 0.9)
+                    if (fabs(ls) > 1.2) /* a diameter over three times larger or smaller */
                         continue;
                     double lc = log((c->contrast + 0.02) / (p->contrast + 0.02));
                     double cost = d / t + 0.5 * fabs(ls) + 0.3 * fabs(lc);
@@ -724,7 +723,7 @@ static double patch_ncc(const bcd__spotmap *P, const bcd__spotmap *C, const doub
         return -1;
     double ia = s[0] / det, ib = s[1] / det;
     double ax = (cx * L + 0.5) * C->fx - 0.5, ay = (cy * L + 0.5) * C->fy - 0.5;
-    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, ta = 0, tb = 0, taa = 0, tbb = 0, tab = 0;
     int n = 0, tot = 0;
     for (int gy = -G; gy <= G; gy++) {
         for (int gx = -G; gx <= G; gx++) {
@@ -744,21 +743,34 @@ static double patch_ncc(const bcd__spotmap *P, const bcd__spotmap *C, const doub
             size_t pi = (size_t)lround(py) * P->w + (size_t)lround(px);
             if (!P->skin[pi] || P->dark[pi])
                 continue;
-            double a = bcd__plane_at(C->con, (float)x, (float)y), b = bcd__plane_at(P->con, (float)px, (float)py);
+            double a = bcd__plane_at(C->dots, (float)x, (float)y), b = bcd__plane_at(P->dots, (float)px, (float)py);
+            double a2 = bcd__plane_at(C->con, (float)x, (float)y), b2 = bcd__plane_at(P->con, (float)px, (float)py);
             sa += a;
             sb += b;
             saa += a * a;
             sbb += b * b;
             sab += a * b;
+            ta += a2;
+            tb += b2;
+            taa += a2 * a2;
+            tbb += b2 * b2;
+            tab += a2 * b2;
             n++;
         }
     }
     if (n < tot / 3)
         return -1;
+    /* the better of two views: the spots alone (blind to shadow edges and texture), and
+     * the whole darkness map (more to go on where spots are few or found unevenly) */
+    double r1 = -1, r2 = -1;
     double va = saa - sa * sa / n, vb = sbb - sb * sb / n;
-    if (va <= 0 || vb <= 0)
-        return -1;
-    return (sab - sa * sb / n) / sqrt(va * vb);
+    if (va > 0 && vb > 0)
+        r1 = (sab - sa * sb / n) / sqrt(va * vb);
+    va = taa - ta * ta / n;
+    vb = tbb - tb * tb / n;
+    if (va > 0 && vb > 0)
+        r2 = (tab - ta * tb / n) / sqrt(va * vb);
+    return r1 > r2 ? r1 : r2;
 }
 
 /* The similarity s (normalized units) adjusted around the previous-photo point (px, py)
@@ -767,22 +779,29 @@ static double patch_ncc(const bcd__spotmap *P, const bcd__spotmap *C, const doub
 static double local_search(const bcd__spotmap *P, const bcd__spotmap *C, double s[4], double px, double py,
                            double L, double Lp)
 {
-    double best = -2, bs[4];
+    /* one parameter group at a time: the shift on a 5 x 5 grid, then rotation, then scale,
+     * then the shift on a finer grid (about 40 correlations instead of a full grid's 225) */
+    double bs[4];
     memcpy(bs, s, sizeof bs);
-    static const double shift[2] = { 0.005, 0.0017 }, rot[2] = { 0.07, 0.025 }, scl[2] = { 0.06, 0.02 };
-    for (int level = 0; level < 2; level++) {
+    double best = -2;
+    static const struct {
+        double shift, rot, scl;
+        int ns, nr, nk;
+    } steps[4] = { { 0.005, 0, 0, 2, 0, 0 }, { 0, 0.06, 0, 0, 1, 0 }, { 0, 0, 0.05, 0, 0, 1 },
+                   { 0.0017, 0, 0, 1, 0, 0 } };
+    for (int st = 0; st < 4; st++) {
         double base[4];
         memcpy(base, bs, sizeof base);
         double u0 = base[0] * px - base[1] * py + base[2], v0 = base[1] * px + base[0] * py + base[3];
-        for (int ir = -1; ir <= 1; ir++) {
-            for (int is = -1; is <= 1; is++) {
-                double rho = 1.0 + is * scl[level], th = ir * rot[level];
+        for (int ir = -steps[st].nr; ir <= steps[st].nr; ir++) {
+            for (int is = -steps[st].nk; is <= steps[st].nk; is++) {
+                double rho = 1.0 + is * steps[st].scl, th = ir * steps[st].rot;
                 double cr = rho * cos(th), sr = rho * sin(th);
                 double a = base[0] * cr - base[1] * sr, b = base[0] * sr + base[1] * cr;
-                for (int iy = -2; iy <= 2; iy++) {
-                    for (int ix = -2; ix <= 2; ix++) {
+                for (int iy = -steps[st].ns; iy <= steps[st].ns; iy++) {
+                    for (int ix = -steps[st].ns; ix <= steps[st].ns; ix++) {
                         double q[4] = { a, b, 0, 0 };
-                        double u = u0 + ix * shift[level], v = v0 + iy * shift[level];
+                        double u = u0 + ix * steps[st].shift, v = v0 + iy * steps[st].shift;
                         q[2] = u - (a * px - b * py);
                         q[3] = v - (b * px + a * py);
                         double r = patch_ncc(P, C, q, u, v, L, Lp, 20, 5.0);
@@ -981,10 +1000,6 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         }
     }
     free(tried);
-    if (getenv("BCD_DEBUG_REG") && best >= 0)
-        fprintf(stderr, "reg: np %d nc %d tris %d %d proposals %zu best ncc %.3f n %d s %.4f %.4f %.4f %.4f at %.3f %.3f\n",
-                np, nc, ntp, ntc, nprop, best_ncc, prop[best].c, prop[best].s[0], prop[best].s[1], prop[best].s[2],
-                prop[best].s[3], prop[best].ox, prop[best].oy);
     if (best < 0 || best_ncc < MIN_NCC) {
         free(prop);
         free(cell_ncc);
@@ -1041,6 +1056,18 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         c3[1] += P->spots[i].y;
         c3[2] += 1;
     }
+    struct pts SA; /* every current spot */
+    if (!pts_make(&SA, C, (int)C->n, L)) {
+        free(state);
+        free(queue);
+        free(cxs);
+        free(hops);
+        free(sx);
+        free(keep);
+        free(pcost);
+        free(ctaken);
+        return BCD_ENOMEM;
+    }
     bcd__warp *f = &out->fwd;
     double s_px[4] = { bq->s[0] * L / Lp, bq->s[1] * L / Lp, bq->s[2] * L, bq->s[3] * L };
     similarity_to_h(f->H, s_px);
@@ -1059,17 +1086,16 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         int ci = queue[head++];
         double *c3 = cxs + 3 * (size_t)ci;
         int gx0 = ci % gcw, gy0 = ci / gcw;
-        double r = -1, q[4], px = 0, py = 0;
-        if (c3[2] >= 2) {
-            px = c3[0] / c3[2];
-            py = c3[1] / c3[2];
+        double r = -1, q[4];
+        /* the area's spots' centre, or its own centre where it has few */
+        double px = c3[2] >= 2 ? c3[0] / c3[2] : (gx0 + 0.5) * CELL * Lp;
+        double py = c3[2] >= 2 ? c3[1] / c3[2] : (gy0 + 0.5) * CELL * Lp;
+        if (px < P->ow && py < P->oh) {
             if (ci == start && accepted == 0)
                 memcpy(q, bq->s, sizeof q);
             else
                 local_similarity(f, px, py, L, Lp, q);
             r = local_search(P, C, q, px / Lp, py / Lp, L, Lp);
-            if (getenv("BCD_DEBUG_REG"))
-                fprintf(stderr, "  cell %d,%d spots %.0f ncc %.3f s %.3f %.3f\n", gx0, gy0, c3[2], r, q[0], q[1]);
         }
         bool ok = r >= ANCHOR_NCC;
         if (!ok)
@@ -1102,20 +1128,10 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
             double xn = p->x / Lp, yn = p->y / Lp;
             if (xn < gx0 * CELL || xn >= (gx0 + 1) * CELL || yn < gy0 * CELL || yn >= (gy0 + 1) * CELL)
                 continue;
-            double u = (q[0] * xn - q[1] * yn + q[2]) * L, v = (q[1] * xn + q[0] * yn + q[3]) * L;
-            double bd = TOL2 * L + 0.5 * p->diameter * sq;
-            int bj = -1;
-            for (size_t j = 0; j < C->n; j++) {
-                const bcd__spot *c = &C->spots[j];
-                if (fabs(c->x - u) > bd || fabs(c->y - v) > bd)
-                    continue;
-                double d = hypot(c->x - u, c->y - v);
-                double rr = (c->diameter + 1.0) / (p->diameter * sq + 1.0);
-                if (d < bd && rr > 0.5 && rr < 2.0) {
-                    bd = d;
-                    bj = (int)j;
-                }
-            }
+            double u = q[0] * xn - q[1] * yn + q[2], v = q[1] * xn + q[0] * yn + q[3], bd;
+            double tol = fmin(TOL2 + 0.5 * p->diameter * sq / L, 0.9 * SA.cell);
+            int bj = pts_near(&SA, u, v, tol, p->diameter * sq / L, &bd, 3.0);
+            bd *= L;
             if (bj >= 0) {
                 out->match[i] = bj;
                 pcost[i] = bd;
@@ -1139,6 +1155,7 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
                 st = BCD_ENOMEM;
         }
     }
+    pts_free(&SA);
     out->verified = malloc((size_t)ncell);
     if (out->verified) {
         for (int i = 0; i < ncell; i++)
@@ -1171,10 +1188,26 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
     free(ctaken);
     free(pcost);
     k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
-    if (getenv("BCD_DEBUG_REG"))
-        fprintf(stderr, "reg: areas %d pairs %zu\n", accepted, k);
     if (st == BCD_OK && k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
         st = BCD_ENOMEM;
+    /* the whole mapping refined on every spot it brings together: a homography on all
+     * matches (outliers dropped), the field on its residuals */
+    for (int it = 0; it < 2 && st == BCD_OK; it++) {
+        int c = assign(P, C, f, TOL1 * L, scale, 0, 0, INFINITY, out->match);
+        if (c < 0) {
+            st = BCD_ENOMEM;
+            break;
+        }
+        k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
+        double H[9];
+        if (k >= 12 && robust_homography(H, sx, sy, dx, dy, k, 0.003 * L, keep)) {
+            double sc = sqrt(fabs(H[0] * H[4] - H[1] * H[3]));
+            if (sc > MIN_SCALE * 0.8 && sc < MAX_SCALE * 1.2)
+                memcpy(f->H, H, sizeof H);
+        }
+        if (k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
+            st = BCD_ENOMEM;
+    }
     if (st == BCD_OK) {
         /* the last assignment with the whole mapping, then the field again on it */
         int c = assign(P, C, f, TOL1 * L, scale, 0, 0, INFINITY, out->match);

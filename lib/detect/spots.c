@@ -23,7 +23,6 @@
  *     border irregularity and asymmetry.
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,8 +32,9 @@
 #define MIN_PIXELS 4           /* analysis pixels of the half-maximum region */
 #define MIN_AXIS_RATIO 0.30    /* minor / major */
 #define MIN_FILL 0.45          /* pixels / area of the ellipse of the same moments */
-#define MAX_DIAMETER 0.06      /* of the analysis image's longer side */
+#define MAX_DIAMETER 0.10      /* of the analysis image's longer side */
 #define HAIR_TEXTURE 0.08f      /* spread of ln G over a block beyond which it is not skin */
+#define DOT_SIGMA 3.0
 #define MIN_RING_SKIN 0.6      /* fraction of the ring around a spot that is visible skin */
 
 double bcd__srgb_to_linear(double v)
@@ -117,12 +117,6 @@ static bool skin_colour(float r, float g, float b)
     float cb = 128.0f - 0.168736f * r - 0.331264f * g + 0.5f * b;
     float cr = 128.0f + 0.5f * r - 0.418688f * g - 0.081312f * b;
     return y >= 25.0f && cb >= 70.0f && cb <= 135.0f && cr >= 130.0f && cr <= 185.0f;
-}
-
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
 }
 
 /* Connected components (4-neighbour) of cells with v[i] == val on a cw x ch grid: ids in lab
@@ -224,8 +218,7 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
             for (int k = 0; k < n; k++)
                 var += (vals[k] - mu) * (vals[k] - mu);
             tex[bi] = (float)sqrt(var / n);
-            qsort(vals, (size_t)n, sizeof *vals, cmp_float);
-            level[bi] = vals[(n * 3) / 4];
+            level[bi] = bcd__detect_quantile(vals, (size_t)n, 0.75);
             skin[bi] = skin_colour((float)(s[0] / n), (float)(s[1] / n), (float)(s[2] / n)) ? 1 : 0;
             dark[bi] = clipped * 3 > n ? 1 : 0;
         }
@@ -245,15 +238,6 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
                 }
             tex5[(size_t)by * cw + bx] = bcd__detect_median(win, (size_t)n);
         }
-    if (getenv("BCD_DEBUG_TEX")) {
-        FILE *f = fopen(getenv("BCD_DEBUG_TEX"), "wb");
-        if (f) {
-            fprintf(f, "P5 %d %d 255\n", cw, ch);
-            for (size_t i = 0; i < nb0; i++)
-                fputc(tex5[i] * 1000 > 255 ? 255 : (int)(tex5[i] * 1000), f);
-            fclose(f);
-        }
-    }
     for (size_t i = 0; i < nb0; i++)
         if (tex5[i] > HAIR_TEXTURE)
             skin[i] = 0;
@@ -601,6 +585,65 @@ static int cmp_spot_strength(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+/* A spot whose centre lies inside a larger spot is part of it (a mole's darker core, a
+ * second peak of one mole): only the larger is kept. So is a faint one just beside a
+ * much darker one. */
+static void drop_nested(bcd__spotmap *m)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const bcd__spot *a = &m->spots[i];
+        bool inner = false;
+        for (size_t j = 0; j < m->n && !inner; j++) {
+            const bcd__spot *b = &m->spots[j];
+            if (j == i || b->area < a->area || (b->area == a->area && j > i))
+                continue;
+            inner = hypot(a->x - b->x, a->y - b->y) < 0.5 * b->diameter;
+        }
+        /* a faint satellite on the skirt of a much darker spot (its soft edge and the
+         * noise on it) */
+        for (size_t j = 0; j < m->n && !inner; j++) {
+            const bcd__spot *b = &m->spots[j];
+            if (j != i && b->contrast >= 3.0 * a->contrast &&
+                hypot(a->x - b->x, a->y - b->y) < 0.5 * b->diameter + a->diameter + 2.0 / m->fx)
+                inner = true;
+        }
+        if (!inner)
+            m->spots[k++] = *a;
+    }
+    m->n = k;
+}
+
+/* The dots plane: each spot a Gaussian of its own size (at least DOT_SIGMA analysis
+ * pixels, so that a sparse sampling still sees it), as dark as its contrast (capped). */
+static bcd_status draw_dots(bcd__spotmap *m)
+{
+    m->dots = bcd__plane_new(m->w, m->h);
+    if (!m->dots)
+        return BCD_ENOMEM;
+    memset(m->dots->px, 0, (size_t)m->w * m->h * sizeof(float));
+    for (size_t k = 0; k < m->n; k++) {
+        const bcd__spot *s = &m->spots[k];
+        double cx = (s->x + 0.5) * m->fx - 0.5, cy = (s->y + 0.5) * m->fy - 0.5;
+        double sg = fmax(0.25 * s->diameter * m->fx, DOT_SIGMA), amp = fmin(s->contrast, 0.6);
+        int r = (int)ceil(3 * sg);
+        for (int y = (int)cy - r; y <= (int)cy + r; y++) {
+            if (y < 0 || y >= m->h)
+                continue;
+            for (int x = (int)cx - r; x <= (int)cx + r; x++) {
+                if (x < 0 || x >= m->w)
+                    continue;
+                double d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+                float v = (float)(amp * exp(-d2 / (2 * sg * sg)));
+                float *px = &m->dots->px[(size_t)y * m->w + x];
+                if (v > *px)
+                    *px = v;
+            }
+        }
+    }
+    return BCD_OK;
+}
+
 void bcd__spotmap_clear(bcd__spotmap *m)
 {
     if (!m)
@@ -608,6 +651,7 @@ void bcd__spotmap_clear(bcd__spotmap *m)
     for (int c = 0; c < 3; c++)
         bcd__plane_free(m->c[c]);
     bcd__plane_free(m->con);
+    bcd__plane_free(m->dots);
     free(m->skin);
     free(m->dark);
     free(m->spots);
@@ -767,9 +811,13 @@ bcd_status bcd__spots_find(bcd__spotmap *out, const bcd_image *img, int long_sid
         free(g.stack);
         free(g.claimed);
         m->tick = g.tick;
+        if (st == BCD_OK)
+            drop_nested(m);
         if (st == BCD_OK && m->n > 1)
             qsort(m->spots, m->n, sizeof *m->spots, cmp_spot_strength);
     }
+    if (st == BCD_OK)
+        st = draw_dots(m);
 done:
     bcd__plane_free(lg);
     free(bskin);

@@ -424,6 +424,19 @@ static bcd_status detect_changes(bcd_service *svc, const struct bcd__session_row
     if (st == BCD_OK)
         st = bcd__det_run(svc, det, cur, ncur, prev ? photos : NULL, np, prev ? prev->id : NULL, srow->id, NULL);
     bcd__det_photos_free(photos, np);
+    const char *les = bcd_ctx_get(svc->ctx, "BCD_LESIONS");
+    if (st == BCD_OK && !(les && strcmp(les, "off") == 0)) {
+        /* the ids of the previous check's lesions are in its stored details */
+        char *pdetails = NULL;
+        if (prev && bcd__store_analysis_details(svc->store, prev->id, &pdetails) != BCD_OK) {
+            bcd__error_clear(&svc->store->err);
+            pdetails = NULL;
+        }
+        st = bcd__det_lesions(svc, det, srow->id, prev ? prev->id : NULL, pdetails);
+        free(pdetails);
+        if (st != BCD_OK)
+            bcd__det_discard_blobs(svc, det);
+    }
     return st;
 }
 

@@ -76,6 +76,10 @@ static bcd_status detection(bcd_service *svc, const struct bcd__analysis *c, con
         st = bcd__det_load_session(svc, prev_id, p->details_json, prev, &np);
     if (st == BCD_OK)
         st = bcd__det_run(svc, det, cur, nc, prev, np, prev_id, NULL, heatmap_dir);
+    /* the lesions of the pair, ids carried from the previous session's analysis */
+    const char *les = bcd_ctx_get(svc->ctx, "BCD_LESIONS");
+    if (st == BCD_OK && !(les && strcmp(les, "off") == 0))
+        st = bcd__det_lesions(svc, det, cur_id, prev_id, p->details_json);
     if (st == BCD_OK) {
         bool ok = true;
         cJSON *o = cJSON_CreateObject();

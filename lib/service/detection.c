@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bcd/image.h"
+#include "detect/detect_internal.h"
 #include "detection.h"
 #include "image/image_internal.h"
 #include "report/report.h"
@@ -738,6 +739,10 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
         g->height = cur[i].height;
         g->sx = (double)cur[i].width / cur[i].img->width;
         g->sy = (double)cur[i].height / cur[i].img->height;
+        if (pair[i]) {
+            g->psx = (double)pair[i]->width / pair[i]->img->width;
+            g->psy = (double)pair[i]->height / pair[i]->img->height;
+        }
     }
     d->n = n;
     if (heatmap_dir) {
@@ -784,16 +789,43 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
         return st;
     }
 
-    const bcd_detect_result *rs[BCD__ANGLE_COUNT];
-    for (size_t i = 0; i < n; i++)
-        rs[i] = d->a[i].compared ? d->a[i].r : NULL;
+    bcd__det_combine(d);
+    return BCD_OK;
+}
+
+double bcd__det_local_change(const struct bcd__det_angle *g)
+{
+    double lc = NAN;
+    if (g->compared && g->r && !(bcd_detect_result_flags(g->r) & BCD_DETECT_MISALIGNED))
+        lc = bcd_detect_result_value(g->r, BCD_DETECT_LOCAL_CHANGE);
+    double ls = bcd_lesion_result_score(g->lesions);
+    if (isfinite(ls) && !(lc >= ls))
+        lc = ls;
+    return lc;
+}
+
+void bcd__det_combine(struct bcd__detection *d)
+{
+    double lc[BCD__ANGLE_COUNT];
+    unsigned int fl[BCD__ANGLE_COUNT];
+    for (size_t i = 0; i < d->n; i++) {
+        const struct bcd__det_angle *g = &d->a[i];
+        lc[i] = bcd__det_local_change(g);
+        fl[i] = g->r ? bcd_detect_result_flags(g->r) : 0;
+        /* the lesions registered the pair where the whole-image alignment could not */
+        if (bcd_lesion_result_status(g->lesions) == BCD_LESION_COMPARED)
+            fl[i] &= ~BCD_DETECT_MISALIGNED;
+        if (!g->compared && bcd_lesion_result_status(g->lesions) != BCD_LESION_COMPARED)
+            lc[i] = NAN;
+    }
     double p;
     int changed;
-    if (n && bcd_detect_combine(&p, &changed, rs, n) == BCD_OK) {
+    d->probability = NAN;
+    d->changed = -1;
+    if (d->n && bcd__detect_combine_values(&p, &changed, lc, fl, d->n) == BCD_OK) {
         d->probability = p;
         d->changed = changed;
     }
-    return BCD_OK;
 }
 
 bcd_status bcd__det_export_heatmaps(bcd_service *svc, cJSON *det, const char *dir)
@@ -896,6 +928,10 @@ void bcd__det_drop_old_blobs(bcd_service *svc, const char *old_details, const st
 
 void bcd__det_clear(struct bcd__detection *d)
 {
+    for (size_t i = 0; i < d->n && i < BCD__ANGLE_COUNT; i++) {
+        bcd_lesion_result_free(d->a[i].lesions);
+        d->a[i].lesions = NULL;
+    }
     for (size_t i = 0; i < d->n; i++) {
         bcd_detect_result_free(d->a[i].r);
         free(d->a[i].heatmap);
@@ -951,11 +987,37 @@ static void warning_text(char *buf, size_t cap, const struct bcd__det_angle *g)
                                                            : ": the change score is less certain");
 }
 
+/* The changed lesions as changed regions: a box around each (its longest diameter and a
+ * margin), with its score and id. */
+static void lesion_regions(bool *ok, cJSON *regs, const struct bcd__det_angle *g)
+{
+    for (size_t k = 0; k < bcd_lesion_result_count(g->lesions) && *ok; k++) {
+        const bcd_lesion *l = bcd_lesion_result_get(g->lesions, k);
+        if (!l->changed || !isfinite(l->x) || !isfinite(l->y))
+            continue;
+        double h = 0.5 * l->diameter_px + 0.01 * fmax(g->width, g->height);
+        double x0 = fmax(0, floor(l->x - h)), y0 = fmax(0, floor(l->y - h));
+        double x1 = fmin(g->width, ceil(l->x + h)), y1 = fmin(g->height, ceil(l->y + h));
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(regs, o)) {
+            cJSON_Delete(o);
+            *ok = false;
+            break;
+        }
+        bcd__j_int(ok, o, "x", x0);
+        bcd__j_int(ok, o, "y", y0);
+        bcd__j_int(ok, o, "width", x1 - x0);
+        bcd__j_int(ok, o, "height", y1 - y0);
+        bcd__j_num(ok, o, "score", l->score);
+        bcd__j_int(ok, o, "lesion_id", l->id);
+    }
+}
+
 static void angle_json(bool *ok, cJSON *it, const struct bcd__det_angle *g)
 {
     const bcd_detect_result *r = g->r;
     unsigned f = r ? bcd_detect_result_flags(r) : 0;
-    double lc = g->compared ? bcd_detect_result_value(r, BCD_DETECT_LOCAL_CHANGE) : NAN;
+    double lc = bcd__det_local_change(g);
     bcd__j_str(ok, it, "angle_type", g->angle);
     num_or_null(ok, it, "local_change", lc);
     if (isfinite(lc))
@@ -983,6 +1045,7 @@ static void angle_json(bool *ok, cJSON *it, const struct bcd__det_angle *g)
         bcd__j_int(ok, o, "height", y1 - y0);
         bcd__j_num(ok, o, "score", rg[k].score);
     }
+    lesion_regions(ok, regs, g);
     cJSON *q = bcd__j_obj(ok, it, "quality");
     if (r) {
         bcd__j_bool(ok, q, "blurred", f & BCD_DETECT_BLURRED);
@@ -1040,6 +1103,18 @@ static void angle_json(bool *ok, cJSON *it, const struct bcd__det_angle *g)
         bcd__j_int(ok, fm, "channels", (double)g->fmap_c);
         bcd__j_int(ok, fm, "rows", (double)g->fmap_h);
         bcd__j_int(ok, fm, "cols", (double)g->fmap_w);
+    }
+    if (g->lesions) {
+        char *js = NULL;
+        cJSON *lj = NULL;
+        if (bcd_lesion_result_json(&js, g->lesions) != BCD_OK || !(lj = cJSON_Parse(js)) ||
+            !cJSON_AddItemToObject(it, "lesions", lj)) {
+            cJSON_Delete(lj);
+            *ok = false;
+        }
+        bcd_free(js);
+    } else {
+        bcd__j_null(ok, it, "lesions");
     }
     if (g->copy) {
         cJSON *c = bcd__j_obj(ok, it, "working_copy");
@@ -1112,7 +1187,7 @@ static void copy_item(bool *ok, cJSON *to, const cJSON *from, const char *k)
 }
 
 static const char *const angle_keys[] = { "local_change", "changed", "changed_regions", "alignment", "heatmap",
-                                          "warning", "feature_change" };
+                                          "warning", "feature_change", "lesions" };
 static const char *const top_keys[] = { "previous_session_id", "change_probability", "changed", "warnings" };
 
 void bcd__det_merge(bool *ok, cJSON *top, cJSON *per_angle, const cJSON *details)

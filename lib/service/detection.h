@@ -5,6 +5,7 @@
 #define BCD_SERVICE_DETECTION_H
 
 #include "bcd/detect.h"
+#include "bcd/lesion.h"
 #include "service_internal.h"
 
 /* Longer side the photos are reduced to for detection: the detector's working size
@@ -44,6 +45,7 @@ struct bcd__det_angle {
     bcd_detect_result *r;  /* owned; NULL when the angle could not be checked at all */
     bool compared;         /* r is a comparison (else quality only) */
     double sx, sy;         /* reduced -> original coordinates of the current photo */
+    double psx, psy;       /* and of the previous photo compared (0 when none) */
     uint32_t width, height;
     char *heatmap;         /* owned: stored blob key or written file, NULL if none */
     bool heatmap_created;  /* the blob was new (delete it if the analysis is not saved) */
@@ -62,6 +64,9 @@ struct bcd__det_angle {
     bool fmap_created;
     size_t fmap_c, fmap_h, fmap_w;
     char fmap_model[128];
+    /* the lesions of the current photo against the previous check's photo of the angle
+     * (bcd__det_lesions()); owned, NULL when not found */
+    bcd_lesion_result *lesions;
 };
 
 struct bcd__detection {
@@ -107,6 +112,20 @@ void bcd__det_photos_free(struct bcd__det_photo *photos, size_t n);
 bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct bcd__det_photo *cur, size_t n,
                         const struct bcd__det_photo *prev, size_t nprev, const char *previous_session_id,
                         const char *heatmap_session, const char *heatmap_dir);
+/* Lesions (bcd/lesion.h) of every angle of d: the first photo of each angle of session_id
+ * at full resolution against the previous session's (none: the lesions of a first
+ * check), ids carried from previous_details (the previous session's stored analysis
+ * details, may be NULL); then the session's change probability again with the lesions'
+ * scores (bcd__det_combine()). A photo that cannot be read leaves its angle without
+ * lesions. Errors are recorded on svc (BCD_ENOMEM, store errors listing the images). */
+bcd_status bcd__det_lesions(bcd_service *svc, struct bcd__detection *d, const char *session_id,
+                            const char *previous_session_id, const char *previous_details);
+/* The change probability of d from every angle's local change and lesion score. */
+void bcd__det_combine(struct bcd__detection *d);
+/* An angle's local change: the change map's and its strongest lesion's, whichever is
+ * higher; NaN when neither could be compared. */
+double bcd__det_local_change(const struct bcd__det_angle *g);
+
 /* Delete the blobs (heatmaps, working copies) this detection created (its analysis was
  * not saved). */
 void bcd__det_discard_blobs(bcd_service *svc, struct bcd__detection *d);

@@ -205,7 +205,11 @@ def test_working_copies_spare_decoding_and_change_nothing(tmp_path):
     or does not match its photo only costs the decoding: the results are the same."""
     from PIL import Image
     (tmp_path / "w").mkdir()
-    cli = make_runner(tmp_path / "w")
+    run = make_runner(tmp_path / "w")
+
+    def cli(*args):
+        # the lesions read the full-size photos, never the working copies: left out here
+        return run(*args, env_extra={"BCD_LESIONS": "off"})
     data = tmp_path / "w" / "data"
     first = new_session(cli, check="check1")
     second = new_session(cli, check="check2")
@@ -295,3 +299,76 @@ def test_a_blurred_photo_is_flagged_with_a_warning(cli, tmp_path):
     # a flagged angle lowers the confidence
     assert d["confidence_factors"]["detection_quality"] < 1
     assert by_angle(d["session_analysis"]["per_angle"])["front"]["quality"]["blurred"] is False
+
+
+def test_lesions_of_two_checks(store, two_checks):
+    """bcd-cli lesions: every angle's lesions, ids carried from the first check, the
+    example's grown mole and new spot on `left` changed and nothing else."""
+    cli = store[0]
+    first, second, a1, a2 = two_checks
+    l1 = ok(cli("--json", "--user", "alice", "lesions", first))["data"]
+    assert l1["session_id"] == first and l1["previous_session_id"] is None
+    assert sorted(a["angle_type"] for a in l1["angles"]) == sorted(ANGLES)
+    first_ids = {}
+    for a in l1["angles"]:
+        assert a["status"] == "first" and a["changed"] == 0
+        assert a["lesions"], a["angle_type"]
+        assert [les["id"] for les in a["lesions"]] == list(range(1, len(a["lesions"]) + 1))
+        for les in a["lesions"]:
+            assert les["state"] == "new" and les["previous_center"] is None and not les["changed"]
+            assert les["diameter_px"] > 3 and les["diameter_mm"] is None
+        first_ids[a["angle_type"]] = {les["id"]: les["center"] for les in a["lesions"]}
+
+    l2 = ok(cli("--json", "--user", "alice", "lesions", second))["data"]
+    assert l2["previous_session_id"] == first
+    per = by_angle(l2["angles"])
+    for name, a in per.items():
+        assert a["status"] == "compared", (name, a["reason"])
+        matched = [les for les in a["lesions"] if les["state"] == "matched"]
+        assert len(matched) >= 4
+        carried = 0
+        for les in matched:
+            assert set(les["change"]) >= {"area_pct", "diameter_px", "delta_e", "darkening", "second_colour"}
+            if les["id"] not in first_ids[name]:
+                # a spot too faint to be listed in the first check, found there now: a new id
+                assert les["id"] > max(first_ids[name])
+                continue
+            # the same id as the lesion of the first check at the previous centre
+            cx, cy = first_ids[name][les["id"]]
+            px, py = les["previous_center"]
+            assert abs(cx - px) < 3 and abs(cy - py) < 3
+            carried += 1
+        assert carried >= 4
+        for les in a["lesions"]:
+            if les["state"] == "new":
+                assert les["id"] > max(first_ids[name])
+        if name != "left":
+            assert a["changed"] == 0, (name, [les for les in a["lesions"] if les["changed"]])
+    left = [les for les in per["left"]["lesions"] if les["changed"]]
+    assert sorted(les["state"] for les in left) == ["matched", "new"]
+    grown = next(les for les in left if les["state"] == "matched")
+    assert grown["change"]["diameter_px"] > 15 and grown["change"]["area_pct"] > 100
+    # the changed lesions are changed regions of the analysis, with their ids
+    regions = by_angle(a2["session_analysis"]["per_angle"])["left"]["changed_regions"]
+    assert sorted(r["lesion_id"] for r in regions if "lesion_id" in r) == sorted(les["id"] for les in left)
+    # the same lesions as the analysis stored them
+    stored = by_angle(ok(cli("--json", "--user", "alice", "analysis", "get", second))["data"]
+                      ["session_analysis"]["per_angle"])
+    assert stored["left"]["lesions"]["lesions"] == per["left"]["lesions"]
+
+    text = cli("--user", "alice", "lesions", second)
+    assert text.rc == 0
+    assert "left" in text.out and "2 changed" in text.out and "new" in text.out
+
+
+def test_lesions_of_a_session_never_analyzed_or_off(store):
+    cli = store[0]
+    s = new_session(cli, check="check1")
+    r = cli("--json", "--user", "alice", "lesions", s)
+    assert r.rc != 0 and "analysis_not_found" in r.err
+    ok(cli("--json", "--user", "alice", "analyze", s, env_extra={"BCD_LESIONS": "off"}))
+    got = ok(cli("--json", "--user", "alice", "lesions", s))["data"]
+    assert got["angles"] == []
+    assert "no lesions were recorded" in cli("--user", "alice", "lesions", s).out
+    bad = cli("--json", "--user", "alice", "analyze", s, env_extra={"BCD_MM_PER_PX": "-2"})
+    assert bad.rc != 0

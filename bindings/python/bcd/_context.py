@@ -25,6 +25,8 @@ CONFIG_KEYS = {
     "http_max_response_bytes": "BCD_HTTP_MAX_RESPONSE_BYTES",
     "http_max_request_bytes": "BCD_HTTP_MAX_REQUEST_BYTES",
     "detect": "BCD_DETECT",
+    "lesions": "BCD_LESIONS",
+    "mm_per_px": "BCD_MM_PER_PX",
 }
 
 LOG_LEVELS = ("debug", "info", "warn", "error")

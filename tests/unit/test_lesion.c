@@ -1,0 +1,609 @@
+/* Tests of the lesions (lib/detect/spots.c, register.c, lesion.c; bcd/lesion.h): spots on
+ * drawn scenes, hairs and shadow edges, registration under similarity, perspective and
+ * smooth deformation, ids over three checks, every lesion state, colour maths. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bcd/lesion.h"
+#include "detect/lesion_internal.h"
+
+static bcd_ctx *ctx;
+
+static void setup(void)
+{
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+}
+
+static void teardown(void)
+{
+    bcd_ctx_free(ctx);
+    ctx = NULL;
+}
+
+/* ---- drawn scenes ---------------------------------------------------------------- */
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s;
+}
+
+static double urand(uint32_t *s)
+{
+    return (lcg(s) >> 8) / 16777216.0;
+}
+
+/* A spot of the world: centre, diameter (pixels of the photo it is drawn in) and how much
+ * light it keeps at its centre (per channel, multiplicative). */
+struct dot {
+    double x, y, d;
+    double keep[3];
+};
+
+/* Skin of one colour with a gentle gradient and pixel noise, spots drawn with a soft edge
+ * (a disc blurred over ~1.5 px), a light factor over the whole photo. */
+static bcd_image *scene(int w, int h, const struct dot *dots, int n, double light, uint32_t seed)
+{
+    bcd_image *img = calloc(1, sizeof *img);
+    ck_assert_ptr_nonnull(img);
+    img->width = (uint32_t)w;
+    img->height = (uint32_t)h;
+    img->channels = 3;
+    img->data = malloc((size_t)w * h * 3);
+    ck_assert_ptr_nonnull(img->data);
+    static const double skin[3] = { 205, 155, 125 };
+    float *mul = malloc((size_t)w * h * 3 * sizeof *mul);
+    ck_assert_ptr_nonnull(mul);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++)
+        mul[i] = 1.0f;
+    for (int k = 0; k < n; k++) {
+        const struct dot *d = &dots[k];
+        double r = d->d / 2;
+        int x0 = (int)floor(d->x - r - 4), x1 = (int)ceil(d->x + r + 4);
+        int y0 = (int)floor(d->y - r - 4), y1 = (int)ceil(d->y + r + 4);
+        for (int y = y0 < 0 ? 0 : y0; y <= y1 && y < h; y++)
+            for (int x = x0 < 0 ? 0 : x0; x <= x1 && x < w; x++) {
+                double dist = hypot(x - d->x, y - d->y);
+                double a = 1.0 / (1.0 + exp((dist - r) / 0.6)); /* soft edge */
+                for (int c = 0; c < 3; c++)
+                    mul[((size_t)y * w + x) * 3 + c] *= (float)(1.0 - a * (1.0 - d->keep[c]));
+            }
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                size_t i = ((size_t)y * w + x) * 3 + c;
+                double v = skin[c] * light * (0.92 + 0.08 * x / w) * mul[i] + (urand(&seed) - 0.5) * 6.0;
+                img->data[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lround(v));
+            }
+    free(mul);
+    return img;
+}
+
+/* n moles at random places (a margin from the edges), diameters in [dmin, dmax]. */
+static void random_dots(struct dot *dots, int n, int w, int h, double dmin, double dmax, uint32_t seed)
+{
+    for (int k = 0; k < n; k++) {
+        struct dot *d = &dots[k];
+        bool ok;
+        do {
+            d->x = 0.1 * w + 0.8 * w * urand(&seed);
+            d->y = 0.1 * h + 0.8 * h * urand(&seed);
+            ok = true;
+            for (int j = 0; j < k; j++)
+                if (hypot(dots[j].x - d->x, dots[j].y - d->y) < 4 * dmax)
+                    ok = false;
+        } while (!ok);
+        d->d = dmin + (dmax - dmin) * urand(&seed);
+        double dark = 0.35 + 0.3 * urand(&seed);
+        d->keep[0] = dark + 0.1;
+        d->keep[1] = dark;
+        d->keep[2] = dark - 0.05;
+    }
+}
+
+/* A place at least 70 px from every dot (and from each shifted by dx), inside the middle
+ * of a w x h frame. */
+static void free_place(const struct dot *dots, int n, int w, int h, double dx, double *x, double *y, uint32_t seed)
+{
+    for (;;) {
+        *x = 0.2 * w + 0.6 * w * urand(&seed);
+        *y = 0.2 * h + 0.6 * h * urand(&seed);
+        bool ok = true;
+        for (int k = 0; k < n && ok; k++)
+            ok = hypot(dots[k].x - *x, dots[k].y - *y) > 70 && hypot(dots[k].x + dx - *x, dots[k].y - *y) > 70;
+        if (ok)
+            return;
+    }
+}
+
+/* The dots seen through a mapping: centre mapped, diameter by the local scale. */
+typedef void (*mapping)(double x, double y, double *u, double *v);
+
+static void map_dots(struct dot *out, const struct dot *in, int n, mapping f)
+{
+    for (int k = 0; k < n; k++) {
+        out[k] = in[k];
+        f(in[k].x, in[k].y, &out[k].x, &out[k].y);
+        double ax, ay, bx, by;
+        f(in[k].x + 1, in[k].y, &ax, &ay);
+        f(in[k].x, in[k].y, &bx, &by);
+        out[k].d = in[k].d * hypot(ax - bx, ay - by);
+    }
+}
+
+static void free_img(bcd_image *img)
+{
+    if (img) {
+        free(img->data);
+        free(img);
+    }
+}
+
+/* The lesion of r whose previous centre is nearest (x, y), within tol; NULL if none. */
+static const bcd_lesion *by_previous(const bcd_lesion_result *r, double x, double y, double tol)
+{
+    const bcd_lesion *best = NULL;
+    for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
+        const bcd_lesion *l = bcd_lesion_result_get(r, i);
+        double d = hypot(l->prev_x - x, l->prev_y - y);
+        if (isfinite(d) && d <= tol) {
+            best = l;
+            tol = d;
+        }
+    }
+    return best;
+}
+
+static const bcd_lesion *by_current(const bcd_lesion_result *r, double x, double y, double tol)
+{
+    const bcd_lesion *best = NULL;
+    for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
+        const bcd_lesion *l = bcd_lesion_result_get(r, i);
+        double d = hypot(l->x - x, l->y - y);
+        if (isfinite(d) && d <= tol) {
+            best = l;
+            tol = d;
+        }
+    }
+    return best;
+}
+
+/* ---- spots ----------------------------------------------------------------------- */
+
+START_TEST(test_spots_found_with_their_size)
+{
+    struct dot dots[12];
+    random_dots(dots, 12, 900, 700, 8, 30, 7);
+    bcd_image *img = scene(900, 700, dots, 12, 1.0, 1);
+    bcd__spotmap m;
+    ck_assert_int_eq(bcd__spots_find(&m, img, 0), BCD_OK);
+    ck_assert_uint_eq(m.n, 12);
+    for (int k = 0; k < 12; k++) {
+        const bcd__spot *best = NULL;
+        for (size_t i = 0; i < m.n; i++)
+            if (hypot(m.spots[i].x - dots[k].x, m.spots[i].y - dots[k].y) < 2.0)
+                best = &m.spots[i];
+        ck_assert_msg(best, "spot %d at (%.0f, %.0f) not found", k, dots[k].x, dots[k].y);
+        /* the half-darkness outline of a soft disc is the disc: within a pixel and 12 % */
+        ck_assert_msg(fabs(best->diameter - dots[k].d) <= 1.5 + 0.12 * dots[k].d, "diameter %.1f for %.1f",
+                      best->diameter, dots[k].d);
+        ck_assert(best->contrast > 0.3);
+        ck_assert(best->lab[0] < best->skin_lab[0]);
+        ck_assert(best->irregularity < 1.6);
+        ck_assert(best->asymmetry < 0.25);
+    }
+    bcd__spotmap_clear(&m);
+    free_img(img);
+}
+END_TEST
+
+START_TEST(test_spots_reject_hairs_and_shadow_edges)
+{
+    int w = 800, h = 600;
+    struct dot mole = { 600, 420, 20, { 0.45, 0.35, 0.3 } };
+    bcd_image *img = scene(w, h, &mole, 1, 1.0, 2);
+    /* a hair: a dark curved line two pixels wide; a shadow: the left third 45 % darker
+     * behind a soft edge */
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double hx = 200 + 120 * sin(y / 150.0);
+            double hair = fabs(x - hx) < 1.0 && y > 100 && y < 500 ? 0.35 : 1.0;
+            double shade = 1.0 - 0.45 / (1.0 + exp((x - 420.0) / 6.0));
+            for (int c = 0; c < 3; c++) {
+                uint8_t *p = &img->data[((size_t)y * w + x) * 3 + c];
+                *p = (uint8_t)lround(*p * hair * shade);
+            }
+        }
+    bcd__spotmap m;
+    ck_assert_int_eq(bcd__spots_find(&m, img, 0), BCD_OK);
+    ck_assert_uint_ge(m.n, 1);
+    for (size_t i = 0; i < m.n; i++)
+        ck_assert_msg(hypot(m.spots[i].x - mole.x, m.spots[i].y - mole.y) < 3.0,
+                      "a spot at (%.0f, %.0f) that is no mole", m.spots[i].x, m.spots[i].y);
+    bcd__spotmap_clear(&m);
+    free_img(img);
+}
+END_TEST
+
+/* ---- registration ---------------------------------------------------------------- */
+
+static double g_a, g_b, g_tx, g_ty, g_p, g_amp;
+
+/* similarity about the origin, then a gentle perspective and a smooth bend */
+static void warp(double x, double y, double *u, double *v)
+{
+    double X = g_a * x - g_b * y + g_tx, Y = g_b * x + g_a * y + g_ty;
+    double wgt = 1.0 + g_p * x;
+    X /= wgt;
+    Y /= wgt;
+    X += g_amp * sin(y / 230.0);
+    Y += g_amp * cos(x / 270.0);
+    *u = X;
+    *v = Y;
+}
+
+/* n dots seen in a previous photo, then through warp(): how many are matched to
+ * themselves, and the largest position error of those. */
+static void check_registration(double rot_deg, double scale, double persp, double amp, int n, double min_rate)
+{
+    int w = 1000, h = 800;
+    double th = rot_deg * M_PI / 180.0;
+    g_a = scale * cos(th);
+    g_b = scale * sin(th);
+    g_tx = 500 - (g_a * 500 - g_b * 400);
+    g_ty = 400 - (g_b * 500 + g_a * 400);
+    g_p = persp;
+    g_amp = amp;
+    struct dot *dots = malloc((size_t)n * sizeof *dots), *moved = malloc((size_t)n * sizeof *moved);
+    ck_assert_ptr_nonnull(dots);
+    ck_assert_ptr_nonnull(moved);
+    random_dots(dots, n, w, h, 6, 16, 11);
+    map_dots(moved, dots, n, warp);
+    bcd_image *prev = scene(w, h, dots, n, 1.0, 3), *cur = scene(w, h, moved, n, 0.8, 4);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, cur, prev, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r), BCD_LESION_COMPARED);
+    int inside = 0, ok = 0;
+    for (int k = 0; k < n; k++) {
+        if (moved[k].x < 40 || moved[k].y < 40 || moved[k].x > w - 40 || moved[k].y > h - 40)
+            continue;
+        inside++;
+        const bcd_lesion *l = by_previous(r, dots[k].x, dots[k].y, 2.0);
+        if (l && l->state == BCD_LESION_MATCHED && hypot(l->x - moved[k].x, l->y - moved[k].y) < 2.5)
+            ok++;
+        else if (getenv("BCD_TEST_VERBOSE"))
+            fprintf(stderr, "dot %d (%.0f,%.0f)->(%.0f,%.0f) d %.1f: %s at (%.1f,%.1f)\n", k, dots[k].x, dots[k].y,
+                    moved[k].x, moved[k].y, moved[k].d, l ? bcd_lesion_state_name(l->state) : "missing",
+                    l ? l->x : NAN, l ? l->y : NAN);
+        if (l && getenv("BCD_TEST_VERBOSE")) {
+            fprintf(stderr, "   prev (%.1f,%.1f) diam %.1f has_change %d judged %d\n", l->prev_x, l->prev_y, l->diameter_px,
+                    l->has_change, l->change.judged);
+            bcd__spotmap m;
+            bcd__spots_find(&m, cur, 0);
+            for (size_t i = 0; i < m.n; i++)
+                if (hypot(m.spots[i].x - moved[k].x, m.spots[i].y - moved[k].y) < 20)
+                    fprintf(stderr, "   cur spot %.1f %.1f d %.1f c %.3f\n", m.spots[i].x, m.spots[i].y, m.spots[i].diameter,
+                            m.spots[i].contrast);
+            bcd__spotmap_clear(&m);
+        }
+    }
+    ck_assert_msg(inside >= n / 2, "the test moved too many dots out of the frame");
+    ck_assert_msg(ok >= min_rate * inside, "rot %.0f scale %.2f persp %g amp %.0f: %d of %d matched", rot_deg,
+                  scale, persp, amp, ok, inside);
+    /* unchanged skin: nothing flagged */
+    ck_assert_uint_eq(bcd_lesion_result_changed(r), 0);
+    bcd_lesion_result_free(r);
+    free_img(prev);
+    free_img(cur);
+    free(dots);
+    free(moved);
+}
+
+START_TEST(test_register_similarity)
+{
+    check_registration(12.0, 1.10, 0.0, 0.0, 40, 0.95);
+    check_registration(-20.0, 0.88, 0.0, 0.0, 40, 0.95);
+}
+END_TEST
+
+START_TEST(test_register_perspective_and_bend)
+{
+    /* a camera tilt (one side ~10 % larger) and a smooth bend of up to 12 px */
+    check_registration(6.0, 1.0, 1e-4, 12.0, 45, 0.9);
+}
+END_TEST
+
+START_TEST(test_fit_homography_recovers_a_known_one)
+{
+    const double H[9] = { 1.05, 0.1, 12, -0.08, 0.97, -7, 2e-5, -1e-5, 1 };
+    double sx[20], sy[20], dx[20], dy[20], G[9];
+    uint32_t seed = 5;
+    for (int i = 0; i < 20; i++) {
+        sx[i] = 1000 * urand(&seed);
+        sy[i] = 800 * urand(&seed);
+        double w = H[6] * sx[i] + H[7] * sy[i] + H[8];
+        dx[i] = (H[0] * sx[i] + H[1] * sy[i] + H[2]) / w;
+        dy[i] = (H[3] * sx[i] + H[4] * sy[i] + H[5]) / w;
+    }
+    ck_assert(bcd__fit_homography(G, sx, sy, dx, dy, 20));
+    for (int k = 0; k < 9; k++)
+        ck_assert_double_eq_tol(G[k], H[k], 1e-6 + 1e-6 * fabs(H[k]));
+    double s[4];
+    ck_assert(bcd__fit_similarity(s, sx, sy, sx, sy, 20));
+    ck_assert_double_eq_tol(s[0], 1.0, 1e-12);
+    ck_assert_double_eq_tol(s[1], 0.0, 1e-12);
+}
+END_TEST
+
+/* ---- states, ids, changes -------------------------------------------------------- */
+
+START_TEST(test_states_new_gone_not_visible_matched)
+{
+    int w = 1000, h = 800, n = 40;
+    struct dot dots[42];
+    random_dots(dots, n, w, h, 8, 16, 21);
+    /* previous: the n dots, and one more (index n) that will be gone; places clear of
+     * the others in both photos */
+    double gx, gy, nx, ny;
+    free_place(dots, n, w, h, -120, &gx, &gy, 71);
+    gx += 120; /* in the previous photo; it would be at gx - 120 now */
+    dots[n] = (struct dot){ gx, gy, 18, { 0.3, 0.2, 0.18 } };
+    free_place(dots, n + 1, w, h, -120, &nx, &ny, 72);
+    bcd_image *prev = scene(w, h, dots, n + 1, 1.0, 5);
+    /* current: the same skin shifted 120 px left (dots near the left edge leave the
+     * frame), the gone one left out, a new one added */
+    struct dot cur_dots[42];
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+        cur_dots[m] = dots[k];
+        cur_dots[m].x -= 120;
+        m++;
+    }
+    cur_dots[m++] = (struct dot){ nx, ny, 20, { 0.3, 0.2, 0.18 } };
+    bcd_image *cur = scene(w, h, cur_dots, m, 1.0, 6);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, cur, prev, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r), BCD_LESION_COMPARED);
+    const bcd_lesion *nw = by_current(r, nx, ny, 3);
+    ck_assert_ptr_nonnull(nw);
+    ck_assert_int_eq(nw->state, BCD_LESION_NEW);
+    ck_assert(nw->changed);
+    const bcd_lesion *gone = by_previous(r, gx, gy, 3);
+    ck_assert_ptr_nonnull(gone);
+    ck_assert_int_eq(gone->state, BCD_LESION_GONE);
+    ck_assert_double_eq_tol(gone->x, gx - 120, 4);
+    int not_visible = 0, matched = 0;
+    for (int k = 0; k < n; k++) {
+        const bcd_lesion *l = by_previous(r, dots[k].x, dots[k].y, 2);
+        ck_assert_ptr_nonnull(l);
+        if (dots[k].x - 120 < -dots[k].d) {
+            ck_assert_int_eq(l->state, BCD_LESION_NOT_VISIBLE);
+            not_visible++;
+        } else if (dots[k].x - 120 > 40) {
+            ck_assert_int_eq(l->state, BCD_LESION_MATCHED);
+            ck_assert(!l->changed);
+            matched++;
+        }
+    }
+    ck_assert_int_gt(not_visible, 0);
+    ck_assert_int_gt(matched, 20);
+    ck_assert_uint_eq(bcd_lesion_result_changed(r), 2); /* the new and the gone one */
+    bcd_lesion_result_free(r);
+    free_img(prev);
+    free_img(cur);
+}
+END_TEST
+
+START_TEST(test_growth_and_darkening_are_changes)
+{
+    int w = 1000, h = 800, n = 40;
+    struct dot dots[40], later[40];
+    random_dots(dots, n, w, h, 10, 16, 31);
+    memcpy(later, dots, sizeof dots);
+    later[3].d = dots[3].d + 12;     /* grows */
+    for (int c = 0; c < 3; c++)      /* darkens, same size */
+        later[7].keep[c] = dots[7].keep[c] * 0.35;
+    bcd_image *prev = scene(w, h, dots, n, 1.0, 8), *cur = scene(w, h, later, n, 1.15, 9);
+    bcd_lesion_options o = BCD_LESION_OPTIONS_INIT;
+    o.mm_per_px = 0.1;
+    o.previous_mm_per_px = 0.1;
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, cur, prev, &o), BCD_OK);
+    const bcd_lesion *g = by_previous(r, dots[3].x, dots[3].y, 2);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(g->state, BCD_LESION_MATCHED);
+    ck_assert(g->changed);
+    ck_assert(g->has_change);
+    ck_assert_double_eq_tol(g->change.diameter_mm, 1.2, 0.4);
+    ck_assert(g->change.area_pct > 50);
+    const bcd_lesion *k = by_previous(r, dots[7].x, dots[7].y, 2);
+    ck_assert_ptr_nonnull(k);
+    ck_assert(k->changed);
+    ck_assert(k->change.darkening > 0.3);
+    ck_assert(fabs(k->change.diameter_px) < 3);
+    ck_assert_uint_eq(bcd_lesion_result_changed(r), 2);
+    /* sizes in mm where the scale is known */
+    ck_assert_double_eq_tol(g->diameter_mm, later[3].d * 0.1, 0.3);
+    bcd_lesion_result_free(r);
+    free_img(prev);
+    free_img(cur);
+}
+END_TEST
+
+START_TEST(test_ids_carried_over_three_checks)
+{
+    int w = 900, h = 700, n = 35;
+    struct dot a[36], b[36], c[36];
+    random_dots(a, n, w, h, 8, 16, 41);
+    /* check 2: shifted and rotated a little; check 3: shifted back, one new spot */
+    g_a = cos(0.05);
+    g_b = sin(0.05);
+    g_tx = 20;
+    g_ty = -15;
+    g_p = 0;
+    g_amp = 0;
+    map_dots(b, a, n, warp);
+    memcpy(c, a, sizeof a);
+    c[n] = (struct dot){ 450, 350, 18, { 0.3, 0.2, 0.2 } };
+    bcd_image *i1 = scene(w, h, a, n, 1.0, 10), *i2 = scene(w, h, b, n, 0.9, 11), *i3 = scene(w, h, c, n + 1, 1.1, 12);
+    bcd_lesion_result *r1 = NULL, *r2 = NULL, *r3 = NULL;
+    ck_assert_int_eq(bcd_lesion_find(&r1, ctx, i1, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r1), BCD_LESION_FIRST);
+    ck_assert_uint_eq(bcd_lesion_result_count(r1), (size_t)n);
+    /* the next check gets the ids and centres of this one */
+    bcd_lesion_ref refs[64];
+    size_t nr = 0;
+    for (size_t i = 0; i < bcd_lesion_result_count(r1); i++) {
+        const bcd_lesion *l = bcd_lesion_result_get(r1, i);
+        refs[nr++] = (bcd_lesion_ref){ l->id, l->x, l->y };
+    }
+    bcd_lesion_options o = BCD_LESION_OPTIONS_INIT;
+    o.previous = refs;
+    o.nprevious = nr;
+    ck_assert_int_eq(bcd_lesion_compare(&r2, ctx, i2, i1, &o), BCD_OK);
+    bcd_lesion_ref refs2[64];
+    size_t nr2 = 0;
+    for (size_t i = 0; i < bcd_lesion_result_count(r2); i++) {
+        const bcd_lesion *l = bcd_lesion_result_get(r2, i);
+        if (isfinite(l->x))
+            refs2[nr2++] = (bcd_lesion_ref){ l->id, l->x, l->y };
+    }
+    o.previous = refs2;
+    o.nprevious = nr2;
+    ck_assert_int_eq(bcd_lesion_compare(&r3, ctx, i3, i2, &o), BCD_OK);
+    int same = 0;
+    for (int k = 0; k < n; k++) {
+        const bcd_lesion *l1 = by_current(r1, a[k].x, a[k].y, 2), *l2 = by_current(r2, b[k].x, b[k].y, 2),
+                         *l3 = by_current(r3, c[k].x, c[k].y, 2);
+        ck_assert_ptr_nonnull(l1);
+        ck_assert_ptr_nonnull(l2);
+        ck_assert_ptr_nonnull(l3);
+        same += l1->id == l2->id && l2->id == l3->id;
+    }
+    ck_assert_int_ge(same, n - 1);
+    const bcd_lesion *nw = by_current(r3, 450, 350, 3);
+    ck_assert_ptr_nonnull(nw);
+    ck_assert_int_eq(nw->state, BCD_LESION_NEW);
+    ck_assert_uint_gt(nw->id, bcd_lesion_result_max_id(r1)); /* never an id used before */
+    bcd_lesion_result_free(r1);
+    bcd_lesion_result_free(r2);
+    bcd_lesion_result_free(r3);
+    free_img(i1);
+    free_img(i2);
+    free_img(i3);
+}
+END_TEST
+
+START_TEST(test_unrelated_photos_are_not_comparable)
+{
+    struct dot a[30], b[30];
+    random_dots(a, 30, 900, 700, 8, 16, 51);
+    random_dots(b, 30, 900, 700, 8, 16, 52);
+    bcd_image *i1 = scene(900, 700, a, 30, 1.0, 13), *i2 = scene(900, 700, b, 30, 1.0, 14);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, i2, i1, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r), BCD_LESION_NOT_COMPARABLE);
+    ck_assert(strlen(bcd_lesion_result_reason(r)) > 10);
+    ck_assert_uint_eq(bcd_lesion_result_changed(r), 0);
+    ck_assert(isnan(bcd_lesion_result_score(r)));
+    bcd_lesion_result_free(r);
+    free_img(i1);
+    free_img(i2);
+}
+END_TEST
+
+START_TEST(test_api_arguments_and_json)
+{
+    struct dot a[5];
+    random_dots(a, 5, 400, 300, 8, 12, 61);
+    bcd_image *img = scene(400, 300, a, 5, 1.0, 15);
+    bcd_lesion_result *r = NULL;
+    bcd_lesion_options bad = BCD_LESION_OPTIONS_INIT;
+    bad.version = 99;
+    ck_assert_int_eq(bcd_lesion_find(&r, ctx, img, &bad), BCD_EINVAL);
+    bad.version = BCD_LESION_OPTIONS_VERSION;
+    bad.mm_per_px = -1;
+    ck_assert_int_eq(bcd_lesion_find(&r, ctx, img, &bad), BCD_EINVAL);
+    ck_assert_int_eq(bcd_lesion_find(NULL, ctx, img, NULL), BCD_EINVAL);
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, img, NULL, NULL), BCD_EINVAL);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(bcd_lesion_find(&r, ctx, img, NULL), BCD_OK);
+    char *js = NULL;
+    ck_assert_int_eq(bcd_lesion_result_json(&js, r), BCD_OK);
+    ck_assert_ptr_nonnull(strstr(js, "\"status\":\"first\""));
+    ck_assert_ptr_nonnull(strstr(js, "\"lesions\":[{\"id\":1,\"state\":\"new\""));
+    bcd_free(js);
+    ck_assert_ptr_null(bcd_lesion_result_get(r, 1000));
+    ck_assert_str_eq(bcd_lesion_state_name(BCD_LESION_NOT_VISIBLE), "not_visible");
+    double h[9];
+    ck_assert_int_eq(bcd_lesion_result_homography(r, h), BCD_EINVAL);
+    ck_assert_uint_eq(bcd_lesion_result_count(NULL), 0);
+    bcd_lesion_result_free(r);
+    bcd_lesion_result_free(NULL);
+    free_img(img);
+}
+END_TEST
+
+START_TEST(test_delta_e2000_reference_pairs)
+{
+    /* pairs and values from the CIEDE2000 paper's test data */
+    static const double pairs[][7] = {
+        { 50.0, 2.6772, -79.7751, 50.0, 0.0, -82.7485, 2.0425 },
+        { 50.0, -1.3802, -84.2814, 50.0, 0.0, -82.7485, 1.0000 },
+        { 50.0, 2.5, 0.0, 50.0, 0.0, -2.5, 4.3065 },
+        { 60.2574, -34.0099, 36.2677, 60.4626, -34.1751, 39.4387, 1.2644 },
+        { 22.7233, 20.0904, -46.6940, 23.0331, 14.9730, -42.5619, 2.0373 },
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++)
+        ck_assert_double_eq_tol(bcd__delta_e2000(pairs[i], pairs[i] + 3), pairs[i][6], 1e-4);
+    double white[3] = { 1, 1, 1 }, lab[3];
+    bcd__linear_to_lab(white, lab);
+    ck_assert_double_eq_tol(lab[0], 100.0, 1e-3);
+    ck_assert_double_eq_tol(lab[1], 0.0, 1e-2);
+    ck_assert_double_eq_tol(lab[2], 0.0, 1e-2);
+}
+END_TEST
+
+static Suite *lesion_suite(void)
+{
+    Suite *s = suite_create("lesion");
+    TCase *tc = tcase_create("spots");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_spots_found_with_their_size);
+    tcase_add_test(tc, test_spots_reject_hairs_and_shadow_edges);
+    tcase_add_test(tc, test_delta_e2000_reference_pairs);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("register");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_register_similarity);
+    tcase_add_test(tc, test_register_perspective_and_bend);
+    tcase_add_test(tc, test_fit_homography_recovers_a_known_one);
+    tcase_add_test(tc, test_unrelated_photos_are_not_comparable);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lesions");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_states_new_gone_not_visible_matched);
+    tcase_add_test(tc, test_growth_and_darkening_are_changes);
+    tcase_add_test(tc, test_ids_carried_over_three_checks);
+    tcase_add_test(tc, test_api_arguments_and_json);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(lesion_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
