@@ -228,6 +228,14 @@ static bcd_status sqlfail(bcd_store *s, int rc, const char *what)
     case SQLITE_LOCKED:
         return bcd__fail(&s->err, BCD_EIO, "store_busy",
                          "%s: the local store is locked by another process (%s); try again", what, msg);
+    case SQLITE_ERROR:
+        /* a header whose schema format number no SQLite writes (a damaged byte 44..47) */
+        if (strstr(msg, "unsupported file format"))
+            return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt",
+                             "%s: the local database %s is damaged (%s: its header names a file format no SQLite "
+                             "writes); restore it from a backup, or move it away to start a new store",
+                             what, db, msg);
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "%s: %s", what, msg);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
         return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt", "%s: the local database is damaged (%s)", what,
@@ -2087,17 +2095,57 @@ static bcd_status user_version(bcd_store *s, int *v)
     return rc;
 }
 
+/* A schema version this libbcd can work with: 0 (a new, empty file) up to SCHEMA_VERSION.
+ * A negative one, or 0 with tables already there, is damage (a flipped header byte) or a
+ * database of another program: never run migrations on it. */
+static bcd_status check_version(bcd_store *s, int v)
+{
+    struct local *L = L_of(s);
+    if (v > SCHEMA_VERSION)
+        return bcd__fail(&s->err, BCD_EUNSUPPORTED, "store_schema_too_new",
+                         "the local store %s has schema version %d; this libbcd understands up to %d (upgrade libbcd)",
+                         L->db_path, v, SCHEMA_VERSION);
+    if (v < 0)
+        return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt",
+                         "the local database %s is damaged: its schema version %d is not one libbcd ever wrote "
+                         "(restore it from a backup, or move it away to start a new store)",
+                         L->db_path, v);
+    if (v == 0) {
+        sqlite3_stmt *st;
+        bcd_status rc = prep(s, &st, "SELECT count(*) FROM sqlite_master");
+        if (rc != BCD_OK)
+            return rc;
+        int r = sqlite3_step(st);
+        int n = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+        sqlite3_finalize(st);
+        if (r != SQLITE_ROW)
+            return sqlfail(s, r, "read schema");
+        if (n > 0)
+            return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt",
+                             "the local database %s holds tables but no schema version: it is damaged or belongs "
+                             "to another program (restore it from a backup, or move it away to start a new store)",
+                             L->db_path);
+    }
+    return BCD_OK;
+}
+
+/* Bring the schema to target. The version is read without any write lock (WAL: a reader
+ * never waits for a writer), so an up-to-date store opens while another process holds
+ * the write lock; BEGIN IMMEDIATE is taken only when there is something to migrate, and
+ * the version is read again under it (another process may have migrated meanwhile). */
 static bcd_status migrate(bcd_store *s, int target)
 {
     int v = 0;
-    bcd_status rc = begin(s);
-    if (rc != BCD_OK)
+    bcd_status rc = user_version(s, &v);
+    if (rc == BCD_OK)
+        rc = check_version(s, v);
+    if (rc != BCD_OK || v >= target)
+        return rc;
+    if ((rc = begin(s)) != BCD_OK)
         return rc;
     rc = user_version(s, &v);
-    if (rc == BCD_OK && v > SCHEMA_VERSION)
-        rc = bcd__fail(&s->err, BCD_EUNSUPPORTED, "store_schema_too_new",
-                       "the local store %s has schema version %d; this libbcd understands up to %d (upgrade libbcd)",
-                       L_of(s)->db_path, v, SCHEMA_VERSION);
+    if (rc == BCD_OK)
+        rc = check_version(s, v);
     for (int i = v; rc == BCD_OK && i < target; i++) {
         char what[64];
         snprintf(what, sizeof what, "migrate schema to version %d", i + 1);

@@ -251,6 +251,31 @@ START_TEST(test_store_refuses_newer_schema_and_foreign_files)
 }
 END_TEST
 
+START_TEST(test_store_refuses_unknown_schema_versions)
+{
+    static const char *const damage[] = {"PRAGMA user_version = -16777213", "PRAGMA user_version = -1",
+                                         "PRAGMA user_version = 0"};
+    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+        bcd_store *s = open_store(0);
+        bcd__store_close(s);
+        raw_sql(damage[i]);
+        long long before = raw_sql("PRAGMA user_version");
+        bcd_error err;
+        memset(&err, 0, sizeof err);
+        s = NULL;
+        ck_assert_int_eq(bcd__store_local_open(&s, ctx, NULL, 0, &err), BCD_EFORMAT);
+        ck_assert_ptr_null(s);
+        ck_assert_str_eq(err.code, "store_corrupt");
+        ck_assert_ptr_nonnull(strstr(err.message, "damaged"));
+        ck_assert_int_eq(raw_sql("PRAGMA user_version"), before); /* untouched, nothing migrated */
+        bcd__error_clear(&err);
+        char restore[64];
+        snprintf(restore, sizeof restore, "PRAGMA user_version = %d", bcd__store_local_schema_version());
+        raw_sql(restore);
+    }
+}
+END_TEST
+
 START_TEST(test_store_session_list_orders_by_created_at_then_seq)
 {
     bcd_store *s = open_store(0);
@@ -765,6 +790,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_local_open_creates_private_layout);
     tcase_add_test(tc, test_store_schema_migrates_on_reopen);
     tcase_add_test(tc, test_store_refuses_newer_schema_and_foreign_files);
+    tcase_add_test(tc, test_store_refuses_unknown_schema_versions);
     tcase_add_test(tc, test_store_session_list_orders_by_created_at_then_seq);
     tcase_add_test(tc, test_store_image_register_follows_seed_rules);
     tcase_add_test(tc, test_store_blobs_are_content_addressed_and_durable);
