@@ -993,8 +993,34 @@ static bcd_status recover_pending(bcd_store *s)
     return rc;
 }
 
-/* The final file of a blob is there but cannot hold its bytes (its size differs from
- * what its content name promises: truncated or altered on disk): put the pending file's
+/* Whether the file at path holds exactly data (len bytes); false also when it cannot be
+ * read (then it is replaced, which is safe: the replacement holds the right bytes). */
+static bool same_bytes(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
+    const unsigned char *p = data;
+    unsigned char buf[65536];
+    size_t off = 0;
+    while (same && off < len) {
+        size_t want = len - off < sizeof buf ? len - off : sizeof buf;
+        ssize_t r = read(fd, buf, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || memcmp(buf, p + off, (size_t)r) != 0)
+            same = false;
+        else
+            off += (size_t)r;
+    }
+    close(fd);
+    return same;
+}
+
+/* The final file of a blob is there but does not hold its bytes (its size or content
+ * differs from what its content name promises: truncated, altered or replaced on disk): put the pending file's
  * inode, which holds the right bytes, in its place, and name the pending file again
  * (same inode, still locked by this handle). Under the folder lock, so that no other
  * handle's clean-up sees the blob without its pending file in between. */
@@ -1063,9 +1089,9 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
     bcd_status rc = BCD_OK;
     bool made_blob = false;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
-        /* content addressed: same name, same size = same bytes (sha256); the pending
-         * file (empty) keeps it from being removed until the row is in */
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len && same_bytes(path, data, len)) {
+        /* content addressed and compared: the file holds these bytes; the pending file
+         * (empty) keeps it from being removed until the row is in */
     } else {
         rc = write_all(s, fd, data, len, tmp);
         if (rc == BCD_OK && fsync(fd) != 0)
@@ -1077,8 +1103,9 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
                 made_blob = true;
             } else if (errno == EEXIST) {
                 /* another add of the same bytes was first, or the file there is damaged
-                 * (a size its name cannot have): then it is replaced */
-                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size != len)
+                 * (other bytes than its name promises): then it is replaced */
+                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                    ((size_t)st.st_size != len || !same_bytes(path, data, len)))
                     rc = replace_damaged(s, tmp, path);
             } else {
                 rc = file_fail(s, errno, "storing the image file %s", path);

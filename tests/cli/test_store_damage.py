@@ -72,3 +72,30 @@ def test_reader_is_not_blocked_by_a_writer_holding_the_lock(cli, tmp_path):
     finally:
         db.execute("ROLLBACK")
         db.close()
+
+
+
+
+@pytest.mark.parametrize("damage", ["flipped_byte", "other_photo"])
+def test_damaged_blob_is_blob_corrupt_and_a_re_add_repairs_it(cli, tmp_path, damage):
+    sid = new_session(cli, angles=ANGLES[:3])
+    front = os.path.join(EXAMPLES, "check1", "front.jpg")
+    data = open(front, "rb").read()
+    import hashlib
+    blob = tmp_path / "data" / "blobs" / sid / (hashlib.sha256(data).hexdigest() + ".jpg")
+    assert blob.read_bytes() == data
+    if damage == "flipped_byte":
+        flip(blob, len(data) // 2, 0x01)
+    else:
+        other = open(os.path.join(EXAMPLES, "check2", "front.jpg"), "rb").read()
+        blob.write_bytes(other)
+    r = cli("--json", "--user", "alice", "analyze", sid)
+    assert r.rc != 0
+    env = r.error()
+    assert env["code"] == "blob_corrupt", env
+    assert "front" in env["message"] and "add the original photo again" in env["message"]
+    assert env["details"]["angle"] == "front" and env["details"]["image_id"]
+    # the same bytes added again repair the file
+    ok(cli("image", "add", sid, "front", front, "--user", "alice", "--json"))
+    assert blob.read_bytes() == data
+    assert ok(cli("--json", "--user", "alice", "analyze", sid))["success"] is True

@@ -477,6 +477,26 @@ START_TEST(test_store_blobs_are_content_addressed_and_durable)
         ck_assert_int_eq(count_entries(dir), 1);
     }
 
+    /* a byte flipped on disk (same size): the read says blob_corrupt, the next put of the
+     * right bytes repairs it */
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 3, SEEK_SET), 0);
+    fputc('X', f);
+    fclose(f);
+    ck_assert_int_eq(bcd__store_blob_get(s, key, 0, &got, &len), BCD_EFORMAT);
+    ck_assert_str_eq(s->err.code, "blob_corrupt");
+    ck_assert_ptr_nonnull(strstr(s->err.message, key));
+    const char *const one[] = {key};
+    size_t failed = 9;
+    ck_assert_int_eq(bcd__store_blob_get_many(s, one, 1, 0, &got, &len, &failed), BCD_EFORMAT);
+    ck_assert_uint_eq(failed, 0);
+    ck_assert_int_eq(bcd__store_blob_put(s, sess.id, sha, "png", data, sizeof data - 1, key, &created), BCD_OK);
+    ck_assert_int_eq(bcd__store_blob_get(s, key, 0, &got, &len), BCD_OK);
+    ck_assert_int_eq(memcmp(got, data, len), 0);
+    free(got);
+    ck_assert_int_eq(count_entries(dir), 1);
+
     /* absolute paths and file:// URLs read local files */
     ck_assert_int_eq(bcd__store_blob_get(s, path, 0, &got, &len), BCD_OK);
     free(got);
