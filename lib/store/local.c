@@ -181,6 +181,7 @@ static struct local *L_of(bcd_store *s)
 }
 
 static void committed_key(bcd_store *s, const char *key);
+static bool valid_key(const char *key);
 
 /* ---- errors ---------------------------------------------------------------------- */
 
@@ -715,6 +716,12 @@ done:
 static bcd_status l_image_register(bcd_store *s, const struct bcd__image_row *in, struct bcd__image_row *out,
                                    bool *created)
 {
+    /* a blob of this store is registered only in the session it was added to: another
+     * session's key would hand its photo to this session's owner */
+    if (valid_key(in->storage_path) && strncmp(in->storage_path, in->session_id, 36) != 0)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_path",
+                         "'%.200s' is an image file of another session; add the photo to this one instead",
+                         in->storage_path);
     bcd_status rc = begin(s);
     if (rc != BCD_OK)
         return rc;
@@ -1178,14 +1185,58 @@ static int hexval(char c)
     return -1;
 }
 
+/* Whether path (absolute, canonical or not) lies in folder dir (canonical). */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* What a registered absolute path may name on the local store: a file in one of the
+ * folders listed in BCD_IMAGE_DIRS (colon separated), never one in the data folder (a
+ * blob of another session, the database): `image register` records any path, as the
+ * seeds do, but analysis and previews read only these. file: the decoded path; real:
+ * where it leads (symbolic links resolved) or NULL if it does not exist. */
+static bool path_allowed(bcd_store *s, const char *file, const char *real)
+{
+    struct local *L = L_of(s);
+    const char *target = real ? real : file;
+    if (path_under(target, L->dir) || path_under(file, L->dir))
+        return false;
+    const char *list = bcd__cfg(s->ctx, BCD__CFG_IMAGE_DIRS);
+    if (!list)
+        return false;
+    char dir[PATH_MAX], canon[PATH_MAX];
+    for (const char *p = list; *p;) {
+        const char *colon = strchr(p, ':');
+        size_t n = colon ? (size_t)(colon - p) : strlen(p);
+        if (n > 0 && n < sizeof dir && p[0] == '/') {
+            memcpy(dir, p, n);
+            dir[n] = '\0';
+            while (n > 1 && dir[n - 1] == '/')
+                dir[--n] = '\0';
+            if (realpath(dir, canon) && path_under(target, canon))
+                return true;
+            if (!real && path_under(file, dir))
+                return true;
+        }
+        p += n + (colon ? 1 : 0);
+    }
+    return false;
+}
+
 /* Local file a stored path names, into buf: blob key, absolute path or file:// URL.
- * BCD_EUNSUPPORTED for remote URLs, BCD_EINVAL for anything else. */
+ * BCD_EUNSUPPORTED for remote URLs, BCD_EINVAL for anything else; an absolute path
+ * outside the folders path_allowed() accepts is BCD_EINVAL "image_path_not_allowed". */
 static bcd_status resolve(bcd_store *s, const char *path, char *buf, size_t cap)
 {
     struct local *L = L_of(s);
     if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0)
         return bcd__fail(&s->err, BCD_EUNSUPPORTED, "remote_image_unsupported",
                          "the local store cannot fetch remote images (%.200s)", path);
+    bool absolute = false;
     if (strncmp(path, "file://", 7) == 0) {
         const char *p = path + 7;
         if (strncmp(p, "localhost/", 10) == 0)
@@ -1207,12 +1258,22 @@ static bcd_status resolve(bcd_store *s, const char *path, char *buf, size_t cap)
             buf[n++] = (char)c;
         }
         buf[n] = '\0';
-        return BCD_OK;
-    }
-    if (path[0] == '/') {
+        absolute = true;
+    } else if (path[0] == '/') {
         if (strlen(path) >= cap)
             return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "path too long");
         strcpy(buf, path);
+        absolute = true;
+    }
+    if (absolute) {
+        char real[PATH_MAX];
+        bool exists = realpath(buf, real) != NULL;
+        if (!path_allowed(s, buf, exists ? real : NULL))
+            return bcd__fail(&s->err, BCD_EINVAL, "image_path_not_allowed",
+                             "the local store reads registered files only in the folders listed in BCD_IMAGE_DIRS, "
+                             "never in its data folder; %.200s is not in one (list its folder in BCD_IMAGE_DIRS, "
+                             "or add the photo with `bcd-cli image add`)",
+                             buf);
         return BCD_OK;
     }
     if (!valid_key(path))
@@ -1229,46 +1290,31 @@ static bcd_status l_blob_get(bcd_store *s, const char *path, size_t max_len, uns
     bcd_status rc = resolve(s, path, file, sizeof file);
     if (rc != BCD_OK)
         return rc;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing", "image file %s does not exist", file);
-        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "cannot open %s: %s", file, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "%s is not a regular file", file);
-    }
-    size_t size = (size_t)st.st_size;
-    if (max_len && size > max_len) {
-        close(fd);
+    int e = 0;
+    size_t size = 0;
+    switch (bcd__read_regular(file, max_len, out, len, &e, &size)) {
+    case BCD__READ_OK:
+        return BCD_OK;
+    case BCD__READ_MISSING:
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing", "image file %s does not exist", file);
+    case BCD__READ_OPEN:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "cannot open %s: %s", file, strerror(e));
+    case BCD__READ_NOT_FILE:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable",
+                         "%s is not a regular file (a FIFO, device or folder is never read)", file);
+    case BCD__READ_TOO_LARGE:
         return bcd__fail(&s->err, BCD_ELIMIT, "image_file_too_large", "%s is %zu bytes, limit %zu", file, size,
                          max_len);
-    }
-    unsigned char *buf = malloc(size + 1);
-    if (!buf) {
-        close(fd);
+    case BCD__READ_NOMEM:
         return oom(s);
+    case BCD__READ_IO:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "short read on %s%s%s", file, e ? ": " : "",
+                         e ? strerror(e) : "");
+    case BCD__READ_SLOW:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "reading %s took longer than %d s; given up",
+                         file, BCD__READ_TIMEOUT_MS / 1000);
     }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got != size) {
-        free(buf);
-        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "short read on %s", file);
-    }
-    buf[size] = '\0';
-    *out = buf;
-    *len = size;
-    return BCD_OK;
+    return bcd__fail(&s->err, BCD_ERROR, "internal_error", "cannot read %s", file);
 }
 
 /* "file://" + percent-encoded absolute path (RFC 8089). */

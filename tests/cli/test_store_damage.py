@@ -99,3 +99,54 @@ def test_damaged_blob_is_blob_corrupt_and_a_re_add_repairs_it(cli, tmp_path, dam
     ok(cli("image", "add", sid, "front", front, "--user", "alice", "--json"))
     assert blob.read_bytes() == data
     assert ok(cli("--json", "--user", "alice", "analyze", sid))["success"] is True
+
+
+def test_fifo_is_refused_at_once_by_add_analyze_and_worker(cli, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    fifo = photos / "front.jpg"
+    os.mkfifo(fifo)
+    sid = new_session(cli, angles=ANGLES[1:3], complete=False)
+    t = time.monotonic()
+    r = cli("--json", "--user", "alice", "image", "add", sid, "front", fifo)
+    assert r.rc == 5 and r.error()["code"] == "file_unreadable" and "not a regular file" in r.error()["message"]
+    # registered and read by analyze (its folder allowed) and by a worker: refused, not waited on
+    allowed = {"BCD_IMAGE_DIRS": str(photos)}
+    ok(cli("--json", "--user", "alice", "image", "register", sid, "front", fifo))
+    ok(cli("--json", "--user", "alice", "session", "complete", sid))
+    r = cli("--json", "--user", "alice", "analyze", sid, env_extra=allowed)
+    assert r.rc == 5 and r.error()["code"] == "image_file_unreadable", r.err
+    assert r.error()["details"]["angle"] == "front"
+    job = ok(cli("--json", "--user", "alice", "analyze", sid, "--async"))["job_id"]
+    summary = ok(cli("--json", "worker", "--drain", env_extra=allowed))
+    assert summary["jobs_done"] == 0
+    st = ok(cli("--json", "--user", "alice", "job", "status", job))
+    assert st["status"] in ("failed", "queued") and st["error_code"] == "image_file_unreadable"
+    assert time.monotonic() - t < 60
+
+
+def test_registered_paths_are_read_only_in_the_image_dirs(cli, tmp_path):
+    sid = new_session(cli, angles=ANGLES[1:3], complete=False)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    front = photos / "front.jpg"
+    front.write_bytes(open(os.path.join(EXAMPLES, "check1", "front.jpg"), "rb").read())
+    ok(cli("--json", "--user", "alice", "image", "register", sid, "front", front))
+    ok(cli("--json", "--user", "alice", "session", "complete", sid))
+    r = cli("--json", "--user", "alice", "analyze", sid)
+    assert r.rc == 3 and r.error()["code"] == "image_path_not_allowed", r.err
+    assert "BCD_IMAGE_DIRS" in r.error()["message"]
+    assert ok(cli("--json", "--user", "alice", "analyze", sid, env_extra={"BCD_IMAGE_DIRS": str(photos)}))["success"]
+    # a system file or a file of the data folder (another session's photo) is never read
+    other = new_session(cli, user="bob", angles=ANGLES[:1], complete=False)
+    bob_blob = next((tmp_path / "data" / "blobs" / other).iterdir())
+    for path, dirs in (("/etc/shadow", str(photos)), (str(bob_blob), str(tmp_path))):
+        sid2 = new_session(cli, angles=ANGLES[1:3], complete=False)
+        ok(cli("--json", "--user", "alice", "image", "register", sid2, "front", path))
+        ok(cli("--json", "--user", "alice", "session", "complete", sid2))
+        r = cli("--json", "--user", "alice", "analyze", sid2, env_extra={"BCD_IMAGE_DIRS": dirs})
+        assert r.rc == 3 and r.error()["code"] == "image_path_not_allowed", r.err
+    # another session's blob key cannot be registered at all
+    key = "%s/%s" % (other, bob_blob.name)
+    r = cli("--json", "--user", "alice", "image", "register", sid, "up", key)
+    assert r.rc == 3 and r.error()["code"] == "invalid_path"

@@ -497,27 +497,55 @@ START_TEST(test_store_blobs_are_content_addressed_and_durable)
     free(got);
     ck_assert_int_eq(count_entries(dir), 1);
 
-    /* absolute paths and file:// URLs read local files */
-    ck_assert_int_eq(bcd__store_blob_get(s, path, 0, &got, &len), BCD_OK);
+    /* absolute paths and file:// URLs read local files, only in the folders listed in
+     * BCD_IMAGE_DIRS and never in the data folder (a blob of another session) */
+    char outside[300], fifo[300];
+    snprintf(outside, sizeof outside, "%s/photos", tmpdir);
+    ck_assert_int_eq(mkdir(outside, 0700), 0);
+    snprintf(outside, sizeof outside, "%s/photos/front.png", tmpdir);
+    f = fopen(outside, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(data, 1, sizeof data - 1, f);
+    fclose(f);
+    ck_assert_int_eq(bcd__store_blob_get(s, outside, 0, &got, &len), BCD_EINVAL);
+    ck_assert_str_eq(s->err.code, "image_path_not_allowed");
+    ck_assert_ptr_nonnull(strstr(s->err.message, "BCD_IMAGE_DIRS"));
+    ck_assert_int_eq(bcd__store_blob_get(s, "/etc/passwd", 0, &got, &len), BCD_EINVAL);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_IMAGE_DIRS", tmpdir), BCD_OK); /* the data folder lies in it */
+    ck_assert_int_eq(bcd__store_blob_get(s, outside, 0, &got, &len), BCD_OK);
+    ck_assert_uint_eq(len, sizeof data - 1);
     free(got);
+    ck_assert_int_eq(bcd__store_blob_get(s, path, 0, &got, &len), BCD_EINVAL);
+    ck_assert_str_eq(s->err.code, "image_path_not_allowed");
     char *url = NULL, *local = NULL;
     int expires = 0;
     ck_assert_int_eq(bcd__store_blob_locate(s, key, &url, &local, &expires), BCD_OK);
     ck_assert_str_eq(local, path);
     ck_assert_int_eq(strncmp(url, "file:///", 8), 0);
     ck_assert_int_eq(expires, -1);
+    ck_assert_int_eq(bcd__store_blob_get(s, url, 0, &got, &len), BCD_EINVAL);
+    free(url);
+    free(local);
+    ck_assert_int_eq(bcd__store_blob_locate(s, outside, &url, &local, &expires), BCD_OK);
     ck_assert_int_eq(bcd__store_blob_get(s, url, 0, &got, &len), BCD_OK);
     ck_assert_uint_eq(len, sizeof data - 1);
     free(got);
     free(url);
     free(local);
+    /* a FIFO is refused at once, never waited on */
+    snprintf(fifo, sizeof fifo, "%s/photos/fifo.jpg", tmpdir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(bcd__store_blob_get(s, fifo, 0, &got, &len), BCD_EIO);
+    ck_assert_str_eq(s->err.code, "image_file_unreadable");
 
     /* remote URLs, traversal and missing files */
     ck_assert_int_eq(bcd__store_blob_get(s, "https://example.org/a.jpg", 0, &got, &len), BCD_EUNSUPPORTED);
     ck_assert_str_eq(s->err.code, "remote_image_unsupported");
     ck_assert_int_eq(bcd__store_blob_get(s, "../bcd.sqlite3", 0, &got, &len), BCD_ENOTFOUND);
-    ck_assert_int_eq(bcd__store_blob_get(s, "/nonexistent/file.jpg", 0, &got, &len), BCD_ENOTFOUND);
+    snprintf(fifo, sizeof fifo, "%s/photos/nonexistent.jpg", tmpdir);
+    ck_assert_int_eq(bcd__store_blob_get(s, fifo, 0, &got, &len), BCD_ENOTFOUND);
     ck_assert_str_eq(s->err.code, "image_file_missing");
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_IMAGE_DIRS", NULL), BCD_OK);
     ck_assert_int_eq(bcd__store_blob_put(s, sess.id, "../../etc", "png", data, 3, key, &created), BCD_EINVAL);
 
     /* delete: only blobs no image references */

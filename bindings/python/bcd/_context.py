@@ -25,6 +25,8 @@ CONFIG_KEYS = {
     "http_max_response_bytes": "BCD_HTTP_MAX_RESPONSE_BYTES",
     "http_max_request_bytes": "BCD_HTTP_MAX_REQUEST_BYTES",
     "detect": "BCD_DETECT",
+    "image_dirs": "BCD_IMAGE_DIRS",
+    "job_timeout": "BCD_JOB_TIMEOUT",
 }
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
