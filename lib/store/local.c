@@ -2342,6 +2342,39 @@ static void explain_open_failure(bcd_error *err, const char *data_dir)
                   data_dir, strerror(e), was);
 }
 
+/* The data folder, its blob folders and the database hold photos of people's bodies:
+ * like ssh with ~/.ssh, refuse them when they belong to another user (a folder made
+ * first by someone else, or files left by a run as root) or when others may write them
+ * (folders) or read them (the database). Compared with the effective user id, so that a
+ * store of root's, as in containers, is fine for root. */
+static bcd_status check_private(bcd_error *err, const char *path, bool dir)
+{
+    struct stat st;
+    if ((dir ? stat(path, &st) : lstat(path, &st)) != 0) /* a folder may be a link (to another disk) */
+        return errno == ENOENT ? BCD_OK
+                               : bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot inspect %s: %s", path,
+                                           strerror(errno));
+    const char *what = dir ? "folder" : "file";
+    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return bcd__fail(err, BCD_EIO, "data_dir_insecure",
+                         "the local store's %s %s is not a %s (a link or something else); move it away", what,
+                         path, dir ? "folder" : "plain file");
+    if (st.st_uid != geteuid())
+        return bcd__fail(err, BCD_EIO, "data_dir_insecure",
+                         "the local store's %s %s belongs to user id %u, not to the user running this (%u); it is "
+                         "not used: if it is yours, give it back with 'chown -R %u %s' (as its owner or root), "
+                         "otherwise move it away or choose another BCD_DATA_DIR",
+                         what, path, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), path);
+    mode_t bad = dir ? (S_IWGRP | S_IWOTH) : (S_IRWXG | S_IRWXO);
+    if (st.st_mode & bad)
+        return bcd__fail(err, BCD_EIO, "data_dir_insecure",
+                         "the local store's %s %s has mode %04o: others may %s it; it is not used until you run "
+                         "'chmod %s %s' (and check that nobody else put anything there)",
+                         what, path, (unsigned)(st.st_mode & 07777), dir ? "write into" : "read or write",
+                         dir ? "700" : "600", path);
+    return BCD_OK;
+}
+
 int bcd__store_local_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -2388,11 +2421,14 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     snprintf(L->db_path, n + sizeof "/" DB_NAME, "%s/" DB_NAME, abs);
     snprintf(L->blob_dir, n + sizeof "/" BLOB_DIR, "%s/" BLOB_DIR, abs);
     snprintf(L->pending_dir, n + sizeof "/" BLOB_DIR "/" PENDING_DIR, "%s/" BLOB_DIR "/" PENDING_DIR, abs);
+    if ((rc = check_private(err, L->dir, true)) != BCD_OK || (rc = check_private(err, L->blob_dir, true)) != BCD_OK ||
+        (rc = check_private(err, L->db_path, false)) != BCD_OK)
+        goto fail;
     if ((rc = make_dirs(err, L->pending_dir)) != BCD_OK)
         goto fail;
 
     /* create the file ourselves so that it is private (sqlite would use 0644) */
-    if ((rc = create_private(err, L->db_path)) != BCD_OK)
+    if ((rc = create_private(err, L->db_path)) != BCD_OK || (rc = check_private(err, L->db_path, false)) != BCD_OK)
         goto fail;
 
     int r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);

@@ -150,3 +150,32 @@ def test_registered_paths_are_read_only_in_the_image_dirs(cli, tmp_path):
     key = "%s/%s" % (other, bob_blob.name)
     r = cli("--json", "--user", "alice", "image", "register", sid, "up", key)
     assert r.rc == 3 and r.error()["code"] == "invalid_path"
+
+
+def test_squatted_data_folder_or_database_is_refused(cli, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chmod(data, 0o777)  # made first by someone else, writable by all
+    r = cli("--json", "--user", "alice", "session", "list")
+    assert r.rc == 5 and r.error()["code"] == "data_dir_insecure", r.err
+    assert "chmod 700" in r.error()["message"]
+    assert not (data / "bcd.sqlite3").exists()
+    os.chmod(data, 0o700)
+    (data / "bcd.sqlite3").write_bytes(b"")
+    os.chmod(data / "bcd.sqlite3", 0o666)  # an empty database readable by all
+    r = cli("--json", "--user", "alice", "session", "list")
+    assert r.rc == 5 and r.error()["code"] == "data_dir_insecure" and "chmod 600" in r.error()["message"]
+    os.chmod(data / "bcd.sqlite3", 0o600)
+    ok(cli("--json", "--user", "alice", "session", "list"))
+    if os.geteuid() == 0:
+        # another user's folder and files (a second user, or files left by a run as root
+        # in a user's store): refused, with the chown that gives them back
+        os.chown(data, 65534, 65534)
+        r = cli("--json", "--user", "alice", "session", "list")
+        assert r.rc == 5 and r.error()["code"] == "data_dir_insecure" and "chown" in r.error()["message"], r.err
+        os.chown(data, 0, 0)
+        os.chown(data / "bcd.sqlite3", 65534, 65534)
+        r = cli("--json", "--user", "alice", "session", "list")
+        assert r.rc == 5 and r.error()["code"] == "data_dir_insecure", r.err
+        os.chown(data / "bcd.sqlite3", 0, 0)
+        ok(cli("--json", "--user", "alice", "session", "list"))

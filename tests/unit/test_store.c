@@ -232,6 +232,7 @@ START_TEST(test_store_refuses_newer_schema_and_foreign_files)
     for (int i = 0; i < 200; i++)
         fputs("this is not an SQLite database at all. ", f);
     fclose(f);
+    ck_assert_int_eq(chmod(path, 0600), 0);
     ck_assert_int_eq(bcd__store_local_open(&s, ctx, other, 0, &err), BCD_EFORMAT);
     ck_assert_str_eq(err.code, "store_corrupt");
     bcd__error_clear(&err);
