@@ -179,3 +179,39 @@ def test_squatted_data_folder_or_database_is_refused(cli, tmp_path):
         assert r.rc == 5 and r.error()["code"] == "data_dir_insecure", r.err
         os.chown(data / "bcd.sqlite3", 0, 0)
         ok(cli("--json", "--user", "alice", "session", "list"))
+
+
+def test_preprocess_output_is_private_and_never_follows_a_link(cli, tmp_path):
+    front = os.path.join(EXAMPLES, "check1", "front.jpg")
+    old = os.umask(0)
+    try:
+        for name in ("x.png", "x.f32"):
+            ok(cli("--json", "preprocess", front, "--out", tmp_path / name))
+            assert os.stat(tmp_path / name).st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+    # a link planted at the output name (or at the old fixed temporary name) is not written through
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    os.symlink(victim, tmp_path / "y.png.tmp")
+    ok(cli("--json", "preprocess", front, "--out", tmp_path / "y.png"))
+    os.symlink(victim, tmp_path / "z.f32")
+    assert cli("--json", "preprocess", front, "--out", tmp_path / "z.f32").rc != 0
+    assert victim.read_bytes() == b"keep"
+
+
+def test_heatmap_folder_is_private(cli, tmp_path):
+    a = new_session(cli, angles=ANGLES[:3])
+    b = new_session(cli, check="check2", angles=ANGLES[:3])
+    for s in (a, b):
+        ok(cli("--json", "--user", "alice", "analyze", s))
+    old = os.umask(0)
+    try:
+        r = cli("--json", "--user", "alice", "compare", b, a, "--heatmaps", tmp_path / "maps" / "deep")
+    finally:
+        os.umask(old)
+    assert r.rc == 0, r.err
+    for d in (tmp_path / "maps", tmp_path / "maps" / "deep"):
+        assert os.stat(d).st_mode & 0o777 == 0o700
+    for f in (tmp_path / "maps" / "deep").iterdir():
+        assert os.stat(f).st_mode & 0o777 == 0o600
