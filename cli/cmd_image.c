@@ -1,8 +1,11 @@
 /* bcd-cli commands on single images and vectors: preprocess, embed, distance, config. */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -64,8 +67,12 @@ static int cmd_preprocess(struct cli *c)
             rc = cli_fail_ctx(c, st);
             goto done;
         }
-        FILE *f = fopen(out, "wb");
-        bool ok = f && write_f32le(f, tensor, BCD_TENSOR_LEN);
+        /* mode 0600 (derived from a photo), never through a link put at that name */
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        if (!f && fd >= 0)
+            close(fd);
+        bool ok = f && fchmod(fileno(f), 0600) == 0 && write_f32le(f, tensor, BCD_TENSOR_LEN);
         if (f && fclose(f) != 0)
             ok = false;
         if (!ok) {

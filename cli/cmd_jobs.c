@@ -159,10 +159,30 @@ static int cmd_job_status(struct cli *c)
 
 static volatile sig_atomic_t stop_requested;
 
+/* How long a stopping worker waits for the jobs under way before it exits without them
+ * (their leases then run out and another worker runs them again). */
+#define STOP_GRACE_S 15
+
+static void stop_now(int sig)
+{
+    static const char msg[] =
+        "{\"error\":{\"code\":\"worker_stopped\",\"message\":\"the jobs under way did not finish after the stop "
+        "signal; exiting without them (their leases run out and another worker runs them again)\",\"details\":{},"
+        "\"correlation_id\":null}}\n";
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(128 + SIGTERM); /* as if ended by the signal */
+}
+
+/* First SIGTERM/SIGINT: finish the jobs under way, for at most STOP_GRACE_S; a second
+ * one, or the end of the grace period, exits at once. */
 static void on_stop_signal(int sig)
 {
-    (void)sig;
+    if (stop_requested)
+        stop_now(sig);
     stop_requested = 1;
+    alarm(STOP_GRACE_S);
 }
 
 static int cmd_worker(struct cli *c)
@@ -189,6 +209,8 @@ static int cmd_worker(struct cli *c)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = stop_now;
+    sigaction(SIGALRM, &sa, NULL);
 
     bcd_service *svc = NULL;
     bcd_status st = bcd_service_open(&svc, c->ctx);
@@ -219,7 +241,10 @@ const struct cli_command cli_jobs_commands[] = {
      "Claims jobs from the store's queue under a lease (60 s, renewed while a job runs) and runs\n"
      "the same analysis as 'analyze'. Any number of workers, on any machines sharing the store,\n"
      "share the queue. A failed attempt is retried with backoff (3 attempts); a job whose\n"
-     "images are corrupt fails at once. SIGTERM or SIGINT: finish the current jobs, then exit 0.\n"
+     "images are corrupt fails at once; a job still running after BCD_JOB_TIMEOUT seconds\n"
+     "(default 1800) fails as job_timeout. SIGTERM or SIGINT: finish the current jobs, then exit\n"
+     "0; a job not finished 15 s after the signal, or a second signal, ends the worker at once\n"
+     "(exit 143; the job's lease runs out and another worker runs it again).\n"
      "On a terminal, progress is shown on stderr (not with --json). Prints a summary at the end.\n"
      "  --concurrency N  jobs at once, each in its own thread (default 1, at most 64)\n"
      "  --drain          exit once no job is queued or running\n"

@@ -66,7 +66,9 @@ BCD_API bcd_status bcd_ctx_load_env(bcd_ctx *ctx, const char *dotenv_path);
  * BCD_HTTP_MAX_RESPONSE_BYTES (cap on one response body, default 67108864),
  * BCD_HTTP_MAX_REQUEST_BYTES (cap on one request body such as a photo upload, default
  * 52428800), BCD_DETECT (on|off: change detection in bcd_session_analyze(), default
- * on). Values are validated and copied.
+ * on), BCD_IMAGE_DIRS (absolute folders separated by ':' whose files registered by path
+ * the local store reads; default none), BCD_JOB_TIMEOUT (seconds a worker's job may run
+ * before it fails as "job_timeout", default 1800). Values are validated and copied.
  * @param key    borrowed for the call.
  * @param value  copied (secrets are wiped when replaced or freed); NULL removes the
  *               explicit setting.

@@ -145,7 +145,12 @@ BCD_API bcd_status bcd_session_info(char **out, bcd_service *svc, const char *us
  *  4. order_index must equal the number of images already registered for
  *     (session, angle) (0-based, contiguous): else BCD_ECONFLICT
  *     "order_index_out_of_sequence" (details: expected_order_index).
- * The file is not read. Result: {"ok": true, "created": bool, "image_id", "session_id",
+ * The file is not read. On the local store, what is read later (analysis, previews): a blob
+ * key of this session (another session's key is BCD_EINVAL "invalid_path" here); an
+ * absolute path or file:// URL only of a regular file in a folder listed in BCD_IMAGE_DIRS
+ * and outside the data folder (else BCD_EINVAL "image_path_not_allowed" when read); never a
+ * FIFO, device or folder; http(s) URLs are recorded but cannot be read by the local store.
+ * Result: {"ok": true, "created": bool, "image_id", "session_id",
  * "angle", "image_type", "order_index", "storage_path"}.
  * @param path  at most 4095 bytes.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session), BCD_ECONFLICT, BCD_EIO.

@@ -54,6 +54,8 @@ enum bcd__cfg_key {
     BCD__CFG_HTTP_MAX_REQUEST_BYTES,  /* cap on one request body, e.g. an upload (lib/net) */
     BCD__CFG_LESIONS,                 /* lesions in analyze: on|off (lib/service) */
     BCD__CFG_MM_PER_PX,               /* scale of the photos, mm per pixel (lib/service) */
+    BCD__CFG_IMAGE_DIRS,              /* folders whose registered files the local store reads */
+    BCD__CFG_JOB_TIMEOUT,             /* seconds a worker's job may run (lib/service) */
     BCD__CFG_COUNT
 };
 
@@ -116,8 +118,29 @@ char *bcd__strndup(const char *s, size_t n);
 /* Overwrite and free a secret string. */
 void bcd__free_secret(char *s);
 
-/* Read a whole file (NUL appended, not counted in *len). max_len 0: no limit. */
+/* Read a whole file (NUL appended, not counted in *len). max_len 0: no limit. Only a
+ * regular file is read (see bcd__read_regular()). */
 bcd_status bcd__read_file(bcd_ctx *ctx, const char *path, size_t max_len, unsigned char **out, size_t *len);
+
+/* What bcd__read_regular() ran into. */
+enum bcd__read_result {
+    BCD__READ_OK,
+    BCD__READ_MISSING,  /* no such file (ENOENT, ENOTDIR) */
+    BCD__READ_OPEN,     /* cannot open: *err_no says why */
+    BCD__READ_NOT_FILE, /* a FIFO, device, socket or folder */
+    BCD__READ_TOO_LARGE,
+    BCD__READ_NOMEM,
+    BCD__READ_IO,       /* read error (*err_no) or the file changed size while read */
+    BCD__READ_SLOW,     /* still not read after BCD__READ_TIMEOUT_MS */
+};
+#define BCD__READ_TIMEOUT_MS 60000
+/* Read a whole regular file into *out (malloc'd, NUL appended, not counted in *len).
+ * Opened with O_NONBLOCK, so a FIFO or a device never blocks the open, and checked with
+ * fstat() before any read: anything but a regular file is refused. max_len 0: no limit;
+ * *size: the file's size (for messages), set when known. Reads in chunks and gives up
+ * after BCD__READ_TIMEOUT_MS (a hung network file system). */
+enum bcd__read_result bcd__read_regular(const char *path, size_t max_len, unsigned char **out, size_t *len,
+                                        int *err_no, size_t *size);
 
 /* Growing string buffer (buf.c); zero-initialise, check oom at the end, free with
  * bcd__buf_free(). */

@@ -31,6 +31,8 @@ static const struct {
     [BCD__CFG_HTTP_MAX_REQUEST_BYTES] = {"BCD_HTTP_MAX_REQUEST_BYTES", "52428800", false},
     [BCD__CFG_LESIONS] = {"BCD_LESIONS", "on", false},
     [BCD__CFG_MM_PER_PX] = {"BCD_MM_PER_PX", NULL, false},
+    [BCD__CFG_IMAGE_DIRS] = {"BCD_IMAGE_DIRS", NULL, false},
+    [BCD__CFG_JOB_TIMEOUT] = {"BCD_JOB_TIMEOUT", "1800", false},
 };
 
 static int key_index(const char *name)
@@ -88,6 +90,8 @@ static const char *validate(int k, const char *v)
     }
     case BCD__CFG_THREADS:
         return parse_ull(v, &n) && n <= 1024 ? NULL : "must be an integer from 0 to 1024";
+    case BCD__CFG_JOB_TIMEOUT:
+        return parse_ull(v, &n) && n >= 1 && n <= 604800 ? NULL : "must be an integer from 1 to 604800 (s)";
     case BCD__CFG_MAX_PIXELS:
     case BCD__CFG_MAX_DIMENSION:
         return parse_ull(v, &n) && n > 0 ? NULL : "must be a positive integer";
@@ -105,6 +109,11 @@ static const char *validate(int k, const char *v)
     case BCD__CFG_MODEL:
     case BCD__CFG_SUPABASE_STORAGE_BUCKET:
         return *v ? NULL : "must not be empty";
+    case BCD__CFG_IMAGE_DIRS:
+        for (const char *p = v; *p; p = strchr(p, ':') ? strchr(p, ':') + 1 : p + strlen(p))
+            if (*p != '/')
+                return "must be absolute folders separated by ':'";
+        return NULL;
     case BCD__CFG_SUPABASE_SERVICE_ROLE_KEY:
     case BCD__CFG_COUNT:
         break;

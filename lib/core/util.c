@@ -1,8 +1,11 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -32,41 +35,95 @@ void bcd__free_secret(char *s)
     }
 }
 
-bcd_status bcd__read_file(bcd_ctx *ctx, const char *path, size_t max_len, unsigned char **out, size_t *len)
+static long long now_ms(void)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return bcd__ctx_fail(ctx, BCD_ENOTFOUND, "file_not_found", "no such file: %s", path);
-        return bcd__ctx_fail(ctx, BCD_EIO, "file_unreadable", "cannot open %s: %s", path, strerror(errno));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum bcd__read_result bcd__read_regular(const char *path, size_t max_len, unsigned char **out, size_t *len,
+                                        int *err_no, size_t *size)
+{
+    *err_no = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        *err_no = errno;
+        return errno == ENOENT || errno == ENOTDIR ? BCD__READ_MISSING : BCD__READ_OPEN;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return bcd__ctx_fail(ctx, BCD_EIO, "file_unreadable", "not a regular file: %s", path);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return BCD__READ_NOT_FILE;
     }
-    size_t size = (size_t)st.st_size;
-    if (max_len && size > max_len) {
-        fclose(f);
+    size_t n = (size_t)st.st_size;
+    *size = n;
+    if (max_len && n > max_len) {
+        close(fd);
+        return BCD__READ_TOO_LARGE;
+    }
+    unsigned char *buf = malloc(n + 1);
+    if (!buf) {
+        close(fd);
+        return BCD__READ_NOMEM;
+    }
+    long long deadline = now_ms() + BCD__READ_TIMEOUT_MS;
+    size_t got = 0;
+    enum bcd__read_result r = BCD__READ_OK;
+    while (got < n) {
+        size_t want = n - got < (1u << 20) ? n - got : (1u << 20);
+        ssize_t k = read(fd, buf + got, want);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (k <= 0) {
+            *err_no = k < 0 ? errno : 0;
+            r = BCD__READ_IO;
+            break;
+        }
+        got += (size_t)k;
+        if (got < n && now_ms() > deadline) {
+            r = BCD__READ_SLOW;
+            break;
+        }
+    }
+    close(fd);
+    if (r != BCD__READ_OK) {
+        free(buf);
+        return r;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return BCD__READ_OK;
+}
+
+bcd_status bcd__read_file(bcd_ctx *ctx, const char *path, size_t max_len, unsigned char **out, size_t *len)
+{
+    int e = 0;
+    size_t size = 0;
+    switch (bcd__read_regular(path, max_len, out, len, &e, &size)) {
+    case BCD__READ_OK:
+        return BCD_OK;
+    case BCD__READ_MISSING:
+        return bcd__ctx_fail(ctx, BCD_ENOTFOUND, "file_not_found", "no such file: %s", path);
+    case BCD__READ_OPEN:
+        return bcd__ctx_fail(ctx, BCD_EIO, "file_unreadable", "cannot open %s: %s", path, strerror(e));
+    case BCD__READ_NOT_FILE:
+        return bcd__ctx_fail(ctx, BCD_EIO, "file_unreadable",
+                             "not a regular file: %s (a FIFO, device or folder is never read)", path);
+    case BCD__READ_TOO_LARGE:
         return bcd__ctx_fail(ctx, BCD_ELIMIT, "file_too_large", "%s is %zu bytes, limit %zu", path, size,
                              max_len);
-    }
-    unsigned char *buf = malloc(size + 1);
-    if (!buf) {
-        fclose(f);
+    case BCD__READ_NOMEM:
         return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate %zu bytes", size + 1);
+    case BCD__READ_IO:
+        return bcd__ctx_fail(ctx, BCD_EIO, "file_unreadable", "short read on %s%s%s", path, e ? ": " : "",
+                             e ? strerror(e) : "");
+    case BCD__READ_SLOW:
+        return bcd__ctx_fail(ctx, BCD_EIO, "file_unreadable", "reading %s took longer than %d s; given up", path,
+                             BCD__READ_TIMEOUT_MS / 1000);
     }
-    size_t got = fread(buf, 1, size, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || got != size) {
-        free(buf);
-        return bcd__ctx_fail(ctx, BCD_EIO, "file_unreadable", "short read on %s", path);
-    }
-    buf[size] = '\0';
-    *out = buf;
-    *len = size;
-    return BCD_OK;
+    return bcd__ctx_fail(ctx, BCD_ERROR, "internal_error", "cannot read %s", path);
 }
 
 bcd_status bcd__uuid_v4(char buf[37])

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <png.h>
 
@@ -63,16 +64,24 @@ bcd_status bcd_image_write_png(bcd_ctx *ctx, const bcd_image *img, const char *p
         return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "image too large for PNG");
 
     size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof ".tmp");
+    char *tmp = malloc(n + sizeof ".XXXXXX");
     if (!tmp)
         return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate a path");
     memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", sizeof ".tmp");
+    memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
 
+    /* a new file of a unique name, mode 0600 whatever the umask (a photo of a person),
+     * never a link someone put at a fixed name */
     bcd_status st = BCD_OK;
-    FILE *f = fopen(tmp, "wb");
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
-        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot create %s: %s", tmp, strerror(errno));
+        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot create a file next to %s: %s", path,
+                           strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         free(tmp);
         return st;
     }

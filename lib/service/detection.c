@@ -648,7 +648,7 @@ static bcd_status mkdir_p(bcd_service *svc, const char *dir)
         bool end = *s == '\0';
         if (*s == '/' || end) {
             *s = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            if (mkdir(p, 0700) != 0 && errno != EEXIST) { /* heatmaps are photos of a person */
                 bcd_status st = bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "cannot create directory %s: %s",
                                               p, strerror(errno));
                 free(p);

@@ -236,6 +236,7 @@ struct run {
     unsigned concurrency;
     bool drain;
     int64_t lease_ms, heartbeat_ms, poll_ms, retry_base_ms;
+    int64_t job_timeout_ms; /* BCD_JOB_TIMEOUT: a job still running then is failed */
     unsigned max_jobs;
     volatile sig_atomic_t *stop_flag; /* the caller's; read by the supervising thread only */
     atomic_bool stop;                 /* what the worker threads look at */
@@ -274,6 +275,8 @@ struct worker {
     char hb_job[BCD__ID_LEN]; /* "" none */
     bool hb_quit;
     bool hb_lost; /* the lease of hb_job was lost (another worker took the job over) */
+    double hb_since; /* when hb_job was set (mono_s) */
+    bool hb_timed_out; /* hb_job ran past its deadline and was failed as job_timeout */
 };
 
 static void emit(struct worker *w, const char *stage, size_t done, size_t total, const char *message)
@@ -370,16 +373,35 @@ static void *heartbeat_main(void *arg)
         }
         char job[BCD__ID_LEN];
         memcpy(job, w->hb_job, sizeof job);
+        int64_t left = w->r->job_timeout_ms - (int64_t)((mono_s() - w->hb_since) * 1000.0);
         struct timespec dl;
-        abs_deadline(&dl, w->r->heartbeat_ms);
+        abs_deadline(&dl, left < w->r->heartbeat_ms ? (left > 0 ? left : 0) : w->r->heartbeat_ms);
         int rc = 0;
         while (!w->hb_quit && strcmp(w->hb_job, job) == 0 && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&w->hb_cv, &w->hb_mu, &dl);
         if (w->hb_quit || strcmp(w->hb_job, job) != 0)
             continue;
+        bool overdue = (mono_s() - w->hb_since) * 1000.0 >= (double)w->r->job_timeout_ms;
         pthread_mutex_unlock(&w->hb_mu);
-        bcd_status st = row ? bcd__store_job_heartbeat(w->hb_store, job, w->id, w->r->lease_ms, row) : BCD_ENOMEM;
-        pthread_mutex_lock(&w->hb_mu);
+        bcd_status st;
+        if (overdue) {
+            /* past its deadline (a file that never ends, a stuck device): the job fails
+             * here, from the helper's own connection, since the worker thread may never
+             * come back; whatever it finishes later is dropped */
+            char msg[160];
+            snprintf(msg, sizeof msg, "the analysis ran longer than the job deadline (BCD_JOB_TIMEOUT, %lld s)",
+                     (long long)(w->r->job_timeout_ms / 1000));
+            st = row ? bcd__store_job_fail(w->hb_store, job, w->id, "job_timeout", msg, -1, row) : BCD_ENOMEM;
+            pthread_mutex_lock(&w->hb_mu);
+            if (st == BCD_OK && strcmp(w->hb_job, job) == 0) {
+                w->hb_timed_out = true;
+                w->hb_job[0] = '\0';
+                continue;
+            }
+        } else {
+            st = row ? bcd__store_job_heartbeat(w->hb_store, job, w->id, w->r->lease_ms, row) : BCD_ENOMEM;
+            pthread_mutex_lock(&w->hb_mu);
+        }
         if (st == BCD_ESTATE && strcmp(w->hb_job, job) == 0) {
             /* taken over (or finished) meanwhile: stop renewing; the worker drops its outcome */
             w->hb_lost = true;
@@ -444,11 +466,15 @@ static void heartbeat_stop(struct worker *w)
 
 /* Renew the lease of job from now on (NULL: stop). Returns whether the lease of the
  * previous job was lost meanwhile. */
-static bool heartbeat_set(struct worker *w, const char *job)
+static bool heartbeat_set(struct worker *w, const char *job, bool *timed_out)
 {
     pthread_mutex_lock(&w->hb_mu);
     bool lost = w->hb_lost;
     w->hb_lost = false;
+    if (timed_out)
+        *timed_out = w->hb_timed_out;
+    w->hb_timed_out = false;
+    w->hb_since = mono_s();
     snprintf(w->hb_job, sizeof w->hb_job, "%s", job ? job : "");
     pthread_cond_signal(&w->hb_cv);
     pthread_mutex_unlock(&w->hb_mu);
@@ -494,7 +520,7 @@ static void run_job(struct worker *w, const struct bcd__job_row *job)
     w->job_id = job->id;
     w->session_id = job->session_id;
     emit(w, "claimed", (size_t)job->attempts, (size_t)job->max_attempts, NULL);
-    heartbeat_set(w, job->id);
+    heartbeat_set(w, job->id, NULL);
 
     char *out = NULL;
     bcd_status st = bcd_session_analyze(&out, w->svc, job->user_id, job->session_id,
@@ -506,7 +532,18 @@ static void run_job(struct worker *w, const struct bcd__job_row *job)
         snprintf(code, sizeof code, "%s", e && e->code[0] ? e->code : bcd_status_name(st));
         snprintf(msg, sizeof msg, "%s", e && e->message[0] ? e->message : bcd_strerror(st));
     }
-    bool lost = heartbeat_set(w, NULL);
+    bool timed_out = false;
+    bool lost = heartbeat_set(w, NULL, &timed_out);
+    if (timed_out) {
+        /* already failed as job_timeout by the heartbeat helper */
+        pthread_mutex_lock(&r->mu);
+        r->failed++;
+        pthread_mutex_unlock(&r->mu);
+        emit(w, "failed", (size_t)job->attempts, (size_t)job->max_attempts, "job_timeout");
+        w->job_id = NULL;
+        w->session_id = NULL;
+        return;
+    }
 
     struct bcd__job_row *row = malloc(sizeof *row);
     bcd_status rs = BCD_ENOMEM;
@@ -705,6 +742,8 @@ bcd_status bcd_worker_run(char **out, bcd_service *svc, const bcd_worker_options
     r->heartbeat_ms = opts->heartbeat_seconds ? (int64_t)opts->heartbeat_seconds * 1000 : r->lease_ms / 3;
     r->poll_ms = opts->poll_ms ? opts->poll_ms : DEFAULT_POLL_MS;
     r->retry_base_ms = opts->retry_base_ms ? opts->retry_base_ms : DEFAULT_RETRY_BASE_MS;
+    const char *jt = bcd_ctx_get(svc->ctx, "BCD_JOB_TIMEOUT");
+    r->job_timeout_ms = (jt ? strtoll(jt, NULL, 10) : 1800) * 1000;
     r->max_jobs = opts->max_jobs;
     r->stop_flag = opts->stop;
     atomic_init(&r->stop, false);

@@ -181,6 +181,7 @@ static struct local *L_of(bcd_store *s)
 }
 
 static void committed_key(bcd_store *s, const char *key);
+static bool valid_key(const char *key);
 
 /* ---- errors ---------------------------------------------------------------------- */
 
@@ -228,6 +229,14 @@ static bcd_status sqlfail(bcd_store *s, int rc, const char *what)
     case SQLITE_LOCKED:
         return bcd__fail(&s->err, BCD_EIO, "store_busy",
                          "%s: the local store is locked by another process (%s); try again", what, msg);
+    case SQLITE_ERROR:
+        /* a header whose schema format number no SQLite writes (a damaged byte 44..47) */
+        if (strstr(msg, "unsupported file format"))
+            return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt",
+                             "%s: the local database %s is damaged (%s: its header names a file format no SQLite "
+                             "writes); restore it from a backup, or move it away to start a new store",
+                             what, db, msg);
+        return bcd__fail(&s->err, BCD_EIO, "store_io_error", "%s: %s", what, msg);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
         return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt", "%s: the local database is damaged (%s)", what,
@@ -707,6 +716,12 @@ done:
 static bcd_status l_image_register(bcd_store *s, const struct bcd__image_row *in, struct bcd__image_row *out,
                                    bool *created)
 {
+    /* a blob of this store is registered only in the session it was added to: another
+     * session's key would hand its photo to this session's owner */
+    if (valid_key(in->storage_path) && strncmp(in->storage_path, in->session_id, 36) != 0)
+        return bcd__fail(&s->err, BCD_EINVAL, "invalid_path",
+                         "'%.200s' is an image file of another session; add the photo to this one instead",
+                         in->storage_path);
     bcd_status rc = begin(s);
     if (rc != BCD_OK)
         return rc;
@@ -985,8 +1000,34 @@ static bcd_status recover_pending(bcd_store *s)
     return rc;
 }
 
-/* The final file of a blob is there but cannot hold its bytes (its size differs from
- * what its content name promises: truncated or altered on disk): put the pending file's
+/* Whether the file at path holds exactly data (len bytes); false also when it cannot be
+ * read (then it is replaced, which is safe: the replacement holds the right bytes). */
+static bool same_bytes(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
+    const unsigned char *p = data;
+    unsigned char buf[65536];
+    size_t off = 0;
+    while (same && off < len) {
+        size_t want = len - off < sizeof buf ? len - off : sizeof buf;
+        ssize_t r = read(fd, buf, want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || memcmp(buf, p + off, (size_t)r) != 0)
+            same = false;
+        else
+            off += (size_t)r;
+    }
+    close(fd);
+    return same;
+}
+
+/* The final file of a blob is there but does not hold its bytes (its size or content
+ * differs from what its content name promises: truncated, altered or replaced on disk): put the pending file's
  * inode, which holds the right bytes, in its place, and name the pending file again
  * (same inode, still locked by this handle). Under the folder lock, so that no other
  * handle's clean-up sees the blob without its pending file in between. */
@@ -1055,9 +1096,9 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
     bcd_status rc = BCD_OK;
     bool made_blob = false;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) {
-        /* content addressed: same name, same size = same bytes (sha256); the pending
-         * file (empty) keeps it from being removed until the row is in */
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len && same_bytes(path, data, len)) {
+        /* content addressed and compared: the file holds these bytes; the pending file
+         * (empty) keeps it from being removed until the row is in */
     } else {
         rc = write_all(s, fd, data, len, tmp);
         if (rc == BCD_OK && fsync(fd) != 0)
@@ -1069,8 +1110,9 @@ static bcd_status l_blob_put(bcd_store *s, const char *session_id, const char *s
                 made_blob = true;
             } else if (errno == EEXIST) {
                 /* another add of the same bytes was first, or the file there is damaged
-                 * (a size its name cannot have): then it is replaced */
-                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size != len)
+                 * (other bytes than its name promises): then it is replaced */
+                if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                    ((size_t)st.st_size != len || !same_bytes(path, data, len)))
                     rc = replace_damaged(s, tmp, path);
             } else {
                 rc = file_fail(s, errno, "storing the image file %s", path);
@@ -1143,14 +1185,58 @@ static int hexval(char c)
     return -1;
 }
 
+/* Whether path (absolute, canonical or not) lies in folder dir (canonical). */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* What a registered absolute path may name on the local store: a file in one of the
+ * folders listed in BCD_IMAGE_DIRS (colon separated), never one in the data folder (a
+ * blob of another session, the database): `image register` records any path, as the
+ * seeds do, but analysis and previews read only these. file: the decoded path; real:
+ * where it leads (symbolic links resolved) or NULL if it does not exist. */
+static bool path_allowed(bcd_store *s, const char *file, const char *real)
+{
+    struct local *L = L_of(s);
+    const char *target = real ? real : file;
+    if (path_under(target, L->dir) || path_under(file, L->dir))
+        return false;
+    const char *list = bcd__cfg(s->ctx, BCD__CFG_IMAGE_DIRS);
+    if (!list)
+        return false;
+    char dir[PATH_MAX], canon[PATH_MAX];
+    for (const char *p = list; *p;) {
+        const char *colon = strchr(p, ':');
+        size_t n = colon ? (size_t)(colon - p) : strlen(p);
+        if (n > 0 && n < sizeof dir && p[0] == '/') {
+            memcpy(dir, p, n);
+            dir[n] = '\0';
+            while (n > 1 && dir[n - 1] == '/')
+                dir[--n] = '\0';
+            if (realpath(dir, canon) && path_under(target, canon))
+                return true;
+            if (!real && path_under(file, dir))
+                return true;
+        }
+        p += n + (colon ? 1 : 0);
+    }
+    return false;
+}
+
 /* Local file a stored path names, into buf: blob key, absolute path or file:// URL.
- * BCD_EUNSUPPORTED for remote URLs, BCD_EINVAL for anything else. */
+ * BCD_EUNSUPPORTED for remote URLs, BCD_EINVAL for anything else; an absolute path
+ * outside the folders path_allowed() accepts is BCD_EINVAL "image_path_not_allowed". */
 static bcd_status resolve(bcd_store *s, const char *path, char *buf, size_t cap)
 {
     struct local *L = L_of(s);
     if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0)
         return bcd__fail(&s->err, BCD_EUNSUPPORTED, "remote_image_unsupported",
                          "the local store cannot fetch remote images (%.200s)", path);
+    bool absolute = false;
     if (strncmp(path, "file://", 7) == 0) {
         const char *p = path + 7;
         if (strncmp(p, "localhost/", 10) == 0)
@@ -1172,12 +1258,22 @@ static bcd_status resolve(bcd_store *s, const char *path, char *buf, size_t cap)
             buf[n++] = (char)c;
         }
         buf[n] = '\0';
-        return BCD_OK;
-    }
-    if (path[0] == '/') {
+        absolute = true;
+    } else if (path[0] == '/') {
         if (strlen(path) >= cap)
             return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "path too long");
         strcpy(buf, path);
+        absolute = true;
+    }
+    if (absolute) {
+        char real[PATH_MAX];
+        bool exists = realpath(buf, real) != NULL;
+        if (!path_allowed(s, buf, exists ? real : NULL))
+            return bcd__fail(&s->err, BCD_EINVAL, "image_path_not_allowed",
+                             "the local store reads registered files only in the folders listed in BCD_IMAGE_DIRS, "
+                             "never in its data folder; %.200s is not in one (list its folder in BCD_IMAGE_DIRS, "
+                             "or add the photo with `bcd-cli image add`)",
+                             buf);
         return BCD_OK;
     }
     if (!valid_key(path))
@@ -1194,46 +1290,31 @@ static bcd_status l_blob_get(bcd_store *s, const char *path, size_t max_len, uns
     bcd_status rc = resolve(s, path, file, sizeof file);
     if (rc != BCD_OK)
         return rc;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing", "image file %s does not exist", file);
-        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "cannot open %s: %s", file, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "%s is not a regular file", file);
-    }
-    size_t size = (size_t)st.st_size;
-    if (max_len && size > max_len) {
-        close(fd);
+    int e = 0;
+    size_t size = 0;
+    switch (bcd__read_regular(file, max_len, out, len, &e, &size)) {
+    case BCD__READ_OK:
+        return BCD_OK;
+    case BCD__READ_MISSING:
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "image_file_missing", "image file %s does not exist", file);
+    case BCD__READ_OPEN:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "cannot open %s: %s", file, strerror(e));
+    case BCD__READ_NOT_FILE:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable",
+                         "%s is not a regular file (a FIFO, device or folder is never read)", file);
+    case BCD__READ_TOO_LARGE:
         return bcd__fail(&s->err, BCD_ELIMIT, "image_file_too_large", "%s is %zu bytes, limit %zu", file, size,
                          max_len);
-    }
-    unsigned char *buf = malloc(size + 1);
-    if (!buf) {
-        close(fd);
+    case BCD__READ_NOMEM:
         return oom(s);
+    case BCD__READ_IO:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "short read on %s%s%s", file, e ? ": " : "",
+                         e ? strerror(e) : "");
+    case BCD__READ_SLOW:
+        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "reading %s took longer than %d s; given up",
+                         file, BCD__READ_TIMEOUT_MS / 1000);
     }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got != size) {
-        free(buf);
-        return bcd__fail(&s->err, BCD_EIO, "image_file_unreadable", "short read on %s", file);
-    }
-    buf[size] = '\0';
-    *out = buf;
-    *len = size;
-    return BCD_OK;
+    return bcd__fail(&s->err, BCD_ERROR, "internal_error", "cannot read %s", file);
 }
 
 /* "file://" + percent-encoded absolute path (RFC 8089). */
@@ -2087,17 +2168,57 @@ static bcd_status user_version(bcd_store *s, int *v)
     return rc;
 }
 
+/* A schema version this libbcd can work with: 0 (a new, empty file) up to SCHEMA_VERSION.
+ * A negative one, or 0 with tables already there, is damage (a flipped header byte) or a
+ * database of another program: never run migrations on it. */
+static bcd_status check_version(bcd_store *s, int v)
+{
+    struct local *L = L_of(s);
+    if (v > SCHEMA_VERSION)
+        return bcd__fail(&s->err, BCD_EUNSUPPORTED, "store_schema_too_new",
+                         "the local store %s has schema version %d; this libbcd understands up to %d (upgrade libbcd)",
+                         L->db_path, v, SCHEMA_VERSION);
+    if (v < 0)
+        return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt",
+                         "the local database %s is damaged: its schema version %d is not one libbcd ever wrote "
+                         "(restore it from a backup, or move it away to start a new store)",
+                         L->db_path, v);
+    if (v == 0) {
+        sqlite3_stmt *st;
+        bcd_status rc = prep(s, &st, "SELECT count(*) FROM sqlite_master");
+        if (rc != BCD_OK)
+            return rc;
+        int r = sqlite3_step(st);
+        int n = r == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+        sqlite3_finalize(st);
+        if (r != SQLITE_ROW)
+            return sqlfail(s, r, "read schema");
+        if (n > 0)
+            return bcd__fail(&s->err, BCD_EFORMAT, "store_corrupt",
+                             "the local database %s holds tables but no schema version: it is damaged or belongs "
+                             "to another program (restore it from a backup, or move it away to start a new store)",
+                             L->db_path);
+    }
+    return BCD_OK;
+}
+
+/* Bring the schema to target. The version is read without any write lock (WAL: a reader
+ * never waits for a writer), so an up-to-date store opens while another process holds
+ * the write lock; BEGIN IMMEDIATE is taken only when there is something to migrate, and
+ * the version is read again under it (another process may have migrated meanwhile). */
 static bcd_status migrate(bcd_store *s, int target)
 {
     int v = 0;
-    bcd_status rc = begin(s);
-    if (rc != BCD_OK)
+    bcd_status rc = user_version(s, &v);
+    if (rc == BCD_OK)
+        rc = check_version(s, v);
+    if (rc != BCD_OK || v >= target)
+        return rc;
+    if ((rc = begin(s)) != BCD_OK)
         return rc;
     rc = user_version(s, &v);
-    if (rc == BCD_OK && v > SCHEMA_VERSION)
-        rc = bcd__fail(&s->err, BCD_EUNSUPPORTED, "store_schema_too_new",
-                       "the local store %s has schema version %d; this libbcd understands up to %d (upgrade libbcd)",
-                       L_of(s)->db_path, v, SCHEMA_VERSION);
+    if (rc == BCD_OK)
+        rc = check_version(s, v);
     for (int i = v; rc == BCD_OK && i < target; i++) {
         char what[64];
         snprintf(what, sizeof what, "migrate schema to version %d", i + 1);
@@ -2221,6 +2342,39 @@ static void explain_open_failure(bcd_error *err, const char *data_dir)
                   data_dir, strerror(e), was);
 }
 
+/* The data folder, its blob folders and the database hold photos of people's bodies:
+ * like ssh with ~/.ssh, refuse them when they belong to another user (a folder made
+ * first by someone else, or files left by a run as root) or when others may write them
+ * (folders) or read them (the database). Compared with the effective user id, so that a
+ * store of root's, as in containers, is fine for root. */
+static bcd_status check_private(bcd_error *err, const char *path, bool dir)
+{
+    struct stat st;
+    if ((dir ? stat(path, &st) : lstat(path, &st)) != 0) /* a folder may be a link (to another disk) */
+        return errno == ENOENT ? BCD_OK
+                               : bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot inspect %s: %s", path,
+                                           strerror(errno));
+    const char *what = dir ? "folder" : "file";
+    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return bcd__fail(err, BCD_EIO, "data_dir_insecure",
+                         "the local store's %s %s is not a %s (a link or something else); move it away", what,
+                         path, dir ? "folder" : "plain file");
+    if (st.st_uid != geteuid())
+        return bcd__fail(err, BCD_EIO, "data_dir_insecure",
+                         "the local store's %s %s belongs to user id %u, not to the user running this (%u); it is "
+                         "not used: if it is yours, give it back with 'chown -R %u %s' (as its owner or root), "
+                         "otherwise move it away or choose another BCD_DATA_DIR",
+                         what, path, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), path);
+    mode_t bad = dir ? (S_IWGRP | S_IWOTH) : (S_IRWXG | S_IRWXO);
+    if (st.st_mode & bad)
+        return bcd__fail(err, BCD_EIO, "data_dir_insecure",
+                         "the local store's %s %s has mode %04o: others may %s it; it is not used until you run "
+                         "'chmod %s %s' (and check that nobody else put anything there)",
+                         what, path, (unsigned)(st.st_mode & 07777), dir ? "write into" : "read or write",
+                         dir ? "700" : "600", path);
+    return BCD_OK;
+}
+
 int bcd__store_local_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -2267,11 +2421,14 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     snprintf(L->db_path, n + sizeof "/" DB_NAME, "%s/" DB_NAME, abs);
     snprintf(L->blob_dir, n + sizeof "/" BLOB_DIR, "%s/" BLOB_DIR, abs);
     snprintf(L->pending_dir, n + sizeof "/" BLOB_DIR "/" PENDING_DIR, "%s/" BLOB_DIR "/" PENDING_DIR, abs);
+    if ((rc = check_private(err, L->dir, true)) != BCD_OK || (rc = check_private(err, L->blob_dir, true)) != BCD_OK ||
+        (rc = check_private(err, L->db_path, false)) != BCD_OK)
+        goto fail;
     if ((rc = make_dirs(err, L->pending_dir)) != BCD_OK)
         goto fail;
 
     /* create the file ourselves so that it is private (sqlite would use 0644) */
-    if ((rc = create_private(err, L->db_path)) != BCD_OK)
+    if ((rc = create_private(err, L->db_path)) != BCD_OK || (rc = check_private(err, L->db_path, false)) != BCD_OK)
         goto fail;
 
     int r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);

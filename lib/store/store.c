@@ -118,9 +118,63 @@ bcd_status bcd__store_blob_delete(bcd_store *s, const char *key)
     DISPATCH(blob_delete, key);
 }
 
+/* The SHA-256 a blob key names ("<session uuid>/<64 hex>.<ext>", as blob_put makes them
+ * on every backend) into hex[65]; false for a path that is not such a key (a registered
+ * absolute path, URL or seed storage path: nothing to check it against). */
+static bool key_digest(const char *path, char hex[65])
+{
+    if (!path || strlen(path) < 37 + 66 || path[36] != '/')
+        return false;
+    char id[37], ext[16];
+    memcpy(id, path, 36);
+    id[36] = '\0';
+    const char *name = path + 37;
+    if (!bcd__uuid_valid(id) || name[64] != '.' || strlen(name + 65) >= sizeof ext)
+        return false;
+    memcpy(hex, name, 64);
+    hex[64] = '\0';
+    snprintf(ext, sizeof ext, "%s", name + 65);
+    return bcd__blob_name_valid(hex, ext);
+}
+
+/* A content-addressed blob read back must hash to its name: a damaged or replaced file
+ * is never analyzed as if it were the photo that was added. Adding the original photo
+ * again repairs it (blob_put replaces a file whose bytes differ). */
+static bcd_status verify_blob(bcd_store *s, const char *path, const unsigned char *data, size_t len)
+{
+    char want[65], got[65];
+    if (!key_digest(path, want))
+        return BCD_OK;
+    if (bcd__sha256_hex(data, len, got) != BCD_OK)
+        return bcd__fail(&s->err, BCD_ERROR, "digest_failure", "cannot compute a checksum");
+    if (strcmp(want, got) == 0)
+        return BCD_OK;
+    bcd__fail(&s->err, BCD_EFORMAT, "blob_corrupt",
+              "the stored image file %.200s does not hold the bytes it was added with (damaged or replaced on "
+              "disk: its SHA-256 is %.12s..., its name says %.12s...); add the original photo again to repair it",
+              path, got, want);
+    bcd__error_set_details(&s->err, "{\"reason\":\"checksum_mismatch\"}");
+    return BCD_EFORMAT;
+}
+
 bcd_status bcd__store_blob_get(bcd_store *s, const char *path, size_t max_len, unsigned char **out, size_t *len)
 {
-    DISPATCH(blob_get, path, max_len, out, len);
+    bcd__error_clear(&s->err);
+    if (!s->ops->blob_get)
+        return bcd__fail(&s->err, BCD_EUNSUPPORTED, "store_unsupported", "the %s store cannot blob_get",
+                         s->ops->name);
+    unsigned char *data = NULL;
+    size_t n = 0;
+    bcd_status st = s->ops->blob_get(s, path, max_len, &data, &n);
+    if (st == BCD_OK && (st = verify_blob(s, path, data, n)) != BCD_OK) {
+        free(data);
+        return st;
+    }
+    if (st == BCD_OK) {
+        *out = data;
+        *len = n;
+    }
+    return st;
 }
 
 bcd_status bcd__store_blob_locate(bcd_store *s, const char *path, char **url, char **local_path, int *expires_in)
@@ -194,8 +248,19 @@ bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size
 {
     bcd__error_clear(&s->err);
     *failed = 0;
-    if (s->ops->blob_get_many)
-        return s->ops->blob_get_many(s, paths, n, max_len, outs, lens, failed);
+    if (s->ops->blob_get_many) {
+        bcd_status st = s->ops->blob_get_many(s, paths, n, max_len, outs, lens, failed);
+        for (size_t i = 0; st == BCD_OK && i < n; i++) {
+            if ((st = verify_blob(s, paths[i], outs[i], lens[i])) == BCD_OK)
+                continue;
+            for (size_t j = 0; j < n; j++) {
+                free(outs[j]);
+                outs[j] = NULL;
+            }
+            *failed = i;
+        }
+        return st;
+    }
     for (size_t i = 0; i < n; i++) {
         bcd_status st = bcd__store_blob_get(s, paths[i], max_len, &outs[i], &lens[i]);
         if (st != BCD_OK) {

@@ -118,7 +118,7 @@ def test_corrupt_image_job_fails_with_a_clear_error(cli, tmp_path):
     ok(cli("--json", "--user", "alice", "session", "complete", sid))
     job = ok(cli("--json", "--user", "alice", "analyze", sid, "--async"))["job_id"]
     bad.write_bytes(bad.read_bytes()[:200])
-    summary = ok(cli("--json", "worker", "--drain"))
+    summary = ok(cli("--json", "worker", "--drain", env_extra={"BCD_IMAGE_DIRS": str(tmp_path)}))
     assert summary["jobs_failed"] == 1
     st = ok(cli("--json", "--user", "alice", "job", "status", job))
     assert st["status"] == "failed" and st["attempts"] == 1

@@ -86,6 +86,7 @@ def test_health_damaged_database(cli, tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     (d / "bcd.sqlite3").write_bytes(b"this is not an SQLite database, just text " * 20)
+    os.chmod(d / "bcd.sqlite3", 0o600)
     r, doc = health(cli, "--data-dir", d)
     assert r.rc == 6
     assert doc["checks"]["store"]["error"]["code"] == "store_corrupt"

@@ -48,6 +48,7 @@ static void setup(void)
     ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_DATA_DIR", datadir), BCD_OK);
     ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_STORE", "local"), BCD_OK);
     ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_MODEL", "builtin"), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_IMAGE_DIRS", tmpdir), BCD_OK); /* files registered by path */
     ck_assert_int_eq(bcd_service_open(&svc, ctx), BCD_OK);
 }
 

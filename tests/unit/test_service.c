@@ -701,6 +701,7 @@ START_TEST(test_corrupt_image_fails_analysis_and_stores_nothing)
     char path[300];
     snprintf(path, sizeof path, "%s/registered-up.png", tmpdir);
     write_png(path, 3, 1, LOOK_NORMAL);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_IMAGE_DIRS", tmpdir), BCD_OK); /* registered files are read there */
     OK(bcd_image_register(&out, svc, "alice", id, "up", path, -1));
     bcd_free(out);
     OK(bcd_session_complete(&out, svc, "alice", id));

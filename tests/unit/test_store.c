@@ -232,6 +232,7 @@ START_TEST(test_store_refuses_newer_schema_and_foreign_files)
     for (int i = 0; i < 200; i++)
         fputs("this is not an SQLite database at all. ", f);
     fclose(f);
+    ck_assert_int_eq(chmod(path, 0600), 0);
     ck_assert_int_eq(bcd__store_local_open(&s, ctx, other, 0, &err), BCD_EFORMAT);
     ck_assert_str_eq(err.code, "store_corrupt");
     bcd__error_clear(&err);
@@ -248,6 +249,31 @@ START_TEST(test_store_refuses_newer_schema_and_foreign_files)
     bcd__store_close(s);
     ck_assert_int_eq(bcd_ctx_set(ctx, "SUPABASE_URL", NULL), BCD_OK);
     ck_assert_int_eq(bcd_ctx_set(ctx, "SUPABASE_SERVICE_ROLE_KEY", NULL), BCD_OK);
+}
+END_TEST
+
+START_TEST(test_store_refuses_unknown_schema_versions)
+{
+    static const char *const damage[] = {"PRAGMA user_version = -16777213", "PRAGMA user_version = -1",
+                                         "PRAGMA user_version = 0"};
+    for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
+        bcd_store *s = open_store(0);
+        bcd__store_close(s);
+        raw_sql(damage[i]);
+        long long before = raw_sql("PRAGMA user_version");
+        bcd_error err;
+        memset(&err, 0, sizeof err);
+        s = NULL;
+        ck_assert_int_eq(bcd__store_local_open(&s, ctx, NULL, 0, &err), BCD_EFORMAT);
+        ck_assert_ptr_null(s);
+        ck_assert_str_eq(err.code, "store_corrupt");
+        ck_assert_ptr_nonnull(strstr(err.message, "damaged"));
+        ck_assert_int_eq(raw_sql("PRAGMA user_version"), before); /* untouched, nothing migrated */
+        bcd__error_clear(&err);
+        char restore[64];
+        snprintf(restore, sizeof restore, "PRAGMA user_version = %d", bcd__store_local_schema_version());
+        raw_sql(restore);
+    }
 }
 END_TEST
 
@@ -452,27 +478,75 @@ START_TEST(test_store_blobs_are_content_addressed_and_durable)
         ck_assert_int_eq(count_entries(dir), 1);
     }
 
-    /* absolute paths and file:// URLs read local files */
-    ck_assert_int_eq(bcd__store_blob_get(s, path, 0, &got, &len), BCD_OK);
+    /* a byte flipped on disk (same size): the read says blob_corrupt, the next put of the
+     * right bytes repairs it */
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 3, SEEK_SET), 0);
+    fputc('X', f);
+    fclose(f);
+    ck_assert_int_eq(bcd__store_blob_get(s, key, 0, &got, &len), BCD_EFORMAT);
+    ck_assert_str_eq(s->err.code, "blob_corrupt");
+    ck_assert_ptr_nonnull(strstr(s->err.message, key));
+    const char *const one[] = {key};
+    size_t failed = 9;
+    ck_assert_int_eq(bcd__store_blob_get_many(s, one, 1, 0, &got, &len, &failed), BCD_EFORMAT);
+    ck_assert_uint_eq(failed, 0);
+    ck_assert_int_eq(bcd__store_blob_put(s, sess.id, sha, "png", data, sizeof data - 1, key, &created), BCD_OK);
+    ck_assert_int_eq(bcd__store_blob_get(s, key, 0, &got, &len), BCD_OK);
+    ck_assert_int_eq(memcmp(got, data, len), 0);
     free(got);
+    ck_assert_int_eq(count_entries(dir), 1);
+
+    /* absolute paths and file:// URLs read local files, only in the folders listed in
+     * BCD_IMAGE_DIRS and never in the data folder (a blob of another session) */
+    char outside[300], fifo[300];
+    snprintf(outside, sizeof outside, "%s/photos", tmpdir);
+    ck_assert_int_eq(mkdir(outside, 0700), 0);
+    snprintf(outside, sizeof outside, "%s/photos/front.png", tmpdir);
+    f = fopen(outside, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite(data, 1, sizeof data - 1, f);
+    fclose(f);
+    ck_assert_int_eq(bcd__store_blob_get(s, outside, 0, &got, &len), BCD_EINVAL);
+    ck_assert_str_eq(s->err.code, "image_path_not_allowed");
+    ck_assert_ptr_nonnull(strstr(s->err.message, "BCD_IMAGE_DIRS"));
+    ck_assert_int_eq(bcd__store_blob_get(s, "/etc/passwd", 0, &got, &len), BCD_EINVAL);
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_IMAGE_DIRS", tmpdir), BCD_OK); /* the data folder lies in it */
+    ck_assert_int_eq(bcd__store_blob_get(s, outside, 0, &got, &len), BCD_OK);
+    ck_assert_uint_eq(len, sizeof data - 1);
+    free(got);
+    ck_assert_int_eq(bcd__store_blob_get(s, path, 0, &got, &len), BCD_EINVAL);
+    ck_assert_str_eq(s->err.code, "image_path_not_allowed");
     char *url = NULL, *local = NULL;
     int expires = 0;
     ck_assert_int_eq(bcd__store_blob_locate(s, key, &url, &local, &expires), BCD_OK);
     ck_assert_str_eq(local, path);
     ck_assert_int_eq(strncmp(url, "file:///", 8), 0);
     ck_assert_int_eq(expires, -1);
+    ck_assert_int_eq(bcd__store_blob_get(s, url, 0, &got, &len), BCD_EINVAL);
+    free(url);
+    free(local);
+    ck_assert_int_eq(bcd__store_blob_locate(s, outside, &url, &local, &expires), BCD_OK);
     ck_assert_int_eq(bcd__store_blob_get(s, url, 0, &got, &len), BCD_OK);
     ck_assert_uint_eq(len, sizeof data - 1);
     free(got);
     free(url);
     free(local);
+    /* a FIFO is refused at once, never waited on */
+    snprintf(fifo, sizeof fifo, "%s/photos/fifo.jpg", tmpdir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(bcd__store_blob_get(s, fifo, 0, &got, &len), BCD_EIO);
+    ck_assert_str_eq(s->err.code, "image_file_unreadable");
 
     /* remote URLs, traversal and missing files */
     ck_assert_int_eq(bcd__store_blob_get(s, "https://example.org/a.jpg", 0, &got, &len), BCD_EUNSUPPORTED);
     ck_assert_str_eq(s->err.code, "remote_image_unsupported");
     ck_assert_int_eq(bcd__store_blob_get(s, "../bcd.sqlite3", 0, &got, &len), BCD_ENOTFOUND);
-    ck_assert_int_eq(bcd__store_blob_get(s, "/nonexistent/file.jpg", 0, &got, &len), BCD_ENOTFOUND);
+    snprintf(fifo, sizeof fifo, "%s/photos/nonexistent.jpg", tmpdir);
+    ck_assert_int_eq(bcd__store_blob_get(s, fifo, 0, &got, &len), BCD_ENOTFOUND);
     ck_assert_str_eq(s->err.code, "image_file_missing");
+    ck_assert_int_eq(bcd_ctx_set(ctx, "BCD_IMAGE_DIRS", NULL), BCD_OK);
     ck_assert_int_eq(bcd__store_blob_put(s, sess.id, "../../etc", "png", data, 3, key, &created), BCD_EINVAL);
 
     /* delete: only blobs no image references */
@@ -765,6 +839,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_local_open_creates_private_layout);
     tcase_add_test(tc, test_store_schema_migrates_on_reopen);
     tcase_add_test(tc, test_store_refuses_newer_schema_and_foreign_files);
+    tcase_add_test(tc, test_store_refuses_unknown_schema_versions);
     tcase_add_test(tc, test_store_session_list_orders_by_created_at_then_seq);
     tcase_add_test(tc, test_store_image_register_follows_seed_rules);
     tcase_add_test(tc, test_store_blobs_are_content_addressed_and_durable);

@@ -27,6 +27,8 @@ CONFIG_KEYS = {
     "detect": "BCD_DETECT",
     "lesions": "BCD_LESIONS",
     "mm_per_px": "BCD_MM_PER_PX",
+    "image_dirs": "BCD_IMAGE_DIRS",
+    "job_timeout": "BCD_JOB_TIMEOUT",
 }
 
 LOG_LEVELS = ("debug", "info", "warn", "error")

@@ -189,11 +189,27 @@ def test_adding_a_missing_file_is_not_found(svc, tmp_path):
         svc.add_image(sid, "front", tmp_path / "nope.jpg")
 
 
-def test_analyze_with_a_missing_registered_file_fails_cleanly(svc, new_session):
+def test_analyze_with_a_missing_registered_file_fails_cleanly(data_dir, tmp_path):
+    with bcd.open_store(data_dir, user="alice", load_env=False, image_dirs=str(tmp_path)) as svc:
+        _analyze_with_a_missing_registered_file(svc, tmp_path)
+
+
+def test_registered_files_are_read_only_in_image_dirs(svc):
     sid = svc.create_session()["session_id"]
     for a in ("front", "left"):
         svc.add_image(sid, a, image_path("check1", a))
     svc.register_image(sid, "right", "/nonexistent/right.jpg")
+    svc.complete_session(sid)
+    with pytest.raises(bcd.InvalidArgumentError) as ei:
+        svc.analyze(sid)
+    assert ei.value.code == "image_path_not_allowed"
+
+
+def _analyze_with_a_missing_registered_file(svc, tmp_path):
+    sid = svc.create_session()["session_id"]
+    for a in ("front", "left"):
+        svc.add_image(sid, a, image_path("check1", a))
+    svc.register_image(sid, "right", str(tmp_path / "nonexistent" / "right.jpg"))
     svc.complete_session(sid)
     with pytest.raises(bcd.NotFoundError) as ei:
         svc.analyze(sid)
