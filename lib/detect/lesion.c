@@ -25,6 +25,10 @@
  * pair's median (not a shadow band in one photo only) and is not near clipping, where the
  * camera's tone curve squeezes contrasts. */
 #define MAX_LIGHT_DIFF 0.25
+/* Faint spots (freckles) change their measured size and contrast with every change of
+ * blur and noise: a lesion is judged when it is at least this dark in one of the photos. */
+#define MIN_JUDGED_CONTRAST 0.25
+#define BLUR_SIGNATURE 0.25
 #define MAX_SKIN_LEVEL 0.80
 
 struct bcd_lesion_result {
@@ -200,7 +204,7 @@ static void measure_change(bcd_lesion *l, const bcd__spot *p, const bcd__spot *c
     ch->spread_sd = 1.0 + 0.15 * (c->spread + p->spread);
     ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
     ch->judged = c->skin_rgb[1] < MAX_SKIN_LEVEL && p->skin_rgb[1] < MAX_SKIN_LEVEL && !near_border(C, c) &&
-                 !near_border(P, p);
+                 !near_border(P, p) && fmax(c->contrast, p->contrast) >= MIN_JUDGED_CONTRAST;
     ch->asymmetry = c->asymmetry - p->asymmetry;
     ch->irregularity = c->irregularity - p->irregularity;
     ch->second_colour = ch->spread > MIN_SPREAD && ch->spread > Z_CHANGED * ch->spread_sd && c->spread > 6.0;
@@ -285,10 +289,12 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
         double dmin = fmax(MIN_DIAM_GROWTH * dp, MIN_DIAM_GROWTH_AN / fc);
         bool big_d = growth >= dmin && (!isfinite(mm) || growth * mm >= MIN_DIAM_GROWTH_MM);
         double zmax = 0;
-        if (big_d)
-            zmax = fmax(zmax, ld / sdd);
         double dk = c->darkening - med[1], sdk = fmax(c->darkening_sd, sd[1]);
-        if (dk >= MIN_DARKENING)
+        /* blur spreads a spot and pales it, sharpening does the reverse: a growth that
+         * paled, or a darkening that shrank, is the camera, not the skin */
+        if (big_d && dk > -BLUR_SIGNATURE)
+            zmax = fmax(zmax, ld / sdd);
+        if (dk >= MIN_DARKENING && ld > -0.5 * BLUR_SIGNATURE)
             zmax = fmax(zmax, dk / sdk);
         double de = c->delta_e - med[2], sde = fmax(c->delta_e_sd, sd[2]);
         if (de >= MIN_DELTA_E && dk >= 0.0)
@@ -394,6 +400,15 @@ static double small_spots(const bcd__spotmap *m, double x, double y, double R)
         return 0;
     qsort(v, k, sizeof *v, cmp_dbl);
     return v[k / 5];
+}
+
+/* A spot found by a probe is the same spot only if it is about as large and as dark
+ * (within a factor 2.5 of area and of mean darkness); a peak of a neighbouring freckle or
+ * of the skin's texture is not. s: previous -> current length scale. */
+static bool alike(const bcd__spot *p, const bcd__spot *c, double s)
+{
+    double ra = c->area / fmax(p->area * s * s, 1e-9), rk = c->mean_contrast / fmax(p->mean_contrast, 1e-6);
+    return ra > 0.4 && ra < 2.5 && rk > 0.4 && rk < 2.5;
 }
 
 /* The skin around (cx, cy) in the current photo and around (px, py) in the previous one is
@@ -511,7 +526,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->y = c->y;
             lesion_from_spot(l, c, mm);
             measure_change(l, p, c, J, P, C, mm, pmm);
-            l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+            l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y, false);
             /* a pair much further apart than the registration's own residual may be two
              * neighbouring spots: kept as a match, not judged */
             if (hypot(c->x - u, c->y - v) > 3.0 * sm.residual + 0.25 * c->diameter)
@@ -529,8 +544,13 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         }
         bcd__spot c;
         bool found = false;
-        double rad = tol + 0.5 * p->diameter * sqrt(J);
+        /* where it should be: within the registration's own error of the mapped place */
+        double rad = fmin(tol, 2.5 * sm.residual + 2.0 / C->fx) + 0.5 * p->diameter * sqrt(J);
         double pk = bcd__spots_probe(C, u, v, rad, 0.5 * p->contrast, &c, &found);
+        if (found && !alike(p, &c, sqrt(J))) {
+            found = false;
+            pk = c.mean_contrast;
+        }
         if (isnan(pk)) {
             l->state = BCD_LESION_NOT_VISIBLE;
             continue;
@@ -554,7 +574,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->y = cs->y;
             lesion_from_spot(l, cs, mm);
             measure_change(l, p, cs, J, P, C, mm, pmm);
-            l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+            l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y, false);
             /* re-found only with a relaxed threshold, or merged: not reliable enough to
              * judge a change */
             if (!fresh)
@@ -563,7 +583,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             continue;
         }
         l->state = BCD_LESION_GONE;
-        l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y);
+        l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y, true);
         bool lit = same_light(C, u, v, P, p->x, p->y, 3.0 * p->diameter, light_med);
         /* what it would look like in the current photo, as its neighbours do */
         double expect = p->contrast / transfer_at(&tf, u, v, 0.06 * L);
@@ -590,8 +610,12 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         bcd__spot p;
         bool found = false;
         double J = bcd__warp_area_scale(&sm.bwd, c->x, c->y);
-        double rad = 0.006 * Lp + 0.5 * c->diameter * sqrt(J);
+        double rad = fmin(0.006 * Lp, (2.5 * sm.residual + 2.0 / C->fx) * sqrt(J)) + 0.5 * c->diameter * sqrt(J);
         double pk = bcd__spots_probe(P, u, v, rad, 0.5 * c->contrast, &p, &found);
+        if (found && !alike(&p, c, 1.0 / sqrt(fmax(J, 1e-6)))) {
+            found = false;
+            pk = p.mean_contrast;
+        }
         if (isnan(pk))
             continue; /* the previous photo did not show this skin */
         l->in_overlap = 1;
@@ -604,13 +628,13 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->prev_y = p.y;
             double Jf = bcd__warp_area_scale(&sm.fwd, p.x, p.y);
             measure_change(l, &p, c, Jf, P, C, mm, pmm);
-            l->in_overlap = bcd__spot_match_verified(&sm, p.x, p.y);
+            l->in_overlap = bcd__spot_match_verified(&sm, p.x, p.y, false);
             l->change.judged = 0;
             r->matched++;
             continue;
         }
         l->prev_x = l->prev_y = NAN;
-        l->in_overlap = bcd__spot_match_verified(&sm, u, v);
+        l->in_overlap = bcd__spot_match_verified(&sm, u, v, true);
         /* a new spot: a change when it is clearly a spot, in an area the registration
          * verified, and the skin was clear there */
         /* what it would have looked like in the previous photo, as its neighbours do there
@@ -620,7 +644,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         /* and larger than the smallest spots the previous photo shows around there (where it
          * is blurred, small spots vanish from it) */
         double small = small_spots(P, u, v, 0.06 * Lp) * sqrt(1.0 / fmax(J, 1e-6));
-        bool strong = l->in_overlap && c->contrast >= 2.0 * C->t_seed && expect >= 2.0 * P->t_seed &&
+        bool strong = l->in_overlap && c->contrast >= 1.6 * C->t_seed && expect >= 1.6 * P->t_seed &&
                       c->diameter >= 1.3 * small &&
                       c->diameter * C->fx >= 3.0 && same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med);
         l->score = clear && strong ? fmin(1.0, 0.5 + 0.5 * (c->contrast / (3.0 * C->t_seed))) : 0.3;

@@ -108,15 +108,22 @@ typedef struct bcd__spot_match {
     int *match;       /* nprev entries */
     size_t matched;
     double residual;  /* median distance of matched pairs after the mapping, current pixels */
+    int areas;        /* areas of the previous photo whose correlation verified the mapping */
     /* the areas of the previous photo (cells of `cell` previous pixels, gw x gh) whose
      * darkness pattern correlated with the current photo's through the mapping */
     uint8_t *verified;
     int gw, gh;
     double cell;
+    /* matched spots the mapping brings within its own error: previous-photo positions */
+    double *sup_x, *sup_y;
+    size_t nsup;
+    double sup_r;
 } bcd__spot_match;
 
-/* The previous-photo point (x, y) lies in a verified area (or next to one). */
-bool bcd__spot_match_verified(const bcd__spot_match *m, double x, double y);
+/* The previous-photo point (x, y) lies in a verified area, or (strict false) among at
+ * least five matched spots (within 6 % of the longer side) that the mapping brings
+ * together within its own error: the registration holds there. */
+bool bcd__spot_match_verified(const bcd__spot_match *m, double x, double y, bool strict);
 
 /* prior: an optional similarity (previous -> current photo pixels, a b tx ty as above)
  * tried first (NULL: none). */

@@ -29,12 +29,16 @@
 #define LOCAL_R 0.1    /* proposals score the spots within this of their triangle */
 #define VERIFIED 400   /* proposals checked by correlation */
 #define MIN_NCC 0.35
+#define HYPOTHESES 1  /* proposals grown into whole registrations */
 #define ANCHOR_NCC 0.35 /* an area's own proposal joins the registration */
 #define AGREE 0.05     /* and must land within this of where the best puts it */
 #define CELL 0.08      /* areas of the previous photo, normalized */
 #define PER_CELL 4     /* proposals checked per area */
 #define MIN_SCALE 0.4
 #define MAX_SCALE 2.5
+/* Follow-ups are taken the same way up: a proposal turned further is a coincidence of the
+ * skin's texture (radians). */
+#define MAX_ROTATION 0.8
 
 /* ---- small linear algebra ------------------------------------------------------------ */
 
@@ -224,19 +228,25 @@ void bcd__warp_clear(bcd__warp *w)
     w->n = 0;
 }
 
-bool bcd__spot_match_verified(const bcd__spot_match *m, double x, double y)
+bool bcd__spot_match_verified(const bcd__spot_match *m, double x, double y, bool strict)
 {
     if (!m->verified || !(m->cell > 0))
         return false;
     int gx = (int)floor(x / m->cell), gy = (int)floor(y / m->cell);
-    if (gx < 0 || gy < 0 || gx >= m->gw || gy >= m->gh)
+    if (gx >= 0 && gy >= 0 && gx < m->gw && gy < m->gh && m->verified[gy * m->gw + gx])
+        return true;
+    if (strict)
         return false;
-    return m->verified[gy * m->gw + gx] != 0;
+    size_t k = 0;
+    for (size_t i = 0; i < m->nsup && k < 5; i++)
+        k += fabs(m->sup_x[i] - x) <= m->sup_r && fabs(m->sup_y[i] - y) <= m->sup_r;
+    return k >= 5;
 }
 
 void bcd__spot_match_clear(bcd__spot_match *m)
 {
     free(m->verified);
+    free(m->sup_x);
     bcd__warp_clear(&m->fwd);
     bcd__warp_clear(&m->bwd);
     free(m->match);
@@ -535,6 +545,8 @@ static int assign(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__warp 
                     if (fabs(ls) > 1.2) /* a diameter over three times larger or smaller */
                         continue;
                     double lc = log((c->contrast + 0.02) / (p->contrast + 0.02));
+                    if (fabs(lc) > 1.1) /* three times darker or paler: another spot */
+                        continue;
                     double cost = d / t + 0.5 * fabs(ls) + 0.3 * fabs(lc);
                     if (nk == cap) {
                         cap *= 2;
@@ -704,6 +716,44 @@ static bool build_field(bcd__warp *f, const double *sx, const double *sy, const 
     return true;
 }
 
+/* A homography is trusted only when the matches it was fitted to spread over a good part
+ * of the previous photo (a tenth of its extent both ways) and it maps that photo's frame
+ * to a convex quadrilateral with no side scaled beyond the bounds: fitted to one corner,
+ * its perspective terms extrapolate wildly. */
+static bool plausible(const double H[9], const bcd__spotmap *P, const double *sx, const double *sy, size_t n)
+{
+    double x0 = 1e30, x1 = -1e30, y0 = 1e30, y1 = -1e30;
+    for (size_t i = 0; i < n; i++) {
+        x0 = fmin(x0, sx[i]);
+        x1 = fmax(x1, sx[i]);
+        y0 = fmin(y0, sy[i]);
+        y1 = fmax(y1, sy[i]);
+    }
+    if (x1 - x0 < P->ow / 10.0 || y1 - y0 < P->oh / 10.0)
+        return false;
+    double cx[4] = { 0, P->ow - 1.0, P->ow - 1.0, 0 }, cy[4] = { 0, 0, P->oh - 1.0, P->oh - 1.0 }, u[4], v[4];
+    for (int k = 0; k < 4; k++) {
+        double w = H[6] * cx[k] + H[7] * cy[k] + H[8];
+        if (w <= 0.05)
+            return false;
+        u[k] = (H[0] * cx[k] + H[1] * cy[k] + H[2]) / w;
+        v[k] = (H[3] * cx[k] + H[4] * cy[k] + H[5]) / w;
+    }
+    int sign = 0;
+    for (int k = 0; k < 4; k++) {
+        int a = k, b = (k + 1) % 4, c = (k + 2) % 4;
+        double cr = (u[b] - u[a]) * (v[c] - v[b]) - (v[b] - v[a]) * (u[c] - u[b]);
+        int sg = cr > 0 ? 1 : -1;
+        if (sign && sg != sign)
+            return false;
+        sign = sg;
+        double side = hypot(u[b] - u[a], v[b] - v[a]), orig = hypot(cx[b] - cx[a], cy[b] - cy[a]);
+        if (side < MIN_SCALE * orig || side > MAX_SCALE * orig)
+            return false;
+    }
+    return true;
+}
+
 static void similarity_to_h(double H[9], const double s[4])
 {
     double h[9] = { s[0], -s[1], s[2], s[1], s[0], s[3], 0, 0, 1 };
@@ -853,161 +903,11 @@ static int cmp_proposal(const void *a, const void *b)
     return (x->e > y->e) - (x->e < y->e);
 }
 
-bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C,
-                               const double *prior)
+/* The registration grown from one verified proposal bq (see bcd__spots_register()):
+ * out->match (allocated, all -1) and the rest of out filled. */
+static bcd_status refine(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C, const struct proposal *bq,
+                         double L, double Lp, int gcw, int gch)
 {
-    memset(out, 0, sizeof *out);
-    out->match = malloc((P->n + 1) * sizeof(int));
-    if (!out->match)
-        return BCD_ENOMEM;
-    for (size_t i = 0; i < P->n; i++)
-        out->match[i] = -1;
-    double L = C->ow > C->oh ? C->ow : C->oh, Lp = P->ow > P->oh ? P->ow : P->oh;
-    int np = (int)(P->n < TOP ? P->n : TOP), nc = (int)(C->n < TOP ? C->n : TOP);
-    if (np < 3 || nc < 3) {
-        out->why = "too few spots on the skin to register the photos";
-        return BCD_OK;
-    }
-    struct pts SP, SC;
-    if (!pts_make(&SP, P, (int)(P->n < SCORED ? P->n : SCORED), Lp)) {
-        return BCD_ENOMEM;
-    }
-    if (!pts_make(&SC, C, (int)(C->n < SCORED ? C->n : SCORED), L)) {
-        pts_free(&SP);
-        return BCD_ENOMEM;
-    }
-    struct tri *tp = NULL, *tc = NULL;
-    int ntp = triangles(SP.x, SP.y, np, &tp), ntc = triangles(SC.x, SC.y, nc, &tc);
-    if (ntp < 0 || ntc < 0) {
-        free(tp);
-        free(tc);
-        pts_free(&SP);
-        pts_free(&SC);
-        return BCD_ENOMEM;
-    }
-    size_t nprop = 0, capprop = 1024;
-    struct proposal *prop = malloc(capprop * sizeof *prop);
-    if (!prop) {
-        free(tp);
-        free(tc);
-        pts_free(&SP);
-        pts_free(&SC);
-        return BCD_ENOMEM;
-    }
-    bcd_status st = BCD_OK;
-    if (prior) {
-        /* the prior's linear part taken as a similarity (normalized units) */
-        double a = 0.5 * (prior[0] + prior[4]) * Lp / L, b = 0.5 * (prior[3] - prior[1]) * Lp / L;
-        struct proposal q = { { a, b, prior[2] / L, prior[5] / L }, 0, 0, 0.5, 0.5 };
-        q.c = inliers(q.s, &SP, 0.5, 0.5, 2.0, &SC, TOL0, &q.e, false) + 1000; /* tried first */
-        prop[nprop++] = q;
-    }
-    for (int a = 0; a < ntp && st == BCD_OK; a++) {
-        const struct tri *t = &tp[a];
-        /* current triangles with r1 within the tolerance: binary search for the first */
-        int lo = 0, hi = ntc;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            if (tc[mid].r1 < t->r1 - SHAPE_TOL)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        double tx = (SP.x[t->v[0]] + SP.x[t->v[1]] + SP.x[t->v[2]]) / 3.0;
-        double ty = (SP.y[t->v[0]] + SP.y[t->v[1]] + SP.y[t->v[2]]) / 3.0;
-        for (int b = lo; b < ntc && tc[b].r1 <= t->r1 + SHAPE_TOL; b++) {
-            const struct tri *u = &tc[b];
-            if (u->turn != t->turn || fabs(u->r2 - t->r2) > SHAPE_TOL)
-                continue;
-            double sx[3], sy[3], dx[3], dy[3];
-            struct proposal q;
-            for (int k = 0; k < 3; k++) {
-                sx[k] = SP.x[t->v[k]];
-                sy[k] = SP.y[t->v[k]];
-                dx[k] = SC.x[u->v[k]];
-                dy[k] = SC.y[u->v[k]];
-            }
-            if (!bcd__fit_similarity(q.s, sx, sy, dx, dy, 3))
-                continue;
-            double sc = hypot(q.s[0], q.s[1]);
-            if (sc < MIN_SCALE || sc > MAX_SCALE)
-                continue;
-            q.c = inliers(q.s, &SP, tx, ty, LOCAL_R, &SC, TOL0, &q.e, true);
-            if (q.c < MIN_INLIERS)
-                continue;
-            q.ox = tx;
-            q.oy = ty;
-            if (nprop == capprop) {
-                capprop *= 2;
-                struct proposal *np2 = realloc(prop, capprop * sizeof *np2);
-                if (!np2) {
-                    st = BCD_ENOMEM;
-                    break;
-                }
-                prop = np2;
-            }
-            prop[nprop++] = q;
-        }
-    }
-    free(tp);
-    free(tc);
-    pts_free(&SP);
-    pts_free(&SC);
-    if (st != BCD_OK) {
-        free(prop);
-        return st;
-    }
-    /* per area of the previous photo (cells of CELL), the proposals with the most inliers
-     * are checked by the darkness patterns themselves; the best is the anchor of the
-     * registration, and every area whose own best agrees with it adds its matches */
-    qsort(prop, nprop, sizeof *prop, cmp_proposal);
-    int gcw = (int)(P->ow / Lp / CELL) + 1, gch = (int)(P->oh / Lp / CELL) + 1;
-    int *tried = calloc((size_t)gcw * gch, sizeof *tried);
-    double *cell_ncc = malloc((size_t)gcw * gch * sizeof *cell_ncc);
-    int *cell_best = malloc((size_t)gcw * gch * sizeof *cell_best);
-    if (!tried || !cell_ncc || !cell_best) {
-        free(tried);
-        free(cell_ncc);
-        free(cell_best);
-        free(prop);
-        return BCD_ENOMEM;
-    }
-    for (int i = 0; i < gcw * gch; i++) {
-        cell_ncc[i] = -1;
-        cell_best[i] = -1;
-    }
-    int best = -1;
-    double best_ncc = -1;
-    for (size_t k = 0; k < nprop; k++) {
-        struct proposal *q = &prop[k];
-        int gx = (int)(q->ox / CELL), gy = (int)(q->oy / CELL);
-        gx = gx < 0 ? 0 : (gx >= gcw ? gcw - 1 : gx);
-        gy = gy < 0 ? 0 : (gy >= gch ? gch - 1 : gy);
-        int ci = gy * gcw + gx;
-        if (tried[ci] >= PER_CELL && q->c < 1000)
-            continue;
-        tried[ci]++;
-        double ucx = q->s[0] * q->ox - q->s[1] * q->oy + q->s[2], ucy = q->s[1] * q->ox + q->s[0] * q->oy + q->s[3];
-        double r = patch_ncc(P, C, q->s, ucx, ucy, L, Lp, 40, 2.5);
-        q->e = r; /* from here on: the correlation */
-        if (r > cell_ncc[ci]) {
-            cell_ncc[ci] = r;
-            cell_best[ci] = (int)k;
-        }
-        if (r > best_ncc) {
-            best_ncc = r;
-            best = (int)k;
-        }
-    }
-    free(tried);
-    if (best < 0 || best_ncc < MIN_NCC) {
-        free(prop);
-        free(cell_ncc);
-        free(cell_best);
-        out->why = "the spots of the two photos do not line up (different skin, or too little of it in both)";
-        return BCD_OK;
-    }
-    const struct proposal bqv = prop[best], *bq = &bqv;
     double scale = hypot(bq->s[0], bq->s[1]) * L / Lp;
     size_t n = P->n;
     double *sx = malloc(4 * (n + 1) * sizeof *sx);
@@ -1019,15 +919,10 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         free(keep);
         free(pcost);
         free(ctaken);
-        free(prop);
-        free(cell_ncc);
-        free(cell_best);
         return BCD_ENOMEM;
     }
     double *sy = sx + n, *dx = sy + n, *dy = dx + n;
-    free(prop);
-    free(cell_ncc);
-    free(cell_best);
+    bcd_status st = BCD_OK;
     /* region growing over the areas of the previous photo, from the anchor's outwards: each
      * area's similarity predicted by the mapping so far, adjusted for the best correlation
      * of the darkness maps; an area that correlates adds the matches of its spots, and the
@@ -1142,9 +1037,9 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
             since_fit = 0;
             k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
             double H[9];
-            if (k >= 12 && robust_homography(H, sx, sy, dx, dy, k, 0.01 * L, keep)) {
-                double sc = sqrt(fabs(H[0] * H[4] - H[1] * H[3]));
-                if (sc > MIN_SCALE * 0.8 && sc < MAX_SCALE * 1.2)
+            if (k >= 12) {
+                /* a homography that is not plausible leaves the mapping as it was */
+                if (robust_homography(H, sx, sy, dx, dy, k, 0.01 * L, keep) && plausible(H, P, sx, sy, k))
                     memcpy(f->H, H, sizeof H);
             } else if (k >= 3) {
                 double s2[4];
@@ -1156,6 +1051,7 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         }
     }
     pts_free(&SA);
+    out->areas = accepted;
     out->verified = malloc((size_t)ncell);
     if (out->verified) {
         for (int i = 0; i < ncell; i++)
@@ -1200,11 +1096,8 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         }
         k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
         double H[9];
-        if (k >= 12 && robust_homography(H, sx, sy, dx, dy, k, 0.003 * L, keep)) {
-            double sc = sqrt(fabs(H[0] * H[4] - H[1] * H[3]));
-            if (sc > MIN_SCALE * 0.8 && sc < MAX_SCALE * 1.2)
-                memcpy(f->H, H, sizeof H);
-        }
+        if (k >= 12 && robust_homography(H, sx, sy, dx, dy, k, 0.003 * L, keep) && plausible(H, P, sx, sy, k))
+            memcpy(f->H, H, sizeof H);
         if (k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
             st = BCD_ENOMEM;
     }
@@ -1250,8 +1143,25 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
                 bcd__warp_apply(f, sx[i], sy[i], &u, &v);
                 r[i] = hypot(u - dx[i], v - dy[i]);
             }
+            double *tmp = malloc((k + 1) * sizeof *tmp);
+            if (tmp)
+                memcpy(tmp, r, k * sizeof *r);
             qsort(r, k, sizeof *r, cmp_double);
             out->residual = k ? r[k / 2] : NAN;
+            /* the support: pairs within 2.5 times the median error (and 2 analysis px) */
+            out->sup_x = tmp ? malloc(2 * (k + 1) * sizeof(double)) : NULL;
+            if (out->sup_x) {
+                out->sup_y = out->sup_x + k + 1;
+                double lim = 2.5 * out->residual + 2.0 / C->fx;
+                for (size_t i = 0; i < k; i++)
+                    if (tmp[i] <= lim) {
+                        out->sup_x[out->nsup] = sx[i];
+                        out->sup_y[out->nsup] = sy[i];
+                        out->nsup++;
+                    }
+                out->sup_r = 0.06 * Lp;
+            }
+            free(tmp);
             free(r);
         }
         out->ok = k >= (size_t)MIN_INLIERS;
@@ -1261,4 +1171,239 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
     free(sx);
     free(keep);
     return st;
+}
+
+bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C,
+                               const double *prior)
+{
+    memset(out, 0, sizeof *out);
+    out->match = malloc((P->n + 1) * sizeof(int));
+    if (!out->match)
+        return BCD_ENOMEM;
+    for (size_t i = 0; i < P->n; i++)
+        out->match[i] = -1;
+    double L = C->ow > C->oh ? C->ow : C->oh, Lp = P->ow > P->oh ? P->ow : P->oh;
+    int np = (int)(P->n < TOP ? P->n : TOP), nc = (int)(C->n < TOP ? C->n : TOP);
+    if (np < 3 || nc < 3) {
+        out->why = "too few spots on the skin to register the photos";
+        return BCD_OK;
+    }
+    struct pts SP, SC;
+    if (!pts_make(&SP, P, (int)(P->n < SCORED ? P->n : SCORED), Lp)) {
+        return BCD_ENOMEM;
+    }
+    if (!pts_make(&SC, C, (int)(C->n < SCORED ? C->n : SCORED), L)) {
+        pts_free(&SP);
+        return BCD_ENOMEM;
+    }
+    struct tri *tp = NULL, *tc = NULL;
+    int ntp = triangles(SP.x, SP.y, np, &tp), ntc = triangles(SC.x, SC.y, nc, &tc);
+    if (ntp < 0 || ntc < 0) {
+        free(tp);
+        free(tc);
+        pts_free(&SP);
+        pts_free(&SC);
+        return BCD_ENOMEM;
+    }
+    size_t nprop = 0, capprop = 1024;
+    struct proposal *prop = malloc(capprop * sizeof *prop);
+    if (!prop) {
+        free(tp);
+        free(tc);
+        pts_free(&SP);
+        pts_free(&SC);
+        return BCD_ENOMEM;
+    }
+    bcd_status st = BCD_OK;
+    if (prior) {
+        /* the prior's linear part taken as a similarity (normalized units) */
+        double a = 0.5 * (prior[0] + prior[4]) * Lp / L, b = 0.5 * (prior[3] - prior[1]) * Lp / L;
+        struct proposal q = { { a, b, prior[2] / L, prior[5] / L }, 0, 0, 0.5, 0.5 };
+        q.c = inliers(q.s, &SP, 0.5, 0.5, 2.0, &SC, TOL0, &q.e, false) + 1000; /* tried first */
+        prop[nprop++] = q;
+    }
+    for (int a = 0; a < ntp && st == BCD_OK; a++) {
+        const struct tri *t = &tp[a];
+        /* current triangles with r1 within the tolerance: binary search for the first */
+        int lo = 0, hi = ntc;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (tc[mid].r1 < t->r1 - SHAPE_TOL)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        double tx = (SP.x[t->v[0]] + SP.x[t->v[1]] + SP.x[t->v[2]]) / 3.0;
+        double ty = (SP.y[t->v[0]] + SP.y[t->v[1]] + SP.y[t->v[2]]) / 3.0;
+        for (int b = lo; b < ntc && tc[b].r1 <= t->r1 + SHAPE_TOL; b++) {
+            const struct tri *u = &tc[b];
+            if (u->turn != t->turn || fabs(u->r2 - t->r2) > SHAPE_TOL)
+                continue;
+            double sx[3], sy[3], dx[3], dy[3];
+            struct proposal q;
+            for (int k = 0; k < 3; k++) {
+                sx[k] = SP.x[t->v[k]];
+                sy[k] = SP.y[t->v[k]];
+                dx[k] = SC.x[u->v[k]];
+                dy[k] = SC.y[u->v[k]];
+            }
+            if (!bcd__fit_similarity(q.s, sx, sy, dx, dy, 3))
+                continue;
+            double sc = hypot(q.s[0], q.s[1]);
+            if (sc < MIN_SCALE || sc > MAX_SCALE || fabs(atan2(q.s[1], q.s[0])) > MAX_ROTATION)
+                continue;
+            q.c = inliers(q.s, &SP, tx, ty, LOCAL_R, &SC, TOL0, &q.e, true);
+            if (q.c < MIN_INLIERS)
+                continue;
+            q.ox = tx;
+            q.oy = ty;
+            if (nprop == capprop) {
+                capprop *= 2;
+                struct proposal *np2 = realloc(prop, capprop * sizeof *np2);
+                if (!np2) {
+                    st = BCD_ENOMEM;
+                    break;
+                }
+                prop = np2;
+            }
+            prop[nprop++] = q;
+        }
+    }
+    free(tp);
+    free(tc);
+    pts_free(&SP);
+    pts_free(&SC);
+    if (st != BCD_OK) {
+        free(prop);
+        return st;
+    }
+    /* per area of the previous photo (cells of CELL), the proposals with the most inliers
+     * are checked by the darkness patterns themselves; the best is the anchor of the
+     * registration, and every area whose own best agrees with it adds its matches */
+    qsort(prop, nprop, sizeof *prop, cmp_proposal);
+    int gcw = (int)(P->ow / Lp / CELL) + 1, gch = (int)(P->oh / Lp / CELL) + 1;
+    int *tried = calloc((size_t)gcw * gch, sizeof *tried);
+    double *cell_ncc = malloc((size_t)gcw * gch * sizeof *cell_ncc);
+    int *cell_best = malloc((size_t)gcw * gch * sizeof *cell_best);
+    if (!tried || !cell_ncc || !cell_best) {
+        free(tried);
+        free(cell_ncc);
+        free(cell_best);
+        free(prop);
+        return BCD_ENOMEM;
+    }
+    for (int i = 0; i < gcw * gch; i++) {
+        cell_ncc[i] = -1;
+        cell_best[i] = -1;
+    }
+    int best = -1;
+    double best_ncc = -1;
+    bool *evaluated = calloc(nprop + 1, 1);
+    if (!evaluated) {
+        free(tried);
+        free(cell_ncc);
+        free(cell_best);
+        free(prop);
+        return BCD_ENOMEM;
+    }
+    for (size_t k = 0; k < nprop; k++) {
+        struct proposal *q = &prop[k];
+        int gx = (int)(q->ox / CELL), gy = (int)(q->oy / CELL);
+        gx = gx < 0 ? 0 : (gx >= gcw ? gcw - 1 : gx);
+        gy = gy < 0 ? 0 : (gy >= gch ? gch - 1 : gy);
+        int ci = gy * gcw + gx;
+        if (tried[ci] >= PER_CELL && q->c < 1000)
+            continue;
+        tried[ci]++;
+        double ucx = q->s[0] * q->ox - q->s[1] * q->oy + q->s[2], ucy = q->s[1] * q->ox + q->s[0] * q->oy + q->s[3];
+        double r = patch_ncc(P, C, q->s, ucx, ucy, L, Lp, 40, 2.5);
+        q->e = r; /* from here on: the correlation */
+        evaluated[k] = true;
+        if (r > cell_ncc[ci]) {
+            cell_ncc[ci] = r;
+            cell_best[ci] = (int)k;
+        }
+        if (r > best_ncc) {
+            best_ncc = r;
+            best = (int)k;
+        }
+    }
+    free(tried);
+    if (best < 0 || best_ncc < MIN_NCC) {
+        free(prop);
+        free(cell_ncc);
+        free(cell_best);
+        free(evaluated);
+        out->why = "the spots of the two photos do not line up (different skin, or too little of it in both)";
+        return BCD_OK;
+    }
+    /* up to HYPOTHESES distinct proposals, best correlation first, each grown into a whole
+     * registration: the one whose correlation holds over the most areas wins (a
+     * coincidence of texture can correlate in one area, it does not carry over the skin) */
+    struct proposal hyp[HYPOTHESES];
+    int nh = 0;
+    for (int round = 0; round < HYPOTHESES; round++) {
+        int bi = -1;
+        for (size_t k = 0; k < nprop; k++) {
+            if (!evaluated[k] || prop[k].e < MIN_NCC || (bi >= 0 && prop[k].e <= prop[bi].e))
+                continue;
+            bool same = false;
+            for (int h = 0; h < nh && !same; h++) {
+                const double *a = prop[k].s, *b = hyp[h].s;
+                double ua = a[0] * 0.5 - a[1] * 0.5 + a[2], va = a[1] * 0.5 + a[0] * 0.5 + a[3];
+                double ub = b[0] * 0.5 - b[1] * 0.5 + b[2], vb = b[1] * 0.5 + b[0] * 0.5 + b[3];
+                same = hypot(ua - ub, va - vb) < 0.03 && fabs(atan2(a[1], a[0]) - atan2(b[1], b[0])) < 0.1 &&
+                       fabs(log(hypot(a[0], a[1]) / hypot(b[0], b[1]))) < 0.07;
+            }
+            if (!same)
+                bi = (int)k;
+        }
+        if (bi < 0)
+            break;
+        hyp[nh++] = prop[bi];
+        evaluated[bi] = false;
+    }
+    free(prop);
+    free(cell_ncc);
+    free(cell_best);
+    free(evaluated);
+    if (nh == 0) {
+        out->why = "the spots of the two photos do not line up (different skin, or too little of it in both)";
+        return BCD_OK;
+    }
+    st = BCD_OK;
+    bcd__spot_match best_m = *out; /* match allocated, all -1 */
+    bool have = false;
+    for (int h = 0; h < nh && st == BCD_OK; h++) {
+        bcd__spot_match m;
+        memset(&m, 0, sizeof m);
+        m.match = malloc((P->n + 1) * sizeof(int));
+        if (!m.match) {
+            st = BCD_ENOMEM;
+            break;
+        }
+        for (size_t i = 0; i < P->n; i++)
+            m.match[i] = -1;
+        st = refine(&m, P, C, &hyp[h], L, Lp, gcw, gch);
+        if (st == BCD_OK && (!have || (m.ok && !best_m.ok) || (m.ok == best_m.ok && (m.areas > best_m.areas || (m.areas == best_m.areas && m.matched > best_m.matched))))) {
+            if (have)
+                bcd__spot_match_clear(&best_m);
+            else
+                free(best_m.match);
+            best_m = m;
+            have = true;
+        } else {
+            bcd__spot_match_clear(&m);
+        }
+    }
+    if (st != BCD_OK) {
+        if (have)
+            bcd__spot_match_clear(&best_m);
+        else
+            free(best_m.match);
+        memset(out, 0, sizeof *out);
+        return st;
+    }
+    *out = best_m;
+    return BCD_OK;
 }
