@@ -223,6 +223,16 @@ class Result:
         return json.loads(self.err.splitlines()[0])["error"]
 
 
+def without_lesions(cli):
+    """The runner with BCD_LESIONS=off, for the tests that count the requests analyze
+    makes: the lesions read each angle's photos again, at full size."""
+    def run(*args, env_extra=None, **kw):
+        e = {"BCD_LESIONS": "off"}
+        e.update(env_extra or {})
+        return cli(*args, env_extra=e, **kw)
+    return run
+
+
 def make_cli(tmp_path, url, key, store="supabase"):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BCD_", "SUPABASE_"))}
     env["HOME"] = str(tmp_path)

@@ -203,3 +203,32 @@ def test_embeddings_stored_as_text_read_the_same(fresh_project, tmp_path, how):
     p.query("update session_embeddings set embedding = '[1, 2' where session_id = %s", (s1,))
     r = cli("--user", user, "compare", s2, s1)
     assert r.rc == 6 and r.error()["code"] == "embedding_corrupt"
+
+
+def test_lesions_view_lists_each_users_own_lesions(sb, project):
+    """The lesions analyze stores with an analysis, one row per lesion per check in
+    bcd_lesions, ids carried from check to check, row-level security as for the rest."""
+    alice, bob = new_user(), new_user()
+    first = new_session(sb, alice, check="check1")
+    second = new_session(sb, alice, check="check2")
+    other = new_session(sb, bob, check="check1")
+    for user, sid in ((alice, first), (alice, second), (bob, other)):
+        ok(sb("--json", "--user", user, "analyze", sid))
+    table = ok(sb("--json", "--user", alice, "lesions", second))["data"]
+    left = next(a for a in table["angles"] if a["angle_type"] == "left")
+    assert left["status"] == "compared" and left["changed"] >= 1
+    rows = as_user(project.dsn, alice, "select session_id, angle_type, lesion_id, state, changed, center_x, "
+                   "previous_session_id from bcd_lesions where session_id = %s and angle_type = 'left' "
+                   "order by lesion_id", (second,))
+    assert [(r[2], r[3], r[4]) for r in rows] == sorted((les["id"], les["state"], les["changed"])
+                                                        for les in left["lesions"])
+    assert all(str(r[6]) == first for r in rows)
+    # ids carried: a matched lesion of the second check has an id of the first
+    firsts = {r[0] for r in as_user(project.dsn, alice, "select lesion_id from bcd_lesions where session_id = %s "
+                                    "and angle_type = 'left'", (first,))}
+    assert any(r[2] in firsts for r in rows if r[3] == "matched")
+    # each user sees only their own; signed out, nothing
+    seen = {str(r[0]) for r in as_user(project.dsn, alice, "select distinct session_id from bcd_lesions")}
+    assert seen == {first, second}
+    assert {str(r[0]) for r in as_user(project.dsn, bob, "select distinct session_id from bcd_lesions")} == {other}
+    assert as_user(project.dsn, None, "select count(*) from bcd_lesions", role="anon")[0][0] == 0

@@ -6,7 +6,7 @@ import re
 import urllib.request
 
 import pytest
-from conftest import ANGLES, EXAMPLES, LEGACY_KEY, SERVICE_KEY, FakeSupabase, make_cli, new_session, new_user, ok
+from conftest import ANGLES, EXAMPLES, LEGACY_KEY, SERVICE_KEY, FakeSupabase, make_cli, new_session, new_user, ok, without_lesions
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -189,6 +189,7 @@ def test_analyze_reads_only_the_details_of_the_earlier_analysis(sb, project):
     """To find the working copies of the earlier check, and what the analysis it replaces
     named, analyze reads the details column of those analyses (a few kB), not whole
     analyses with their embeddings; it downloads none of the earlier check's photos."""
+    sb = without_lesions(sb)
     user = new_user()
     first = new_session(sb, user)
     second = new_session(sb, user, check="check2")
@@ -245,6 +246,7 @@ def test_direct_upload_through_a_signed_upload_url(sb, local, project):
 
 
 def test_analysis_downloads_the_six_angles_in_parallel(sb, project):
+    sb = without_lesions(sb)
     user = new_user()
     sid = new_session(sb, user)
     project.server.add_fault("GET", r"^/storage/v1/object/authenticated/", "delay", count=6, seconds=2.0)

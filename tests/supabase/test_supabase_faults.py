@@ -5,7 +5,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import ANGLES, CLI, EXAMPLES, SERVICE_KEY, make_cli, new_session, new_user, ok
+from conftest import ANGLES, CLI, EXAMPLES, SERVICE_KEY, make_cli, new_session, new_user, ok, without_lesions
 
 SAVE = r"^/rest/v1/rpc/bcd_save_analysis$"
 OBJECT_GET = r"^/storage/v1/object/authenticated/"
@@ -32,6 +32,7 @@ def test_a_500_on_the_save_is_retried(sb, project):
 
 
 def test_a_dropped_connection_mid_download_is_retried(sb, project):
+    sb = without_lesions(sb)
     user = new_user()
     sid = new_session(sb, user)
     project.server.add_fault("GET", OBJECT_GET, "drop", count=2)

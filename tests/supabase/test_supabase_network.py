@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ANGLES, EXAMPLES, SERVICE_KEY, analysis_blobs, make_cli, new_session, new_user, ok
+from conftest import ANGLES, EXAMPLES, SERVICE_KEY, analysis_blobs, make_cli, new_session, new_user, ok, without_lesions
 
 OVERVIEW = r"^/rest/v1/bcd_session_overview$"
 SESSIONS = r"^/rest/v1/sessions$"
@@ -116,6 +116,7 @@ def test_broken_answers_to_writes_are_retried_without_doubling(sb, project, mode
 
 @pytest.mark.parametrize("mode", BROKEN)
 def test_broken_downloads_and_signed_urls_are_retried(sb, project, mode):
+    sb = without_lesions(sb)
     user = new_user()
     sid = new_session(sb, user)
     project.server.clear()
@@ -291,6 +292,7 @@ def test_uploads_over_the_request_cap_are_refused_before_sending(sb, project):
 
 
 def test_storage_rate_limits_and_server_errors(sb, project):
+    sb = without_lesions(sb)
     user = new_user()
     sid = ok(sb("--json", "--user", user, "session", "create"))["session_id"]
     # one 429 with Retry-After on an upload: waited for, then stored
