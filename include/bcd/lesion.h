@@ -8,33 +8,42 @@
  *
  * What bcd_lesion_compare() does, in order (lib/detect/spots.c, register.c, lesion.c):
  *  1. Spots in both photos, on a copy reduced to a longer side of 2400 px (a 1.5 mm spot
- *     is ~6 px across when the photo spans 60 cm): visible skin found by colour in 8 px
- *     blocks (background, clothing, clipped and deeply shadowed skin left out); a spot is
- *     a compact area darker in green than the local skin level (melanin and blood both
- *     absorb green; light and shadow scale every channel alike), kept when its contrast
- *     stands out of the skin's own texture; thin hairs and shadow edges are long and thin
- *     and are not spots. Each is measured: centre, area, axes, longest diameter, mean
- *     colour and the surrounding skin's in CIELAB, colour spread, border irregularity,
- *     asymmetry.
+ *     is ~6 px across when the photo spans 60 cm): visible skin found by colour and
+ *     smoothness in 8 px blocks (background, hair, clothing, clipped and deeply shadowed
+ *     skin left out); a spot is a compact area darker in green than the local skin level
+ *     (melanin and blood both absorb green; light and shadow scale every channel alike),
+ *     kept when its contrast stands out of the skin's own texture; thin hairs and shadow
+ *     edges are long and thin and are not spots, nor is a faint satellite beside a dark
+ *     spot. Each is measured: centre, area, axes, longest diameter, mean colour and the
+ *     surrounding skin's in CIELAB, colour spread, border irregularity, asymmetry.
  *  2. Registration: the strongest spots form triangles with their neighbours; triangles of
- *     the same shape in the two photos propose a similarity (any rotation, scale 0.4–2.5),
- *     scored by how many spots it brings onto a spot; the best one (or the given prior
- *     alignment, when it fits better) is refined to a homography on the matched spots,
- *     then to a smooth non-rigid mapping (the residuals of matched spots interpolated by a
- *     Gaussian kernel), and spots are matched again at each step with a tighter tolerance.
- *     Too few consistent spots: "not_comparable", with the reason.
+ *     the same shape in the two photos propose a similarity (scale 0.4-2.5, turned at
+ *     most 45 degrees; opts->prior is one more proposal), scored by the spots it brings
+ *     onto spots around the triangle; the best proposals of each area of the photo are
+ *     checked by correlating the two photos' spot maps (and darkness maps) through them.
+ *     From the best, the registration grows area by area: each neighbouring area's own
+ *     similarity, predicted by the mapping so far, is adjusted for the best correlation,
+ *     and an area that correlates adds the matches of its spots; a homography and a smooth
+ *     field of the residuals (Gaussian kernel regression) are refitted as areas join. Too
+ *     little that correlates: "not_comparable", with the reason.
  *  3. States: a previous spot matched to a current one is `matched` (it keeps its id); a
  *     current spot with no match is looked for in the previous photo at the mapped place
- *     (a weaker spot there is a match the detection missed) and is `new` when the
- *     previous skin there was clear; a previous spot with no match is `gone` when the
- *     current skin at its place is visible and clear, `not_visible` when the place is
- *     outside the current photo, off the skin, clipped or in deep shadow.
+ *     (a spot of about its size and darkness there is a match the detection missed) and
+ *     is `new`; a previous spot with no match is `gone` when the current skin at its place
+ *     is visible, `not_visible` when the place is outside the current photo, off the skin,
+ *     clipped or in deep shadow.
  *  4. Change of a matched lesion: area (%), longest diameter (px, and mm when the scale
  *     is known), colour (CIEDE2000 after matching the surrounding skin's colour, so light
  *     and white balance cancel), darkening (ratio of contrasts), colour spread (a second
- *     colour), asymmetry and border, each with its uncertainty; a change score in [0,1];
- *     `changed` when the score is at least 0.5. A new lesion is changed when it is clearly
- *     a spot.
+ *     colour), asymmetry and border, each with its uncertainty; the pair's median of each
+ *     measure is its own offset and their spread a floor of its noise. A change is judged
+ *     only where it can be: the registration verified there, the skin lit about as in the
+ *     other photo (not a shadow band in one only) and not near clipping, the spot dark
+ *     enough in one of the photos, not at the frame's edge; a growth that paled or a
+ *     darkening that shrank is taken for blur. The change score is in [0,1]; `changed`
+ *     when it is at least 0.5. A new lesion is changed when it is clearly a spot, larger
+ *     than the smallest spots the previous photo resolves there, the previous skin at its
+ *     place was clear and lit alike, in a verified area; a gone one likewise.
  *
  * Ownership: results are freed with bcd_lesion_result_free(); borrowed pointers live as
  * long as the result. Threads: one thread per ctx at a time; a finished result may be

@@ -101,6 +101,7 @@ _PROTOTYPES = {
     "bcd_image_add": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p, c_int]),
     "bcd_session_analyze": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p]),
     "bcd_analysis_get": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
+    "bcd_lesions_get": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),
     "bcd_session_compare": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p]),
     "bcd_image_preview": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p, c_char_p]),
     "bcd_session_thumbnails": (c_int, [OUT_PTR, c_void_p, c_char_p, c_char_p]),

@@ -159,6 +159,14 @@ class Service:
         if never analyzed."""
         return self._op(self._lib.bcd_analysis_get, self._user(user), cstr(session_id, "session_id"))
 
+    def get_lesions(self, session_id, *, user=None):
+        """The lesions of an analyzed check against the previous one (bcd_lesions_get):
+        {"session_id", "previous_session_id", "angles": [{"angle_type", "status",
+        "reason", "changed", "lesions": [{"id", "state", "center", "previous_center",
+        "diameter_px", "diameter_mm", "changed", "score", "change", ...}]}]}.
+        NotFoundError ("analysis_not_found") if never analyzed."""
+        return self._op(self._lib.bcd_lesions_get, self._user(user), cstr(session_id, "session_id"))
+
     def list_sessions(self, *, user=None):
         """The user's sessions, oldest first: {"user_id", "count", "sessions": [...]}."""
         return self._op(self._lib.bcd_session_list, self._user(user))

@@ -39,6 +39,13 @@ def test_main_job_end_to_end(svc, new_session):
     stored = svc.get_analysis(second)["data"]["session_analysis"]
     assert stored["overall_change_score"] == pytest.approx(d2["scores"]["change_score"])
 
+    lesions = svc.get_lesions(second)["data"]
+    assert lesions["previous_session_id"] == first
+    left = next(a for a in lesions["angles"] if a["angle_type"] == "left")
+    assert left["status"] == "compared" and left["changed"] == 2
+    assert {les["state"] for les in left["lesions"] if les["changed"]} == {"matched", "new"}
+    assert all(a["changed"] == 0 for a in lesions["angles"] if a["angle_type"] != "left")
+
     info = svc.session_info(second)
     assert info["previous_session_id"] == first and info["is_current"] is True
     assert info["is_first_session"] is False and info["total_sessions"] == 2
