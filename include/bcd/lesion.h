@@ -129,10 +129,15 @@ typedef struct bcd_lesion_options {
     uint32_t next_id;              /**< first id for new lesions; 0: one past the largest known */
     const double *prior;           /**< optional affine map previous -> current photo pixels
                                         (bcd_detect_result_matrix()), tried first */
+    /** The size of the photo each image was decoded from at a reduced scale
+     *  (bcd_image_decode_ext() with min_long_side 2400 is enough for the analysis and much
+     *  faster): positions and sizes are then given in the photo's pixels. 0: the image's own. */
+    uint32_t current_width, current_height;
+    uint32_t previous_width, previous_height;
 } bcd_lesion_options;
 
 #define BCD_LESION_OPTIONS_VERSION 1
-#define BCD_LESION_OPTIONS_INIT { BCD_LESION_OPTIONS_VERSION, 0, 0.0, 0.0, NULL, 0, 0, NULL }
+#define BCD_LESION_OPTIONS_INIT { BCD_LESION_OPTIONS_VERSION, 0, 0.0, 0.0, NULL, 0, 0, NULL, 0, 0, 0, 0 }
 
 /**
  * The lesions of one photo (the first check of an angle): every spot, ids from

@@ -63,7 +63,8 @@ static bcd_status check_opts(bcd_ctx *ctx, const bcd_lesion_options *o)
                              o->version);
     if ((o->analysis_side && (o->analysis_side < 512 || o->analysis_side > 8192)) ||
         !(o->mm_per_px >= 0.0 && isfinite(o->mm_per_px)) ||
-        !(o->previous_mm_per_px >= 0.0 && isfinite(o->previous_mm_per_px)) || (o->nprevious && !o->previous))
+        !(o->previous_mm_per_px >= 0.0 && isfinite(o->previous_mm_per_px)) || (o->nprevious && !o->previous) ||
+        (!o->current_width != !o->current_height) || (!o->previous_width != !o->previous_height))
         return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_options", "bcd_lesion_options value out of range");
     return BCD_OK;
 }
@@ -131,7 +132,7 @@ bcd_status bcd_lesion_find(bcd_lesion_result **out, bcd_ctx *ctx, const bcd_imag
     if (st != BCD_OK)
         return st;
     bcd__spotmap m;
-    st = bcd__spots_find(&m, photo, (int)opts->analysis_side);
+    st = bcd__spots_find(&m, photo, (int)opts->analysis_side, opts->current_width, opts->current_height);
     if (st != BCD_OK)
         return bcd__ctx_fail(ctx, st, "out_of_memory", "out of memory finding spots");
     bcd_lesion_result *r = result_new(m.n, opts);
@@ -688,9 +689,9 @@ bcd_status bcd_lesion_compare(bcd_lesion_result **out, bcd_ctx *ctx, const bcd_i
     if (st != BCD_OK)
         return st;
     bcd__spotmap C, P;
-    st = bcd__spots_find(&C, current, (int)opts->analysis_side);
+    st = bcd__spots_find(&C, current, (int)opts->analysis_side, opts->current_width, opts->current_height);
     if (st == BCD_OK) {
-        st = bcd__spots_find(&P, previous, (int)opts->analysis_side);
+        st = bcd__spots_find(&P, previous, (int)opts->analysis_side, opts->previous_width, opts->previous_height);
         if (st != BCD_OK)
             bcd__spotmap_clear(&C);
     }

@@ -51,8 +51,11 @@ typedef struct bcd__spotmap {
     uint32_t tick;
 } bcd__spotmap;
 
-/* Analyse img (RGB) for spots at a longer side of at most long_side (0: BCD__SPOT_SIDE). */
-bcd_status bcd__spots_find(bcd__spotmap *out, const bcd_image *img, int long_side);
+/* Analyse img (RGB) for spots at a longer side of at most long_side (0: BCD__SPOT_SIDE).
+ * photo_w x photo_h: the size of the photo img was decoded from at a reduced scale
+ * (positions and sizes are given in its pixels); 0, 0: img's own. */
+bcd_status bcd__spots_find(bcd__spotmap *out, const bcd_image *img, int long_side, uint32_t photo_w,
+                           uint32_t photo_h);
 void bcd__spotmap_clear(bcd__spotmap *m);
 
 /* Look for a spot near (x, y) (photo pixels) within radius (photo pixels) whose peak

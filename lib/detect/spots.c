@@ -199,7 +199,7 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
             double s[3] = { 0, 0, 0 };
             int n = 0, clipped = 0;
             for (int y = by * BLOCK; y < (by + 1) * BLOCK && y < h; y++) {
-                for (int x = bx * BLOCK; x < (bx + 1) * BLOCK && x < w; x++) {
+                for (int x = bx * BLOCK + (y & 1); x < (bx + 1) * BLOCK && x < w; x += 2) {
                     size_t i = (size_t)y * w + x;
                     float r = m->c[0]->px[i], g = m->c[1]->px[i], b = m->c[2]->px[i];
                     s[0] += r;
@@ -659,7 +659,7 @@ void bcd__spotmap_clear(bcd__spotmap *m)
     memset(m, 0, sizeof *m);
 }
 
-bcd_status bcd__spots_find(bcd__spotmap *out, const bcd_image *img, int long_side)
+bcd_status bcd__spots_find(bcd__spotmap *out, const bcd_image *img, int long_side, uint32_t photo_w, uint32_t photo_h)
 {
     memset(out, 0, sizeof *out);
     if (long_side <= 0)
@@ -675,6 +675,13 @@ bcd_status bcd__spots_find(bcd__spotmap *out, const bcd_image *img, int long_sid
     m->fy = wk.fy;
     m->ow = wk.ow;
     m->oh = wk.oh;
+    if (photo_w && photo_h) {
+        /* img is the photo decoded at a reduced scale: positions in the photo's own pixels */
+        m->ow = photo_w;
+        m->oh = photo_h;
+        m->fx = (double)wk.w / photo_w;
+        m->fy = (double)wk.h / photo_h;
+    }
     for (int c = 0; c < 3; c++) {
         m->c[c] = wk.c[c];
         wk.c[c] = NULL;

@@ -742,6 +742,8 @@ bcd_status bcd__det_run(bcd_service *svc, struct bcd__detection *d, const struct
         if (pair[i]) {
             g->psx = (double)pair[i]->width / pair[i]->img->width;
             g->psy = (double)pair[i]->height / pair[i]->img->height;
+            g->pwidth = pair[i]->width;
+            g->pheight = pair[i]->height;
         }
     }
     d->n = n;

@@ -46,6 +46,7 @@ struct bcd__det_angle {
     bool compared;         /* r is a comparison (else quality only) */
     double sx, sy;         /* reduced -> original coordinates of the current photo */
     double psx, psy;       /* and of the previous photo compared (0 when none) */
+    uint32_t pwidth, pheight; /* the previous photo's own size (0 when none) */
     uint32_t width, height;
     char *heatmap;         /* owned: stored blob key or written file, NULL if none */
     bool heatmap_created;  /* the blob was new (delete it if the analysis is not saved) */

@@ -16,7 +16,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "detect/detect_internal.h"
+#include "detect/lesion_internal.h"
 #include "detection.h"
 
 /* The first image (order_index 0, else the lowest) of each angle: indexes into rows. */
@@ -87,6 +87,8 @@ struct les_job {
     /* the whole-image alignment, previous -> current photo pixels, offered as a prior */
     double prior[BCD__ANGLE_COUNT][6];
     bool has_prior[BCD__ANGLE_COUNT];
+    /* the photos' own sizes, when known: they are decoded at a reduced scale */
+    uint32_t cw[BCD__ANGLE_COUNT], ch[BCD__ANGLE_COUNT], pw[BCD__ANGLE_COUNT], ph[BCD__ANGLE_COUNT];
     bcd_lesion_result *out[BCD__ANGLE_COUNT];
     bcd_status st[BCD__ANGLE_COUNT];
 };
@@ -100,11 +102,32 @@ static void lesion_one(void *arg, size_t i)
     if (!j->cur_data[i])
         return;
     bcd_status st = bcd__ctx_clone(&ctx, j->proto);
+    /* decoded at the smallest JPEG scale that keeps the analysis size (a quarter of the
+     * work for a 12 MP photo); positions are given back in the photo's own pixels */
+    bcd_image_decode_options dopt = BCD_IMAGE_DECODE_OPTIONS_INIT;
+    dopt.min_long_side = BCD__SPOT_SIDE;
     if (st == BCD_OK)
-        st = bcd_image_decode(&cur, ctx, j->cur_data[i], j->cur_len[i]);
+        st = bcd_image_decode_ext(&cur, ctx, j->cur_data[i], j->cur_len[i], j->cw[i] ? &dopt : NULL);
     /* a previous photo that cannot be read leaves the angle as a first check */
-    if (st == BCD_OK && j->prev_data[i] && bcd_image_decode(&prev, ctx, j->prev_data[i], j->prev_len[i]) != BCD_OK)
+    if (st == BCD_OK && j->prev_data[i] &&
+        bcd_image_decode_ext(&prev, ctx, j->prev_data[i], j->prev_len[i], j->pw[i] ? &dopt : NULL) != BCD_OK)
         prev = NULL;
+    /* sizes that do not fit the decoded images (another photo in the slot): full size */
+    if (cur && j->cw[i] && (cur->width > j->cw[i] || cur->height > j->ch[i] ||
+                            fabs((double)cur->width / cur->height - (double)j->cw[i] / j->ch[i]) > 0.02)) {
+        bcd_image_free(cur);
+        cur = NULL;
+        j->cw[i] = j->ch[i] = 0;
+        st = bcd_image_decode(&cur, ctx, j->cur_data[i], j->cur_len[i]);
+    }
+    if (prev && j->pw[i] && (prev->width > j->pw[i] || prev->height > j->ph[i] ||
+                             fabs((double)prev->width / prev->height - (double)j->pw[i] / j->ph[i]) > 0.02)) {
+        bcd_image_free(prev);
+        prev = NULL;
+        j->pw[i] = j->ph[i] = 0;
+        if (bcd_image_decode(&prev, ctx, j->prev_data[i], j->prev_len[i]) != BCD_OK)
+            prev = NULL;
+    }
     if (st == BCD_OK) {
         bcd_lesion_options o = BCD_LESION_OPTIONS_INIT;
         o.mm_per_px = j->mm_per_px;
@@ -114,6 +137,12 @@ static void lesion_one(void *arg, size_t i)
         o.next_id = j->refs[i].next_id;
         if (j->has_prior[i])
             o.prior = j->prior[i];
+        o.current_width = j->cw[i];
+        o.current_height = j->ch[i];
+        if (prev) {
+            o.previous_width = j->pw[i];
+            o.previous_height = j->ph[i];
+        }
         st = prev ? bcd_lesion_compare(&j->out[i], ctx, cur, prev, &o) : bcd_lesion_find(&j->out[i], ctx, cur, &o);
     }
     j->st[i] = st;
@@ -170,6 +199,10 @@ bcd_status bcd__det_lesions(bcd_service *svc, struct bcd__detection *d, const ch
         /* the alignment of the working copies, in full-size pixels: x_full = s x_reduced
          * on both sides (pixel centres at integers, up to a fraction of a pixel) */
         const struct bcd__det_angle *g = &d->a[i];
+        j->cw[i] = g->width;
+        j->ch[i] = g->height;
+        j->pw[i] = g->pwidth;
+        j->ph[i] = g->pheight;
         double m[6];
         if (g->compared && g->r && g->psx > 0 && !(bcd_detect_result_flags(g->r) & BCD_DETECT_MISALIGNED) &&
             bcd_detect_result_matrix(g->r, m) == BCD_OK) {

@@ -180,7 +180,7 @@ START_TEST(test_spots_found_with_their_size)
     random_dots(dots, 12, 900, 700, 8, 30, 7);
     bcd_image *img = scene(900, 700, dots, 12, 1.0, 1);
     bcd__spotmap m;
-    ck_assert_int_eq(bcd__spots_find(&m, img, 0), BCD_OK);
+    ck_assert_int_eq(bcd__spots_find(&m, img, 0, 0, 0), BCD_OK);
     ck_assert_uint_eq(m.n, 12);
     for (int k = 0; k < 12; k++) {
         const bcd__spot *best = NULL;
@@ -219,7 +219,7 @@ START_TEST(test_spots_reject_hairs_and_shadow_edges)
             }
         }
     bcd__spotmap m;
-    ck_assert_int_eq(bcd__spots_find(&m, img, 0), BCD_OK);
+    ck_assert_int_eq(bcd__spots_find(&m, img, 0, 0, 0), BCD_OK);
     ck_assert_uint_ge(m.n, 1);
     for (size_t i = 0; i < m.n; i++)
         ck_assert_msg(hypot(m.spots[i].x - mole.x, m.spots[i].y - mole.y) < 3.0,
@@ -283,7 +283,7 @@ static void check_registration(double rot_deg, double scale, double persp, doubl
             fprintf(stderr, "   prev (%.1f,%.1f) diam %.1f has_change %d judged %d\n", l->prev_x, l->prev_y, l->diameter_px,
                     l->has_change, l->change.judged);
             bcd__spotmap m;
-            bcd__spots_find(&m, cur, 0);
+            bcd__spots_find(&m, cur, 0, 0, 0);
             for (size_t i = 0; i < m.n; i++)
                 if (hypot(m.spots[i].x - moved[k].x, m.spots[i].y - moved[k].y) < 20)
                     fprintf(stderr, "   cur spot %.1f %.1f d %.1f c %.3f\n", m.spots[i].x, m.spots[i].y, m.spots[i].diameter,
