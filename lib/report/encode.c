@@ -35,6 +35,10 @@ void bcd__rep_photos_clear(struct bcd__rep_photos *p)
         bcd__rep_image_clear(&p->previous[i]);
         bcd__rep_image_clear(&p->heatmap[i]);
         p->heatmap_stored[i] = false;
+        for (int k = 0; k < BCD__REP_MAX_LESIONS; k++) {
+            bcd__rep_image_clear(&p->lesion_before[i][k]);
+            bcd__rep_image_clear(&p->lesion_now[i][k]);
+        }
     }
 }
 

@@ -51,6 +51,9 @@ static const char css[] =
     ".angle p{margin:0 0 .5em;color:var(--muted);font-size:.9rem}"
     ".pair{display:grid;grid-template-columns:repeat(3,1fr);gap:6px}"
     ".pair.two{grid-template-columns:repeat(2,1fr)}"
+    ".lesions h4{margin:.7em 0 .3em;font-size:.95rem;color:var(--bad,#b3261e)}"
+    ".lesion{margin:0 0 .5em}"
+    ".lesion img{image-rendering:auto;border:2px solid var(--bad,#b3261e)}"
     "figure{margin:0}"
     "figcaption{font-size:.8rem;color:var(--muted)}"
     "img{width:100%;height:auto;display:block;border-radius:4px;background:#eef0f4}"
@@ -386,6 +389,38 @@ static void img_or_placeholder(struct bcd__buf *b, const struct bcd__rep_image *
     P("</figcaption></figure>");
 }
 
+/* Each changed lesion of an angle, before and now, enlarged. */
+static void lesion_figures(struct bcd__buf *b, const struct bcd__rep_angle *g, const struct bcd__rep_photos *ph, int a,
+                           bool has_prev)
+{
+    if (!g || !g->n_lesions)
+        return;
+    P("<div class=\"lesions\"><h4>Changed lesions</h4>");
+    for (size_t k = 0; k < g->n_lesions; k++) {
+        const struct bcd__rep_lesion *l = &g->lesions[k];
+        char what[160], alt[200], cap[200];
+        if (strcmp(l->state, "new") == 0)
+            snprintf(what, sizeof what, "new, %.0f px across", l->d);
+        else if (isfinite(l->diameter_change) && l->diameter_change > 0.0)
+            snprintf(what, sizeof what, "%.0f px across, %+.0f px since the previous check", l->d,
+                     l->diameter_change);
+        else if (isfinite(l->darkening) && l->darkening > 0.0)
+            snprintf(what, sizeof what, "%.0f px across, darker since the previous check", l->d);
+        else
+            snprintf(what, sizeof what, "%s, %.0f px across", l->state, l->d);
+        P("<div class=\"lesion\"><div class=\"pair two\">");
+        snprintf(alt, sizeof alt, "%s, lesion %u, previous check", bcd__rep_angles[a], l->id);
+        img_or_placeholder(b, ph->lesion_before[a][k].data ? &ph->lesion_before[a][k] : NULL, alt, "Before",
+                           has_prev ? "not in the previous photo" : "no previous check");
+        snprintf(alt, sizeof alt, "%s, lesion %u, this check", bcd__rep_angles[a], l->id);
+        snprintf(cap, sizeof cap, "Now: lesion %u, %s", l->id, what);
+        img_or_placeholder(b, ph->lesion_now[a][k].data ? &ph->lesion_now[a][k] : NULL, alt, cap,
+                           "the photo could not be read");
+        P("</div></div>");
+    }
+    P("</div>");
+}
+
 static void photos_section(struct bcd__buf *b, const struct bcd__rep_html_input *in)
 {
     const struct bcd__rep_photos *ph = in->photos;
@@ -443,7 +478,9 @@ static void photos_section(struct bcd__buf *b, const struct bcd__rep_html_input 
                                                      : "Change map (red: strongest difference)",
                                "");
         }
-        P("</div></div>");
+        P("</div>");
+        lesion_figures(b, g, ph, a, p != NULL);
+        P("</div>");
     }
     bool any_heat = false;
     for (int a = 0; a < BCD__REP_ANGLES; a++)

@@ -35,6 +35,20 @@ int bcd__rep_angle_index(const char *angle);
 #define BCD__REP_Q_SMALL 0x04u
 #define BCD__REP_Q_MISALIGNED 0x08u
 
+/* A changed lesion of an angle, as the analysis stored it (photo pixels). */
+#define BCD__REP_MAX_LESIONS 4
+struct bcd__rep_lesion {
+    unsigned id;
+    char state[16];           /* "matched" or "new" (or "gone") */
+    double x, y;              /* centre in the current photo */
+    double px, py;            /* in the previous photo; NaN for a new lesion */
+    double d;                 /* longest diameter, px */
+    double score;
+    double diameter_change;   /* px; NaN when not measured */
+    double darkening;         /* ln ratio of contrasts; NaN when not measured */
+    double delta_e;           /* NaN when not measured */
+};
+
 /* One angle of one analyzed session. Doubles are NaN where a value is absent. */
 struct bcd__rep_angle {
     char angle[16];
@@ -54,6 +68,9 @@ struct bcd__rep_angle {
     char *regions_json;       /* owned JSON array text of changed regions, or NULL */
     size_t n_regions;
     char *heatmap_path;       /* owned: a stored heatmap (blob key), or NULL */
+    /* the changed lesions (strongest first) */
+    struct bcd__rep_lesion lesions[BCD__REP_MAX_LESIONS];
+    size_t n_lesions;
 };
 
 /* One analyzed session. */
@@ -184,6 +201,9 @@ struct bcd__rep_photos {
     struct bcd__rep_image previous[BCD__REP_ANGLES];
     struct bcd__rep_image heatmap[BCD__REP_ANGLES];
     bool heatmap_stored[BCD__REP_ANGLES]; /* from the analysis (else computed for the report) */
+    /* each changed lesion's neighbourhood, before and now (the angle's lesions order) */
+    struct bcd__rep_image lesion_before[BCD__REP_ANGLES][BCD__REP_MAX_LESIONS];
+    struct bcd__rep_image lesion_now[BCD__REP_ANGLES][BCD__REP_MAX_LESIONS];
 };
 void bcd__rep_photos_clear(struct bcd__rep_photos *p);
 

@@ -302,6 +302,57 @@ static const bcd_image *of_angle(const struct bcd__det_photo *photos, size_t n, 
     return NULL;
 }
 
+/* The square of the photo around (x, y), side px (clamped to the photo), reduced to at
+ * most CROP_SIDE px on a side and encoded. */
+#define CROP_SIDE 192u
+static bcd_status crop(struct bcd__rep_image *out, const bcd_image *img, double x, double y, double side)
+{
+    if (!img || !isfinite(x) || !isfinite(y))
+        return BCD_OK;
+    uint32_t n = (uint32_t)fmin(fmax(side, 16.0), (double)(img->width < img->height ? img->width : img->height));
+    double x0 = fmin(fmax(x - n / 2.0, 0.0), (double)(img->width - n));
+    double y0 = fmin(fmax(y - n / 2.0, 0.0), (double)(img->height - n));
+    bcd_image c = { n, n, 3, malloc((size_t)n * n * 3) };
+    if (!c.data)
+        return BCD_ENOMEM;
+    for (uint32_t r = 0; r < n; r++)
+        memcpy(c.data + (size_t)r * n * 3, img->data + (((size_t)(y0 + r)) * img->width + (size_t)x0) * 3,
+               (size_t)n * 3);
+    bcd_image *small = NULL;
+    bcd_status st = bcd__rep_downscale(&small, &c, CROP_SIDE);
+    if (st == BCD_OK)
+        st = bcd__rep_encode_png(out, small, BCD__REP_PNG_SMALL);
+    bcd_image_free(small);
+    free(c.data);
+    return st;
+}
+
+/* Before and now of each changed lesion of an angle, from the full-size photos: a square
+ * of five diameters (at least 3 % of the photo's longer side) around it. */
+static bcd_status lesion_crops(bcd_service *svc, const struct bcd__rep_angle *g, const char *cpath, const char *ppath,
+                               struct bcd__rep_photos *ph, int a)
+{
+    bool nomem = false;
+    bcd_image *cur = cpath ? load_photo(svc, cpath, &nomem) : NULL;
+    bcd_image *prev = ppath && !nomem ? load_photo(svc, ppath, &nomem) : NULL;
+    bcd_status st = nomem ? BCD_ENOMEM : BCD_OK;
+    for (size_t k = 0; k < g->n_lesions && st == BCD_OK; k++) {
+        const struct bcd__rep_lesion *l = &g->lesions[k];
+        double side = cur ? fmax(5.0 * l->d, 0.03 * fmax(cur->width, cur->height)) : 0;
+        if (cur)
+            st = crop(&ph->lesion_now[a][k], cur, l->x, l->y, side);
+        /* the same place before: where the lesion was, or where a new one is now */
+        double pside = cur && prev ? side * (double)prev->width / cur->width
+                       : prev      ? fmax(5.0 * l->d, 0.03 * fmax(prev->width, prev->height))
+                                   : 0;
+        if (st == BCD_OK && prev)
+            st = crop(&ph->lesion_before[a][k], prev, l->px, l->py, pside);
+    }
+    bcd_image_free(cur);
+    bcd_image_free(prev);
+    return st;
+}
+
 /* Thumbnails up to the detection size are made from the reduced photos (reading a
  * stored working copy costs a few milliseconds, decoding a 12 MP JPEG ~50); larger ones
  * from the photo itself. A missing change map is computed on the reduced photos, the
@@ -322,7 +373,7 @@ static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t 
      * the photo of each for thumbnails larger than the reduced photos */
     bcd_status st = bcd__det_load_stored(svc, s->session_id, cr, &ncr, &ci, &cn);
     if (st == BCD_OK && p)
-        st = bcd__det_load_stored(svc, p->session_id, pr, &npr, from_reduced ? NULL : &pi, &pn);
+        st = bcd__det_load_stored(svc, p->session_id, pr, &npr, &pi, &pn);
     if (st != BCD_OK)
         goto done;
     first_images(ci, cn, cpath);
@@ -378,6 +429,8 @@ static bcd_status load_photos(bcd_service *svc, const struct history *h, size_t 
             bcd_image_free(hm);
             bcd_detect_result_free(r);
         }
+        if (g && g->n_lesions && !nomem)
+            nomem |= lesion_crops(svc, g, cpath[a], p ? ppath[a] : NULL, ph, a) == BCD_ENOMEM;
         bcd__svc_progress(svc, STAGE_PHOTOS, ++done, total);
     }
     if (nomem)

@@ -1260,7 +1260,10 @@ START_TEST(test_report_operations_over_the_local_store)
     size_t imgs = 0;
     for (const char *p = html; (p = strstr(p, "<img ")); p++)
         imgs++;
-    ck_assert_uint_eq(imgs, 18); /* previous, current and change map of six angles */
+    /* previous, current and change map of six angles, and before and now of the two
+     * changed lesions of `left` (the example's grown mole and new spot) */
+    ck_assert_uint_eq(imgs, 18 + 4);
+    HAS(html, "Changed lesions");
     LACKS(html, "http://");
     LACKS(html, "https://");
     LACKS(html, "<script");
@@ -1392,15 +1395,18 @@ START_TEST(test_report_thumbnails_come_from_the_stored_working_copies)
     free(imgs);
     OK(bcd_report_html(svc, "erin", s2, path));
     html = read_text(path);
-    ck_assert_uint_eq(count_imgs(html), 18); /* previous, current, change map: none decoded */
+    /* previous, current, change map: none decoded; the changed lesions' crops need the
+     * photos themselves: only the previous check's are there */
+    ck_assert_uint_eq(count_imgs(html), 18 + 2);
     LACKS(html, "photo not available");
+    HAS(html, "the photo could not be read");
     free(html);
     /* thumbnails larger than the working copies need the photos themselves */
     bcd_report_options o = BCD_REPORT_OPTIONS_INIT;
     o.thumbnail_size = 640;
     OK(bcd_report_html_ext(svc, "erin", s2, path, &o));
     html = read_text(path);
-    ck_assert_uint_eq(count_imgs(html), 12); /* the current photos are placeholders */
+    ck_assert_uint_eq(count_imgs(html), 12 + 2); /* the current photos are placeholders (lesion crops too) */
     HAS(html, "photo not available");
     free(html);
 
