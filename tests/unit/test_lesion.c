@@ -143,13 +143,14 @@ static void free_img(bcd_image *img)
     }
 }
 
-/* The lesion of r whose previous centre is nearest (x, y), within tol; NULL if none. */
-static const bcd_lesion *by_previous(const bcd_lesion_result *r, double x, double y, double tol)
+/* The lesion of r whose previous (or current) centre is nearest (x, y), within tol; NULL
+ * if none. */
+static const bcd_lesion *nearest(const bcd_lesion_result *r, double x, double y, double tol, bool previous)
 {
     const bcd_lesion *best = NULL;
     for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
         const bcd_lesion *l = bcd_lesion_result_get(r, i);
-        double d = hypot(l->prev_x - x, l->prev_y - y);
+        double d = previous ? hypot(l->prev_x - x, l->prev_y - y) : hypot(l->x - x, l->y - y);
         if (isfinite(d) && d <= tol) {
             best = l;
             tol = d;
@@ -158,18 +159,14 @@ static const bcd_lesion *by_previous(const bcd_lesion_result *r, double x, doubl
     return best;
 }
 
+static const bcd_lesion *by_previous(const bcd_lesion_result *r, double x, double y, double tol)
+{
+    return nearest(r, x, y, tol, true);
+}
+
 static const bcd_lesion *by_current(const bcd_lesion_result *r, double x, double y, double tol)
 {
-    const bcd_lesion *best = NULL;
-    for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
-        const bcd_lesion *l = bcd_lesion_result_get(r, i);
-        double d = hypot(l->x - x, l->y - y);
-        if (isfinite(d) && d <= tol) {
-            best = l;
-            tol = d;
-        }
-    }
-    return best;
+    return nearest(r, x, y, tol, false);
 }
 
 /* ---- spots ----------------------------------------------------------------------- */
