@@ -272,21 +272,6 @@ static void check_registration(double rot_deg, double scale, double persp, doubl
         const bcd_lesion *l = by_previous(r, dots[k].x, dots[k].y, 2.0);
         if (l && l->state == BCD_LESION_MATCHED && hypot(l->x - moved[k].x, l->y - moved[k].y) < 2.5)
             ok++;
-        else if (getenv("BCD_TEST_VERBOSE"))
-            fprintf(stderr, "dot %d (%.0f,%.0f)->(%.0f,%.0f) d %.1f: %s at (%.1f,%.1f)\n", k, dots[k].x, dots[k].y,
-                    moved[k].x, moved[k].y, moved[k].d, l ? bcd_lesion_state_name(l->state) : "missing",
-                    l ? l->x : NAN, l ? l->y : NAN);
-        if (l && getenv("BCD_TEST_VERBOSE")) {
-            fprintf(stderr, "   prev (%.1f,%.1f) diam %.1f has_change %d judged %d\n", l->prev_x, l->prev_y, l->diameter_px,
-                    l->has_change, l->change.judged);
-            bcd__spotmap m;
-            bcd__spots_find(&m, cur, 0, 0, 0);
-            for (size_t i = 0; i < m.n; i++)
-                if (hypot(m.spots[i].x - moved[k].x, m.spots[i].y - moved[k].y) < 20)
-                    fprintf(stderr, "   cur spot %.1f %.1f d %.1f c %.3f\n", m.spots[i].x, m.spots[i].y, m.spots[i].diameter,
-                            m.spots[i].contrast);
-            bcd__spotmap_clear(&m);
-        }
     }
     ck_assert_msg(inside >= n / 2, "the test moved too many dots out of the frame");
     ck_assert_msg(ok >= min_rate * inside, "rot %.0f scale %.2f persp %g amp %.0f: %d of %d matched", rot_deg,
