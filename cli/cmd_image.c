@@ -16,19 +16,6 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 /* Write floats as little-endian float32, whatever the host order. */
-static bool write_f32le(FILE *f, const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &v[i], 4);
-        unsigned char b[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
-                              (unsigned char)(u >> 24)};
-        if (fwrite(b, 1, 4, f) != 4)
-            return false;
-    }
-    return true;
-}
-
 static int cmd_preprocess(struct cli *c)
 {
     const char *out = c->out;
@@ -67,17 +54,9 @@ static int cmd_preprocess(struct cli *c)
             rc = cli_fail_ctx(c, st);
             goto done;
         }
-        /* mode 0600 (derived from a photo), never through a link put at that name */
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        if (!f && fd >= 0)
-            close(fd);
-        bool ok = f && fchmod(fileno(f), 0600) == 0 && write_f32le(f, tensor, BCD_TENSOR_LEN);
-        if (f && fclose(f) != 0)
-            ok = false;
-        if (!ok) {
-            remove(out);
-            rc = cli_fail(BCD_EIO, "cannot write %s", out);
+        st = bcd_image_write_tensor(c->ctx, tensor, BCD_TENSOR_LEN, out);
+        if (st != BCD_OK) {
+            rc = cli_fail_ctx(c, st);
             goto done;
         }
     }

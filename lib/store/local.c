@@ -2132,25 +2132,13 @@ static const struct bcd__store_ops local_ops = {
     .job_get_for_session = l_job_get_for_session,
 };
 
-/* mkdir -p with mode 0700 for the folders it creates. */
-static bcd_status make_dirs(bcd_error *err, const char *path)
+/* mkdir -p with mode 0700 for the folders it creates (the library's one policy). */
+static bcd_status make_dirs(bcd_error *err, const char *path, bool *created)
 {
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return bcd__fail(err, BCD_EINVAL, "invalid_data_dir", "invalid data directory path");
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir_one(buf, NULL) != 0)
-            return bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir_one(buf, NULL) != 0)
-        return bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot create %s: %s", buf, strerror(errno));
-    return BCD_OK;
+    bcd_status rc = bcd__mkdirs(err, path, created);
+    if (rc == BCD_EIO)
+        snprintf(err->code, sizeof err->code, "data_dir_unavailable");
+    return rc;
 }
 
 static bcd_status user_version(bcd_store *s, int *v)
@@ -2389,7 +2377,7 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
         return bcd__fail(err, BCD_EINVAL, "invalid_data_dir", "no data directory configured (BCD_DATA_DIR)");
     if (target_version <= 0 || target_version > SCHEMA_VERSION)
         target_version = SCHEMA_VERSION;
-    bcd_status rc = make_dirs(err, data_dir);
+    bcd_status rc = make_dirs(err, data_dir, NULL);
     if (rc != BCD_OK)
         return rc;
 
@@ -2424,7 +2412,7 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     if ((rc = check_private(err, L->dir, true)) != BCD_OK || (rc = check_private(err, L->blob_dir, true)) != BCD_OK ||
         (rc = check_private(err, L->db_path, false)) != BCD_OK)
         goto fail;
-    if ((rc = make_dirs(err, L->pending_dir)) != BCD_OK)
+    if ((rc = make_dirs(err, L->pending_dir, NULL)) != BCD_OK)
         goto fail;
 
     /* create the file ourselves so that it is private (sqlite would use 0644) */

@@ -1,0 +1,123 @@
+"""Files bcd-cli writes and reads: reports, heatmaps and preprocessed images written safely
+(links followed, standard output and devices written in place, mode 0600, folders 0700),
+the .env file read only when asked, and the local store's folder."""
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+from conftest import CLI, EXAMPLES
+
+ANGLES = ["front", "left", "right", "up", "down", "raised"]
+
+
+def ok(r):
+    assert r.rc == 0, r.err
+    return r.json() if r.out.startswith(("{", "[")) else r.out
+
+
+def analyzed_session(cli, user="alice", check="check1"):
+    sid = ok(cli("--json", "--user", user, "session", "create"))["session_id"]
+    for a in ANGLES[:3]:
+        ok(cli("--json", "image", "add", sid, a, os.path.join(EXAMPLES, check, a + ".jpg"), "--user", user))
+    ok(cli("--json", "session", "complete", sid, "--user", user))
+    ok(cli("--json", "analyze", sid, "--user", user))
+    return sid
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One analyzed check in a store shared by the tests of this module that only read it."""
+    from conftest import make_runner
+    root = tmp_path_factory.mktemp("files")
+    run = make_runner(root)
+    return run, analyzed_session(run), root
+
+
+def test_report_html_to_dev_stdout_keeps_it_a_link(store):
+    cli, sid, root = store
+    before = os.lstat("/dev/stdout")
+    r = cli("report", sid, "--user", "alice", "--html", "/dev/stdout")
+    assert r.rc == 0, r.err
+    assert r.out.lstrip().startswith("<!DOCTYPE html>") and r.out.rstrip().endswith("</html>")
+    assert "Report written" not in r.out
+    after = os.lstat("/dev/stdout")
+    assert stat.S_ISLNK(after.st_mode) and after.st_ino == before.st_ino
+    # '-' is standard output too; a redirection to a file stays the shell's file
+    out = root / "redirected.html"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BCD_", "SUPABASE_"))}
+    env["BCD_DATA_DIR"] = str(root / "data")
+    for target in ("-", "/dev/stdout"):
+        with open(out, "w") as f:
+            p = subprocess.run([CLI, "report", sid, "--user", "alice", "--html", target], stdout=f,
+                               stderr=subprocess.PIPE, env=env, cwd=root, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_html_to_a_pipe_and_a_device(store, tmp_path):
+    cli, sid, _ = store
+    r = cli("report", sid, "--user", "alice", "--html", "/dev/null")
+    assert r.rc == 0, r.err
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BCD_", "SUPABASE_"))}
+    env["BCD_DATA_DIR"] = str(store[2] / "data")
+    p = subprocess.Popen([CLI, "report", sid, "--user", "alice", "--html", str(fifo)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open(fifo) as f:
+        page = f.read()
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    assert page.startswith("<!DOCTYPE html>")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_report_html_through_a_link_replaces_its_target(store, tmp_path):
+    cli, sid, _ = store
+    target = tmp_path / "real" / "report.html"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "latest.html"
+    link.symlink_to(os.path.relpath(target, tmp_path))
+    r = cli("report", sid, "--user", "alice", "--html", link)
+    assert r.rc == 0, r.err
+    assert link.is_symlink()
+    assert target.read_text().startswith("<!DOCTYPE html>")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert sorted(os.listdir(target.parent)) == ["report.html"]  # no temporary file left
+    # never renamed over a folder
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    r = cli("report", sid, "--user", "alice", "--html", folder)
+    assert r.rc != 0
+    assert folder.is_dir()
+
+
+def test_preprocess_out_follows_links_and_writes_private_files(cli, tmp_path):
+    photo = os.path.join(EXAMPLES, "check1", "front.jpg")
+    for ext in ("png", "f32"):
+        target = tmp_path / ("t." + ext)
+        target.write_text("old")
+        os.chmod(target, 0o644)
+        link = tmp_path / ("link." + ext)
+        link.symlink_to(target)
+        ok(cli("preprocess", photo, "--out", link))
+        assert link.is_symlink()
+        assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+        assert os.path.getsize(target) == (3 * 224 * 224 * 4 if ext == "f32" else os.path.getsize(target))
+        assert os.path.getsize(target) > 3
+    assert sorted(os.listdir(tmp_path)) == ["link.f32", "link.png", "t.f32", "t.png"]
+
+
+def test_heatmaps_folder_is_private(cli, tmp_path):
+    first = analyzed_session(cli, check="check1")
+    second = analyzed_session(cli, check="check2")
+    out = tmp_path / "maps" / "deep"
+    ok(cli("--json", "compare", second, first, "--user", "alice", "--heatmaps", out))
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(out.parent).st_mode) == 0o700
+    for f in os.listdir(out):
+        assert stat.S_IMODE(os.stat(out / f).st_mode) == 0o600
+
