@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 static bool ends_with(const char *s, const char *suffix)
@@ -237,8 +239,23 @@ static int cmd_config(struct cli *c)
     bcd_status st = bcd_ctx_config_json(&json, c->ctx);
     if (st != BCD_OK)
         return cli_fail_ctx(c, st);
-    puts(json);
+    /* which .env file was read, and why not when it could not be */
+    cJSON *doc = cJSON_Parse(json);
     bcd_free(json);
+    json = NULL;
+    cJSON *file = !c->env_file || c->env_error[0] ? cJSON_CreateNull() : cJSON_CreateString(c->env_file);
+    if (doc && file && cJSON_AddItemToObject(doc, "env_file", file)) {
+        file = NULL;
+        if (c->env_error[0])
+            cJSON_AddStringToObject(doc, "env_file_error", c->env_error);
+        json = cJSON_PrintUnformatted(doc);
+    }
+    cJSON_Delete(file);
+    cJSON_Delete(doc);
+    if (!json)
+        return cli_fail(BCD_ENOMEM, "out of memory");
+    puts(json);
+    free(json);
     return EXIT_OK;
 }
 
@@ -259,8 +276,10 @@ const struct cli_command cli_image_commands[] = {
      "label: stable (< 0.1), mild_variation (< 0.25) or significant_shift.",
      2, 2, cmd_distance},
     {"config", "", "Print the effective configuration as JSON (secrets redacted)",
-     "Shows every configuration key after precedence (options, environment, .env, defaults).\n"
-     "The service-role key is shown only as \"<set>\".",
-     0, 0, cmd_config},
+     "Shows every configuration key after precedence (options, environment, .env, defaults),\n"
+     "and \"env_file\": the .env file read (--env-file or BCD_ENV_FILE), null when none was.\n"
+     "A file that cannot be used is named in \"env_file_error\" (and a warning on stderr)\n"
+     "instead of failing the command. The service-role key is shown only as \"<set>\".",
+     0, 0, cmd_config, true},
 };
 const int cli_image_ncommands = sizeof cli_image_commands / sizeof cli_image_commands[0];

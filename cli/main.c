@@ -180,11 +180,13 @@ static const char general_help[] =
     "  --heatmaps DIR    compare: write the change-map overlays as DIR/<angle>.png\n"
     "  --store NAME      local (default) or supabase (BCD_STORE)\n"
     "  --data-dir DIR    local store folder (BCD_DATA_DIR)\n"
-    "  --env-file FILE   read configuration from FILE instead of ./.env\n"
+    "  --env-file FILE   read configuration from the .env file FILE (default: BCD_ENV_FILE;\n"
+    "                    without either, no .env file is read)\n"
     "  -h, --help        help for bcd-cli or for a command\n"
     "  --version         print the version\n"
     "\n"
-    "Configuration: explicit options, then environment variables, then the .env file:\n"
+    "Configuration: explicit options, then environment variables, then the .env file named by\n"
+    "--env-file or BCD_ENV_FILE (KEY=VALUE lines; 'bcd-cli config' says which file was read):\n"
     "  SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_STORAGE_BUCKET, BCD_STORE,\n"
     "  BCD_DATA_DIR, BCD_MODEL, BCD_DEVICE, BCD_THREADS, BCD_MAX_PIXELS, BCD_MAX_DIMENSION,\n"
     "  BCD_HTTP_TIMEOUT_MS, BCD_HTTP_CONNECT_TIMEOUT_MS.\n"
@@ -391,7 +393,20 @@ int main(int argc, char **argv)
                         "\"correlation_id\":null}}\n");
         return cli_exit_code(BCD_ENOMEM);
     }
-    bcd_status st = bcd_ctx_load_env(c.ctx, env_file);
+    /* a .env file only when asked: one lying in the current folder changes nothing */
+    if (!env_file) {
+        const char *e = getenv("BCD_ENV_FILE");
+        env_file = e && *e ? e : NULL;
+    }
+    c.env_file = env_file;
+    bcd_status st = bcd_ctx_load_env(c.ctx, env_file ? env_file : "");
+    if (st != BCD_OK && env_file && cmd->reads_bad_env) {
+        /* 'config' shows what is wrong instead of failing with it */
+        const bcd_error *e = bcd_ctx_last_error(c.ctx);
+        snprintf(c.env_error, sizeof c.env_error, "%s (%s)", bcd_error_message(e), bcd_error_code(e));
+        fprintf(stderr, "bcd-cli: warning: %s; the file is not used\n", c.env_error);
+        st = bcd_ctx_load_env(c.ctx, "");
+    }
     if (st == BCD_OK && store)
         st = bcd_ctx_set(c.ctx, "BCD_STORE", store);
     if (st == BCD_OK && data_dir)

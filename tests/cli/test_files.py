@@ -121,3 +121,44 @@ def test_heatmaps_folder_is_private(cli, tmp_path):
     for f in os.listdir(out):
         assert stat.S_IMODE(os.stat(out / f).st_mode) == 0o600
 
+
+def test_dotenv_in_the_current_folder_is_not_read(cli, tmp_path):
+    (tmp_path / ".env").write_text("BCD_STORE=mongo\nBCD_MODEL=from-dotenv.pt\n")
+    r = cli("config")
+    assert r.rc == 0, r.err
+    cfg = json.loads(r.out)
+    assert cfg["env_file"] is None and cfg["BCD_MODEL"] != "from-dotenv.pt"
+    ok(cli("--json", "session", "list", "--user", "alice"))
+
+
+def test_dotenv_read_when_asked_and_named_by_config(cli, tmp_path):
+    env = tmp_path / "bcd.env"
+    env.write_text("BCD_MODEL=from-file.pt\n")
+    for args, extra in ((["--env-file", env], None), ([], {"BCD_ENV_FILE": str(env)})):
+        r = cli("config", *args, env_extra=extra)
+        assert r.rc == 0, r.err
+        cfg = json.loads(r.out)
+        assert cfg["env_file"] == str(env) and cfg["BCD_MODEL"] == "from-file.pt"
+    # the option wins over the variable
+    other = tmp_path / "other.env"
+    other.write_text("BCD_MODEL=other.pt\n")
+    cfg = json.loads(cli("config", "--env-file", other, env_extra={"BCD_ENV_FILE": str(env)}).out)
+    assert cfg["env_file"] == str(other) and cfg["BCD_MODEL"] == "other.pt"
+
+
+@pytest.mark.parametrize("text", ["BCD_STORE=mongo\n", "not a line\n", None])
+def test_bad_dotenv_never_breaks_config_or_help(cli, tmp_path, text):
+    env = tmp_path / "bad.env"
+    if text is not None:
+        env.write_text(text)
+    r = cli("config", "--env-file", env)
+    assert r.rc == 0, r.err
+    cfg = json.loads(r.out)
+    assert cfg["env_file"] is None and cfg["env_file_error"]
+    assert "warning" in r.err and str(env) in r.err
+    for args in (["--help"], ["session", "list", "--help"]):
+        r = cli(*args, env_extra={"BCD_ENV_FILE": str(env)})
+        assert r.rc == 0 and "Usage" in r.out
+    # other commands were asked to use it: they fail, saying why
+    r = cli("session", "list", "--user", "alice", env_extra={"BCD_ENV_FILE": str(env)})
+    assert r.rc != 0 and r.error()["code"] in ("invalid_config_value", "invalid_dotenv", "file_not_found")

@@ -111,6 +111,27 @@ START_TEST(test_config_defaults_and_setters)
 }
 END_TEST
 
+START_TEST(test_config_load_env_empty_path_reads_no_file)
+{
+    char cwd[4096];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    write_tmp(".env", "BCD_MODEL=from-dotenv.pt\n");
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    setenv("BCD_THREADS", "4", 1);
+    unsetenv("BCD_MODEL");
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, ""), BCD_OK); /* the environment only */
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_THREADS"), "4");
+    ck_assert_str_ne(bcd_ctx_get(ctx, "BCD_MODEL"), "from-dotenv.pt");
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, NULL), BCD_OK); /* ./.env, as a server reads it */
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_MODEL"), "from-dotenv.pt");
+    bcd_ctx_free(ctx);
+    unsetenv("BCD_THREADS");
+    ck_assert_int_eq(chdir(cwd), 0);
+}
+END_TEST
+
 START_TEST(test_config_precedence_and_dotenv)
 {
     const char *path = write_tmp("env1", "# comment\n"
@@ -403,6 +424,7 @@ int main(void)
     tcase_add_test(tc, test_error_detail_and_envelope);
     tcase_add_test(tc, test_config_defaults_and_setters);
     tcase_add_test(tc, test_config_precedence_and_dotenv);
+    tcase_add_test(tc, test_config_load_env_empty_path_reads_no_file);
     tcase_add_test(tc, test_dotenv_errors);
     tcase_add_test(tc, test_uuid);
     tcase_add_test(tc, test_read_file);
