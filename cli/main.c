@@ -1,5 +1,6 @@
 /* bcd-cli: parse arguments, call one public operation, print its result or the error
  * envelope, map the status to an exit code. No logic of its own. */
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,6 +165,41 @@ const char *cli_caller(struct cli *c, int *rc)
 }
 
 #ifndef BCD_CLI_NO_MAIN /* help is printed by main only */
+/* The library's warnings (a store just created, a server retried), kept while a command
+ * runs and printed on stderr after it, so that its result or error envelope comes first.
+ * Workers call the logger from their threads. */
+static struct {
+    pthread_mutex_t lock;
+    char text[4096];
+    size_t len;
+    bool cut;
+} notes = {PTHREAD_MUTEX_INITIALIZER, "", 0, false};
+
+static void keep_note(void *user, bcd_log_level level, const char *message)
+{
+    (void)user;
+    if (level < BCD_LOG_WARN)
+        return;
+    pthread_mutex_lock(&notes.lock);
+    int n = snprintf(notes.text + notes.len, sizeof notes.text - notes.len, "bcd-cli: %s\n", message);
+    if (n < 0 || (size_t)n >= sizeof notes.text - notes.len) {
+        notes.text[notes.len] = '\0';
+        notes.cut = true;
+    } else {
+        notes.len += (size_t)n;
+    }
+    pthread_mutex_unlock(&notes.lock);
+}
+
+static void print_notes(void)
+{
+    pthread_mutex_lock(&notes.lock);
+    fputs(notes.text, stderr);
+    if (notes.cut)
+        fputs("bcd-cli: (more warnings left out)\n", stderr);
+    pthread_mutex_unlock(&notes.lock);
+}
+
 static const char general_help[] =
     "Options (anywhere on the line):\n"
     "  --json            print results as JSON (default: readable text)\n"
@@ -179,7 +215,7 @@ static const char general_help[] =
     "  --html FILE       report: write the HTML report to FILE\n"
     "  --heatmaps DIR    compare: write the change-map overlays as DIR/<angle>.png\n"
     "  --store NAME      local (default) or supabase (BCD_STORE)\n"
-    "  --data-dir DIR    local store folder (BCD_DATA_DIR)\n"
+    "  --data-dir DIR    local store folder (BCD_DATA_DIR); a new one is announced on stderr\n"
     "  --env-file FILE   read configuration from the .env file FILE (default: BCD_ENV_FILE;\n"
     "                    without either, no .env file is read)\n"
     "  -h, --help        help for bcd-cli or for a command\n"
@@ -393,6 +429,7 @@ int main(int argc, char **argv)
                         "\"correlation_id\":null}}\n");
         return cli_exit_code(BCD_ENOMEM);
     }
+    bcd_ctx_set_logger(c.ctx, keep_note, NULL);
     /* a .env file only when asked: one lying in the current folder changes nothing */
     if (!env_file) {
         const char *e = getenv("BCD_ENV_FILE");
@@ -418,6 +455,7 @@ int main(int argc, char **argv)
         rc = cli_exit_code(BCD_EIO);
     bcd_ctx_free(c.ctx);
     free(c.verified_user);
+    print_notes();
     return rc;
 }
 #endif

@@ -173,6 +173,7 @@ struct local {
     size_t npend, cap_pend;
     int fail_after;  /* test fault injection: < 0 off */
     int fail_mode;
+    bool read_only;  /* on read-only media: opened for reading only */
 };
 
 static struct local *L_of(bcd_store *s)
@@ -2377,7 +2378,18 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
         return bcd__fail(err, BCD_EINVAL, "invalid_data_dir", "no data directory configured (BCD_DATA_DIR)");
     if (target_version <= 0 || target_version > SCHEMA_VERSION)
         target_version = SCHEMA_VERSION;
-    bcd_status rc = make_dirs(err, data_dir, NULL);
+    /* a store on read-only media (a mounted backup, a write-protected card) is opened for
+     * reading: its database must be there already, and nothing is written */
+    bool read_only = false, created = false;
+    {
+        struct stat sb;
+        char db[PATH_MAX];
+        if (stat(data_dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+            (size_t)snprintf(db, sizeof db, "%s/" DB_NAME, data_dir) < sizeof db && stat(db, &sb) == 0 &&
+            S_ISREG(sb.st_mode))
+            read_only = errno_readonly(probe_writable(data_dir)) && access(data_dir, W_OK) != 0;
+    }
+    bcd_status rc = read_only ? BCD_OK : make_dirs(err, data_dir, NULL);
     if (rc != BCD_OK)
         return rc;
 
@@ -2412,14 +2424,36 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     if ((rc = check_private(err, L->dir, true)) != BCD_OK || (rc = check_private(err, L->blob_dir, true)) != BCD_OK ||
         (rc = check_private(err, L->db_path, false)) != BCD_OK)
         goto fail;
-    if ((rc = make_dirs(err, L->pending_dir, NULL)) != BCD_OK)
-        goto fail;
+    L->read_only = read_only;
+    if (!read_only) {
+        struct stat sb;
+        created = stat(L->db_path, &sb) != 0 && errno == ENOENT;
+        if ((rc = make_dirs(err, L->pending_dir, NULL)) != BCD_OK)
+            goto fail;
+        /* create the file ourselves so that it is private (sqlite would use 0644) */
+        if ((rc = create_private(err, L->db_path)) != BCD_OK ||
+            (rc = check_private(err, L->db_path, false)) != BCD_OK)
+            goto fail;
+    }
 
-    /* create the file ourselves so that it is private (sqlite would use 0644) */
-    if ((rc = create_private(err, L->db_path)) != BCD_OK || (rc = check_private(err, L->db_path, false)) != BCD_OK)
-        goto fail;
-
-    int r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int r;
+    if (read_only) {
+        /* no -wal file: nothing to replay, and immutable lets SQLite read without the
+         * -shm file it cannot create here */
+        char uri[PATH_MAX * 3 + 64], wal[PATH_MAX + 8];
+        struct stat sb;
+        snprintf(wal, sizeof wal, "%s-wal", L->db_path);
+        bool immutable = stat(wal, &sb) != 0 || sb.st_size == 0;
+        size_t o = (size_t)snprintf(uri, sizeof uri, "file:");
+        for (const unsigned char *p = (const unsigned char *)L->db_path; *p; p++)
+            o += (size_t)(*p == '%' || *p == '?' || *p == '#' || *p < 0x20
+                              ? snprintf(uri + o, sizeof uri - o, "%%%02X", *p)
+                              : snprintf(uri + o, sizeof uri - o, "%c", *p));
+        snprintf(uri + o, sizeof uri - o, "?mode=ro%s", immutable ? "&immutable=1" : "");
+        r = sqlite3_open_v2(uri, &L->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    } else {
+        r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    }
     if (r != SQLITE_OK) {
         rc = bcd__fail(err, BCD_EIO, "store_unavailable", "cannot open %s: %s", L->db_path, sqlite3_errstr(r));
         goto fail;
@@ -2430,13 +2464,31 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
      * survives a power cut; secure_delete: replaced rows are overwritten on disk. */
     rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
               "configure database");
-    if (rc == BCD_OK)
+    if (rc == BCD_OK && !read_only)
         rc = enable_wal(s);
-    if (rc == BCD_OK)
+    if (rc == BCD_OK && read_only) {
+        int v = 0;
+        rc = user_version(s, &v);
+        if (rc == BCD_OK)
+            rc = check_version(s, v);
+        if (rc == BCD_OK && v < target_version)
+            rc = bcd__fail(&s->err, BCD_EIO, "store_unwritable",
+                           "the local store %s is on read-only media and has schema version %d; this libbcd "
+                           "needs %d, which it cannot write there (open it once where it can be written)",
+                           L->dir, v, target_version);
+    } else if (rc == BCD_OK) {
         rc = migrate(s, target_version);
+    }
+    if (rc == BCD_OK && read_only)
+        bcd__log(ctx, BCD_LOG_INFO, "local store %s: on read-only media, opened for reading", L->dir);
+    if (rc == BCD_OK && created)
+        bcd__log(ctx, BCD_LOG_WARN,
+                 "created a new, empty local store in %s (if you meant an existing one, check the data "
+                 "directory: BCD_DATA_DIR)",
+                 L->dir);
     /* what a crash of an earlier process left half done; a failure here loses nothing
      * (no row names those files) and the next open tries again */
-    if (rc == BCD_OK && recover_pending(s) != BCD_OK) {
+    if (rc == BCD_OK && !read_only && recover_pending(s) != BCD_OK) {
         bcd__log(ctx, BCD_LOG_WARN, "local store %s: cannot remove what an interrupted add left: %s", L->dir,
                  s->err.message);
         bcd__error_clear(&s->err);

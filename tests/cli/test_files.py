@@ -162,3 +162,61 @@ def test_bad_dotenv_never_breaks_config_or_help(cli, tmp_path, text):
     # other commands were asked to use it: they fail, saying why
     r = cli("session", "list", "--user", "alice", env_extra={"BCD_ENV_FILE": str(env)})
     assert r.rc != 0 and r.error()["code"] in ("invalid_config_value", "invalid_dotenv", "file_not_found")
+
+
+def test_a_new_store_is_announced_once(cli, tmp_path):
+    r = cli("--json", "session", "list", "--user", "alice", "--data-dir", tmp_path / "typo")
+    assert r.rc == 0, r.err
+    assert json.loads(r.out) is not None
+    assert "created a new, empty local store" in r.err and str(tmp_path / "typo") in r.err
+    r = cli("--json", "session", "list", "--user", "alice", "--data-dir", tmp_path / "typo")
+    assert r.rc == 0 and "created" not in r.err
+    # an error keeps its envelope on the first line of stderr, the notice after it
+    r = cli("session", "info", "not-a-uuid", "--user", "alice", "--data-dir", tmp_path / "other")
+    assert r.rc == 3 and r.error()["code"]
+    assert "created a new, empty local store" in r.err.splitlines()[-1]
+
+
+def _read_only(root):
+    """Make root read-only media for this process: a read-only mount when running as root
+    (root ignores permissions), permissions otherwise. Returns an undo function."""
+    if os.geteuid() != 0:
+        for d, dirs, files in os.walk(root):
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o400)
+            os.chmod(d, 0o500)
+
+        def undo():
+            for d, dirs, files in os.walk(root):
+                os.chmod(d, 0o700)
+        return undo
+    p = subprocess.run(["mount", "--bind", str(root), str(root)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip("cannot make a read-only mount here")
+    p = subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], capture_output=True)
+    if p.returncode != 0:
+        subprocess.run(["umount", str(root)])
+        pytest.skip("cannot make a read-only mount here")
+    return lambda: subprocess.run(["umount", str(root)], check=True)
+
+
+def test_store_on_read_only_media_can_be_read(cli, tmp_path):
+    data = tmp_path / "data"
+    sid = analyzed_session(cli)
+    undo = _read_only(data)
+    try:
+        with pytest.raises(OSError):
+            (data / "probe").write_text("x")
+        sessions = ok(cli("--json", "session", "list", "--user", "alice"))
+        assert sid in json.dumps(sessions)
+        assert ok(cli("--json", "analysis", "get", sid, "--user", "alice"))
+        r = cli("report", sid, "--user", "alice", "--html", tmp_path / "report.html")
+        assert r.rc == 0, r.err
+        assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+        assert "created" not in r.err
+        # writing is refused with a clear error
+        r = cli("session", "create", "--user", "alice")
+        assert r.rc != 0
+        assert r.error()["code"] in ("store_unwritable", "store_read_only")
+    finally:
+        undo()
