@@ -34,6 +34,7 @@ struct cli {
     const char *concurrency; /* --concurrency N: worker threads */
     bool async;              /* --async: analyze queues a job */
     bool drain;              /* --drain: the worker exits when the queue is empty */
+    bool yes;                /* --yes: confirms 'user delete' */
     const char *html;        /* --html FILE: report writes the HTML report (cmd_report.c) */
     const char *env_file;    /* the .env file read (--env-file or BCD_ENV_FILE), or NULL */
     char env_error[600];     /* why env_file was not used ('config' only), or "" */

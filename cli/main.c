@@ -207,7 +207,8 @@ static const char general_help[] =
     "  --user ID         the caller's user id, trusted mode (default: BCD_USER, then the login name)\n"
     "  --token JWT       act as the user of a verified Supabase access token (instead of --user)\n"
     "  --jwks FILE       verify tokens with this key set instead of SUPABASE_URL's JWKS\n"
-    "  --order-index N   position of an image within its angle (image add/register)\n"
+    "  --order-index N   position of an image within its angle (image add/register/delete)\n"
+    "  --yes             confirm 'user delete'\n"
     "  --async           analyze: queue a job for a worker and return at once\n"
     "  --session ID      job status: the newest job of this session\n"
     "  --concurrency N   worker: jobs run at once (threads)\n"
@@ -337,6 +338,10 @@ int cli_parse_args(struct cli *cp, struct cli_args *ap, int argc, char **argv)
         }
         if (strcmp(a, "--version") == 0) {
             version = true;
+            continue;
+        }
+        if (strcmp(a, "--yes") == 0) {
+            c.yes = true;
             continue;
         }
         if (strcmp(a, "--async") == 0 || strcmp(a, "--drain") == 0) { /* jobs (cmd_jobs.c) */

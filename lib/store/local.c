@@ -2107,6 +2107,172 @@ static void l_close(bcd_store *s)
     s->impl = NULL;
 }
 
+/* ---- deleting ---------------------------------------------------------------------- */
+
+/* Run each statement of sql with ?1 = session_id (and ?2, ?3 where given). */
+static bcd_status run_all(bcd_store *s, const char *const *sql, size_t n, const char *session_id, const char *a2,
+                          int a3, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st;
+        bcd_status rc = prep(s, &st, sql[i]);
+        if (rc != BCD_OK)
+            return rc;
+        bind_text(st, 1, session_id);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            bind_text(st, 2, a2);
+        if (sqlite3_bind_parameter_count(st) >= 3)
+            sqlite3_bind_int(st, 3, a3);
+        rc = wstep(s, st, what);
+        sqlite3_finalize(st);
+        if (rc != BCD_OK)
+            return rc;
+    }
+    return BCD_OK;
+}
+
+static const char *const wipe_analysis[] = {
+    "DELETE FROM angle_embeddings WHERE session_id = ?1",
+    "DELETE FROM session_embeddings WHERE session_id = ?1",
+    "DELETE FROM angle_analysis WHERE session_id = ?1",
+    "DELETE FROM session_analysis WHERE session_id = ?1",
+};
+
+/* The files of a session's blob folder after its rows changed: every one (the session is
+ * gone), or those no row names any more (no image row, no analysis's details). Under the
+ * folder lock, so that an add of the same bytes under way keeps its file. *removed: the
+ * number of files removed. */
+static bcd_status purge_blobs(bcd_store *s, const char *session_id, bool all, int *removed)
+{
+    struct local *L = L_of(s);
+    char dir[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", L->blob_dir, session_id) >= sizeof dir)
+        return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "data directory path is too long");
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? BCD_OK : file_fail(s, errno, "opening the folder %s", dir);
+    int lk = lock_pending(s);
+    if (lk == -1) {
+        closedir(d);
+        return BCD_EIO;
+    }
+    bcd_status rc = BCD_OK;
+    struct dirent *e;
+    while (rc == BCD_OK && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char key[BCD__PATH_MAX], path[PATH_MAX];
+        if ((size_t)snprintf(key, sizeof key, "%s/%s", session_id, e->d_name) >= sizeof key ||
+            (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            continue;
+        struct stat sb;
+        if (!all) {
+            if (!valid_key(key))
+                continue; /* not a blob of the store's naming: left alone */
+            bool existed = lstat(path, &sb) == 0;
+            rc = drop_unneeded(s, key, NULL);
+            if (rc == BCD_OK && existed && lstat(path, &sb) != 0 && removed)
+                (*removed)++;
+        } else if (unlink(path) == 0) {
+            if (removed)
+                (*removed)++;
+        } else if (errno != ENOENT) {
+            rc = file_fail(s, errno, "removing %s", path);
+        }
+    }
+    closedir(d);
+    if (rc == BCD_OK && all && rmdir(dir) != 0 && errno != ENOENT && errno != ENOTEMPTY)
+        rc = file_fail(s, errno, "removing the folder %s", dir);
+    if (rc == BCD_OK)
+        rc = fsync_dir(s, all ? L->blob_dir : dir);
+    unlock_pending(lk);
+    return rc;
+}
+
+static bcd_status l_image_delete(bcd_store *s, const char *session_id, const char *angle, int order_index,
+                                 struct bcd__image_row *out, bool *analysis_deleted, int *files)
+{
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = prep(s, &st,
+              "SELECT " IMAGE_COLS " FROM images WHERE session_id = ?1 AND image_type = ?2 AND order_index = "
+              "CASE WHEN ?3 >= 0 THEN ?3 ELSE (SELECT max(order_index) FROM images WHERE session_id = ?1 AND "
+              "image_type = ?2) END");
+    if (rc == BCD_OK) {
+        bind_text(st, 1, session_id);
+        bind_text(st, 2, angle);
+        sqlite3_bind_int(st, 3, order_index);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            read_image(st, out);
+        else if (r == SQLITE_DONE)
+            rc = bcd__fail(&s->err, BCD_ENOTFOUND, "image_not_found", "no %s image at that position in session %s",
+                           angle, session_id);
+        else
+            rc = sqlfail(s, r, "find image");
+    }
+    sqlite3_finalize(st);
+    bool analyzed = false;
+    if (rc == BCD_OK && (rc = prep(s, &st, "SELECT 1 FROM session_analysis WHERE session_id = ?1")) == BCD_OK) {
+        bind_text(st, 1, session_id);
+        analyzed = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    /* the images after it move up one place (order_index stays 0, 1, 2, ... per angle,
+     * as registering requires), through values out of the way: the slots are unique and
+     * SQLite checks that row by row */
+    static const char *const del[] = {
+        "DELETE FROM images WHERE session_id = ?1 AND image_type = ?2 AND order_index = ?3",
+        "UPDATE images SET order_index = order_index + 1000000000 WHERE session_id = ?1 AND image_type = ?2 "
+        "AND order_index > ?3",
+        "UPDATE images SET order_index = order_index - 1000000001 WHERE session_id = ?1 AND image_type = ?2 "
+        "AND order_index >= 1000000000 AND ?3 >= 0",
+    };
+    if (rc == BCD_OK)
+        rc = run_all(s, del, sizeof del / sizeof del[0], session_id, angle, out->order_index, "delete image");
+    /* its analysis was made from the photo: it goes too */
+    if (rc == BCD_OK && analyzed)
+        rc = run_all(s, wipe_analysis, sizeof wipe_analysis / sizeof wipe_analysis[0], session_id, NULL, 0,
+                     "delete analysis");
+    rc = finish(s, rc);
+    if (rc != BCD_OK)
+        return rc;
+    *analysis_deleted = analyzed;
+    /* the rows are gone: what they named follows (a crash here leaves files no row
+     * names, never a row without its file) */
+    return purge_blobs(s, session_id, false, files);
+}
+
+static bcd_status l_session_delete(bcd_store *s, const char *session_id, int *images, bool *analysis_deleted,
+                                   int *files)
+{
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    rc = get_session(s, session_id, NULL);
+    sqlite3_stmt *st = NULL;
+    if (rc == BCD_OK && (rc = prep(s, &st,
+                                   "SELECT (SELECT count(*) FROM images WHERE session_id = ?1), "
+                                   "(SELECT count(*) FROM session_analysis WHERE session_id = ?1)")) == BCD_OK) {
+        bind_text(st, 1, session_id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *images = sqlite3_column_int(st, 0);
+            *analysis_deleted = sqlite3_column_int(st, 1) > 0;
+        }
+        sqlite3_finalize(st);
+    }
+    /* images, analyses, embeddings and jobs go with it (ON DELETE CASCADE) */
+    static const char *const del[] = {"DELETE FROM sessions WHERE id = ?1"};
+    if (rc == BCD_OK)
+        rc = run_all(s, del, 1, session_id, NULL, 0, "delete session");
+    rc = finish(s, rc);
+    if (rc != BCD_OK)
+        return rc;
+    return purge_blobs(s, session_id, true, files);
+}
+
 static const struct bcd__store_ops local_ops = {
     .name = "local",
     .close = l_close,
@@ -2131,6 +2297,9 @@ static const struct bcd__store_ops local_ops = {
     .job_fail = l_job_fail,
     .job_get = l_job_get,
     .job_get_for_session = l_job_get_for_session,
+    /* deleting */
+    .image_delete = l_image_delete,
+    .session_delete = l_session_delete,
 };
 
 /* mkdir -p with mode 0700 for the folders it creates (the library's one policy). */
