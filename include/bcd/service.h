@@ -144,7 +144,10 @@ BCD_API bcd_status bcd_session_info(char **out, bcd_service *svc, const char *us
  *  3. the (angle, order_index) slot holds another path: BCD_ECONFLICT "slot_conflict";
  *  4. order_index must equal the number of images already registered for
  *     (session, angle) (0-based, contiguous): else BCD_ECONFLICT
- *     "order_index_out_of_sequence" (details: expected_order_index).
+ *     "order_index_out_of_sequence" (details: expected_order_index);
+ *  5. a new image in a check that is completed and analyzed: BCD_ESTATE
+ *     "session_already_analyzed" (its analysis would no longer describe it; delete the
+ *     wrong photo first with bcd_image_delete(), which drops the analysis).
  * The file is not read. On the local store, what is read later (analysis, previews): a blob
  * key of this session (another session's key is BCD_EINVAL "invalid_path" here); an
  * absolute path or file:// URL only of a regular file in a folder listed in BCD_IMAGE_DIRS
@@ -153,7 +156,7 @@ BCD_API bcd_status bcd_session_info(char **out, bcd_service *svc, const char *us
  * Result: {"ok": true, "created": bool, "image_id", "session_id",
  * "angle", "image_type", "order_index", "storage_path"}.
  * @param path  at most 4095 bytes.
- * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session), BCD_ECONFLICT, BCD_EIO.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session), BCD_ECONFLICT, BCD_ESTATE, BCD_EIO.
  * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
  * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
@@ -172,7 +175,8 @@ BCD_API bcd_status bcd_image_register(char **out, bcd_service *svc, const char *
  * "width", "height".
  * @param order_index  < 0: the next index for the angle.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session or file), BCD_EFORMAT (not an
- *         image, corrupt), BCD_ELIMIT (too large), BCD_ECONFLICT, BCD_EIO.
+ *         image, corrupt), BCD_ELIMIT (too large), BCD_ECONFLICT, BCD_ESTATE (a new photo
+ *         in a completed, analyzed check: "session_already_analyzed"), BCD_EIO.
  * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
  * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */

@@ -73,3 +73,18 @@ def test_user_delete_needs_yes_and_spares_others(cli, tmp_path):
         r = cli(*cmd, "--help")
         assert r.rc == 0 and "Usage" in r.out
     json.dumps(r.out)
+
+
+def test_adding_to_an_analyzed_check_is_refused(cli, tmp_path):
+    sid = new_session(cli)
+    r = cli("image", "add", sid, "up", os.path.join(EXAMPLES, "check1", "up.jpg"), "--user", "alice")
+    assert r.rc == 10
+    e = r.error()
+    assert e["code"] == "session_already_analyzed" and "image delete" in e["message"]
+    r = cli("image", "register", sid, "up", sid + "/" + "0" * 64 + ".jpg", "--user", "alice")
+    assert r.rc == 10 and r.error()["code"] == "session_already_analyzed"
+    # the same photo again changes nothing and is fine
+    ok(cli("--json", "image", "add", sid, "front", os.path.join(EXAMPLES, "check1", "front.jpg"), "--user", "alice"))
+    # a completed check not yet analyzed still takes photos
+    other = new_session(cli, check="check2", analyze=False)
+    ok(cli("--json", "image", "add", other, "up", os.path.join(EXAMPLES, "check2", "up.jpg"), "--user", "alice"))

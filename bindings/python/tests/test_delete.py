@@ -89,3 +89,13 @@ def test_delete_user_removes_only_that_user(svc, data_dir, new_session):
     assert len(svc.list_sessions(user="bob")["sessions"]) == 1
     assert files_of(data_dir, bobs)
     assert svc.delete_user()["sessions_deleted"] == 0
+
+
+def test_adding_to_an_analyzed_check_is_refused(svc, new_session):
+    sid = new_session("check1", angles=ANGLES3)
+    svc.analyze(sid)
+    with pytest.raises(bcd.StateError) as e:
+        svc.add_image(sid, "up", image_path("check1", "up"))
+    assert e.value.code == "session_already_analyzed"
+    svc.delete_image(sid, "front")
+    assert svc.add_image(sid, "front", image_path("check1", "front"))["order_index"] == 0
