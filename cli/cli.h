@@ -34,7 +34,10 @@ struct cli {
     const char *concurrency; /* --concurrency N: worker threads */
     bool async;              /* --async: analyze queues a job */
     bool drain;              /* --drain: the worker exits when the queue is empty */
+    bool yes;                /* --yes: confirms 'user delete' */
     const char *html;        /* --html FILE: report writes the HTML report (cmd_report.c) */
+    const char *env_file;    /* the .env file read (--env-file or BCD_ENV_FILE), or NULL */
+    char env_error[600];     /* why env_file was not used ('config' only), or "" */
     int npos;
     const char *pos[CLI_MAX_ARGS]; /* positional words after the command words */
 };
@@ -46,6 +49,7 @@ struct cli_command {
     const char *help;    /* the rest of --help */
     int min_pos, max_pos;
     int (*run)(struct cli *c);
+    bool reads_bad_env; /* runs with a .env file that cannot be used, saying why (config) */
 };
 
 /* What a command line asks for (cli_parse_args). */

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 static bool ends_with(const char *s, const char *suffix)
@@ -16,19 +18,6 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 /* Write floats as little-endian float32, whatever the host order. */
-static bool write_f32le(FILE *f, const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &v[i], 4);
-        unsigned char b[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
-                              (unsigned char)(u >> 24)};
-        if (fwrite(b, 1, 4, f) != 4)
-            return false;
-    }
-    return true;
-}
-
 static int cmd_preprocess(struct cli *c)
 {
     const char *out = c->out;
@@ -67,17 +56,9 @@ static int cmd_preprocess(struct cli *c)
             rc = cli_fail_ctx(c, st);
             goto done;
         }
-        /* mode 0600 (derived from a photo), never through a link put at that name */
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        if (!f && fd >= 0)
-            close(fd);
-        bool ok = f && fchmod(fileno(f), 0600) == 0 && write_f32le(f, tensor, BCD_TENSOR_LEN);
-        if (f && fclose(f) != 0)
-            ok = false;
-        if (!ok) {
-            remove(out);
-            rc = cli_fail(BCD_EIO, "cannot write %s", out);
+        st = bcd_image_write_tensor(c->ctx, tensor, BCD_TENSOR_LEN, out);
+        if (st != BCD_OK) {
+            rc = cli_fail_ctx(c, st);
             goto done;
         }
     }
@@ -258,8 +239,23 @@ static int cmd_config(struct cli *c)
     bcd_status st = bcd_ctx_config_json(&json, c->ctx);
     if (st != BCD_OK)
         return cli_fail_ctx(c, st);
-    puts(json);
+    /* which .env file was read, and why not when it could not be */
+    cJSON *doc = cJSON_Parse(json);
     bcd_free(json);
+    json = NULL;
+    cJSON *file = !c->env_file || c->env_error[0] ? cJSON_CreateNull() : cJSON_CreateString(c->env_file);
+    if (doc && file && cJSON_AddItemToObject(doc, "env_file", file)) {
+        file = NULL;
+        if (c->env_error[0])
+            cJSON_AddStringToObject(doc, "env_file_error", c->env_error);
+        json = cJSON_PrintUnformatted(doc);
+    }
+    cJSON_Delete(file);
+    cJSON_Delete(doc);
+    if (!json)
+        return cli_fail(BCD_ENOMEM, "out of memory");
+    puts(json);
+    free(json);
     return EXIT_OK;
 }
 
@@ -280,8 +276,10 @@ const struct cli_command cli_image_commands[] = {
      "label: stable (< 0.1), mild_variation (< 0.25) or significant_shift.",
      2, 2, cmd_distance},
     {"config", "", "Print the effective configuration as JSON (secrets redacted)",
-     "Shows every configuration key after precedence (options, environment, .env, defaults).\n"
-     "The service-role key is shown only as \"<set>\".",
-     0, 0, cmd_config},
+     "Shows every configuration key after precedence (options, environment, .env, defaults),\n"
+     "and \"env_file\": the .env file read (--env-file or BCD_ENV_FILE), null when none was.\n"
+     "A file that cannot be used is named in \"env_file_error\" (and a warning on stderr)\n"
+     "instead of failing the command. The service-role key is shown only as \"<set>\".",
+     0, 0, cmd_config, true},
 };
 const int cli_image_ncommands = sizeof cli_image_commands / sizeof cli_image_commands[0];

@@ -289,6 +289,13 @@ static int svc_fail(bcd_service *svc, bcd_status st)
     return cli_exit_code(st);
 }
 
+/* Whether path names standard output: then nothing else is printed there. */
+static bool to_stdout(const char *path)
+{
+    return strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0 || strcmp(path, "/dev/fd/1") == 0 ||
+           strcmp(path, "/proc/self/fd/1") == 0;
+}
+
 static int cmd_report(struct cli *c)
 {
     int urc;
@@ -309,9 +316,9 @@ static int cmd_report(struct cli *c)
         progress_off(svc, &prog);
         if (st != BCD_OK) {
             rc = svc_fail(svc, st);
-        } else if (!c->json) {
+        } else if (!c->json && !to_stdout(c->html)) {
             struct stat sb;
-            if (stat(c->html, &sb) == 0)
+            if (stat(c->html, &sb) == 0 && S_ISREG(sb.st_mode))
                 printf("Report written to %s (%lld KB)\n", c->html, ((long long)sb.st_size + 1023) / 1024);
             else
                 printf("Report written to %s\n", c->html);
@@ -360,7 +367,9 @@ const struct cli_command cli_report_commands[] = {
      "next (not a diagnosis). --json prints the generate-report document {\"success\",\"data\":{...}}.\n"
      "  --html FILE  write one self-contained HTML file (photos embedded, charts as SVG, no\n"
      "               network access, printable, mode 0600); with --json the document is\n"
-     "               printed too\n"
+     "               printed too. FILE is replaced only once complete; a link is followed\n"
+     "               to its target; '-' or /dev/stdout writes to standard output, and pipes\n"
+     "               and devices are written directly\n"
      "On a terminal, progress is shown on stderr (not with --json).\n" USER_HELP,
      1, 1, cmd_report},
     {"history", "", "Every analyzed check with its scores, and the trend",

@@ -20,7 +20,7 @@ static int parse_order_index(struct cli *c, int *out)
 
 enum op {
     OP_CREATE, OP_COMPLETE, OP_LIST, OP_INFO, OP_THUMBS, OP_ADD, OP_REGISTER, OP_PREVIEW,
-    OP_ANALYZE, OP_COMPARE, OP_GET, OP_LESIONS,
+    OP_ANALYZE, OP_COMPARE, OP_GET, OP_LESIONS, OP_IMAGE_DELETE, OP_SESSION_DELETE, OP_USER_DELETE,
 };
 
 /* Open the service, run one operation, print its result or its error. */
@@ -31,8 +31,10 @@ static int run_op(struct cli *c, enum op op)
     if (!user)
         return urc;
     int order = -1;
-    if ((op == OP_ADD || op == OP_REGISTER) && parse_order_index(c, &order) != EXIT_OK)
+    if ((op == OP_ADD || op == OP_REGISTER || op == OP_IMAGE_DELETE) && parse_order_index(c, &order) != EXIT_OK)
         return EXIT_USAGE;
+    if (op == OP_USER_DELETE && !c->yes)
+        return cli_usage_error("'user delete' deletes every check and photo of %s: add --yes to confirm", user);
     bcd_service *svc = NULL;
     bcd_status st = bcd_service_open(&svc, c->ctx);
     if (st != BCD_OK)
@@ -65,6 +67,9 @@ static int run_op(struct cli *c, enum op op)
     }
     case OP_GET: st = bcd_analysis_get(&out, svc, user, p[0]); break;
     case OP_LESIONS: st = bcd_lesions_get(&out, svc, user, p[0]); break;
+    case OP_IMAGE_DELETE: st = bcd_image_delete(&out, svc, user, p[0], p[1], order); break;
+    case OP_SESSION_DELETE: st = bcd_session_delete(&out, svc, user, p[0]); break;
+    case OP_USER_DELETE: st = bcd_user_delete(&out, svc, user); break;
     }
     int rc;
     if (st == BCD_OK && op == OP_LESIONS && !c->json) {
@@ -97,6 +102,9 @@ OP_FN(cmd_analyze, OP_ANALYZE)
 OP_FN(cmd_compare, OP_COMPARE)
 OP_FN(cmd_get, OP_GET)
 OP_FN(cmd_lesions, OP_LESIONS)
+OP_FN(cmd_image_delete, OP_IMAGE_DELETE)
+OP_FN(cmd_session_delete, OP_SESSION_DELETE)
+OP_FN(cmd_user_delete, OP_USER_DELETE)
 
 #define USER_HELP "  --user ID   the caller (default: BCD_USER, then the login name)\n  --json      print JSON"
 
@@ -107,6 +115,14 @@ const struct cli_command cli_session_commands[] = {
      "Analysis only runs on completed sessions; at least 3 of the 6 angles must have images.\n" USER_HELP, 1, 1,
      cmd_complete},
     {"session list", "", "List the caller's sessions, oldest first", USER_HELP, 0, 0, cmd_list},
+    {"session delete", "SESSION", "Delete a check: its photos, analysis and every file made from them",
+     "The rows go in one atomic step, the stored files after them; the check no longer counts\n"
+     "as a baseline or in the history. Other checks are untouched.\n" USER_HELP,
+     1, 1, cmd_session_delete},
+    {"user delete", "--yes", "Delete every check and photo of the caller (right to erasure)",
+     "Deletes each of the caller's checks as 'session delete' does, newest first; other\n"
+     "users' data is untouched. Needs --yes. After a failure part way, run it again.\n" USER_HELP,
+     0, 0, cmd_user_delete},
     {"session info", "SESSION", "First/current session, total, previous session id",
      "previous_session_id is the session just before this one in time.\n" USER_HELP, 1, 1, cmd_info},
     {"session thumbnails", "SESSION", "Paths / file:// URLs of every angle in one call", USER_HELP, 1, 1,
@@ -120,6 +136,13 @@ const struct cli_command cli_session_commands[] = {
      "Idempotent per (session, path). For an angle, --order-index must equal the number of\n"
      "images it already has (0-based); a different path in a taken slot is a conflict.\n" USER_HELP,
      3, 3, cmd_register},
+    {"image delete", "SESSION ANGLE [--order-index N]", "Delete one photo of a check, with what was made from it",
+     "Removes the photo (the last of ANGLE, or the one at --order-index N), the check's\n"
+     "analysis (made from it; analyze the check again) and the stored files nothing names any\n"
+     "more: the photo's copy, working copies, heatmaps, feature maps. Later photos of the\n"
+     "angle move up one place: to replace a wrong photo, delete it and 'image add' the right\n"
+     "one with the same --order-index.\n" USER_HELP,
+     2, 2, cmd_image_delete},
     {"image preview", "SESSION ANGLE", "Where to read the photo of one angle", USER_HELP, 2, 2, cmd_preview},
     {"analyze", "SESSION [--model builtin|PATH] [--async]", "Analyze a completed session and store the result",
      "Embeds all angles in one batch and scores each against the caller's earlier sessions\n"

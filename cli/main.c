@@ -1,5 +1,6 @@
 /* bcd-cli: parse arguments, call one public operation, print its result or the error
  * envelope, map the status to an exit code. No logic of its own. */
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,6 +165,41 @@ const char *cli_caller(struct cli *c, int *rc)
 }
 
 #ifndef BCD_CLI_NO_MAIN /* help is printed by main only */
+/* The library's warnings (a store just created, a server retried), kept while a command
+ * runs and printed on stderr after it, so that its result or error envelope comes first.
+ * Workers call the logger from their threads. */
+static struct {
+    pthread_mutex_t lock;
+    char text[4096];
+    size_t len;
+    bool cut;
+} notes = {PTHREAD_MUTEX_INITIALIZER, "", 0, false};
+
+static void keep_note(void *user, bcd_log_level level, const char *message)
+{
+    (void)user;
+    if (level < BCD_LOG_WARN)
+        return;
+    pthread_mutex_lock(&notes.lock);
+    int n = snprintf(notes.text + notes.len, sizeof notes.text - notes.len, "bcd-cli: %s\n", message);
+    if (n < 0 || (size_t)n >= sizeof notes.text - notes.len) {
+        notes.text[notes.len] = '\0';
+        notes.cut = true;
+    } else {
+        notes.len += (size_t)n;
+    }
+    pthread_mutex_unlock(&notes.lock);
+}
+
+static void print_notes(void)
+{
+    pthread_mutex_lock(&notes.lock);
+    fputs(notes.text, stderr);
+    if (notes.cut)
+        fputs("bcd-cli: (more warnings left out)\n", stderr);
+    pthread_mutex_unlock(&notes.lock);
+}
+
 static const char general_help[] =
     "Options (anywhere on the line):\n"
     "  --json            print results as JSON (default: readable text)\n"
@@ -171,7 +207,8 @@ static const char general_help[] =
     "  --user ID         the caller's user id, trusted mode (default: BCD_USER, then the login name)\n"
     "  --token JWT       act as the user of a verified Supabase access token (instead of --user)\n"
     "  --jwks FILE       verify tokens with this key set instead of SUPABASE_URL's JWKS\n"
-    "  --order-index N   position of an image within its angle (image add/register)\n"
+    "  --order-index N   position of an image within its angle (image add/register/delete)\n"
+    "  --yes             confirm 'user delete'\n"
     "  --async           analyze: queue a job for a worker and return at once\n"
     "  --session ID      job status: the newest job of this session\n"
     "  --concurrency N   worker: jobs run at once (threads)\n"
@@ -179,12 +216,14 @@ static const char general_help[] =
     "  --html FILE       report: write the HTML report to FILE\n"
     "  --heatmaps DIR    compare: write the change-map overlays as DIR/<angle>.png\n"
     "  --store NAME      local (default) or supabase (BCD_STORE)\n"
-    "  --data-dir DIR    local store folder (BCD_DATA_DIR)\n"
-    "  --env-file FILE   read configuration from FILE instead of ./.env\n"
+    "  --data-dir DIR    local store folder (BCD_DATA_DIR); a new one is announced on stderr\n"
+    "  --env-file FILE   read configuration from the .env file FILE (default: BCD_ENV_FILE;\n"
+    "                    without either, no .env file is read)\n"
     "  -h, --help        help for bcd-cli or for a command\n"
     "  --version         print the version\n"
     "\n"
-    "Configuration: explicit options, then environment variables, then the .env file:\n"
+    "Configuration: explicit options, then environment variables, then the .env file named by\n"
+    "--env-file or BCD_ENV_FILE (KEY=VALUE lines; 'bcd-cli config' says which file was read):\n"
     "  SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_STORAGE_BUCKET, BCD_STORE,\n"
     "  BCD_DATA_DIR, BCD_MODEL, BCD_DEVICE, BCD_THREADS, BCD_MAX_PIXELS, BCD_MAX_DIMENSION,\n"
     "  BCD_HTTP_TIMEOUT_MS, BCD_HTTP_CONNECT_TIMEOUT_MS.\n"
@@ -301,6 +340,10 @@ int cli_parse_args(struct cli *cp, struct cli_args *ap, int argc, char **argv)
             version = true;
             continue;
         }
+        if (strcmp(a, "--yes") == 0) {
+            c.yes = true;
+            continue;
+        }
         if (strcmp(a, "--async") == 0 || strcmp(a, "--drain") == 0) { /* jobs (cmd_jobs.c) */
             *(a[2] == 'a' ? &c.async : &c.drain) = true;
             continue;
@@ -391,7 +434,21 @@ int main(int argc, char **argv)
                         "\"correlation_id\":null}}\n");
         return cli_exit_code(BCD_ENOMEM);
     }
-    bcd_status st = bcd_ctx_load_env(c.ctx, env_file);
+    bcd_ctx_set_logger(c.ctx, keep_note, NULL);
+    /* a .env file only when asked: one lying in the current folder changes nothing */
+    if (!env_file) {
+        const char *e = getenv("BCD_ENV_FILE");
+        env_file = e && *e ? e : NULL;
+    }
+    c.env_file = env_file;
+    bcd_status st = bcd_ctx_load_env(c.ctx, env_file ? env_file : "");
+    if (st != BCD_OK && env_file && cmd->reads_bad_env) {
+        /* 'config' shows what is wrong instead of failing with it */
+        const bcd_error *e = bcd_ctx_last_error(c.ctx);
+        snprintf(c.env_error, sizeof c.env_error, "%s (%s)", bcd_error_message(e), bcd_error_code(e));
+        fprintf(stderr, "bcd-cli: warning: %s; the file is not used\n", c.env_error);
+        st = bcd_ctx_load_env(c.ctx, "");
+    }
     if (st == BCD_OK && store)
         st = bcd_ctx_set(c.ctx, "BCD_STORE", store);
     if (st == BCD_OK && data_dir)
@@ -403,6 +460,7 @@ int main(int argc, char **argv)
         rc = cli_exit_code(BCD_EIO);
     bcd_ctx_free(c.ctx);
     free(c.verified_user);
+    print_notes();
     return rc;
 }
 #endif

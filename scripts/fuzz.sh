@@ -34,7 +34,7 @@ if ! command -v clang >/dev/null 2>&1; then
     echo "fuzz: clang is not installed (scripts/deps.sh --test)" >&2
     exit 1
 fi
-[ -d "$build" ] || CC=clang CXX=clang++ meson setup "$build" -Dfuzz=true -Dtests=false -Dtorch=disabled \
+[ -d "$build" ] || CC=clang CXX=clang++ meson setup "$build" -Dfuzz=true -Dtests=disabled -Dtorch=disabled \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
 targets=""
 for h in $harnesses; do targets="$targets tests/fuzz/fuzz_$h"; done

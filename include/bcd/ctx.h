@@ -42,8 +42,9 @@ BCD_API void bcd_ctx_free(bcd_ctx *ctx);
  * `export KEY=VALUE`, values optionally in single or double quotes, `#` comments).
  * Unknown keys in the file are ignored.
  * @param dotenv_path  path of the file, borrowed for the call; NULL reads `.env` in the
- *                     current directory if it exists. A path given explicitly must exist
- *                     (BCD_ENOTFOUND).
+ *                     current directory if it exists (as a server started in its folder
+ *                     expects); "" reads no file, the environment only. A path given
+ *                     explicitly must exist (BCD_ENOTFOUND).
  * Values read are validated and copied. A failure in the file applies nothing; a
  * failure in the environment applies nothing from the environment (the file's values,
  * already read, stay).

@@ -229,8 +229,10 @@ BCD_API bcd_status bcd_image_preprocess(float *out, size_t out_len, const bcd_im
 
 /**
  * Encode an RGB image as PNG into a file (used to write preprocessed images). The PNG is
- * written to a temporary file next to path and renamed over it, so a failure leaves an
- * existing file as it was.
+ * written to a temporary file next to path (mode 0600), synced and renamed over it, so a
+ * failure leaves an existing file as it was; a symbolic link is followed to its target
+ * (the link stays); "-", /dev/stdout, pipes and devices are written directly; a folder or
+ * another special file is refused.
  * @param ctx   receives the error detail on failure.
  * @param img   borrowed for the call.
  * @param path  borrowed for the call.
@@ -239,6 +241,19 @@ BCD_API bcd_status bcd_image_preprocess(float *out, size_t out_len, const bcd_im
  * Threads: one thread per ctx at a time.
  */
 BCD_API bcd_status bcd_image_write_png(bcd_ctx *ctx, const bcd_image *img, const char *path);
+
+/**
+ * Write a tensor (as made by bcd_image_preprocess()) into a file as raw float32,
+ * little-endian, in the same way as bcd_image_write_png() writes its file.
+ * @param ctx   receives the error detail on failure.
+ * @param t     n floats, borrowed for the call.
+ * @param path  borrowed for the call.
+ * @return BCD_OK, BCD_EIO (cannot create or write the file), BCD_EINVAL, BCD_ENOMEM.
+ *         Detail on ctx.
+ * Threads: one thread per ctx at a time.
+ * @since 0.1.1
+ */
+BCD_API bcd_status bcd_image_write_tensor(bcd_ctx *ctx, const float *t, size_t n, const char *path);
 
 BCD_END_DECLS
 

@@ -144,7 +144,10 @@ BCD_API bcd_status bcd_session_info(char **out, bcd_service *svc, const char *us
  *  3. the (angle, order_index) slot holds another path: BCD_ECONFLICT "slot_conflict";
  *  4. order_index must equal the number of images already registered for
  *     (session, angle) (0-based, contiguous): else BCD_ECONFLICT
- *     "order_index_out_of_sequence" (details: expected_order_index).
+ *     "order_index_out_of_sequence" (details: expected_order_index);
+ *  5. a new image in a check that is completed and analyzed: BCD_ESTATE
+ *     "session_already_analyzed" (its analysis would no longer describe it; delete the
+ *     wrong photo first with bcd_image_delete(), which drops the analysis).
  * The file is not read. On the local store, what is read later (analysis, previews): a blob
  * key of this session (another session's key is BCD_EINVAL "invalid_path" here); an
  * absolute path or file:// URL only of a regular file in a folder listed in BCD_IMAGE_DIRS
@@ -153,7 +156,7 @@ BCD_API bcd_status bcd_session_info(char **out, bcd_service *svc, const char *us
  * Result: {"ok": true, "created": bool, "image_id", "session_id",
  * "angle", "image_type", "order_index", "storage_path"}.
  * @param path  at most 4095 bytes.
- * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session), BCD_ECONFLICT, BCD_EIO.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session), BCD_ECONFLICT, BCD_ESTATE, BCD_EIO.
  * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
  * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
@@ -172,7 +175,8 @@ BCD_API bcd_status bcd_image_register(char **out, bcd_service *svc, const char *
  * "width", "height".
  * @param order_index  < 0: the next index for the angle.
  * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session or file), BCD_EFORMAT (not an
- *         image, corrupt), BCD_ELIMIT (too large), BCD_ECONFLICT, BCD_EIO.
+ *         image, corrupt), BCD_ELIMIT (too large), BCD_ECONFLICT, BCD_ESTATE (a new photo
+ *         in a completed, analyzed check: "session_already_analyzed"), BCD_EIO.
  * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
  * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
  */
@@ -408,6 +412,51 @@ BCD_API bcd_status bcd_session_thumbnails(char **out, bcd_service *svc, const ch
  */
 BCD_API bcd_status bcd_image_upload_url(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                         const char *angle, const char *filename);
+
+/* ---- Deleting (the right to erasure) ---------------------------------------------------- */
+
+/**
+ * Delete one photo of a check: its image row, the check's analysis (made from the photo;
+ * the check can be analyzed again) and the stored files no row names any more (the
+ * photo, unless another image of the check has the same bytes; its working copies,
+ * heatmaps and feature maps). The rows go in one atomic step, the files after them. Later
+ * photos of the same angle move up one place, so a wrong photo is replaced by deleting it
+ * and adding the right one at the same order_index. Other checks and other users' data
+ * are untouched.
+ * Result: {"session_id","image_id","angle_type","order_index","analysis_deleted",
+ * "files_deleted"}.
+ * @param order_index  position within the angle; < 0: the last photo of the angle.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (session of another user, or no photo there:
+ *         "image_not_found"), BCD_EIO, BCD_ENET, BCD_EAUTH.
+ * Ownership: *out caller frees with bcd_free(), untouched on failure; string arguments
+ * are borrowed for the call. Detail on svc. Threads: one thread per svc at a time.
+ * @since 0.1.1
+ */
+BCD_API bcd_status bcd_image_delete(char **out, bcd_service *svc, const char *user_id, const char *session_id,
+                                    const char *angle, int order_index);
+
+/**
+ * Delete a check with everything of it: photos, analysis, embeddings, jobs, and every
+ * stored file (photos, working copies, heatmaps, feature maps). The rows go in one atomic
+ * step, the files after them; the check no longer counts in anyone's baseline or history.
+ * Result: {"session_id","deleted":true,"images_deleted","analysis_deleted","files_deleted"}.
+ * @return BCD_OK, BCD_EINVAL, BCD_ENOTFOUND (also a session of another user), BCD_EIO,
+ *         BCD_ENET, BCD_EAUTH.
+ * Ownership, threads: as bcd_image_delete().
+ * @since 0.1.1
+ */
+BCD_API bcd_status bcd_session_delete(char **out, bcd_service *svc, const char *user_id, const char *session_id);
+
+/**
+ * Delete every check of user_id, as bcd_session_delete() does, newest first; other users'
+ * data is untouched. Each check goes atomically; after a failure part way (the message
+ * says how many went) the older checks are whole and calling again deletes them.
+ * Result: {"user_id","sessions_deleted","images_deleted","analyses_deleted","files_deleted"}.
+ * @return BCD_OK, BCD_EINVAL, BCD_EIO, BCD_ENET, BCD_EAUTH.
+ * Ownership, threads: as bcd_image_delete().
+ * @since 0.1.1
+ */
+BCD_API bcd_status bcd_user_delete(char **out, bcd_service *svc, const char *user_id);
 
 /* ---- Asynchronous analysis, jobs and workers (@since 0.2) ------------------------------ */
 

@@ -142,6 +142,31 @@ enum bcd__read_result {
 enum bcd__read_result bcd__read_regular(const char *path, size_t max_len, unsigned char **out, size_t *len,
                                         int *err_no, size_t *size);
 
+/* Files the library writes (file.c): one policy for every layer. A regular file or a new
+ * name is written under a unique temporary name beside it (mode 0600), synced and renamed
+ * over it when committed; a symbolic link is followed to its target; "-", /dev/stdout,
+ * /dev/stderr, /dev/fd/N, pipes and character devices are written directly; anything
+ * else (a folder, a socket) is refused, never renamed over. */
+struct bcd__file {
+    int fd;        /* write here (bcd__file_put, or directly) */
+    char *tmp;     /* the temporary name; NULL when written directly */
+    char *target;  /* the name renamed over, links followed; NULL for a named stream */
+    bool direct;   /* written in place: a stream, pipe or device */
+    bool borrowed; /* fd belongs to the process (standard output): never closed */
+};
+/* Open path for writing. On failure f needs no clean-up. */
+bcd_status bcd__file_open(struct bcd__file *f, bcd_error *err, const char *path);
+bcd_status bcd__file_put(struct bcd__file *f, bcd_error *err, const void *data, size_t len);
+/* Sync, close and rename into place; f is released, whatever the result. */
+bcd_status bcd__file_commit(struct bcd__file *f, bcd_error *err);
+/* Give up: remove the temporary file, release f. */
+void bcd__file_abort(struct bcd__file *f);
+/* Open, put and commit in one call. */
+bcd_status bcd__file_write(bcd_error *err, const char *path, const void *data, size_t len);
+/* mkdir -p: folders created 0700; existing ones (links to folders included) are fine.
+ * *created (may be NULL): whether the last one was created. */
+bcd_status bcd__mkdirs(bcd_error *err, const char *path, bool *created);
+
 /* Growing string buffer (buf.c); zero-initialise, check oom at the end, free with
  * bcd__buf_free(). */
 struct bcd__buf {

@@ -295,7 +295,7 @@ bcd_status bcd_ctx_load_env(bcd_ctx *ctx, const char *dotenv_path)
         return BCD_EINVAL;
     bcd__ctx_clear(ctx);
     const char *path = dotenv_path ? dotenv_path : ".env";
-    if (dotenv_path || access(path, F_OK) == 0) {
+    if (dotenv_path ? *dotenv_path != '\0' : access(path, F_OK) == 0) {
         unsigned char *text = NULL;
         size_t len = 0;
         bcd_status st = bcd__read_file(ctx, path, 1 << 20, &text, &len);

@@ -1,13 +1,15 @@
 /*
  * Writing an RGB image as an 8-bit PNG (libpng).
  *
- * The file is written to "<path>.tmp" and renamed over path only once complete, so a
- * reader never sees a half-written PNG and a failed write leaves an earlier file intact.
- * The temporary file is removed on any failure.
+ * Written as every file of the library is (bcd__file_open(), lib/core/file.c): under a
+ * unique temporary name renamed over path only once complete, mode 0600, so a reader
+ * never sees a half-written PNG and a failed write leaves an earlier file intact;
+ * standard output, pipes and devices directly.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,26 +65,25 @@ bcd_status bcd_image_write_png(bcd_ctx *ctx, const bcd_image *img, const char *p
     if (img->width > PNG_UINT_31_MAX || img->height > PNG_UINT_31_MAX)
         return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument", "image too large for PNG");
 
-    size_t n = strlen(path);
-    char *tmp = malloc(n + sizeof ".XXXXXX");
-    if (!tmp)
-        return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate a path");
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".XXXXXX", sizeof ".XXXXXX");
-
-    /* a new file of a unique name, mode 0600 whatever the umask (a photo of a person),
-     * never a link someone put at a fixed name */
-    bcd_status st = BCD_OK;
-    int fd = mkstemp(tmp);
+    struct bcd__file out;
+    bcd_error none = { 0 }; /* ctx may be NULL: only the status is returned */
+    bcd_error *err = ctx ? &ctx->err : &none;
+    bcd_status st = bcd__file_open(&out, err, path);
+    if (st != BCD_OK) {
+        if (ctx)
+            ctx->has_err = true;
+        bcd__error_clear(&none);
+        return st;
+    }
+    /* libpng writes through a stream of its own descriptor; fclose() flushes it, and its
+     * failure (disk full) is a failed write too */
+    int fd = dup(out.fd);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
-        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot create a file next to %s: %s", path,
-                           strerror(errno));
-        if (fd >= 0) {
+        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
             close(fd);
-            unlink(tmp);
-        }
-        free(tmp);
+        bcd__file_abort(&out);
         return st;
     }
 
@@ -93,18 +94,45 @@ bcd_status bcd_image_write_png(bcd_ctx *ctx, const bcd_image *img, const char *p
         st = bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate the PNG encoder");
     } else if (!write_png_rows(png, info, f, img)) {
         /* libpng's own failures while writing are write errors ("Write Error") */
-        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot write %s: %s", tmp, wr.msg);
+        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot write %s: %s", path, wr.msg);
     }
     png_destroy_write_struct(&png, &info);
 
-    /* fclose() flushes: its failure (disk full) is a failed write too */
     if (fclose(f) != 0 && st == BCD_OK)
-        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot write %s: %s", tmp, strerror(errno));
-    if (st == BCD_OK && rename(tmp, path) != 0)
-        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot rename %s to %s: %s", tmp, path,
-                           strerror(errno));
-    if (st != BCD_OK)
-        remove(tmp);
-    free(tmp);
+        st = bcd__ctx_fail(ctx, BCD_EIO, "file_write_failed", "cannot write %s: %s", path, strerror(errno));
+    if (st != BCD_OK) {
+        bcd__file_abort(&out);
+        return st;
+    }
+    st = bcd__file_commit(&out, err);
+    if (st != BCD_OK && ctx)
+        ctx->has_err = true;
+    bcd__error_clear(&none);
+    return st;
+}
+
+bcd_status bcd_image_write_tensor(bcd_ctx *ctx, const float *t, size_t n, const char *path)
+{
+    bcd__ctx_clear(ctx);
+    if (!t || !n || !path || !*path || n > SIZE_MAX / 4)
+        return bcd__ctx_fail(ctx, BCD_EINVAL, "invalid_argument",
+                             "bcd_image_write_tensor: a tensor and a path are required");
+    unsigned char *b = malloc(n * 4);
+    if (!b)
+        return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "cannot allocate %zu bytes", n * 4);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &t[i], 4);
+        b[4 * i] = (unsigned char)u;
+        b[4 * i + 1] = (unsigned char)(u >> 8);
+        b[4 * i + 2] = (unsigned char)(u >> 16);
+        b[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+    bcd_error none = { 0 };
+    bcd_status st = bcd__file_write(ctx ? &ctx->err : &none, path, b, n * 4);
+    if (st != BCD_OK && ctx)
+        ctx->has_err = true;
+    bcd__error_clear(&none);
+    free(b);
     return st;
 }

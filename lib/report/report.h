@@ -266,12 +266,6 @@ struct bcd__rep_html_input {
  * *len its length. BCD_ENOMEM only. */
 bcd_status bcd__rep_html(char **out, size_t *len, const struct bcd__rep_html_input *in);
 
-/* Write data to path atomically: a temporary file in the same folder (mode 0600),
- * written, fsync'ed, renamed over path, folder fsync'ed. On failure nothing is left
- * behind and an earlier file at path is untouched. Records on err: BCD_EIO
- * "file_write_failed", BCD_EINVAL, BCD_ENOMEM. */
-bcd_status bcd__rep_write_atomic(bcd_error *err, const char *path, const void *data, size_t len);
-
 /* Growable text buffer; an allocation failure sticks (oom) and later appends are no-ops. */
 /* A number in C notation whatever the locale ('.' decimal point), printf format fmt
  * (one double conversion, e.g. "%.4f"). */

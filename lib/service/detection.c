@@ -641,29 +641,10 @@ static void detect_one(void *arg, size_t i)
 
 static bcd_status mkdir_p(bcd_service *svc, const char *dir)
 {
-    char *p = bcd__strdup(dir);
-    if (!p)
-        return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
-    for (char *s = p + 1;; s++) {
-        bool end = *s == '\0';
-        if (*s == '/' || end) {
-            *s = '\0';
-            if (mkdir(p, 0700) != 0 && errno != EEXIST) { /* heatmaps are photos of a person */
-                bcd_status st = bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "cannot create directory %s: %s",
-                                              p, strerror(errno));
-                free(p);
-                return st;
-            }
-            if (end)
-                break;
-            *s = '/';
-        }
-    }
-    free(p);
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return bcd__svc_fail(svc, BCD_EIO, "file_write_failed", "%s is not a directory", dir);
-    return BCD_OK;
+    bcd_status st = bcd__mkdirs(&svc->err, dir, NULL); /* 0700: heatmaps are photos of a person */
+    if (st != BCD_OK)
+        svc->has_err = true;
+    return st;
 }
 
 /* One overlay written as dir/<angle>.png through a temporary file renamed into place
@@ -676,7 +657,7 @@ static bcd_status write_heatmap(bcd_service *svc, const char *dir, const char *a
     if (!path)
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");
     snprintf(path, n, "%s/%s.png", dir, angle);
-    bcd_status st = bcd__rep_write_atomic(&svc->err, path, data, len);
+    bcd_status st = bcd__file_write(&svc->err, path, data, len);
     if (st != BCD_OK) {
         svc->has_err = true;
         free(path);

@@ -575,7 +575,7 @@ bcd_status bcd_report_html_ext(bcd_service *svc, const char *user_id, const char
     report_ctx_free(&r);
     if (st == BCD_OK) {
         bcd__svc_progress(svc, STAGE_WRITE, 0, 1);
-        st = bcd__rep_write_atomic(&svc->err, path, html, len);
+        st = bcd__file_write(&svc->err, path, html, len);
         if (st != BCD_OK)
             svc->has_err = true;
         else

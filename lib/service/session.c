@@ -221,8 +221,10 @@ static void image_json(bool *ok, cJSON *o, const struct bcd__image_row *r, bool 
 /* Room for one more image in a session (BCD_MAX_SESSION_IMAGES). One already registered
  * (same path, or for add the same content) is not a new one and always passes, so
  * repeating a registration stays idempotent at the limit. */
-static bcd_status check_room(bcd_service *svc, const char *session_id, const char *path, const char *sha)
+static bcd_status check_room(bcd_service *svc, const struct bcd__session_row *srow, const char *path,
+                             const char *sha)
 {
+    const char *session_id = srow->id;
     struct bcd__image_row *imgs = NULL;
     size_t n = 0;
     bcd_status st = bcd__store_image_list(svc->store, session_id, &imgs, &n);
@@ -232,6 +234,16 @@ static bcd_status check_room(bcd_service *svc, const char *session_id, const cha
     for (size_t i = 0; i < n && !known; i++)
         known = (path && strcmp(imgs[i].storage_path, path) == 0) || (sha && strcmp(imgs[i].sha256, sha) == 0);
     free(imgs);
+    /* a new photo in a check already analyzed would leave an analysis that no longer
+     * describes it (the same photo again changes nothing) */
+    if (!known && srow->analyzed && strcmp(srow->status, "completed") == 0) {
+        bcd__svc_fail(svc, BCD_ESTATE, "session_already_analyzed",
+                      "check %s is completed and analyzed: a photo cannot be added to it; to replace a wrong "
+                      "photo, delete it first (bcd_image_delete, 'bcd-cli image delete'), which drops the "
+                      "analysis, or start a new check",
+                      session_id);
+        return BCD_ESTATE;
+    }
     if (n >= BCD_MAX_SESSION_IMAGES && !known)
         return bcd__svc_fail(svc, BCD_ELIMIT, "too_many_images", "session %s already has %zu images, limit %d",
                              session_id, n, BCD_MAX_SESSION_IMAGES);
@@ -261,7 +273,7 @@ bcd_status bcd_image_register(char **out, bcd_service *svc, const char *user_id,
     if (st == BCD_OK)
         st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st == BCD_OK)
-        st = check_room(svc, srow.id, path, NULL);
+        st = check_room(svc, &srow, path, NULL);
     if (st != BCD_OK)
         return st;
     struct bcd__image_row *in = calloc(2, sizeof *in);
@@ -350,7 +362,7 @@ bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, cons
         st = bcd__svc_fail(svc, BCD_ERROR, "digest_failure", "cannot compute SHA-256");
         goto done;
     }
-    if ((st = check_room(svc, srow.id, NULL, sha)) != BCD_OK)
+    if ((st = check_room(svc, &srow, NULL, sha)) != BCD_OK)
         goto done;
     st = bcd__store_blob_put(svc->store, srow.id, sha, ext, data, len, key, &blob_created);
     if (st != BCD_OK) {

@@ -173,6 +173,7 @@ struct local {
     size_t npend, cap_pend;
     int fail_after;  /* test fault injection: < 0 off */
     int fail_mode;
+    bool read_only;  /* on read-only media: opened for reading only */
 };
 
 static struct local *L_of(bcd_store *s)
@@ -2106,6 +2107,172 @@ static void l_close(bcd_store *s)
     s->impl = NULL;
 }
 
+/* ---- deleting ---------------------------------------------------------------------- */
+
+/* Run each statement of sql with ?1 = session_id (and ?2, ?3 where given). */
+static bcd_status run_all(bcd_store *s, const char *const *sql, size_t n, const char *session_id, const char *a2,
+                          int a3, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st;
+        bcd_status rc = prep(s, &st, sql[i]);
+        if (rc != BCD_OK)
+            return rc;
+        bind_text(st, 1, session_id);
+        if (sqlite3_bind_parameter_count(st) >= 2)
+            bind_text(st, 2, a2);
+        if (sqlite3_bind_parameter_count(st) >= 3)
+            sqlite3_bind_int(st, 3, a3);
+        rc = wstep(s, st, what);
+        sqlite3_finalize(st);
+        if (rc != BCD_OK)
+            return rc;
+    }
+    return BCD_OK;
+}
+
+static const char *const wipe_analysis[] = {
+    "DELETE FROM angle_embeddings WHERE session_id = ?1",
+    "DELETE FROM session_embeddings WHERE session_id = ?1",
+    "DELETE FROM angle_analysis WHERE session_id = ?1",
+    "DELETE FROM session_analysis WHERE session_id = ?1",
+};
+
+/* The files of a session's blob folder after its rows changed: every one (the session is
+ * gone), or those no row names any more (no image row, no analysis's details). Under the
+ * folder lock, so that an add of the same bytes under way keeps its file. *removed: the
+ * number of files removed. */
+static bcd_status purge_blobs(bcd_store *s, const char *session_id, bool all, int *removed)
+{
+    struct local *L = L_of(s);
+    char dir[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", L->blob_dir, session_id) >= sizeof dir)
+        return bcd__fail(&s->err, BCD_EINVAL, "path_too_long", "data directory path is too long");
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? BCD_OK : file_fail(s, errno, "opening the folder %s", dir);
+    int lk = lock_pending(s);
+    if (lk == -1) {
+        closedir(d);
+        return BCD_EIO;
+    }
+    bcd_status rc = BCD_OK;
+    struct dirent *e;
+    while (rc == BCD_OK && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char key[BCD__PATH_MAX], path[PATH_MAX];
+        if ((size_t)snprintf(key, sizeof key, "%s/%s", session_id, e->d_name) >= sizeof key ||
+            (size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path)
+            continue;
+        struct stat sb;
+        if (!all) {
+            if (!valid_key(key))
+                continue; /* not a blob of the store's naming: left alone */
+            bool existed = lstat(path, &sb) == 0;
+            rc = drop_unneeded(s, key, NULL);
+            if (rc == BCD_OK && existed && lstat(path, &sb) != 0 && removed)
+                (*removed)++;
+        } else if (unlink(path) == 0) {
+            if (removed)
+                (*removed)++;
+        } else if (errno != ENOENT) {
+            rc = file_fail(s, errno, "removing %s", path);
+        }
+    }
+    closedir(d);
+    if (rc == BCD_OK && all && rmdir(dir) != 0 && errno != ENOENT && errno != ENOTEMPTY)
+        rc = file_fail(s, errno, "removing the folder %s", dir);
+    if (rc == BCD_OK)
+        rc = fsync_dir(s, all ? L->blob_dir : dir);
+    unlock_pending(lk);
+    return rc;
+}
+
+static bcd_status l_image_delete(bcd_store *s, const char *session_id, const char *angle, int order_index,
+                                 struct bcd__image_row *out, bool *analysis_deleted, int *files)
+{
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = prep(s, &st,
+              "SELECT " IMAGE_COLS " FROM images WHERE session_id = ?1 AND image_type = ?2 AND order_index = "
+              "CASE WHEN ?3 >= 0 THEN ?3 ELSE (SELECT max(order_index) FROM images WHERE session_id = ?1 AND "
+              "image_type = ?2) END");
+    if (rc == BCD_OK) {
+        bind_text(st, 1, session_id);
+        bind_text(st, 2, angle);
+        sqlite3_bind_int(st, 3, order_index);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            read_image(st, out);
+        else if (r == SQLITE_DONE)
+            rc = bcd__fail(&s->err, BCD_ENOTFOUND, "image_not_found", "no %s image at that position in session %s",
+                           angle, session_id);
+        else
+            rc = sqlfail(s, r, "find image");
+    }
+    sqlite3_finalize(st);
+    bool analyzed = false;
+    if (rc == BCD_OK && (rc = prep(s, &st, "SELECT 1 FROM session_analysis WHERE session_id = ?1")) == BCD_OK) {
+        bind_text(st, 1, session_id);
+        analyzed = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    /* the images after it move up one place (order_index stays 0, 1, 2, ... per angle,
+     * as registering requires), through values out of the way: the slots are unique and
+     * SQLite checks that row by row */
+    static const char *const del[] = {
+        "DELETE FROM images WHERE session_id = ?1 AND image_type = ?2 AND order_index = ?3",
+        "UPDATE images SET order_index = order_index + 1000000000 WHERE session_id = ?1 AND image_type = ?2 "
+        "AND order_index > ?3",
+        "UPDATE images SET order_index = order_index - 1000000001 WHERE session_id = ?1 AND image_type = ?2 "
+        "AND order_index >= 1000000000 AND ?3 >= 0",
+    };
+    if (rc == BCD_OK)
+        rc = run_all(s, del, sizeof del / sizeof del[0], session_id, angle, out->order_index, "delete image");
+    /* its analysis was made from the photo: it goes too */
+    if (rc == BCD_OK && analyzed)
+        rc = run_all(s, wipe_analysis, sizeof wipe_analysis / sizeof wipe_analysis[0], session_id, NULL, 0,
+                     "delete analysis");
+    rc = finish(s, rc);
+    if (rc != BCD_OK)
+        return rc;
+    *analysis_deleted = analyzed;
+    /* the rows are gone: what they named follows (a crash here leaves files no row
+     * names, never a row without its file) */
+    return purge_blobs(s, session_id, false, files);
+}
+
+static bcd_status l_session_delete(bcd_store *s, const char *session_id, int *images, bool *analysis_deleted,
+                                   int *files)
+{
+    bcd_status rc = begin(s);
+    if (rc != BCD_OK)
+        return rc;
+    rc = get_session(s, session_id, NULL);
+    sqlite3_stmt *st = NULL;
+    if (rc == BCD_OK && (rc = prep(s, &st,
+                                   "SELECT (SELECT count(*) FROM images WHERE session_id = ?1), "
+                                   "(SELECT count(*) FROM session_analysis WHERE session_id = ?1)")) == BCD_OK) {
+        bind_text(st, 1, session_id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *images = sqlite3_column_int(st, 0);
+            *analysis_deleted = sqlite3_column_int(st, 1) > 0;
+        }
+        sqlite3_finalize(st);
+    }
+    /* images, analyses, embeddings and jobs go with it (ON DELETE CASCADE) */
+    static const char *const del[] = {"DELETE FROM sessions WHERE id = ?1"};
+    if (rc == BCD_OK)
+        rc = run_all(s, del, 1, session_id, NULL, 0, "delete session");
+    rc = finish(s, rc);
+    if (rc != BCD_OK)
+        return rc;
+    return purge_blobs(s, session_id, true, files);
+}
+
 static const struct bcd__store_ops local_ops = {
     .name = "local",
     .close = l_close,
@@ -2130,27 +2297,18 @@ static const struct bcd__store_ops local_ops = {
     .job_fail = l_job_fail,
     .job_get = l_job_get,
     .job_get_for_session = l_job_get_for_session,
+    /* deleting */
+    .image_delete = l_image_delete,
+    .session_delete = l_session_delete,
 };
 
-/* mkdir -p with mode 0700 for the folders it creates. */
-static bcd_status make_dirs(bcd_error *err, const char *path)
+/* mkdir -p with mode 0700 for the folders it creates (the library's one policy). */
+static bcd_status make_dirs(bcd_error *err, const char *path, bool *created)
 {
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return bcd__fail(err, BCD_EINVAL, "invalid_data_dir", "invalid data directory path");
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir_one(buf, NULL) != 0)
-            return bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir_one(buf, NULL) != 0)
-        return bcd__fail(err, BCD_EIO, "data_dir_unavailable", "cannot create %s: %s", buf, strerror(errno));
-    return BCD_OK;
+    bcd_status rc = bcd__mkdirs(err, path, created);
+    if (rc == BCD_EIO)
+        snprintf(err->code, sizeof err->code, "data_dir_unavailable");
+    return rc;
 }
 
 static bcd_status user_version(bcd_store *s, int *v)
@@ -2389,7 +2547,18 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
         return bcd__fail(err, BCD_EINVAL, "invalid_data_dir", "no data directory configured (BCD_DATA_DIR)");
     if (target_version <= 0 || target_version > SCHEMA_VERSION)
         target_version = SCHEMA_VERSION;
-    bcd_status rc = make_dirs(err, data_dir);
+    /* a store on read-only media (a mounted backup, a write-protected card) is opened for
+     * reading: its database must be there already, and nothing is written */
+    bool read_only = false, created = false;
+    {
+        struct stat sb;
+        char db[PATH_MAX];
+        if (stat(data_dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+            (size_t)snprintf(db, sizeof db, "%s/" DB_NAME, data_dir) < sizeof db && stat(db, &sb) == 0 &&
+            S_ISREG(sb.st_mode))
+            read_only = errno_readonly(probe_writable(data_dir)) && access(data_dir, W_OK) != 0;
+    }
+    bcd_status rc = read_only ? BCD_OK : make_dirs(err, data_dir, NULL);
     if (rc != BCD_OK)
         return rc;
 
@@ -2424,14 +2593,36 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
     if ((rc = check_private(err, L->dir, true)) != BCD_OK || (rc = check_private(err, L->blob_dir, true)) != BCD_OK ||
         (rc = check_private(err, L->db_path, false)) != BCD_OK)
         goto fail;
-    if ((rc = make_dirs(err, L->pending_dir)) != BCD_OK)
-        goto fail;
+    L->read_only = read_only;
+    if (!read_only) {
+        struct stat sb;
+        created = stat(L->db_path, &sb) != 0 && errno == ENOENT;
+        if ((rc = make_dirs(err, L->pending_dir, NULL)) != BCD_OK)
+            goto fail;
+        /* create the file ourselves so that it is private (sqlite would use 0644) */
+        if ((rc = create_private(err, L->db_path)) != BCD_OK ||
+            (rc = check_private(err, L->db_path, false)) != BCD_OK)
+            goto fail;
+    }
 
-    /* create the file ourselves so that it is private (sqlite would use 0644) */
-    if ((rc = create_private(err, L->db_path)) != BCD_OK || (rc = check_private(err, L->db_path, false)) != BCD_OK)
-        goto fail;
-
-    int r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int r;
+    if (read_only) {
+        /* no -wal file: nothing to replay, and immutable lets SQLite read without the
+         * -shm file it cannot create here */
+        char uri[PATH_MAX * 3 + 64], wal[PATH_MAX + 8];
+        struct stat sb;
+        snprintf(wal, sizeof wal, "%s-wal", L->db_path);
+        bool immutable = stat(wal, &sb) != 0 || sb.st_size == 0;
+        size_t o = (size_t)snprintf(uri, sizeof uri, "file:");
+        for (const unsigned char *p = (const unsigned char *)L->db_path; *p; p++)
+            o += (size_t)(*p == '%' || *p == '?' || *p == '#' || *p < 0x20
+                              ? snprintf(uri + o, sizeof uri - o, "%%%02X", *p)
+                              : snprintf(uri + o, sizeof uri - o, "%c", *p));
+        snprintf(uri + o, sizeof uri - o, "?mode=ro%s", immutable ? "&immutable=1" : "");
+        r = sqlite3_open_v2(uri, &L->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    } else {
+        r = sqlite3_open_v2(L->db_path, &L->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    }
     if (r != SQLITE_OK) {
         rc = bcd__fail(err, BCD_EIO, "store_unavailable", "cannot open %s: %s", L->db_path, sqlite3_errstr(r));
         goto fail;
@@ -2442,13 +2633,31 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
      * survives a power cut; secure_delete: replaced rows are overwritten on disk. */
     rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;",
               "configure database");
-    if (rc == BCD_OK)
+    if (rc == BCD_OK && !read_only)
         rc = enable_wal(s);
-    if (rc == BCD_OK)
+    if (rc == BCD_OK && read_only) {
+        int v = 0;
+        rc = user_version(s, &v);
+        if (rc == BCD_OK)
+            rc = check_version(s, v);
+        if (rc == BCD_OK && v < target_version)
+            rc = bcd__fail(&s->err, BCD_EIO, "store_unwritable",
+                           "the local store %s is on read-only media and has schema version %d; this libbcd "
+                           "needs %d, which it cannot write there (open it once where it can be written)",
+                           L->dir, v, target_version);
+    } else if (rc == BCD_OK) {
         rc = migrate(s, target_version);
+    }
+    if (rc == BCD_OK && read_only)
+        bcd__log(ctx, BCD_LOG_INFO, "local store %s: on read-only media, opened for reading", L->dir);
+    if (rc == BCD_OK && created)
+        bcd__log(ctx, BCD_LOG_WARN,
+                 "created a new, empty local store in %s (if you meant an existing one, check the data "
+                 "directory: BCD_DATA_DIR)",
+                 L->dir);
     /* what a crash of an earlier process left half done; a failure here loses nothing
      * (no row names those files) and the next open tries again */
-    if (rc == BCD_OK && recover_pending(s) != BCD_OK) {
+    if (rc == BCD_OK && !read_only && recover_pending(s) != BCD_OK) {
         bcd__log(ctx, BCD_LOG_WARN, "local store %s: cannot remove what an interrupted add left: %s", L->dir,
                  s->err.message);
         bcd__error_clear(&s->err);

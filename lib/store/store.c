@@ -91,6 +91,23 @@ bcd_status bcd__store_session_set_status(bcd_store *s, const char *session_id, c
     DISPATCH(session_set_status, session_id, status, out);
 }
 
+bcd_status bcd__store_image_delete(bcd_store *s, const char *session_id, const char *angle, int order_index,
+                                   struct bcd__image_row *out, bool *analysis_deleted, int *files)
+{
+    *analysis_deleted = false;
+    *files = 0;
+    DISPATCH(image_delete, session_id, angle, order_index, out, analysis_deleted, files);
+}
+
+bcd_status bcd__store_session_delete(bcd_store *s, const char *session_id, int *images, bool *analysis_deleted,
+                                     int *files)
+{
+    *images = 0;
+    *analysis_deleted = false;
+    *files = 0;
+    DISPATCH(session_delete, session_id, images, analysis_deleted, files);
+}
+
 bcd_status bcd__store_session_list(bcd_store *s, const char *user_id, struct bcd__session_row **out, size_t *n)
 {
     DISPATCH(session_list, user_id, out, n);

@@ -227,6 +227,21 @@ struct bcd__store_ops {
                            const char *error, int64_t retry_ms, struct bcd__job_row *out);
     bcd_status (*job_get)(bcd_store *s, const char *job_id, struct bcd__job_row *out);
     bcd_status (*job_get_for_session)(bcd_store *s, const char *session_id, struct bcd__job_row *out);
+
+    /* Deleting (optional block). Rows go in one atomic step; the blobs they named follow
+     * (a crash in between leaves blobs no row names, never a row without its blob).
+     * Delete the image of session_id at (angle, order_index; < 0: the last of the angle):
+     * its row, the session's analysis (made from it; *analysis_deleted says whether
+     * there was one) and, after the commit, the blobs of the session no row names any
+     * more (the photo, unless another image has the same bytes; working copies,
+     * heatmaps, feature maps); later images of the angle move up one place. *out: the
+     * deleted row; *files: blobs removed. BCD_ENOTFOUND "image_not_found". */
+    bcd_status (*image_delete)(bcd_store *s, const char *session_id, const char *angle, int order_index,
+                               struct bcd__image_row *out, bool *analysis_deleted, int *files);
+    /* Delete a session with its images, analysis, embeddings and jobs, then every blob
+     * of it. *images: image rows deleted. BCD_ENOTFOUND if none. */
+    bcd_status (*session_delete)(bcd_store *s, const char *session_id, int *images, bool *analysis_deleted,
+                                 int *files);
 };
 
 struct bcd_store {
@@ -297,6 +312,10 @@ bcd_status bcd__store_blob_get_many(bcd_store *s, const char *const *paths, size
                                     unsigned char **outs, size_t *lens, size_t *failed);
 bcd_status bcd__store_blob_locate_many(bcd_store *s, const char *const *paths, size_t n, char **urls,
                                        char **local_paths, int *expires_in);
+bcd_status bcd__store_image_delete(bcd_store *s, const char *session_id, const char *angle, int order_index,
+                                   struct bcd__image_row *out, bool *analysis_deleted, int *files);
+bcd_status bcd__store_session_delete(bcd_store *s, const char *session_id, int *images, bool *analysis_deleted,
+                                     int *files);
 /* BCD_EUNSUPPORTED "store_unsupported" when the backend has no upload URLs (local). */
 bcd_status bcd__store_blob_upload_url(bcd_store *s, const char *key, const char *content_type,
                                       struct bcd__upload_url *out);

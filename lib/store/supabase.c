@@ -2406,6 +2406,198 @@ static void s_close(bcd_store *s)
     s->impl = NULL;
 }
 
+/* ---- deleting -------------------------------------------------------------------------- */
+
+/* Keys of this session's objects named in an analysis's details (working copies, feature
+ * maps, heatmaps): every string value of the form "<session_id>/<name>". */
+static void details_keys(const cJSON *node, const char *session_id, char ***keys, size_t *n, bool *oom_flag)
+{
+    for (const cJSON *c = node; c; c = c->next) {
+        if (cJSON_IsString(c) && c->valuestring && strncmp(c->valuestring, session_id, 36) == 0 &&
+            c->valuestring[36] == '/' && valid_storage_key(c->valuestring)) {
+            bool seen = false;
+            for (size_t i = 0; i < *n && !seen; i++)
+                seen = strcmp((*keys)[i], c->valuestring) == 0;
+            if (!seen) {
+                char **nk = realloc(*keys, (*n + 1) * sizeof *nk);
+                char *k = nk ? bcd__strdup(c->valuestring) : NULL;
+                if (nk)
+                    *keys = nk;
+                if (!k) {
+                    *oom_flag = true;
+                    return;
+                }
+                (*keys)[(*n)++] = k;
+            }
+        }
+        if (c->child)
+            details_keys(c->child, session_id, keys, n, oom_flag);
+    }
+}
+
+static void keys_free(char **keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+/* The keys of the session's objects its analysis names; none when never analyzed. */
+static bcd_status analysis_keys(bcd_store *s, const char *session_id, char ***keys, size_t *n)
+{
+    char *details = NULL;
+    bcd_status st = s_analysis_details(s, session_id, &details);
+    if (st == BCD_ENOTFOUND) {
+        bcd__error_clear(&s->err);
+        return BCD_OK;
+    }
+    if (st != BCD_OK || !details)
+        return st;
+    cJSON *d = cJSON_Parse(details);
+    free(details);
+    bool no_mem = false;
+    if (d)
+        details_keys(d, session_id, keys, n, &no_mem);
+    cJSON_Delete(d);
+    return no_mem ? oom(s) : BCD_OK;
+}
+
+/* Remove one stored object; one already gone is fine. */
+static bcd_status delete_object(bcd_store *s, const char *key)
+{
+    struct sb *S = S_of(s);
+    struct bcd__buf u = {0};
+    struct bcd__net_response rs;
+    storage_url(S, &u, "object", key);
+    if (u.oom) {
+        bcd__buf_free(&u);
+        return oom(s);
+    }
+    struct call d = {.api = API_STORAGE, .method = BCD__NET_DELETE, .url = u.p, .idempotent = true,
+                     .max_response = SMALL_RESPONSE};
+    bcd_status st = call2xx(s, &d, &rs, "delete a stored image");
+    bcd__buf_free(&u);
+    if (st == BCD_ENOTFOUND) {
+        bcd__error_clear(&s->err);
+        return BCD_OK;
+    }
+    if (st == BCD_OK)
+        bcd__net_response_clear(&rs);
+    return st;
+}
+
+/* After the rows went: remove the objects in keys that no image row names any more. */
+static bcd_status delete_unnamed(bcd_store *s, char **keys, size_t n, int *files)
+{
+    bcd_status st = BCD_OK;
+    for (size_t i = 0; i < n && st == BCD_OK; i++) {
+        cJSON *arr = NULL;
+        st = get_array(s, "images?select=id&limit=1", "storage_path", keys[i], SMALL_RESPONSE, "check blob references",
+                       &arr);
+        if (st != BCD_OK)
+            break;
+        bool named = arr->child != NULL;
+        cJSON_Delete(arr);
+        if (!named && (st = delete_object(s, keys[i])) == BCD_OK)
+            (*files)++;
+    }
+    return st;
+}
+
+/* Add the session's own objects among its images' paths to keys. */
+static bcd_status image_keys(bcd_store *s, const char *session_id, char ***keys, size_t *n)
+{
+    struct bcd__image_row *imgs = NULL;
+    size_t ni = 0;
+    bcd_status st = s_image_list(s, session_id, &imgs, &ni);
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; st == BCD_OK && arr && i < ni; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(imgs[i].storage_path));
+    bool no_mem = !arr;
+    if (st == BCD_OK && arr)
+        details_keys(arr->child, session_id, keys, n, &no_mem);
+    cJSON_Delete(arr);
+    free(imgs);
+    return st == BCD_OK && no_mem ? oom(s) : st;
+}
+
+static bcd_status s_image_delete(bcd_store *s, const char *session_id, const char *angle, int order_index,
+                                 struct bcd__image_row *out, bool *analysis_deleted, int *files)
+{
+    if (!lower_uuid(session_id))
+        return bcd__fail(&s->err, BCD_ENOTFOUND, "image_not_found", "no %s image at that position in session %s",
+                         angle, session_id);
+    char **keys = NULL;
+    size_t nk = 0;
+    bcd_status st = analysis_keys(s, session_id, &keys, &nk);
+    cJSON *args = st == BCD_OK ? cJSON_CreateObject() : NULL;
+    if (st == BCD_OK && (!args || !cJSON_AddStringToObject(args, "p_session_id", session_id) ||
+                         !cJSON_AddStringToObject(args, "p_image_type", angle) ||
+                         !cJSON_AddNumberToObject(args, "p_order_index", order_index))) {
+        cJSON_Delete(args);
+        args = NULL;
+        st = oom(s);
+    }
+    cJSON *res = NULL;
+    /* not idempotent: a retry after a lost answer would delete the next photo */
+    if (st == BCD_OK)
+        st = rpc_call(s, "bcd_delete_image", args, false, 0, "session_not_found", "delete image", &res, NULL, NULL);
+    if (st == BCD_OK && (!cJSON_IsObject(res) || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(res, "image"))))
+        st = bcd__fail(&s->err, BCD_ENOTFOUND, "image_not_found", "no %s image at that position in session %s",
+                       angle, session_id);
+    if (st == BCD_OK) {
+        read_image(cJSON_GetObjectItemCaseSensitive(res, "image"), out);
+        *analysis_deleted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "analysis_deleted"));
+        char **nk2 = realloc(keys, (nk + 1) * sizeof *nk2);
+        if (nk2) {
+            keys = nk2;
+            if (strncmp(out->storage_path, session_id, 36) == 0 && valid_storage_key(out->storage_path) &&
+                (keys[nk] = bcd__strdup(out->storage_path)) != NULL)
+                nk++;
+        }
+        st = delete_unnamed(s, keys, nk, files);
+    }
+    cJSON_Delete(res);
+    keys_free(keys, nk);
+    return st;
+}
+
+static bcd_status s_session_delete(bcd_store *s, const char *session_id, int *images, bool *analysis_deleted,
+                                   int *files)
+{
+    struct bcd__session_row row;
+    bcd_status st = s_session_get(s, session_id, &row);
+    if (st != BCD_OK)
+        return st;
+    *images = (int)row.image_count;
+    *analysis_deleted = row.analyzed;
+    char **keys = NULL;
+    size_t nk = 0;
+    st = analysis_keys(s, row.id, &keys, &nk);
+    if (st == BCD_OK)
+        st = image_keys(s, row.id, &keys, &nk);
+    /* one statement: images, analyses, embeddings and jobs go with it (on delete cascade) */
+    struct bcd__buf u = {0};
+    rest_url(S_of(s), &u, "sessions?select=id");
+    add_eq(&u, "id", row.id);
+    if (st == BCD_OK && u.oom)
+        st = oom(s);
+    if (st == BCD_OK) {
+        struct call d = {.api = API_REST, .method = BCD__NET_DELETE, .url = u.p, .idempotent = true,
+                         .max_response = SMALL_RESPONSE};
+        struct bcd__net_response rs;
+        st = call2xx(s, &d, &rs, "delete session");
+        if (st == BCD_OK)
+            bcd__net_response_clear(&rs);
+    }
+    bcd__buf_free(&u);
+    for (size_t i = 0; st == BCD_OK && i < nk; i++)
+        if ((st = delete_object(s, keys[i])) == BCD_OK)
+            (*files)++;
+    keys_free(keys, nk);
+    return st;
+}
+
 static const struct bcd__store_ops supabase_ops = {
     .name = "supabase",
     .close = s_close,
@@ -2434,6 +2626,8 @@ static const struct bcd__store_ops supabase_ops = {
     .job_fail = s_job_fail,
     .job_get = s_job_get,
     .job_get_for_session = s_job_get_for_session,
+    .image_delete = s_image_delete,
+    .session_delete = s_session_delete,
 };
 
 void bcd__store_supabase_set_transport(bcd_store *s, bcd__supabase_transport_fn fn, void *user)

@@ -52,13 +52,14 @@ def test_wrong_arity(cli):
 
 def test_config_redacts_secret_from_env_and_dotenv(cli, tmp_path):
     (tmp_path / ".env").write_text("SUPABASE_SERVICE_ROLE_KEY=sb_secret_fromfile\nSUPABASE_URL=http://127.0.0.1:54321\n")
-    r = cli("config")
+    r = cli("config", "--env-file", tmp_path / ".env")
     assert r.rc == 0
     cfg = json.loads(r.out)
     assert cfg["SUPABASE_SERVICE_ROLE_KEY"] == "<set>"
     assert cfg["SUPABASE_URL"] == "http://127.0.0.1:54321"
     assert "sb_secret" not in r.out + r.err
-    r = cli("config", env_extra={"SUPABASE_SERVICE_ROLE_KEY": "eyJsecretjwt", "BCD_MODEL": "x.pt"})
+    r = cli("config", env_extra={"SUPABASE_SERVICE_ROLE_KEY": "eyJsecretjwt", "BCD_MODEL": "x.pt",
+                                 "BCD_ENV_FILE": str(tmp_path / ".env")})
     assert "eyJsecretjwt" not in r.out + r.err
     assert json.loads(r.out)["BCD_MODEL"] == "x.pt"
 

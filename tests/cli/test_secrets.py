@@ -102,7 +102,8 @@ def test_no_secret_in_any_output(cli, tmp_path, echo, where):
     dotenv = {"SUPABASE_URL": stub, "SUPABASE_SERVICE_ROLE_KEY": key_file, "SUPABASE_STORAGE_BUCKET": "bcd-images",
               "OPENROUTER_API_KEY": other_file, "BCD_TOKEN": user_token, "SUPABASE_ACCESS_TOKEN": stale_token}
     (tmp_path / ".env").write_text("".join("%s=%s\n" % kv for kv in dotenv.items()))
-    env = {"BCD_HTTP_CONNECT_TIMEOUT_MS": "2000", "BCD_HTTP_TIMEOUT_MS": "5000"}
+    env = {"BCD_HTTP_CONNECT_TIMEOUT_MS": "2000", "BCD_HTTP_TIMEOUT_MS": "5000",
+           "BCD_ENV_FILE": str(tmp_path / ".env")}
     secrets = [key_file, other_file, user_token, stale_token]
     if where == "environment":
         env.update({"SUPABASE_URL": stub, "SUPABASE_SERVICE_ROLE_KEY": key_env, "OPENROUTER_API_KEY": other_env,

@@ -181,7 +181,7 @@ def test_squatted_data_folder_or_database_is_refused(cli, tmp_path):
         ok(cli("--json", "--user", "alice", "session", "list"))
 
 
-def test_preprocess_output_is_private_and_never_follows_a_link(cli, tmp_path):
+def test_preprocess_output_is_private_and_follows_a_link_to_its_target(cli, tmp_path):
     front = os.path.join(EXAMPLES, "check1", "front.jpg")
     old = os.umask(0)
     try:
@@ -190,14 +190,17 @@ def test_preprocess_output_is_private_and_never_follows_a_link(cli, tmp_path):
             assert os.stat(tmp_path / name).st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
-    # a link planted at the output name (or at the old fixed temporary name) is not written through
+    # a link at the old fixed temporary name is not written through (temporary names are unique)
     victim = tmp_path / "victim"
     victim.write_bytes(b"keep")
     os.symlink(victim, tmp_path / "y.png.tmp")
     ok(cli("--json", "preprocess", front, "--out", tmp_path / "y.png"))
-    os.symlink(victim, tmp_path / "z.f32")
-    assert cli("--json", "preprocess", front, "--out", tmp_path / "z.f32").rc != 0
     assert victim.read_bytes() == b"keep"
+    # a link at the output name is followed: its target is replaced (mode 0600), the link stays
+    os.symlink(victim, tmp_path / "z.f32")
+    ok(cli("--json", "preprocess", front, "--out", tmp_path / "z.f32"))
+    assert os.path.islink(tmp_path / "z.f32")
+    assert victim.stat().st_size == 3 * 224 * 224 * 4 and victim.stat().st_mode & 0o777 == 0o600
 
 
 def test_heatmap_folder_is_private(cli, tmp_path):

@@ -152,6 +152,13 @@ for h in "$I/bcd.h" "$I"/bcd/*.h; do
     fi
 done
 
+echo "== bcd-cli finds the installed libbcd (run path outside /usr)"
+runpath=$(readelf -d "$dest$bindir/bcd-cli" | sed -n 's/.*(\(RPATH\|RUNPATH\)).*\[\(.*\)\]/\2/p')
+if [ "$prefix" = /usr ]; then
+    if [ -z "$runpath" ]; then ok "no run path under /usr"; else fail "run path under /usr: $runpath"; fi
+elif [ "$runpath" = "$libdir" ]; then ok "run path $runpath"
+else fail "bcd-cli's run path is '$runpath', not $libdir"; fi
+
 echo "== installed bcd-cli"
 if out=$(run_env "$dest$bindir/bcd-cli" --version 2>&1); then ok "bcd-cli --version: $out"; else
     fail "installed bcd-cli --version: $out"; fi

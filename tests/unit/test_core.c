@@ -3,6 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "bcd.h"
@@ -106,6 +111,27 @@ START_TEST(test_config_defaults_and_setters)
 }
 END_TEST
 
+START_TEST(test_config_load_env_empty_path_reads_no_file)
+{
+    char cwd[4096];
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    write_tmp(".env", "BCD_MODEL=from-dotenv.pt\n");
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    setenv("BCD_THREADS", "4", 1);
+    unsetenv("BCD_MODEL");
+    bcd_ctx *ctx = NULL;
+    ck_assert_int_eq(bcd_ctx_new(&ctx), BCD_OK);
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, ""), BCD_OK); /* the environment only */
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_THREADS"), "4");
+    ck_assert_str_ne(bcd_ctx_get(ctx, "BCD_MODEL"), "from-dotenv.pt");
+    ck_assert_int_eq(bcd_ctx_load_env(ctx, NULL), BCD_OK); /* ./.env, as a server reads it */
+    ck_assert_str_eq(bcd_ctx_get(ctx, "BCD_MODEL"), "from-dotenv.pt");
+    bcd_ctx_free(ctx);
+    unsetenv("BCD_THREADS");
+    ck_assert_int_eq(chdir(cwd), 0);
+}
+END_TEST
+
 START_TEST(test_config_precedence_and_dotenv)
 {
     const char *path = write_tmp("env1", "# comment\n"
@@ -191,6 +217,202 @@ START_TEST(test_read_file)
 }
 END_TEST
 
+static size_t file_size(const char *path)
+{
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    return (size_t)sb.st_size;
+}
+
+/* The names in dir other than . and .. (no temporary file left behind). */
+static int entries(const char *dir)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) -eq 0", dir);
+    int n = 0;
+    if (system(cmd) != 0)
+        n = 1;
+    return n;
+}
+
+START_TEST(test_file_write_replaces_and_fails_cleanly)
+{
+    char dir[600], path[700], bad[700];
+    snprintf(dir, sizeof dir, "%s/atomic", tmpdir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/r.html", dir);
+    bcd_error err;
+    memset(&err, 0, sizeof err);
+    mode_t old = umask(0);
+    ck_assert_int_eq(bcd__file_write(&err, path, "one", 3), BCD_OK);
+    ck_assert_int_eq(bcd__file_write(&err, path, "second", 6), BCD_OK);
+    umask(old);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq((int)sb.st_size, 6);
+    ck_assert_int_eq((int)(sb.st_mode & 0777), 0600);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/r.html", dir);
+    ck_assert_int_eq(bcd__file_write(&err, bad, "x", 1), BCD_EIO);
+    ck_assert_str_eq(err.code, "file_write_failed");
+    bcd__error_clear(&err);
+    snprintf(bad, sizeof bad, "%s/", dir);
+    ck_assert_int_eq(bcd__file_write(&err, bad, "x", 1), BCD_EINVAL);
+    bcd__error_clear(&err);
+    /* an abandoned write leaves the earlier file and nothing else */
+    struct bcd__file f;
+    ck_assert_int_eq(bcd__file_open(&f, &err, path), BCD_OK);
+    ck_assert_int_eq(bcd__file_put(&f, &err, "partial", 7), BCD_OK);
+    bcd__file_abort(&f);
+    ck_assert_uint_eq(file_size(path), 6);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(entries(dir), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+START_TEST(test_file_write_follows_a_link_to_its_target)
+{
+    char dir[600], target[700], link1[700], link2[700], dangling[700], missing[700];
+    snprintf(dir, sizeof dir, "%s/links", tmpdir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(target, sizeof target, "%s/target.html", dir);
+    snprintf(link1, sizeof link1, "%s/link1", dir);
+    snprintf(link2, sizeof link2, "%s/link2", dir);
+    snprintf(dangling, sizeof dangling, "%s/dangling", dir);
+    snprintf(missing, sizeof missing, "%s/new.html", dir);
+    ck_assert_int_eq(bcd__file_write(NULL, target, "old", 3), BCD_OK);
+    ck_assert_int_eq(symlink("target.html", link1), 0); /* relative */
+    ck_assert_int_eq(symlink(link1, link2), 0);         /* absolute, a chain */
+    ck_assert_int_eq(symlink("new.html", dangling), 0);
+    bcd_error err;
+    memset(&err, 0, sizeof err);
+    ck_assert_int_eq(bcd__file_write(&err, link2, "through links", 13), BCD_OK);
+    struct stat sb;
+    ck_assert_int_eq(lstat(link1, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(lstat(link2, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(lstat(target, &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+    ck_assert_int_eq((int)sb.st_size, 13);
+    /* a link to a name that does not exist yet: the file is created there */
+    ck_assert_int_eq(bcd__file_write(&err, dangling, "new", 3), BCD_OK);
+    ck_assert_int_eq(lstat(dangling, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_uint_eq(file_size(missing), 3);
+    /* a loop of links is an error, not a hang */
+    char loop_a[700], loop_b[700];
+    snprintf(loop_a, sizeof loop_a, "%s/a", dir);
+    snprintf(loop_b, sizeof loop_b, "%s/b", dir);
+    ck_assert_int_eq(symlink(loop_b, loop_a), 0);
+    ck_assert_int_eq(symlink(loop_a, loop_b), 0);
+    ck_assert_int_eq(bcd__file_write(&err, loop_a, "x", 1), BCD_EIO);
+    ck_assert_int_eq(lstat(loop_a, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    bcd__error_clear(&err);
+}
+END_TEST
+
+START_TEST(test_file_write_never_renames_over_a_special_file)
+{
+    char dir[600], fifo[700], sock[700], sub[700];
+    snprintf(dir, sizeof dir, "%s/special", tmpdir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    bcd_error err;
+    memset(&err, 0, sizeof err);
+    /* a pipe: written in place (a reader gets the bytes), still a pipe afterwards */
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(rd, 0);
+    ck_assert_int_eq(bcd__file_write(&err, fifo, "piped", 5), BCD_OK);
+    char buf[16] = "";
+    ck_assert_int_eq((int)read(rd, buf, sizeof buf), 5);
+    ck_assert(memcmp(buf, "piped", 5) == 0);
+    close(rd);
+    struct stat sb;
+    ck_assert_int_eq(lstat(fifo, &sb), 0);
+    ck_assert(S_ISFIFO(sb.st_mode));
+    /* a device: written directly, the node stays */
+    ck_assert_int_eq(bcd__file_write(&err, "/dev/null", "x", 1), BCD_OK);
+    ck_assert_int_eq(lstat("/dev/null", &sb), 0);
+    ck_assert(S_ISCHR(sb.st_mode));
+    /* a folder or a socket: refused, left alone */
+    snprintf(sub, sizeof sub, "%s/folder", dir);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    ck_assert_int_eq(bcd__file_write(&err, sub, "x", 1), BCD_EINVAL);
+    ck_assert_int_eq(lstat(sub, &sb), 0);
+    ck_assert(S_ISDIR(sb.st_mode));
+    snprintf(sock, sizeof sock, "%s/sock", dir);
+    int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(sock) < sizeof sa.sun_path) {
+        memcpy(sa.sun_path, sock, strlen(sock) + 1);
+        ck_assert_int_eq(bind(sfd, (struct sockaddr *)&sa, sizeof sa), 0);
+        ck_assert_int_eq(bcd__file_write(&err, sock, "x", 1), BCD_EINVAL);
+        ck_assert_int_eq(lstat(sock, &sb), 0);
+        ck_assert(S_ISSOCK(sb.st_mode));
+    }
+    close(sfd);
+    bcd__error_clear(&err);
+}
+END_TEST
+
+START_TEST(test_file_write_dash_and_dev_stdout_write_standard_output)
+{
+    char out[600];
+    snprintf(out, sizeof out, "%s/stdout.txt", tmpdir);
+    fflush(stdout);
+    int saved = dup(1);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, 1), 1);
+    close(fd);
+    ck_assert_int_eq(bcd__file_write(NULL, "-", "dash,", 5), BCD_OK);
+    ck_assert_int_eq(bcd__file_write(NULL, "/dev/stdout", "stdout,", 7), BCD_OK);
+    ck_assert_int_eq(bcd__file_write(NULL, "/dev/fd/1", "fd1", 3), BCD_OK);
+    ck_assert_int_eq(dup2(saved, 1), 1); /* standard output is still open and written in order */
+    close(saved);
+    FILE *f = fopen(out, "r");
+    char buf[64] = "";
+    ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+    fclose(f);
+    ck_assert_str_eq(buf, "dash,stdout,fd1");
+    struct stat sb;
+    ck_assert_int_eq(lstat("/dev/stdout", &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+}
+END_TEST
+
+START_TEST(test_mkdirs_creates_private_folders)
+{
+    char path[700], file[700];
+    snprintf(path, sizeof path, "%s/m/a//b/c", tmpdir);
+    bcd_error err;
+    memset(&err, 0, sizeof err);
+    bool created = false;
+    mode_t old = umask(0);
+    ck_assert_int_eq(bcd__mkdirs(&err, path, &created), BCD_OK);
+    umask(old);
+    ck_assert(created);
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert(S_ISDIR(sb.st_mode));
+    ck_assert_int_eq((int)(sb.st_mode & 0777), 0700);
+    snprintf(file, sizeof file, "%s/m/a", tmpdir);
+    ck_assert_int_eq(stat(file, &sb), 0);
+    ck_assert_int_eq((int)(sb.st_mode & 0777), 0700);
+    ck_assert_int_eq(bcd__mkdirs(&err, path, &created), BCD_OK); /* already there */
+    ck_assert(!created);
+    snprintf(file, sizeof file, "%s/m/file", tmpdir);
+    ck_assert_int_eq(bcd__file_write(&err, file, "x", 1), BCD_OK);
+    snprintf(path, sizeof path, "%s/m/file/sub", tmpdir);
+    ck_assert_int_eq(bcd__mkdirs(&err, path, NULL), BCD_EIO);
+    ck_assert_str_eq(err.code, "file_write_failed");
+    bcd__error_clear(&err);
+}
+END_TEST
+
 int main(void)
 {
     if (!mkdtemp(tmpdir))
@@ -202,9 +424,15 @@ int main(void)
     tcase_add_test(tc, test_error_detail_and_envelope);
     tcase_add_test(tc, test_config_defaults_and_setters);
     tcase_add_test(tc, test_config_precedence_and_dotenv);
+    tcase_add_test(tc, test_config_load_env_empty_path_reads_no_file);
     tcase_add_test(tc, test_dotenv_errors);
     tcase_add_test(tc, test_uuid);
     tcase_add_test(tc, test_read_file);
+    tcase_add_test(tc, test_file_write_replaces_and_fails_cleanly);
+    tcase_add_test(tc, test_file_write_follows_a_link_to_its_target);
+    tcase_add_test(tc, test_file_write_never_renames_over_a_special_file);
+    tcase_add_test(tc, test_file_write_dash_and_dev_stdout_write_standard_output);
+    tcase_add_test(tc, test_mkdirs_creates_private_folders);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1260,9 +1260,10 @@ START_TEST(test_image_write_png_failures)
     /* a folder that does not exist: EIO, detail on ctx, nothing left behind */
     ck_assert_int_eq(bcd_image_write_png(ctx, &one, tmp_path("missing/x.png")), BCD_EIO);
     ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "file_write_failed");
-    /* the target is a directory: writing works, the rename fails, the temp file goes */
+    /* the target is a directory: refused, never renamed over, nothing left behind */
     ck_assert_int_eq(mkdir(tmp_path("adir"), 0700), 0);
-    ck_assert_int_eq(bcd_image_write_png(ctx, &one, tmp_path("adir")), BCD_EIO);
+    ck_assert_int_eq(bcd_image_write_png(ctx, &one, tmp_path("adir")), BCD_EINVAL);
+    ck_assert_str_eq(bcd_error_code(bcd_ctx_last_error(ctx)), "file_write_failed");
     ck_assert_int_ne(access(tmp_path("adir.tmp"), F_OK), 0);
     ck_assert_int_eq(rmdir(tmp_path("adir")), 0);
     bcd_ctx_free(ctx);

@@ -1039,32 +1039,6 @@ START_TEST(test_report_html_is_self_contained_and_escapes_text)
 }
 END_TEST
 
-START_TEST(test_report_write_atomic_replaces_and_fails_cleanly)
-{
-    char dir[] = "/tmp/bcd-report-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    char path[128], bad[160];
-    snprintf(path, sizeof path, "%s/r.html", dir);
-    bcd_error err;
-    memset(&err, 0, sizeof err);
-    ck_assert_int_eq(bcd__rep_write_atomic(&err, path, "one", 3), BCD_OK);
-    ck_assert_int_eq(bcd__rep_write_atomic(&err, path, "second", 6), BCD_OK);
-    struct stat sb;
-    ck_assert_int_eq(stat(path, &sb), 0);
-    ck_assert_int_eq((int)sb.st_size, 6);
-    ck_assert_int_eq((int)(sb.st_mode & 0777), 0600);
-    snprintf(bad, sizeof bad, "%s/no/such/dir/r.html", dir);
-    ck_assert_int_eq(bcd__rep_write_atomic(&err, bad, "x", 1), BCD_EIO);
-    ck_assert_str_eq(err.code, "file_write_failed");
-    bcd__error_clear(&err);
-    snprintf(bad, sizeof bad, "%s/", dir);
-    ck_assert_int_eq(bcd__rep_write_atomic(&err, bad, "x", 1), BCD_EINVAL);
-    bcd__error_clear(&err);
-    ck_assert_int_eq(unlink(path), 0);
-    ck_assert_int_eq(rmdir(dir), 0); /* no temporary file left behind */
-}
-END_TEST
-
 /* ---- the operations over the local store ---------------------------------------------- */
 
 static char tmpdir[64];
@@ -1606,7 +1580,6 @@ static Suite *report_suite(void)
     tcase_add_test(tc, test_report_preprocess_and_reduce_in_one_pass_equals_the_two);
     tcase_add_test(tc, test_report_html_escape_and_base64);
     tcase_add_test(tc, test_report_html_is_self_contained_and_escapes_text);
-    tcase_add_test(tc, test_report_write_atomic_replaces_and_fails_cleanly);
     suite_add_tcase(s, tc);
     TCase *ops = tcase_create("operations");
     tcase_add_checked_fixture(ops, setup, teardown);

@@ -619,6 +619,69 @@ START_TEST(test_store_analysis_save_replaces_everything_at_once)
 }
 END_TEST
 
+START_TEST(test_store_delete_failure_at_any_step_changes_nothing)
+{
+    bcd_store *s = open_store(0);
+    struct bcd__session_row sess, other;
+    ck_assert_int_eq(bcd__store_session_create(s, "alice", &sess), BCD_OK);
+    ck_assert_int_eq(bcd__store_session_create(s, "bob", &other), BCD_OK);
+    struct bcd__image_row in, out, del;
+    bool created, analysis;
+    int files, images;
+    for (int i = 0; i < 3; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "/p/f%d.jpg", i);
+        image_in(&in, sess.id, "front", path, i);
+        ck_assert_int_eq(bcd__store_image_register(s, &in, &out, &created), BCD_OK);
+    }
+    image_in(&in, other.id, "front", "/p/b.jpg", 0);
+    ck_assert_int_eq(bcd__store_image_register(s, &in, &out, &created), BCD_OK);
+    struct bcd__analysis a;
+    bool ow;
+    make_analysis(&a, sess.id, 2, 1.0f, "m");
+    ck_assert_int_eq(bcd__store_analysis_save(s, &a, &ow), BCD_OK);
+    /* a failure at any write of an image delete: every row as it was */
+    int failures = 0;
+    for (int n = 0; n < 50; n++) {
+        bcd__store_local_fail_after(s, n, 0);
+        bcd_status st = bcd__store_image_delete(s, sess.id, "front", 1, &del, &analysis, &files);
+        bcd__store_local_fail_after(s, -1, 0);
+        if (st == BCD_OK)
+            break;
+        failures++;
+        ck_assert_int_eq(st, BCD_EIO);
+        ck_assert_int_eq(raw_sql("SELECT count(*) FROM images"), 4);
+        ck_assert_int_eq(raw_sql("SELECT count(*) FROM session_analysis"), 1);
+        ck_assert_int_eq(raw_sql("SELECT count(*) FROM angle_embeddings"), 2);
+    }
+    ck_assert_int_gt(failures, 3);
+    ck_assert(analysis);
+    ck_assert_str_eq(del.storage_path, "/p/f1.jpg");
+    /* the later photo moved up one place; the analysis went; bob's image stayed */
+    ck_assert_int_eq(raw_sql("SELECT order_index FROM images WHERE storage_path = '/p/f2.jpg'"), 1);
+    ck_assert_int_eq(raw_sql("SELECT count(*) FROM images"), 3);
+    ck_assert_int_eq(raw_sql("SELECT count(*) FROM session_analysis"), 0);
+    ck_assert_int_eq(raw_sql("SELECT count(*) FROM angle_embeddings"), 0);
+    /* the same for a session */
+    for (int n = 0; n < 2; n++) {
+        bcd__store_local_fail_after(s, n, 0);
+        ck_assert_int_eq(bcd__store_session_delete(s, sess.id, &images, &analysis, &files), BCD_EIO);
+        bcd__store_local_fail_after(s, -1, 0);
+        ck_assert_int_eq(raw_sql("SELECT count(*) FROM sessions"), 2);
+        ck_assert_int_eq(raw_sql("SELECT count(*) FROM images"), 3);
+    }
+    ck_assert_int_eq(bcd__store_session_delete(s, sess.id, &images, &analysis, &files), BCD_OK);
+    ck_assert_int_eq(images, 2);
+    ck_assert_int_eq(raw_sql("SELECT count(*) FROM sessions"), 1);
+    ck_assert_int_eq(raw_sql("SELECT count(*) FROM images"), 1);
+    ck_assert_int_eq(bcd__store_session_delete(s, sess.id, &images, &analysis, &files), BCD_ENOTFOUND);
+    ck_assert_int_eq(bcd__store_image_delete(s, other.id, "left", -1, &del, &analysis, &files), BCD_ENOTFOUND);
+    ck_assert_str_eq(s->err.code, "image_not_found");
+    bcd__analysis_clear(&a);
+    bcd__store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_analysis_save_failure_at_any_step_keeps_previous)
 {
     bcd_store *s = open_store(0);
@@ -845,6 +908,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_store_blobs_are_content_addressed_and_durable);
     tcase_add_test(tc, test_store_analysis_save_replaces_everything_at_once);
     tcase_add_test(tc, test_store_analysis_save_failure_at_any_step_keeps_previous);
+    tcase_add_test(tc, test_store_delete_failure_at_any_step_changes_nothing);
     tcase_add_test(tc, test_store_crash_during_save_keeps_previous);
     tcase_add_test(tc, test_store_embeddings_for_user_match_model);
     tcase_add_test(tc, test_store_handles_in_parallel_threads);

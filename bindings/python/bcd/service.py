@@ -124,6 +124,23 @@ class Service:
         return self._op(self._lib.bcd_image_register, self._user(user), cstr(session_id, "session_id"),
                         cstr(angle, "angle"), cstr(path, "path"), -1 if order_index is None else int(order_index))
 
+    def delete_image(self, session_id, angle, *, order_index=None, user=None):
+        """Delete one photo of a check with the check's analysis and the stored files made
+        from it (bcd_image_delete). order_index None: the last photo of the angle; later
+        photos of the angle move up one place. NotFoundError if there is none."""
+        return self._op(self._lib.bcd_image_delete, self._user(user), cstr(session_id, "session_id"),
+                        cstr(angle, "angle"), -1 if order_index is None else int(order_index))
+
+    def delete_session(self, session_id, *, user=None):
+        """Delete a check with its photos, analysis, embeddings, jobs and every stored file
+        (bcd_session_delete)."""
+        return self._op(self._lib.bcd_session_delete, self._user(user), cstr(session_id, "session_id"))
+
+    def delete_user(self, *, user=None):
+        """Delete every check and photo of the user (bcd_user_delete); other users' data is
+        untouched."""
+        return self._op(self._lib.bcd_user_delete, self._user(user))
+
     def complete_session(self, session_id, *, user=None):
         """Mark a session completed (needs at least 3 distinct angles: StateError otherwise)."""
         return self._op(self._lib.bcd_session_complete, self._user(user), cstr(session_id, "session_id"))
