@@ -2556,7 +2556,7 @@ bcd_status bcd__store_local_open(bcd_store **out, bcd_ctx *ctx, const char *data
         if (stat(data_dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
             (size_t)snprintf(db, sizeof db, "%s/" DB_NAME, data_dir) < sizeof db && stat(db, &sb) == 0 &&
             S_ISREG(sb.st_mode))
-            read_only = errno_readonly(probe_writable(data_dir)) && access(data_dir, W_OK) != 0;
+            read_only = access(data_dir, W_OK) != 0 && errno_readonly(errno);
     }
     bcd_status rc = read_only ? BCD_OK : make_dirs(err, data_dir, NULL);
     if (rc != BCD_OK)

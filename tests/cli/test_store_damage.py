@@ -146,9 +146,10 @@ def test_registered_paths_are_read_only_in_the_image_dirs(cli, tmp_path):
         ok(cli("--json", "--user", "alice", "session", "complete", sid2))
         r = cli("--json", "--user", "alice", "analyze", sid2, env_extra={"BCD_IMAGE_DIRS": dirs})
         assert r.rc == 3 and r.error()["code"] == "image_path_not_allowed", r.err
-    # another session's blob key cannot be registered at all
+    # another session's blob key cannot be registered at all (in a check not analyzed yet:
+    # an analyzed one takes no new photo anyway)
     key = "%s/%s" % (other, bob_blob.name)
-    r = cli("--json", "--user", "alice", "image", "register", sid, "up", key)
+    r = cli("--json", "--user", "alice", "image", "register", sid2, "up", key)
     assert r.rc == 3 and r.error()["code"] == "invalid_path"
 
 

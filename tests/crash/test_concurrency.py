@@ -1,7 +1,9 @@
 """Two bcd-cli processes adding images to and analyzing the same session of the local
 store at once, many times over (seeded: BCD_CRASH_SEED replays). Every command must
 succeed or fail with a clear conflict (exit 9: slot_conflict, order_index_out_of_sequence,
-duplicate_image) or busy message (exit 5, store_busy); and the session must end in a
+duplicate_image), busy message (exit 5, store_busy) or, for an add after an analysis was
+saved, the refusal of a photo for an analyzed check (exit 10, session_already_analyzed);
+and the session must end in a
 state the rules allow:
   - per angle, the order_index values are 0..n-1, each once; a path once per session;
   - every image row has its blob, whole; no orphan or temporary file (the two processes
@@ -52,6 +54,8 @@ def check_result(cmd, r):
         return e["code"]
     if r.rc == 5 and e["code"] == "store_busy" and "try again" in e["message"]:
         return "busy"
+    if r.rc == 10 and e["code"] == "session_already_analyzed" and cmd[2] == "add":
+        return "analyzed"
     raise AssertionError("%s: exit %d, %s" % (cmd, r.rc, e))
 
 

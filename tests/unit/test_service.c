@@ -550,6 +550,56 @@ START_TEST(test_analyze_requires_completed_session_with_three_angles)
 }
 END_TEST
 
+START_TEST(test_delete_image_session_and_user)
+{
+    char a1[37], a2[37], b1[37], *out = NULL;
+    make_session(a1, "alice", ALL, 1, 0, true);
+    make_session(a2, "alice", ALL, 2, 0, true);
+    make_session(b1, "bob", ALL, 1, 0, true);
+    cJSON_Delete(analyze("alice", a1));
+    cJSON *j = analyze("alice", a2);
+    ck_assert_int_eq((int)num(j, "data.baseline_sessions"), 1);
+    cJSON_Delete(j);
+    cJSON_Delete(analyze("bob", b1));
+
+    /* a photo: the analysis goes with it; adding to an analyzed check is refused until then */
+    ck_assert_int_eq(bcd_image_add(&out, svc, "alice", a2, "front", fixture(0, 3, LOOK_NORMAL), -1), BCD_ESTATE);
+    ck_assert_str_eq(bcd_error_code(bcd_service_last_error(svc)), "session_already_analyzed");
+    ck_assert_int_eq(bcd_image_delete(&out, svc, "bob", a2, "front", 0), BCD_ENOTFOUND);
+    OK(bcd_image_delete(&out, svc, "alice", a2, "front", -1));
+    j = parse(out);
+    ck_assert_str_eq(str(j, "angle_type"), "front");
+    ck_assert(boolean(j, "analysis_deleted"));
+    cJSON_Delete(j);
+    ck_assert_int_eq(bcd_analysis_get(&out, svc, "alice", a2), BCD_ENOTFOUND);
+    ck_assert_int_eq(bcd_image_delete(&out, svc, "alice", a2, "front", -1), BCD_ENOTFOUND);
+    ck_assert_str_eq(bcd_error_code(bcd_service_last_error(svc)), "image_not_found");
+    OK(bcd_image_add(&out, svc, "alice", a2, "front", fixture(0, 2, LOOK_NORMAL), 0));
+    bcd_free(out);
+
+    /* a check: the other one no longer has it as a baseline */
+    ck_assert_int_eq(bcd_session_delete(&out, svc, "bob", a1), BCD_ENOTFOUND);
+    OK(bcd_session_delete(&out, svc, "alice", a1));
+    j = parse(out);
+    ck_assert_int_eq((int)num(j, "images_deleted"), 6);
+    cJSON_Delete(j);
+    j = analyze("alice", a2);
+    ck_assert_int_eq((int)num(j, "data.baseline_sessions"), 0);
+    cJSON_Delete(j);
+
+    /* a user: bob keeps everything */
+    OK(bcd_user_delete(&out, svc, "alice"));
+    j = parse(out);
+    ck_assert_int_eq((int)num(j, "sessions_deleted"), 1);
+    cJSON_Delete(j);
+    ck_assert_int_eq(raw_sql("SELECT count(*) FROM sessions"), 1);
+    ck_assert_int_eq(raw_sql("SELECT count(*) FROM images"), 6);
+    OK(bcd_analysis_get(&out, svc, "bob", b1));
+    bcd_free(out);
+    ck_assert_int_eq(bcd_user_delete(NULL, svc, "alice"), BCD_EINVAL);
+}
+END_TEST
+
 START_TEST(test_analyze_first_session_establishes_baseline)
 {
     char id[37], *out = NULL;
@@ -662,13 +712,13 @@ START_TEST(test_reanalysis_replaces_previous_result)
     snprintf(created, sizeof created, "%s", str(a, "data.created_at"));
     cJSON_Delete(a);
     usleep(2000);
-    /* the session gets a photo with a spot: re-analysis reflects it */
-    OK(bcd_image_add(&out, svc, "alice", s2, "up", fixture(3, 2, LOOK_SPOT), -1));
-    bcd_free(out);
+    /* a new photo in the analyzed check is refused (its analysis would no longer fit);
+     * analyzing again replaces the stored result */
+    ck_assert_int_eq(bcd_image_add(&out, svc, "alice", s2, "up", fixture(3, 2, LOOK_SPOT), -1), BCD_ESTATE);
     cJSON *b = analyze("alice", s2);
     ck_assert(boolean(b, "data.overwritten"));
     ck_assert_str_ne(str(b, "data.created_at"), created);
-    ck_assert_int_eq((int)num(b, "data.session_analysis.per_angle.3.image_count"), 2);
+    ck_assert_int_eq((int)num(b, "data.session_analysis.per_angle.3.image_count"), 1);
     cJSON_Delete(b);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM angle_analysis WHERE session_id = '%s'", s2);
@@ -679,7 +729,7 @@ START_TEST(test_reanalysis_replaces_previous_result)
     ck_assert_int_eq(raw_sql("SELECT count(*) FROM session_embeddings"), 2);
     OK(bcd_analysis_get(&out, svc, "alice", s2));
     cJSON *g = parse(out);
-    ck_assert_int_eq((int)num(g, "data.session_analysis.per_angle.3.image_count"), 2);
+    ck_assert_int_eq((int)num(g, "data.session_analysis.per_angle.3.image_count"), 1);
     cJSON_Delete(g);
 }
 END_TEST
@@ -1074,6 +1124,7 @@ static Suite *service_suite(void)
     tcase_add_test(tc, test_image_register_is_idempotent_and_contiguous);
     tcase_add_test(tc, test_image_add_copies_validated_images_only);
     tcase_add_test(tc, test_session_complete_needs_three_angles);
+    tcase_add_test(tc, test_delete_image_session_and_user);
     tcase_add_test(tc, test_analyze_requires_completed_session_with_three_angles);
     tcase_add_test(tc, test_analyze_first_session_establishes_baseline);
     tcase_add_test(tc, test_analyze_scores_against_earlier_sessions_only);
