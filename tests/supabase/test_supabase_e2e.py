@@ -163,7 +163,8 @@ def test_thumbnails_report_objects_missing_from_the_bucket(sb, project):
 
 def test_html_report_lists_each_check_once_and_downloads_no_photo(sb, project, tmp_path):
     """The report's thumbnails come from the reduced copies analyze stored: one listing of
-    each check's images, the copies and change maps downloaded, no photo."""
+    each check's images, the copies and change maps downloaded, no photo but those of the
+    angle with changed lesions (their crops, before and now, are cut from the photos)."""
     user = new_user()
     first = new_session(sb, user)
     second = new_session(sb, user, check="check2")
@@ -180,9 +181,12 @@ def test_html_report_lists_each_check_once_and_downloads_no_photo(sb, project, t
     listed = sorted(q for r in lists for q in re.findall(r"session_id=eq\.([0-9a-f-]{36})", r["query"]))
     assert listed == sorted([first, second]), lists
     gets = [r["path"] for r in reqs if r["method"] == "GET" and r["path"].startswith("/storage/v1/object/")]
-    assert gets and not [g for g in gets if g.split("/bcd-images/", 1)[-1] in photos], gets
+    left = {k for (k,) in project.query("select storage_path from images where session_id in (%s, %s) "
+                                        "and image_type = 'left'", (first, second))}
+    got = {g.split("/bcd-images/", 1)[-1] for g in gets} & photos
+    assert gets and got == left, gets
     with open(html) as f:
-        assert f.read().count("data:image/") == 18
+        assert f.read().count("data:image/") == 18 + 4  # and the two changed lesions of left
 
 
 def test_analyze_reads_only_the_details_of_the_earlier_analysis(sb, project):

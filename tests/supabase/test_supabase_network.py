@@ -323,11 +323,14 @@ def test_storage_rate_limits_and_server_errors(sb, project):
     ok(sb("--json", "--user", user, "image", "preview", sid, "front"))
     assert len(project.server.requests("GET", DOWNLOAD)) == 4
     assert len(project.server.requests("POST", SIGN_ONE)) == 2
-    # Storage down for good: a clear server error, nothing registered
+    # Storage down for good: a clear server error, nothing registered (in a check not yet
+    # analyzed: an analyzed one takes no new photo)
+    sid2 = ok(sb("--json", "--user", user, "session", "create"))["session_id"]
     project.server.clear()
     project.server.add_fault("POST", UPLOAD, "status", count=10, status=503,
                              body={"statusCode": "503", "error": "unavailable", "message": "maintenance"})
-    r = sb("--user", user, "image", "add", sid, "raised", photo("raised"))
+    r = sb("--user", user, "image", "add", sid2, "raised", photo("raised"))
     assert r.rc == 13 and r.error()["code"] == "server_error" and "503" in r.error()["message"], r.err
+    assert len(state(project, sid2)["images"]) == 0 and len(objects(project, sid2)) == 0
     assert len(state(project, sid)["images"]) == 3 and len(objects(project, sid)) == 3 + 3  # + working copies
     assert objects(project, sid) == named(project, sid)
