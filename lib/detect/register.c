@@ -1278,31 +1278,19 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         return st;
     }
     /* per area of the previous photo (cells of CELL), the proposals with the most inliers
-     * are checked by the darkness patterns themselves; the best is the anchor of the
-     * registration, and every area whose own best agrees with it adds its matches */
+     * are checked by the darkness patterns themselves (their correlation kept in e) */
     qsort(prop, nprop, sizeof *prop, cmp_proposal);
     int gcw = (int)(P->ow / Lp / CELL) + 1, gch = (int)(P->oh / Lp / CELL) + 1;
     int *tried = calloc((size_t)gcw * gch, sizeof *tried);
-    double *cell_ncc = malloc((size_t)gcw * gch * sizeof *cell_ncc);
-    int *cell_best = malloc((size_t)gcw * gch * sizeof *cell_best);
-    if (!tried || !cell_ncc || !cell_best) {
-        free(tried);
-        free(cell_ncc);
-        free(cell_best);
+    if (!tried) {
         free(prop);
         return BCD_ENOMEM;
-    }
-    for (int i = 0; i < gcw * gch; i++) {
-        cell_ncc[i] = -1;
-        cell_best[i] = -1;
     }
     int best = -1;
     double best_ncc = -1;
     bool *evaluated = calloc(nprop + 1, 1);
     if (!evaluated) {
         free(tried);
-        free(cell_ncc);
-        free(cell_best);
         free(prop);
         return BCD_ENOMEM;
     }
@@ -1319,10 +1307,6 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         double r = patch_ncc(P, C, q->s, ucx, ucy, L, Lp, 40, 2.5);
         q->e = r; /* from here on: the correlation */
         evaluated[k] = true;
-        if (r > cell_ncc[ci]) {
-            cell_ncc[ci] = r;
-            cell_best[ci] = (int)k;
-        }
         if (r > best_ncc) {
             best_ncc = r;
             best = (int)k;
@@ -1331,8 +1315,6 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
     free(tried);
     if (best < 0 || best_ncc < MIN_NCC) {
         free(prop);
-        free(cell_ncc);
-        free(cell_best);
         free(evaluated);
         out->why = "the spots of the two photos do not line up (different skin, or too little of it in both)";
         return BCD_OK;
@@ -1364,8 +1346,6 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         evaluated[bi] = false;
     }
     free(prop);
-    free(cell_ncc);
-    free(cell_best);
     free(evaluated);
     if (nh == 0) {
         out->why = "the spots of the two photos do not line up (different skin, or too little of it in both)";
