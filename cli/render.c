@@ -177,6 +177,30 @@ int cli_print_lesions(const char *json)
             if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "changed")))
                 print_change(l);
         }
+        /* matched lesions whose change could not be judged, by reason: where nothing was
+         * said, and why */
+        static const char *const whys[] = { "light_differs", "registration_unverified", "too_faint",
+                                            "frame_edge", "near_clipping", "far_from_mapping", "not_separated" };
+        size_t nwhy[sizeof whys / sizeof *whys] = { 0 }, total = 0;
+        cJSON_ArrayForEach(l, list)
+        {
+            const char *w = jstr(cJSON_GetObjectItemCaseSensitive(l, "change"), "not_judged");
+            for (size_t k = 0; w && k < sizeof whys / sizeof *whys; k++)
+                if (strcmp(w, whys[k]) == 0) {
+                    nwhy[k]++;
+                    total++;
+                }
+        }
+        if (total) {
+            printf("    %zu matched not judged:", total);
+            const char *sep = " ";
+            for (size_t k = 0; k < sizeof whys / sizeof *whys; k++)
+                if (nwhy[k]) {
+                    printf("%s%s %zu", sep, whys[k], nwhy[k]);
+                    sep = ", ";
+                }
+            printf("\n");
+        }
     }
     cJSON_Delete(doc);
     return EXIT_OK;

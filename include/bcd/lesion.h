@@ -21,11 +21,16 @@
  *     most 45 degrees; opts->prior is one more proposal), scored by the spots it brings
  *     onto spots around the triangle; the best proposals of each area of the photo are
  *     checked by correlating the two photos' spot maps (and darkness maps) through them.
- *     From the best, the registration grows area by area: each neighbouring area's own
+ *     Whole-photo proposals also come from votes: each pair of alike strong spots votes
+ *     for the shift of every turn (up to 16 degrees) and scale (0.75-1.34) of a grid.
+ *     The best-correlating proposal grows area by area: each neighbouring area's own
  *     similarity, predicted by the mapping so far, is adjusted for the best correlation,
  *     and an area that correlates adds the matches of its spots; a homography and a smooth
- *     field of the residuals (Gaussian kernel regression) are refitted as areas join. Too
- *     little that correlates: "not_comparable", with the reason.
+ *     field of the residuals (Gaussian kernel regression) are refitted as areas join. It
+ *     and every whole-photo proposal also grow by closest spots alone (matches within a
+ *     shrinking tolerance, the homography and the field refitted). The registration that
+ *     matches the largest share of the strongest spots of both photos wins; under 30 %
+ *     of them, or too few matches: "not_comparable", with the reason.
  *  3. States: a previous spot matched to a current one is `matched` (it keeps its id); a
  *     current spot with no match is looked for in the previous photo at the mapped place
  *     (a spot of about its size and darkness there is a match the detection missed) and
@@ -43,7 +48,10 @@
  *     darkening that shrank is taken for blur. The change score is in [0,1]; `changed`
  *     when it is at least 0.5. A new lesion is changed when it is clearly a spot, larger
  *     than the smallest spots the previous photo resolves there, the previous skin at its
- *     place was clear and lit alike, in a verified area; a gone one likewise.
+ *     place was clear and lit alike, in a verified area, and dark enough to be more than a
+ *     freckle that the light shows in one photo only. A gone lesion is reported with its
+ *     score (the same evidence) but never `changed`: a spot that vanishes is far more
+ *     often hidden, blurred or misplaced by the registration than regressed.
  *
  * Ownership: results are freed with bcd_lesion_result_free(); borrowed pointers live as
  * long as the result. Threads: one thread per ctx at a time; a finished result may be
@@ -166,6 +174,16 @@ BCD_API size_t bcd_lesion_result_count(const bcd_lesion_result *r);
 BCD_API const bcd_lesion *bcd_lesion_result_get(const bcd_lesion_result *r, size_t i);
 /** Number of lesions with changed set. */
 BCD_API size_t bcd_lesion_result_changed(const bcd_lesion_result *r);
+/**
+ * Why the change of lesion i is measured but not judged, NULL when it is judged or has no
+ * change: "near_clipping" (the skin around is near white), "frame_edge", "too_faint" (not
+ * dark enough in either photo to measure), "light_differs" (a shadow or a highlight on it
+ * in one photo only), "registration_unverified" (the photos' alignment is not confirmed
+ * there), "far_from_mapping" (further from where the registration puts it than its error:
+ * maybe a neighbouring spot), "not_separated" (found again only merged with a neighbour or
+ * with a relaxed threshold). Static string.
+ */
+BCD_API const char *bcd_lesion_result_not_judged(const bcd_lesion_result *r, size_t i);
 /** The strongest change score of the result (0 when none; NaN when not compared). */
 BCD_API double bcd_lesion_result_score(const bcd_lesion_result *r);
 /** The homography previous -> current photo pixels (row-major 3x3); BCD_EINVAL when not compared. */
@@ -182,7 +200,8 @@ BCD_API const char *bcd_lesion_state_name(bcd_lesion_state s);
  * "residual_px", "spots", "previous_spots"} | null, "lesions": [{"id", "state", "center",
  * "previous_center", "diameter_px", "diameter_mm", "area_px", "lab", "spread",
  * "irregularity", "asymmetry", "contrast", "in_overlap", "changed", "score",
- * "change": {...} | null}]}.
+ * "change": {..., "judged", "not_judged": string|null (see
+ * bcd_lesion_result_not_judged()), "second_colour"} | null}]}.
  * @param[out] out  caller frees with bcd_free().
  */
 BCD_API bcd_status bcd_lesion_result_json(char **out, const bcd_lesion_result *r);

@@ -25,9 +25,16 @@
  * pair's median (not a shadow band in one photo only) and is not near clipping, where the
  * camera's tone curve squeezes contrasts. */
 #define MAX_LIGHT_DIFF 0.25
+#define MAX_EVEN_LIGHT_DIFF 1.0 /* where the light is even around the spot in both photos */
+#define EVEN_LIGHT 0.25
 /* Faint spots (freckles) change their measured size and contrast with every change of
  * blur and noise: a lesion is judged when it is at least this dark in one of the photos. */
 #define MIN_JUDGED_CONTRAST 0.25
+#define GROWN_MAX 25.0         /* a spot grown at most this much in area is the same one */
+#define MIN_NEW_CONTRAST 0.3   /* a new lesion this dark at least (ln G), */
+#define MIN_NEW_DELTA_E 10.0   /* or this far in colour from the skin around it (CIEDE2000) */
+#define MIN_SIZE_CONTRAST 0.4  /* a size change is judged on spots this dark in both photos */
+#define SIZE_BAND 1.4          /* lesions "of about the same size" */
 #define BLUR_SIGNATURE 0.25
 #define MAX_SKIN_LEVEL 0.80
 
@@ -40,6 +47,8 @@ struct bcd_lesion_result {
     double H[9];
     double residual;
     double light_median; /* the pair's median ln ratio of skin brightness */
+    uint8_t *even;       /* per lesion: the light is even around it in both photos */
+    uint8_t *why;        /* per lesion: why its change is not judged (enum why), 0 if it is */
     size_t spots, prev_spots, matched;
 };
 
@@ -50,6 +59,17 @@ static int cmp_dbl(const void *a, const void *b)
 }
 
 static const char *const state_names[] = { "matched", "new", "gone", "not_visible" };
+
+/* Why a matched lesion's change is measured but not judged. */
+enum why { WHY_NONE, WHY_CLIPPED, WHY_EDGE, WHY_FAINT, WHY_LIGHT, WHY_UNVERIFIED, WHY_FAR, WHY_MERGED };
+static const char *const why_names[] = { NULL,
+                                         "near_clipping",
+                                         "frame_edge",
+                                         "too_faint",
+                                         "light_differs",
+                                         "registration_unverified",
+                                         "far_from_mapping",
+                                         "not_separated" };
 
 const char *bcd_lesion_state_name(bcd_lesion_state s)
 {
@@ -79,6 +99,8 @@ void bcd_lesion_result_free(bcd_lesion_result *r)
     if (!r)
         return;
     free(r->l);
+    free(r->even);
+    free(r->why);
     free(r);
 }
 
@@ -88,7 +110,12 @@ static bcd_lesion_result *result_new(size_t cap, const bcd_lesion_options *o)
     if (!r)
         return NULL;
     r->l = calloc(cap ? cap : 1, sizeof *r->l);
-    if (!r->l) {
+    r->even = calloc(cap ? cap : 1, 1);
+    r->why = calloc(cap ? cap : 1, 1);
+    if (!r->l || !r->even || !r->why) {
+        free(r->l);
+        free(r->even);
+        free(r->why);
         free(r);
         return NULL;
     }
@@ -164,9 +191,27 @@ static bool near_border(const bcd__spotmap *m, const bcd__spot *s)
     return s->x < g || s->y < g || s->x > m->ow - 1.0 - g || s->y > m->oh - 1.0 - g;
 }
 
+/* The skin around spot s is evenly lit: its brightness in four discs around it (two
+ * diameters away, each way) within EVEN_LIGHT (ln units) of each other. Under such light,
+ * a change of light between the photos is one factor that the spot's contrast and colour,
+ * taken against that skin, do not see; where a shadow's edge passes, they would. */
+static bool even_light(const bcd__spotmap *m, const bcd__spot *s)
+{
+    double r = fmax(s->diameter, 3.0 / m->fx), lo = INFINITY, hi = 0;
+    static const int ox[4] = { 1, -1, 0, 0 }, oy[4] = { 0, 0, 1, -1 };
+    for (int k = 0; k < 4; k++) {
+        double v = bcd__spots_skin_level(m, s->x + 2.0 * r * ox[k], s->y + 2.0 * r * oy[k], 0.7 * r);
+        if (!isfinite(v) || v <= 1e-4)
+            return false;
+        lo = fmin(lo, v);
+        hi = fmax(hi, v);
+    }
+    return log(hi / lo) <= EVEN_LIGHT;
+}
+
 /* The change of a matched pair: prev spot p, current spot c; J the local area scale of
  * the mapping previous -> current. Fills l->change, l->score and l->changed. */
-static void measure_change(bcd_lesion *l, const bcd__spot *p, const bcd__spot *c, double J, const bcd__spotmap *P,
+static void measure_change(bcd_lesion *l, uint8_t *even, uint8_t *why, const bcd__spot *p, const bcd__spot *c, double J, const bcd__spotmap *P,
                            const bcd__spotmap *C, double mm, double prev_mm)
 {
     bcd_lesion_change *ch = &l->change;
@@ -204,8 +249,12 @@ static void measure_change(bcd_lesion *l, const bcd__spot *p, const bcd__spot *c
     ch->spread = c->spread - p->spread;
     ch->spread_sd = 1.0 + 0.15 * (c->spread + p->spread);
     ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
-    ch->judged = c->skin_rgb[1] < MAX_SKIN_LEVEL && p->skin_rgb[1] < MAX_SKIN_LEVEL && !near_border(C, c) &&
-                 !near_border(P, p) && fmax(c->contrast, p->contrast) >= MIN_JUDGED_CONTRAST;
+    *why = c->skin_rgb[1] >= MAX_SKIN_LEVEL || p->skin_rgb[1] >= MAX_SKIN_LEVEL ? WHY_CLIPPED
+           : near_border(C, c) || near_border(P, p)                          ? WHY_EDGE
+           : fmax(c->contrast, p->contrast) < MIN_JUDGED_CONTRAST            ? WHY_FAINT
+                                                                             : WHY_NONE;
+    ch->judged = *why == WHY_NONE;
+    *even = even_light(C, c) && even_light(P, p);
     ch->asymmetry = c->asymmetry - p->asymmetry;
     ch->irregularity = c->irregularity - p->irregularity;
     ch->second_colour = ch->spread > MIN_SPREAD && ch->spread > Z_CHANGED * ch->spread_sd && c->spread > 6.0;
@@ -233,6 +282,28 @@ static void robust_stats(double *v, size_t n, double *med, double *sd)
     qsort(v, n, sizeof *v, cmp_dbl);
     *med = m;
     *sd = 1.4826 * v[n / 2];
+}
+
+/* The medians of darkening and of colour change (delta E) over the matched lesions
+ * whose diameter is within a factor SIZE_BAND of d; left as they are when fewer than 8. */
+static void size_med(const bcd_lesion_result *r, double d, double *dark, double *de)
+{
+    double v[2][512];
+    size_t m = 0;
+    for (size_t i = 0; i < r->n && m < 512; i++) {
+        const bcd_lesion *l = &r->l[i];
+        if (!l->has_change || l->diameter_px < d / SIZE_BAND || l->diameter_px > d * SIZE_BAND)
+            continue;
+        v[0][m] = l->change.darkening;
+        v[1][m] = l->change.delta_e;
+        m++;
+    }
+    if (m < 8)
+        return;
+    qsort(v[0], m, sizeof(double), cmp_dbl);
+    qsort(v[1], m, sizeof(double), cmp_dbl);
+    *dark = v[0][m / 2];
+    *de = v[1][m / 2];
 }
 
 /* The change scores of the matched lesions. Two photos of the same skin differ in light,
@@ -272,11 +343,17 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
         if (!l->has_change)
             continue;
         l->change.light -= med[4];
-        if (fabs(l->change.light) > MAX_LIGHT_DIFF)
+        if (l->change.judged && fabs(l->change.light) > (r->even[i] ? MAX_EVEN_LIGHT_DIFF : MAX_LIGHT_DIFF)) {
             l->change.judged = 0;
+            r->why[i] = WHY_LIGHT;
+        }
+        if (l->change.judged && !l->in_overlap) {
+            l->change.judged = 0;
+            r->why[i] = WHY_UNVERIFIED;
+        }
         bcd_lesion_change *c = &l->change;
         double dc = l->diameter_px, dp = dc - c->diameter_px;
-        if (!l->in_overlap || !c->judged) {
+        if (!c->judged) {
             /* registration not verified here, or the light differs: measured, not judged */
             c->judged = 0;
             l->score = NAN;
@@ -288,16 +365,24 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
         double sdd = fmax(c->diameter_px_sd / fmax(dc, 1.0), sd[0]);
         double growth = dc - (dp + 1.0) * exp(med[0]) + 1.0;
         double dmin = fmax(MIN_DIAM_GROWTH * dp, MIN_DIAM_GROWTH_AN / fc);
-        bool big_d = growth >= dmin && (!isfinite(mm) || growth * mm >= MIN_DIAM_GROWTH_MM);
+        /* a faint spot's outline is at the mercy of the skin's texture: its size is judged
+         * only when it stands out in both photos */
+        double kmin = fmin(l->contrast, l->contrast * exp(-c->darkening));
+        bool big_d = growth >= dmin && (!isfinite(mm) || growth * mm >= MIN_DIAM_GROWTH_MM) &&
+                     kmin >= MIN_SIZE_CONTRAST;
         double zmax = 0;
-        double dk = c->darkening - med[1], sdk = fmax(c->darkening_sd, sd[1]);
+        /* blur and sharpening change small spots' contrast and colour more than large
+         * ones': darkening and colour are taken against the lesions of about this size */
+        double mk = med[1], me = med[2];
+        size_med(r, dc, &mk, &me);
+        double dk = c->darkening - mk, sdk = fmax(c->darkening_sd, sd[1]);
         /* blur spreads a spot and pales it, sharpening does the reverse: a growth that
          * paled, or a darkening that shrank, is the camera, not the skin */
         if (big_d && dk > -BLUR_SIGNATURE)
             zmax = fmax(zmax, ld / sdd);
         if (dk >= MIN_DARKENING && ld > -0.5 * BLUR_SIGNATURE)
             zmax = fmax(zmax, dk / sdk);
-        double de = c->delta_e - med[2], sde = fmax(c->delta_e_sd, sd[2]);
+        double de = c->delta_e - me, sde = fmax(c->delta_e_sd, sd[2]);
         if (de >= MIN_DELTA_E && dk >= 0.0)
             zmax = fmax(zmax, de / sde);
         double dsp = c->spread - med[3], sds = fmax(c->spread_sd, sd[3]);
@@ -404,12 +489,21 @@ static double small_spots(const bcd__spotmap *m, double x, double y, double R)
 }
 
 /* A spot found by a probe is the same spot only if it is about as large and as dark
- * (within a factor 2.5 of area and of mean darkness); a peak of a neighbouring freckle or
- * of the skin's texture is not. s: previous -> current length scale. */
-static bool alike(const bcd__spot *p, const bcd__spot *c, double s)
+ * (within a factor 2.5 of area and of mean darkness, the darkness as the neighbours' carries
+ * over: tr, previous / current); a peak of a neighbouring freckle or of the skin's texture
+ * is not. s: previous -> current length scale. Returns 1 when alike, 2 when the current
+ * one is the previous one grown (larger by 2.5 to GROWN_MAX times in area, as dark within
+ * the same factor, and the previous one clearly a spot), 0 otherwise. */
+static int alike(const bcd__spot *p, const bcd__spot *c, double s, double tr)
 {
-    double ra = c->area / fmax(p->area * s * s, 1e-9), rk = c->mean_contrast / fmax(p->mean_contrast, 1e-6);
-    return ra > 0.4 && ra < 2.5 && rk > 0.4 && rk < 2.5;
+    double ra = c->area / fmax(p->area * s * s, 1e-9), rk = c->mean_contrast * tr / fmax(p->mean_contrast, 1e-6);
+    if (rk <= 0.4 || rk >= 2.5)
+        return 0;
+    if (ra > 0.4 && ra < 2.5)
+        return 1;
+    /* grown: only a spot that stood out already (a faint freckle next to a new mole, or
+     * one that a shadow hid, is not a mole that grew) */
+    return ra >= 2.5 && ra <= GROWN_MAX && p->contrast >= MIN_SIZE_CONTRAST ? 2 : 0;
 }
 
 /* The skin around (cx, cy) in the current photo and around (px, py) in the previous one is
@@ -526,12 +620,14 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->x = c->x;
             l->y = c->y;
             lesion_from_spot(l, c, mm);
-            measure_change(l, p, c, J, P, C, mm, pmm);
+            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], p, c, J, P, C, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y, false);
             /* a pair much further apart than the registration's own residual may be two
              * neighbouring spots: kept as a match, not judged */
-            if (hypot(c->x - u, c->y - v) > 3.0 * sm.residual + 0.25 * c->diameter)
+            if (l->change.judged && hypot(c->x - u, c->y - v) > 3.0 * sm.residual + 0.25 * c->diameter) {
                 l->change.judged = 0;
+                r->why[r->n - 1] = WHY_FAR;
+            }
             r->matched++;
             continue;
         }
@@ -547,8 +643,11 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         bool found = false;
         /* where it should be: within the registration's own error of the mapped place */
         double rad = fmin(tol, 2.5 * sm.residual + 2.0 / C->fx) + 0.5 * p->diameter * sqrt(J);
-        double pk = bcd__spots_probe(C, u, v, rad, 0.5 * p->contrast, &c, &found);
-        if (found && !alike(p, &c, sqrt(J))) {
+        /* the photos may differ in blur and light: contrasts compared as the neighbours'
+         * carry over */
+        double tr = transfer_at(&tf, u, v, 0.06 * L);
+        double pk = bcd__spots_probe(C, u, v, rad, 0.5 * p->contrast / tr, &c, &found);
+        if (found && !alike(p, &c, sqrt(J), tr)) {
             found = false;
             pk = c.mean_contrast;
         }
@@ -574,12 +673,14 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->x = cs->x;
             l->y = cs->y;
             lesion_from_spot(l, cs, mm);
-            measure_change(l, p, cs, J, P, C, mm, pmm);
+            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], p, cs, J, P, C, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y, false);
             /* re-found only with a relaxed threshold, or merged: not reliable enough to
              * judge a change */
-            if (!fresh)
+            if (!fresh && l->change.judged) {
                 l->change.judged = 0;
+                r->why[r->n - 1] = WHY_MERGED;
+            }
             r->matched++;
             continue;
         }
@@ -589,7 +690,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         /* what it would look like in the current photo, as its neighbours do */
         double expect = p->contrast / transfer_at(&tf, u, v, 0.06 * L);
         l->score = l->in_overlap && lit && expect >= 2.5 * C->t_seed && pk < 0.2 * expect ? 0.6 : 0.2;
-        l->changed = l->score >= 0.5;
+        l->changed = 0; /* see bcd/lesion.h: reported, not flagged */
     }
     /* current spots with no previous one */
     for (size_t j = 0; j < C->n; j++) {
@@ -612,8 +713,10 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         bool found = false;
         double J = bcd__warp_area_scale(&sm.bwd, c->x, c->y);
         double rad = fmin(0.006 * Lp, (2.5 * sm.residual + 2.0 / C->fx) * sqrt(J)) + 0.5 * c->diameter * sqrt(J);
-        double pk = bcd__spots_probe(P, u, v, rad, 0.5 * c->contrast, &p, &found);
-        if (found && !alike(&p, c, 1.0 / sqrt(fmax(J, 1e-6)))) {
+        double tr = transfer_at(&tf, c->x, c->y, 0.06 * L);
+        double pk = bcd__spots_probe(P, u, v, rad, 0.5 * c->contrast * tr, &p, &found);
+        int ak = found ? alike(&p, c, 1.0 / sqrt(fmax(J, 1e-6)), tr) : 0;
+        if (found && !ak) {
             found = false;
             pk = p.mean_contrast;
         }
@@ -628,9 +731,12 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->prev_x = p.x;
             l->prev_y = p.y;
             double Jf = bcd__warp_area_scale(&sm.fwd, p.x, p.y);
-            measure_change(l, &p, c, Jf, P, C, mm, pmm);
+            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], &p, c, Jf, P, C, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p.x, p.y, false);
-            l->change.judged = 0;
+            if (ak != 2 && l->change.judged) {
+                l->change.judged = 0; /* fainter or not separated there: not judged; grown: judged */
+                r->why[r->n - 1] = WHY_MERGED;
+            }
             r->matched++;
             continue;
         }
@@ -645,7 +751,10 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         /* and larger than the smallest spots the previous photo shows around there (where it
          * is blurred, small spots vanish from it) */
         double small = small_spots(P, u, v, 0.06 * Lp) * sqrt(1.0 / fmax(J, 1e-6));
-        bool strong = l->in_overlap && c->contrast >= 1.6 * C->t_seed && expect >= 1.6 * P->t_seed &&
+        /* distinct: dark (a mole), or of a colour clearly not the skin's (a red papule, only
+         * a little darker in green) */
+        bool distinct = c->contrast >= MIN_NEW_CONTRAST || bcd__delta_e2000(c->lab, c->skin_lab) >= MIN_NEW_DELTA_E;
+        bool strong = l->in_overlap && distinct && c->contrast >= 1.6 * C->t_seed && expect >= 1.6 * P->t_seed &&
                       c->diameter >= 1.3 * small &&
                       c->diameter * C->fx >= 3.0 && same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med);
         l->score = clear && strong ? fmin(1.0, 0.5 + 0.5 * (c->contrast / (3.0 * C->t_seed))) : 0.3;
@@ -740,6 +849,13 @@ size_t bcd_lesion_result_changed(const bcd_lesion_result *r)
     return c;
 }
 
+const char *bcd_lesion_result_not_judged(const bcd_lesion_result *r, size_t i)
+{
+    if (!r || i >= r->n || !r->l[i].has_change || r->l[i].change.judged || r->why[i] >= sizeof why_names / sizeof *why_names)
+        return NULL;
+    return why_names[r->why[i]];
+}
+
 double bcd_lesion_result_score(const bcd_lesion_result *r)
 {
     if (!r || r->status != BCD_LESION_COMPARED)
@@ -794,7 +910,7 @@ static cJSON *point(double x, double y)
     return a;
 }
 
-static cJSON *change_json(const bcd_lesion *l)
+static cJSON *change_json(const bcd_lesion *l, const char *why)
 {
     if (!l->has_change)
         return cJSON_CreateNull();
@@ -813,6 +929,7 @@ static cJSON *change_json(const bcd_lesion *l)
               add(o, "spread_sd", num(c->spread_sd, 0.01)) && add(o, "asymmetry", num(c->asymmetry, 0.001)) &&
               add(o, "irregularity", num(c->irregularity, 0.001)) && add(o, "light", num(c->light, 0.001)) &&
               add(o, "judged", cJSON_CreateBool(c->judged)) &&
+              add(o, "not_judged", why ? cJSON_CreateString(why) : cJSON_CreateNull()) &&
               add(o, "second_colour", cJSON_CreateBool(c->second_colour));
     if (!ok) {
         cJSON_Delete(o);
@@ -821,7 +938,7 @@ static cJSON *change_json(const bcd_lesion *l)
     return o;
 }
 
-static cJSON *lesion_json(const bcd_lesion *l)
+static cJSON *lesion_json(const bcd_lesion *l, const char *why)
 {
     cJSON *o = cJSON_CreateObject(), *lab = cJSON_CreateArray();
     if (!o || !lab) {
@@ -840,7 +957,7 @@ static cJSON *lesion_json(const bcd_lesion *l)
               add(o, "asymmetry", num(l->asymmetry, 0.001)) && add(o, "contrast", num(l->contrast, 0.001)) &&
               add(o, "in_overlap", cJSON_CreateBool(l->in_overlap)) &&
               add(o, "changed", cJSON_CreateBool(l->changed)) && add(o, "score", num(l->score, 0.001)) &&
-              add(o, "change", change_json(l));
+              add(o, "change", change_json(l, why));
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -878,7 +995,7 @@ bcd_status bcd_lesion_result_json(char **out, const bcd_lesion_result *r)
     }
     ok = ok && add(root, "lesions", arr);
     for (size_t i = 0; ok && i < r->n; i++)
-        ok = cJSON_AddItemToArray(arr, lesion_json(&r->l[i]));
+        ok = cJSON_AddItemToArray(arr, lesion_json(&r->l[i], bcd_lesion_result_not_judged(r, i)));
     char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
     if (arr && !cJSON_GetObjectItem(root, "lesions"))
         cJSON_Delete(arr);

@@ -112,6 +112,8 @@ typedef struct bcd__spot_match {
     size_t matched;
     double residual;  /* median distance of matched pairs after the mapping, current pixels */
     int areas;        /* areas of the previous photo whose correlation verified the mapping */
+    double agree;     /* strength-weighted share of the strongest spots of both photos, on the
+                         skin both show, that the mapping matched (0..1) */
     /* the areas of the previous photo (cells of `cell` previous pixels, gw x gh) whose
      * darkness pattern correlated with the current photo's through the mapping */
     uint8_t *verified;

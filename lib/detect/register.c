@@ -6,13 +6,21 @@
  * direction) does not change under a similarity; the ordering of its vertices by the side
  * opposite them makes corresponding vertices known. Every pair of triangles of the same
  * shape proposes a similarity; it scores the number of strong spots it brings within
- * TOL0 of a strong spot. The best proposal is refined: matches within a shrinking
- * tolerance, a homography fitted to them (residuals more than three times the median
- * dropped), then a smooth field of the remaining residuals (Gaussian kernel regression,
- * matches that disagree with their neighbours' field left out), and a last greedy
- * assignment of spots to spots that also weighs size and contrast.
+ * TOL0 of a strong spot. Whole-photo proposals come from the whole-image alignment (the
+ * prior) and from votes: every pair of alike strong spots votes for the shift of each turn
+ * and scale of a grid (see vote_proposals()).
+ *
+ * The proposal that correlates best is grown area by area (see refine()); it and every
+ * whole-photo proposal are also grown by closest spots (see refine_closest()): matches
+ * within a shrinking tolerance, a homography fitted to them (residuals more than three
+ * times the median dropped), then a smooth field of the remaining residuals (Gaussian
+ * kernel regression, matches that disagree with their neighbours' field left out), and a
+ * last greedy assignment of spots to spots that also weighs size and contrast. Of these
+ * registrations, the one that matches the largest share of the strongest spots of both
+ * photos wins (see agreement()).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +37,9 @@
 #define LOCAL_R 0.1    /* proposals score the spots within this of their triangle */
 #define VERIFIED 400   /* proposals checked by correlation */
 #define MIN_NCC 0.35
-#define HYPOTHESES 1  /* proposals grown into whole registrations */
+#define VOTES 4       /* whole-photo proposals by voting */
+#define HYPOTHESES (VOTES + 2) /* proposals grown into whole registrations */
 #define ANCHOR_NCC 0.35 /* an area's own proposal joins the registration */
-#define AGREE 0.05     /* and must land within this of where the best puts it */
 #define CELL 0.08      /* areas of the previous photo, normalized */
 #define PER_CELL 4     /* proposals checked per area */
 #define MIN_SCALE 0.4
@@ -345,6 +353,7 @@ static int triangles(const double *x, const double *y, int n, struct tri **out)
 struct pts {
     int n;
     double *x, *y, *d; /* position, diameter (normalized) */
+    double *k;         /* strength */
     int gw, gh;
     double cell;
     int *head, *next;
@@ -361,7 +370,7 @@ static bool pts_make(struct pts *p, const bcd__spotmap *m, int n, double L)
 {
     memset(p, 0, sizeof *p);
     p->n = n;
-    p->x = malloc(3 * (size_t)(n + 1) * sizeof(double));
+    p->x = malloc(4 * (size_t)(n + 1) * sizeof(double));
     p->cell = 0.02;
     double W = m->ow / L, Hh = m->oh / L;
     p->gw = (int)(W / p->cell) + 1;
@@ -374,12 +383,14 @@ static bool pts_make(struct pts *p, const bcd__spotmap *m, int n, double L)
     }
     p->y = p->x + n + 1;
     p->d = p->y + n + 1;
+    p->k = p->d + n + 1;
     for (int i = 0; i < p->gw * p->gh; i++)
         p->head[i] = -1;
     for (int i = 0; i < n; i++) {
         p->x[i] = m->spots[i].x / L;
         p->y[i] = m->spots[i].y / L;
         p->d[i] = m->spots[i].diameter / L;
+        p->k[i] = m->spots[i].strength;
         int gx = (int)(p->x[i] / p->cell), gy = (int)(p->y[i] / p->cell);
         gx = gx < 0 ? 0 : (gx >= p->gw ? p->gw - 1 : gx);
         gy = gy < 0 ? 0 : (gy >= p->gh ? p->gh - 1 : gy);
@@ -903,6 +914,151 @@ static int cmp_proposal(const void *a, const void *b)
     return (x->e > y->e) - (x->e < y->e);
 }
 
+/* The share of the strongest spots of both photos (weighted by strength) that the
+ * mapping matched, among those it brings onto the other photo's skin. Moles are found in
+ * both photos whatever the light; a wrong registration matches them only by chance,
+ * however well the skin's texture or a shadow's stripes correlate. */
+#define AGREE_TOP 40
+#define MIN_AGREE 0.3 /* a registration that matches less is declined */
+
+static bool on_skin(const bcd__spotmap *m, double x, double y)
+{
+    int ax = (int)lround((x + 0.5) * m->fx - 0.5), ay = (int)lround((y + 0.5) * m->fy - 0.5);
+    if (ax < 0 || ay < 0 || ax >= m->w || ay >= m->h)
+        return false;
+    size_t i = (size_t)ay * m->w + ax;
+    return m->skin[i] && !m->dark[i];
+}
+
+static double agreement(const bcd__spot_match *m, const bcd__spotmap *P, const bcd__spotmap *C)
+{
+    double num = 0, den = 0;
+    size_t np = P->n < AGREE_TOP ? P->n : AGREE_TOP, nc = C->n < AGREE_TOP ? C->n : AGREE_TOP;
+    for (size_t i = 0; i < np; i++) {
+        double u, v;
+        bcd__warp_apply(&m->fwd, P->spots[i].x, P->spots[i].y, &u, &v);
+        if (!on_skin(C, u, v))
+            continue;
+        den += P->spots[i].strength;
+        num += m->match[i] >= 0 ? P->spots[i].strength : 0;
+    }
+    for (size_t j = 0; j < nc; j++) {
+        double u, v;
+        bcd__warp_apply(&m->bwd, C->spots[j].x, C->spots[j].y, &u, &v);
+        if (!on_skin(P, u, v))
+            continue;
+        den += C->spots[j].strength;
+        for (size_t i = 0; i < P->n; i++)
+            if (m->match[i] == (int)j) {
+                num += C->spots[j].strength;
+                break;
+            }
+    }
+    return den > 0 ? num / den : 0;
+}
+
+/* The mapping out->fwd refined on every spot it brings together, once per tolerance of
+ * tols (of the current longer side): the assignment, a homography on all matches
+ * (outliers dropped), the field on its residuals; then the last assignment, the backward
+ * mapping, the residual, the support and the agreement. sx: scratch for 4 (P->n + 1)
+ * doubles, keep for P->n + 1. */
+static const double polish_tols[] = { TOL1, TOL1 };
+
+static bcd_status polish(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C, double *sx, bool *keep,
+                         double L, double Lp, double scale, const double *tols, int ntol)
+{
+    size_t n = P->n, k;
+    double *sy = sx + n, *dx = sy + n, *dy = dx + n;
+    bcd__warp *f = &out->fwd;
+    bcd_status st = BCD_OK;
+    /* the whole mapping refined on every spot it brings together: a homography on all
+     * matches (outliers dropped), the field on its residuals */
+    for (int it = 0; it < ntol && st == BCD_OK; it++) {
+        int c = assign(P, C, f, tols[it] * L, scale, 0, 0, INFINITY, out->match);
+        if (c < 0) {
+            st = BCD_ENOMEM;
+            break;
+        }
+        k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
+        double H[9];
+        if (k >= 12 && robust_homography(H, sx, sy, dx, dy, k, 0.003 * L, keep) && plausible(H, P, sx, sy, k))
+            memcpy(f->H, H, sizeof H);
+        if (k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
+            st = BCD_ENOMEM;
+    }
+    if (st == BCD_OK) {
+        /* the last assignment with the whole mapping, then the field again on it */
+        int c = assign(P, C, f, TOL1 * L, scale, 0, 0, INFINITY, out->match);
+        if (c < 0)
+            st = BCD_ENOMEM;
+        else
+            out->matched = (size_t)c;
+    }
+    if (st == BCD_OK) {
+        k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
+        if (!build_field(f, sx, sy, dx, dy, k, 0.05 * L, 0.004 * L)) {
+            st = BCD_ENOMEM;
+        } else {
+            double Hb[9];
+            bcd__warp *b = &out->bwd;
+            if (k >= 8 && bcd__fit_homography(Hb, dx, dy, sx, sy, k)) {
+                memcpy(b->H, Hb, sizeof Hb);
+            } else {
+                /* invert the forward homography */
+                const double *h = f->H;
+                double det = h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
+                             h[2] * (h[3] * h[7] - h[4] * h[6]);
+                double inv[9] = { (h[4] * h[8] - h[5] * h[7]) / det, (h[2] * h[7] - h[1] * h[8]) / det,
+                                  (h[1] * h[5] - h[2] * h[4]) / det, (h[5] * h[6] - h[3] * h[8]) / det,
+                                  (h[0] * h[8] - h[2] * h[6]) / det, (h[2] * h[3] - h[0] * h[5]) / det,
+                                  (h[3] * h[7] - h[4] * h[6]) / det, (h[1] * h[6] - h[0] * h[7]) / det,
+                                  (h[0] * h[4] - h[1] * h[3]) / det };
+                for (int q = 0; q < 9; q++)
+                    b->H[q] = inv[q] / inv[8];
+            }
+            if (!build_field(b, dx, dy, sx, sy, k, 0.05 * Lp, 0.004 * Lp))
+                st = BCD_ENOMEM;
+        }
+    }
+    if (st == BCD_OK) {
+        double *r = malloc((k + 1) * sizeof *r);
+        if (r) {
+            for (size_t i = 0; i < k; i++) {
+                double u, v;
+                bcd__warp_apply(f, sx[i], sy[i], &u, &v);
+                r[i] = hypot(u - dx[i], v - dy[i]);
+            }
+            double *tmp = malloc((k + 1) * sizeof *tmp);
+            if (tmp)
+                memcpy(tmp, r, k * sizeof *r);
+            qsort(r, k, sizeof *r, cmp_double);
+            out->residual = k ? r[k / 2] : NAN;
+            /* the support: pairs within 2.5 times the median error (and 2 analysis px) */
+            out->sup_x = tmp ? malloc(2 * (k + 1) * sizeof(double)) : NULL;
+            if (out->sup_x) {
+                out->sup_y = out->sup_x + k + 1;
+                double lim = 2.5 * out->residual + 2.0 / C->fx;
+                for (size_t i = 0; i < k; i++)
+                    if (tmp[i] <= lim) {
+                        out->sup_x[out->nsup] = sx[i];
+                        out->sup_y[out->nsup] = sy[i];
+                        out->nsup++;
+                    }
+                out->sup_r = 0.06 * Lp;
+            }
+            free(tmp);
+            free(r);
+        }
+        out->agree = agreement(out, P, C);
+        out->ok = k >= (size_t)MIN_INLIERS && out->agree >= MIN_AGREE;
+        if (k < (size_t)MIN_INLIERS)
+            out->why = "too few spots stayed matched after refining the registration";
+        else if (!out->ok)
+            out->why = "the strongest spots of the two photos do not match (different skin, or too little of it in both)";
+    }
+    return st;
+}
+
 /* The registration grown from one verified proposal bq (see bcd__spots_register()):
  * out->match (allocated, all -1) and the rest of out filled. */
 static bcd_status refine(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C, const struct proposal *bq,
@@ -1086,91 +1242,226 @@ static bcd_status refine(bcd__spot_match *out, const bcd__spotmap *P, const bcd_
     k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
     if (st == BCD_OK && k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
         st = BCD_ENOMEM;
-    /* the whole mapping refined on every spot it brings together: a homography on all
-     * matches (outliers dropped), the field on its residuals */
-    for (int it = 0; it < 2 && st == BCD_OK; it++) {
-        int c = assign(P, C, f, TOL1 * L, scale, 0, 0, INFINITY, out->match);
-        if (c < 0) {
-            st = BCD_ENOMEM;
-            break;
-        }
-        k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
-        double H[9];
-        if (k >= 12 && robust_homography(H, sx, sy, dx, dy, k, 0.003 * L, keep) && plausible(H, P, sx, sy, k))
-            memcpy(f->H, H, sizeof H);
-        if (k >= 6 && !build_field(f, sx, sy, dx, dy, k, 0.04 * L, 0.004 * L))
-            st = BCD_ENOMEM;
-    }
-    if (st == BCD_OK) {
-        /* the last assignment with the whole mapping, then the field again on it */
-        int c = assign(P, C, f, TOL1 * L, scale, 0, 0, INFINITY, out->match);
-        if (c < 0)
-            st = BCD_ENOMEM;
-        else
-            out->matched = (size_t)c;
-    }
-    if (st == BCD_OK) {
-        k = pairs(P, C, out->match, sx, sy, dx, dy, NULL);
-        if (!build_field(f, sx, sy, dx, dy, k, 0.05 * L, 0.004 * L)) {
-            st = BCD_ENOMEM;
-        } else {
-            double Hb[9];
-            bcd__warp *b = &out->bwd;
-            if (k >= 8 && bcd__fit_homography(Hb, dx, dy, sx, sy, k)) {
-                memcpy(b->H, Hb, sizeof Hb);
-            } else {
-                /* invert the forward homography */
-                const double *h = f->H;
-                double det = h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
-                             h[2] * (h[3] * h[7] - h[4] * h[6]);
-                double inv[9] = { (h[4] * h[8] - h[5] * h[7]) / det, (h[2] * h[7] - h[1] * h[8]) / det,
-                                  (h[1] * h[5] - h[2] * h[4]) / det, (h[5] * h[6] - h[3] * h[8]) / det,
-                                  (h[0] * h[8] - h[2] * h[6]) / det, (h[2] * h[3] - h[0] * h[5]) / det,
-                                  (h[3] * h[7] - h[4] * h[6]) / det, (h[1] * h[6] - h[0] * h[7]) / det,
-                                  (h[0] * h[4] - h[1] * h[3]) / det };
-                for (int q = 0; q < 9; q++)
-                    b->H[q] = inv[q] / inv[8];
-            }
-            if (!build_field(b, dx, dy, sx, sy, k, 0.05 * Lp, 0.004 * Lp))
-                st = BCD_ENOMEM;
-        }
-    }
-    if (st == BCD_OK) {
-        double *r = malloc((k + 1) * sizeof *r);
-        if (r) {
-            for (size_t i = 0; i < k; i++) {
-                double u, v;
-                bcd__warp_apply(f, sx[i], sy[i], &u, &v);
-                r[i] = hypot(u - dx[i], v - dy[i]);
-            }
-            double *tmp = malloc((k + 1) * sizeof *tmp);
-            if (tmp)
-                memcpy(tmp, r, k * sizeof *r);
-            qsort(r, k, sizeof *r, cmp_double);
-            out->residual = k ? r[k / 2] : NAN;
-            /* the support: pairs within 2.5 times the median error (and 2 analysis px) */
-            out->sup_x = tmp ? malloc(2 * (k + 1) * sizeof(double)) : NULL;
-            if (out->sup_x) {
-                out->sup_y = out->sup_x + k + 1;
-                double lim = 2.5 * out->residual + 2.0 / C->fx;
-                for (size_t i = 0; i < k; i++)
-                    if (tmp[i] <= lim) {
-                        out->sup_x[out->nsup] = sx[i];
-                        out->sup_y[out->nsup] = sy[i];
-                        out->nsup++;
-                    }
-                out->sup_r = 0.06 * Lp;
-            }
-            free(tmp);
-            free(r);
-        }
-        out->ok = k >= (size_t)MIN_INLIERS;
-        if (!out->ok)
-            out->why = "too few spots stayed matched after refining the registration";
-    }
+    if (st == BCD_OK)
+        st = polish(out, P, C, sx, keep, L, Lp, scale, polish_tols, 2);
     free(sx);
     free(keep);
     return st;
+}
+
+/* A registration from one whole-photo proposal bq by closest spots alone: match within a
+ * shrinking tolerance, refit the homography and the field, again. Where the proposal is
+ * close (follow-ups framed alike), this follows the body without trusting the texture's
+ * correlation area by area. The areas verified are those whose darkness maps correlate
+ * through the final mapping. */
+static bcd_status refine_closest(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C,
+                                 const struct proposal *bq, double L, double Lp, int gcw, int gch)
+{
+    double scale = hypot(bq->s[0], bq->s[1]) * L / Lp;
+    size_t n = P->n;
+    double *sx = malloc(4 * (n + 1) * sizeof *sx);
+    bool *keep = malloc(n + 1);
+    out->verified = malloc((size_t)gcw * gch + 1);
+    if (!sx || !keep || !out->verified) {
+        free(sx);
+        free(keep);
+        return BCD_ENOMEM;
+    }
+    double s_px[4] = { bq->s[0] * L / Lp, bq->s[1] * L / Lp, bq->s[2] * L, bq->s[3] * L };
+    similarity_to_h(out->fwd.H, s_px);
+    static const double tols[] = { 0.012, 0.008, 0.006, 0.005, TOL1, TOL1 };
+    bcd_status st = polish(out, P, C, sx, keep, L, Lp, scale, tols, (int)(sizeof tols / sizeof *tols));
+    out->gw = gcw;
+    out->gh = gch;
+    out->cell = CELL * Lp;
+    out->areas = 0;
+    /* an area is verified when the darkness maps correlate there through the mapping, or
+     * when three matches that agree with it lie in it; then an area with nothing to go on
+     * (plain skin) between at least four verified neighbours, where the mapping is held
+     * from every side */
+    int ncell = gcw * gch;
+    int *nsup = calloc((size_t)ncell + 1, sizeof *nsup);
+    if (!nsup)
+        st = BCD_ENOMEM;
+    for (size_t i = 0; st == BCD_OK && i < out->nsup; i++) {
+        int gx = (int)(out->sup_x[i] / out->cell), gy = (int)(out->sup_y[i] / out->cell);
+        if (gx >= 0 && gy >= 0 && gx < gcw && gy < gch)
+            nsup[gy * gcw + gx]++;
+    }
+    for (int gy = 0; gy < gch; gy++)
+        for (int gx = 0; gx < gcw; gx++) {
+            double px = (gx + 0.5) * CELL * Lp, py = (gy + 0.5) * CELL * Lp, q[4], u, v;
+            bool ok = false;
+            if (st == BCD_OK && px < P->ow && py < P->oh) {
+                ok = nsup[gy * gcw + gx] >= 3;
+                if (!ok) {
+                    local_similarity(&out->fwd, px, py, L, Lp, q);
+                    bcd__warp_apply(&out->fwd, px, py, &u, &v);
+                    ok = patch_ncc(P, C, q, u / L, v / L, L, Lp, 20, 2.5) >= ANCHOR_NCC;
+                }
+            }
+            out->verified[gy * gcw + gx] = ok;
+        }
+    for (int gy = 0; st == BCD_OK && gy < gch; gy++)
+        for (int gx = 0; gx < gcw; gx++) {
+            int k = 0;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int x = gx + dx, y = gy + dy;
+                    k += (dx || dy) && x >= 0 && y >= 0 && x < gcw && y < gch && (out->verified[y * gcw + x] & 1);
+                }
+            if (!out->verified[gy * gcw + gx] && k >= 4)
+                out->verified[gy * gcw + gx] = 2;
+        }
+    for (int i = 0; i < ncell; i++) {
+        out->verified[i] = out->verified[i] != 0;
+        out->areas += out->verified[i];
+    }
+    free(nsup);
+    free(sx);
+    free(keep);
+    return st;
+}
+
+/* ---- voting -------------------------------------------------------------------------- */
+
+/* Whole-photo proposals by voting (a generalized Hough transform). Follow-ups are framed
+ * about alike: within VOTE_ROT of turn and a scale in [VOTE_SMIN, VOTE_SMAX]. For each
+ * turn and scale on a grid, every pair of a previous and a current strong spot of
+ * compatible sizes votes for the shift that would bring them together; the shift with
+ * the most votes over the whole photo is that turn's and scale's candidate. Triangles need
+ * the same three neighbours in both photos; votes need only that many spots of the whole
+ * photo move together, which holds where spots are found unevenly (shadow bands, few
+ * moles among faint freckles). Writes up to max distinct proposals, most votes first. */
+#define VOTE_ROT 0.28   /* radians each way */
+#define VOTE_RSTEP 0.035
+#define VOTE_SMIN 0.75
+#define VOTE_SMAX 1.34
+#define VOTE_SSTEP 0.03 /* of log scale */
+#define VOTE_T 0.45     /* shifts each way, normalized */
+#define VOTE_BIN 0.015
+
+struct vote {
+    double v, s[4];
+};
+
+static int cmp_vote(const void *a, const void *b)
+{
+    double x = ((const struct vote *)a)->v, y = ((const struct vote *)b)->v;
+    return (x < y) - (x > y);
+}
+
+static bool same_similarity(const double *a, const double *b)
+{
+    double ua = a[0] * 0.5 - a[1] * 0.5 + a[2], va = a[1] * 0.5 + a[0] * 0.5 + a[3];
+    double ub = b[0] * 0.5 - b[1] * 0.5 + b[2], vb = b[1] * 0.5 + b[0] * 0.5 + b[3];
+    return hypot(ua - ub, va - vb) < 0.03 && fabs(atan2(a[1], a[0]) - atan2(b[1], b[0])) < 0.1 &&
+           fabs(log(hypot(a[0], a[1]) / hypot(b[0], b[1]))) < 0.07;
+}
+
+/* Where a whole-photo proposal q is checked by correlation: the centre of the previous
+ * spots it brings near a current one ((cx, cy) when none). */
+static void inlier_centre(struct proposal *q, const struct pts *SP, const struct pts *SC, double cx, double cy)
+{
+    double mx = 0, my = 0, sc = hypot(q->s[0], q->s[1]);
+    int m = 0;
+    for (int i = 0; i < SP->n; i++) {
+        double u = q->s[0] * SP->x[i] - q->s[1] * SP->y[i] + q->s[2];
+        double v = q->s[1] * SP->x[i] + q->s[0] * SP->y[i] + q->s[3];
+        if (pts_near(SC, u, v, 2.0 * TOL0, SP->d[i] * sc, NULL, 2.0) >= 0) {
+            mx += SP->x[i];
+            my += SP->y[i];
+            m++;
+        }
+    }
+    q->ox = m ? mx / m : cx;
+    q->oy = m ? my / m : cy;
+}
+
+static int vote_proposals(const struct pts *SP, const struct pts *SC, double cpx, double cpy, double ccx,
+                          double ccy, struct proposal *out, int max)
+{
+    int nr = (int)(VOTE_ROT / VOTE_RSTEP), ns = (int)(log(VOTE_SMAX / VOTE_SMIN) / VOTE_SSTEP) + 1;
+    int G = (int)(2 * VOTE_T / VOTE_BIN) + 1;
+    int ncombo = (2 * nr + 1) * ns;
+    float *acc = calloc((size_t)G * G, sizeof *acc);
+    struct vote *best = malloc((size_t)ncombo * sizeof *best);
+    if (!acc || !best) {
+        free(acc);
+        free(best);
+        return -1;
+    }
+    int nb = 0;
+    double kmax = 1e-9;
+    for (int i = 0; i < SP->n; i++)
+        kmax = fmax(kmax, SP->k[i]);
+    for (int j = 0; j < SC->n; j++)
+        kmax = fmax(kmax, SC->k[j]);
+    for (int ir = -nr; ir <= nr; ir++) {
+        for (int is = 0; is < ns; is++) {
+            double th = ir * VOTE_RSTEP, sc = VOTE_SMIN * exp(is * VOTE_SSTEP);
+            double a = sc * cos(th), b = sc * sin(th);
+            for (int i = 0; i < SP->n; i++) {
+                double px = SP->x[i] - cpx, py = SP->y[i] - cpy;
+                double ux = a * px - b * py + ccx, uy = b * px + a * py + ccy, dp = SP->d[i] * sc;
+                for (int j = 0; j < SC->n; j++) {
+                    double r = (SC->d[j] + 1e-4) / (dp + 1e-4);
+                    if (r < 0.5 || r > 2.0)
+                        continue;
+                    double tx = SC->x[j] - ux, ty = SC->y[j] - uy;
+                    int gx = (int)floor((tx + VOTE_T) / VOTE_BIN), gy = (int)floor((ty + VOTE_T) / VOTE_BIN);
+                    if (gx < 0 || gy < 0 || gx >= G || gy >= G)
+                        continue;
+                    /* a pair of alike spots votes more, and strong pairs (moles) most */
+                    double lr = log(r);
+                    acc[(size_t)gy * G + gx] += (float)(exp(-lr * lr * 4.0) * fmin(SP->k[i], SC->k[j]) / kmax);
+                }
+            }
+            /* the best 2 x 2 window of bins (a peak split between neighbours counts whole) */
+            double bv = 0;
+            int bx = 0, by = 0;
+            for (int y = 0; y + 1 < G; y++)
+                for (int x = 0; x + 1 < G; x++) {
+                    size_t o = (size_t)y * G + x;
+                    double v = acc[o] + acc[o + 1] + acc[o + G] + acc[o + G + 1];
+                    if (v > bv) {
+                        bv = v;
+                        bx = x;
+                        by = y;
+                    }
+                }
+            memset(acc, 0, (size_t)G * G * sizeof *acc);
+            if (bv <= 0)
+                continue;
+            double tx = (bx + 1) * VOTE_BIN - VOTE_T, ty = (by + 1) * VOTE_BIN - VOTE_T;
+            struct vote *v = &best[nb++];
+            v->v = bv;
+            v->s[0] = a;
+            v->s[1] = b;
+            v->s[2] = ccx + tx - (a * cpx - b * cpy);
+            v->s[3] = ccy + ty - (b * cpx + a * cpy);
+        }
+    }
+    free(acc);
+    qsort(best, (size_t)nb, sizeof *best, cmp_vote);
+    int n = 0;
+    for (int k = 0; k < nb && n < max; k++) {
+        bool dup = false;
+        for (int h = 0; h < n && !dup; h++)
+            dup = same_similarity(best[k].s, out[h].s);
+        if (dup)
+            continue;
+        struct proposal *q = &out[n];
+        memcpy(q->s, best[k].s, sizeof q->s);
+        /* refined on its inliers over the whole photo; checked where they are */
+        q->c = inliers(q->s, SP, cpx, cpy, 2.0, SC, 2.0 * TOL0, &q->e, true);
+        if (q->c < MIN_INLIERS)
+            continue;
+        inlier_centre(q, SP, SC, cpx, cpy);
+        n++;
+    }
+    free(best);
+    return n;
 }
 
 bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, const bcd__spotmap *C,
@@ -1220,7 +1511,16 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         double a = 0.5 * (prior[0] + prior[4]) * Lp / L, b = 0.5 * (prior[3] - prior[1]) * Lp / L;
         struct proposal q = { { a, b, prior[2] / L, prior[5] / L }, 0, 0, 0.5, 0.5 };
         q.c = inliers(q.s, &SP, 0.5, 0.5, 2.0, &SC, TOL0, &q.e, false) + 1000; /* tried first */
+        inlier_centre(&q, &SP, &SC, 0.5 * P->ow / Lp, 0.5 * P->oh / Lp);
         prop[nprop++] = q;
+    }
+    {
+        int nv = vote_proposals(&SP, &SC, 0.5 * P->ow / Lp, 0.5 * P->oh / Lp, 0.5 * C->ow / L, 0.5 * C->oh / L,
+                                prop + nprop, VOTES);
+        if (nv < 0)
+            st = BCD_ENOMEM;
+        for (int k = 0; k < nv; k++)
+            prop[nprop++].c += 1000; /* tried first, like the prior */
     }
     for (int a = 0; a < ntp && st == BCD_OK; a++) {
         const struct tri *t = &tp[a];
@@ -1304,7 +1604,17 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
             continue;
         tried[ci]++;
         double ucx = q->s[0] * q->ox - q->s[1] * q->oy + q->s[2], ucy = q->s[1] * q->ox + q->s[0] * q->oy + q->s[3];
-        double r = patch_ncc(P, C, q->s, ucx, ucy, L, Lp, 40, 2.5);
+        double r;
+        if (q->c >= 1000) {
+            /* a whole-photo proposal is only roughly right in any one place (the body bends,
+             * the camera tilts): adjusted there first, twice for a wider reach */
+            double s2[4];
+            memcpy(s2, q->s, sizeof s2);
+            local_search(P, C, s2, q->ox, q->oy, L, Lp);
+            r = local_search(P, C, s2, q->ox, q->oy, L, Lp);
+        } else {
+            r = patch_ncc(P, C, q->s, ucx, ucy, L, Lp, 40, 2.5);
+        }
         q->e = r; /* from here on: the correlation */
         evaluated[k] = true;
         if (r > best_ncc) {
@@ -1313,37 +1623,20 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         }
     }
     free(tried);
-    if (best < 0 || best_ncc < MIN_NCC) {
-        free(prop);
-        free(evaluated);
-        out->why = "the spots of the two photos do not line up (different skin, or too little of it in both)";
-        return BCD_OK;
-    }
-    /* up to HYPOTHESES distinct proposals, best correlation first, each grown into a whole
-     * registration: the one whose correlation holds over the most areas wins (a
-     * coincidence of texture can correlate in one area, it does not carry over the skin) */
+    /* the hypotheses grown into whole registrations: the proposal that correlates best, and
+     * every whole-photo proposal (the prior, the votes) */
     struct proposal hyp[HYPOTHESES];
     int nh = 0;
-    for (int round = 0; round < HYPOTHESES; round++) {
-        int bi = -1;
-        for (size_t k = 0; k < nprop; k++) {
-            if (!evaluated[k] || prop[k].e < MIN_NCC || (bi >= 0 && prop[k].e <= prop[bi].e))
-                continue;
-            bool same = false;
-            for (int h = 0; h < nh && !same; h++) {
-                const double *a = prop[k].s, *b = hyp[h].s;
-                double ua = a[0] * 0.5 - a[1] * 0.5 + a[2], va = a[1] * 0.5 + a[0] * 0.5 + a[3];
-                double ub = b[0] * 0.5 - b[1] * 0.5 + b[2], vb = b[1] * 0.5 + b[0] * 0.5 + b[3];
-                same = hypot(ua - ub, va - vb) < 0.03 && fabs(atan2(a[1], a[0]) - atan2(b[1], b[0])) < 0.1 &&
-                       fabs(log(hypot(a[0], a[1]) / hypot(b[0], b[1]))) < 0.07;
-            }
-            if (!same)
-                bi = (int)k;
-        }
-        if (bi < 0)
-            break;
-        hyp[nh++] = prop[bi];
-        evaluated[bi] = false;
+    if (best >= 0 && best_ncc >= MIN_NCC)
+        hyp[nh++] = prop[best];
+    for (size_t k = 0; k < nprop && nh < HYPOTHESES; k++) {
+        if (prop[k].c < 1000)
+            continue;
+        bool same = false;
+        for (int h = 0; h < nh && !same; h++)
+            same = same_similarity(prop[k].s, hyp[h].s);
+        if (!same)
+            hyp[nh++] = prop[k];
     }
     free(prop);
     free(evaluated);
@@ -1354,7 +1647,11 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
     st = BCD_OK;
     bcd__spot_match best_m = *out; /* match allocated, all -1 */
     bool have = false;
-    for (int h = 0; h < nh && st == BCD_OK; h++) {
+    /* each hypothesis grown both ways (area by area, and by closest spots); the one that
+     * matches the most of the strongest spots wins */
+    for (int t = 0; t < nh + 1 && st == BCD_OK; t++) {
+        /* the first hypothesis both ways, the whole-photo ones by closest spots */
+        const struct proposal *hq = &hyp[t < 2 ? 0 : t - 1];
         bcd__spot_match m;
         memset(&m, 0, sizeof m);
         m.match = malloc((P->n + 1) * sizeof(int));
@@ -1364,8 +1661,8 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *P, cons
         }
         for (size_t i = 0; i < P->n; i++)
             m.match[i] = -1;
-        st = refine(&m, P, C, &hyp[h], L, Lp, gcw, gch);
-        if (st == BCD_OK && (!have || (m.ok && !best_m.ok) || (m.ok == best_m.ok && (m.areas > best_m.areas || (m.areas == best_m.areas && m.matched > best_m.matched))))) {
+        st = t ? refine_closest(&m, P, C, hq, L, Lp, gcw, gch) : refine(&m, P, C, hq, L, Lp, gcw, gch);
+        if (st == BCD_OK && (!have || (m.ok && !best_m.ok) || (m.ok == best_m.ok && m.agree > best_m.agree))) {
             if (have)
                 bcd__spot_match_clear(&best_m);
             else

@@ -33,7 +33,12 @@
 #define MIN_AXIS_RATIO 0.30    /* minor / major */
 #define MIN_FILL 0.45          /* pixels / area of the ellipse of the same moments */
 #define MAX_DIAMETER 0.10      /* of the analysis image's longer side */
+#define MAX_CONTRAST 3.0       /* ln G below the skin: 20 times darker */
+#define MIN_SHADOW 0.04        /* a deep shadow spans at least this (of the longer side) */
 #define HAIR_TEXTURE 0.08f      /* spread of ln G over a block beyond which it is not skin */
+#define HAIR_REF_G 110.0f       /* ... at this green level (0-255) and brighter; darker skin
+                                   may spread more, in proportion to 1 / G, */
+#define HAIR_MAX_RELAX 2.0f     /* up to twice as much */
 #define DOT_SIGMA 3.0
 #define MIN_RING_SKIN 0.6      /* fraction of the ring around a spot that is visible skin */
 
@@ -186,10 +191,11 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
                               uint8_t *dark, float *level)
 {
     size_t nb0 = (size_t)cw * ch;
-    float *tex = malloc(nb0 * sizeof *tex), *tex5 = malloc(nb0 * sizeof *tex5);
-    if (!tex || !tex5) {
+    float *tex = malloc(nb0 * sizeof *tex), *tex5 = malloc(nb0 * sizeof *tex5), *gmean = malloc(nb0 * sizeof *gmean);
+    if (!tex || !tex5 || !gmean) {
         free(tex);
         free(tex5);
+        free(gmean);
         return BCD_ENOMEM;
     }
     int w = m->w, h = m->h;
@@ -218,6 +224,7 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
             for (int k = 0; k < n; k++)
                 var += (vals[k] - mu) * (vals[k] - mu);
             tex[bi] = (float)sqrt(var / n);
+            gmean[bi] = (float)(s[1] / n);
             level[bi] = bcd__detect_quantile(vals, (size_t)n, 0.75);
             skin[bi] = skin_colour((float)(s[0] / n), (float)(s[1] / n), (float)(s[2] / n)) ? 1 : 0;
             dark[bi] = clipped * 3 > n ? 1 : 0;
@@ -238,11 +245,14 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
                 }
             tex5[(size_t)by * cw + bx] = bcd__detect_median(win, (size_t)n);
         }
+    /* the skin's own grain (pores, sensor noise) spreads ln G more where the skin is darker:
+     * dark skin, or skin in shade, is not hair for it */
     for (size_t i = 0; i < nb0; i++)
-        if (tex5[i] > HAIR_TEXTURE)
+        if (tex5[i] > HAIR_TEXTURE * fminf(HAIR_MAX_RELAX, fmaxf(1.0f, HAIR_REF_G / fmaxf(gmean[i], 1.0f))))
             skin[i] = 0;
     free(tex);
     free(tex5);
+    free(gmean);
     /* fill holes (non-skin areas enclosed by skin, up to 2 % of the frame) and drop specks */
     size_t nb = (size_t)cw * ch;
     int *lab = malloc(nb * sizeof *lab);
@@ -280,9 +290,34 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
             tmp[k++] = level[i];
     float med = k ? bcd__detect_median(tmp, k) : 0.0f;
     free(tmp);
+    /* ... over an area larger than a mole: a dark patch of a few blocks inside the skin is
+     * a large spot, which must be found and compared, not left out as a shadow */
+    uint8_t *shadow = calloc(nb, 1);
+    int *lab2 = malloc(nb * sizeof *lab2);
+    if (!shadow || !lab2) {
+        free(shadow);
+        free(lab2);
+        return BCD_ENOMEM;
+    }
     for (size_t i = 0; i < nb; i++)
-        if (skin[i] && level[i] < med - 1.386f)
+        shadow[i] = skin[i] && level[i] < med - 1.386f;
+    int *sizes = NULL;
+    bool *touch = NULL;
+    int nc = components(shadow, 1, cw, ch, lab2, &sizes, &touch);
+    if (nc < 0) {
+        free(shadow);
+        free(lab2);
+        return BCD_ENOMEM;
+    }
+    double side = MIN_SHADOW * (cw > ch ? cw : ch);
+    int min_blocks = (int)(side * side) + 1;
+    for (size_t i = 0; i < nb; i++)
+        if (shadow[i] && sizes[lab2[i]] >= min_blocks)
             dark[i] = 1;
+    free(sizes);
+    free(touch);
+    free(shadow);
+    free(lab2);
     return BCD_OK;
 }
 
@@ -526,6 +561,9 @@ static bool measure(const bcd__spotmap *m, const struct grow *g, int n, bcd__spo
         }
     }
     if (strict && (ring == 0 || ring_skin < MIN_RING_SKIN * ring || nskin < 4))
+        return false;
+    /* no pigment darkens skin this much: a gap, a fold's shadow, dark fabric */
+    if (strict && peak > MAX_CONTRAST)
         return false;
     if (nskin == 0)
         return false;

@@ -1234,9 +1234,11 @@ START_TEST(test_report_operations_over_the_local_store)
     size_t imgs = 0;
     for (const char *p = html; (p = strstr(p, "<img ")); p++)
         imgs++;
-    /* previous, current and change map of six angles, and before and now of the two
-     * changed lesions of `left` (the example's grown mole and new spot) */
-    ck_assert_uint_eq(imgs, 18 + 4);
+    /* previous, current and change map of six angles, and before and now of the changed
+     * lesion of `left`: this check is the example's first one again, after its second, so
+     * the example's grown mole is smaller again (changed) and its new spot is gone (listed
+     * with its evidence, never flagged: see bcd/lesion.h) */
+    ck_assert_uint_eq(imgs, 18 + 2);
     HAS(html, "Changed lesions");
     LACKS(html, "http://");
     LACKS(html, "https://");
