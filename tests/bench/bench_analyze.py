@@ -15,7 +15,7 @@ the analyses with detection, where the time of one goes: reading + decoding +
 preprocessing the photos, embedding, scoring, change detection, saving.
 
   /usr/bin/python3 tests/bench/bench_analyze.py [--cli build/cli/bcd-cli] [--model builtin|FILE.pt]
-      [--runs 7] [--threads 0] [--size 3024x4032]
+      [--runs 7] [--threads 0] [--size 3024x4032] [--lesions on|off]
 
 --model FILE.pt needs a bcd-cli built with libtorch (meson -Dtorch=enabled);
 models/README.md shows how to export MobileNetV2 (or ResNet50) to TorchScript.
@@ -119,12 +119,14 @@ def main():
     ap.add_argument("--threads", default="0", help="BCD_THREADS (0: all cores)")
     ap.add_argument("--size", default="3024x4032")
     ap.add_argument("--lib", help="libbcd.so for the stage breakdown (default: next to --cli)")
+    ap.add_argument("--lesions", choices=["on", "off"], default="on",
+                    help="BCD_LESIONS: the lesion stage of detection (on by default)")
     a = ap.parse_args()
     w, h = map(int, a.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BCD_", "SUPABASE_"))}
         env.update({"BCD_DATA_DIR": os.path.join(tmp, "data"), "BCD_USER": "bench", "HOME": tmp,
-                    "BCD_MODEL": a.model, "BCD_THREADS": a.threads})
+                    "BCD_MODEL": a.model, "BCD_THREADS": a.threads, "BCD_LESIONS": a.lesions})
         sids = []
         for i, check in enumerate(["check1", "check2"]):
             d = os.path.join(tmp, check)
