@@ -12,6 +12,9 @@ enum {
     EXIT_OK = 0,
     EXIT_INTERNAL = 1,
     EXIT_USAGE = 2,
+    /* analyze and compare with --exit-code: a change was found (not an error; above every
+     * status of bcd_status, like `git diff --exit-code` but clear of the error codes) */
+    EXIT_CHANGED = 20,
 };
 
 #define CLI_MAX_ARGS 64
@@ -33,6 +36,7 @@ struct cli {
     const char *session;     /* --session: job status of a session */
     const char *concurrency; /* --concurrency N: worker threads */
     bool async;              /* --async: analyze queues a job */
+    bool exit_code;          /* --exit-code: analyze / compare exit EXIT_CHANGED on a change */
     bool drain;              /* --drain: the worker exits when the queue is empty */
     bool yes;                /* --yes: confirms 'user delete' */
     const char *html;        /* --html FILE: report writes the HTML report (cmd_report.c) */

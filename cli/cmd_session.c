@@ -3,6 +3,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli.h"
 
 static int parse_order_index(struct cli *c, int *out)
@@ -24,6 +26,16 @@ enum op {
 };
 
 /* Open the service, run one operation, print its result or its error. */
+/* The "changed" of an analysis or a comparison ({"success", "data": {..., "changed"}}). */
+static bool result_changed(const char *json)
+{
+    cJSON *doc = cJSON_Parse(json);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(doc, "data");
+    bool changed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d ? d : doc, "changed"));
+    cJSON_Delete(doc);
+    return changed;
+}
+
 static int run_op(struct cli *c, enum op op)
 {
     int urc;
@@ -33,6 +45,9 @@ static int run_op(struct cli *c, enum op op)
     int order = -1;
     if ((op == OP_ADD || op == OP_REGISTER || op == OP_IMAGE_DELETE) && parse_order_index(c, &order) != EXIT_OK)
         return EXIT_USAGE;
+    if (c->exit_code && ((op != OP_ANALYZE && op != OP_COMPARE) || c->async))
+        return cli_usage_error("--exit-code applies to analyze and compare (and not to analyze --async: the "
+                               "result is not known yet)");
     if (op == OP_USER_DELETE && !c->yes)
         return cli_usage_error("'user delete' deletes every check and photo of %s: add --yes to confirm", user);
     bcd_service *svc = NULL;
@@ -76,6 +91,8 @@ static int run_op(struct cli *c, enum op op)
         rc = cli_print_lesions(out);
     } else if (st == BCD_OK) {
         rc = cli_print_result(c, out);
+        if (rc == EXIT_OK && c->exit_code && result_changed(out))
+            rc = EXIT_CHANGED;
     } else {
         char *env = NULL;
         if (bcd_error_json(&env, bcd_service_last_error(svc)) == BCD_OK)
@@ -144,7 +161,7 @@ const struct cli_command cli_session_commands[] = {
      "one with the same --order-index.\n" USER_HELP,
      2, 2, cmd_image_delete},
     {"image preview", "SESSION ANGLE", "Where to read the photo of one angle", USER_HELP, 2, 2, cmd_preview},
-    {"analyze", "SESSION [--model builtin|PATH] [--async]", "Analyze a completed session and store the result",
+    {"analyze", "SESSION [--model builtin|PATH] [--async] [--exit-code]", "Analyze a completed session and store the result",
      "Embeds all angles in one batch and scores each against the caller's earlier sessions\n"
      "(change_score = cosine distance to their mean). Change detection compares each angle's\n"
      "photo with the previous completed session: local_change, changed_regions (pixel boxes),\n"
@@ -153,14 +170,16 @@ const struct cli_command cli_session_commands[] = {
      "On a terminal, progress is shown on stderr (not with --json).\n"
      "  --model SPEC  builtin (default, BCD_MODEL) or a TorchScript file\n"
      "  --async       queue a job for 'bcd-cli worker' and print {\"status\":\"processing\",\"job_id\"}\n"
-     "                at once; follow it with 'bcd-cli job status JOB'\n" USER_HELP,
+     "                at once; follow it with 'bcd-cli job status JOB'\n"
+     "  --exit-code   exit 20 when a change was found (changed), 0 when none\n" USER_HELP,
      1, 1, cmd_analyze},
-    {"compare", "CURRENT PREVIOUS [--heatmaps DIR]", "Deltas, trend and local change detection of two checks",
+    {"compare", "CURRENT PREVIOUS [--heatmaps DIR] [--exit-code]", "Deltas, trend and local change detection of two checks",
      "Both sessions must be analyzed. overall_trend: stable (< 0.1), mild_variation (< 0.25),\n"
      "significant_shift. Change detection of the pair: per angle local_change, changed,\n"
      "changed_regions, quality flags; change_probability and changed overall (reused from\n"
      "the analysis of CURRENT when it was made against PREVIOUS, else computed).\n"
-     "  --heatmaps DIR  write the change-map overlays as DIR/<angle>.png (DIR is created)\n" USER_HELP,
+     "  --heatmaps DIR  write the change-map overlays as DIR/<angle>.png (DIR is created)\n"
+     "  --exit-code     exit 20 when a change was found (changed), 0 when none\n" USER_HELP,
      2, 2, cmd_compare},
     {"analysis get", "SESSION", "The stored analysis of a session (no recomputation)", USER_HELP, 1, 1, cmd_get},
     {"lesions", "SESSION", "The lesions of an analyzed check against the previous one",

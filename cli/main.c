@@ -210,6 +210,7 @@ static const char general_help[] =
     "  --order-index N   position of an image within its angle (image add/register/delete)\n"
     "  --yes             confirm 'user delete'\n"
     "  --async           analyze: queue a job for a worker and return at once\n"
+    "  --exit-code       analyze, compare: exit 20 when a change was found, 0 when none\n"
     "  --session ID      job status: the newest job of this session\n"
     "  --concurrency N   worker: jobs run at once (threads)\n"
     "  --drain           worker: exit once no job is queued or running\n"
@@ -233,7 +234,8 @@ static const char general_help[] =
     "Exit status: 0 success, 1 internal error, 2 usage error, 3 invalid input, 4 out of memory,\n"
     "  5 I/O error, 6 corrupt or unsupported data, 7 limit exceeded, 8 not found, 9 conflict,\n"
     "  10 precondition not met, 11 not supported by this build, 12 unauthorized,\n"
-    "  13 network or server error, 14 mathematically undefined.\n";
+    "  13 network or server error, 14 mathematically undefined;\n"
+    "  with --exit-code, analyze and compare exit 20 when they found a change.\n";
 
 static void print_help(void)
 {
@@ -342,6 +344,10 @@ int cli_parse_args(struct cli *cp, struct cli_args *ap, int argc, char **argv)
         }
         if (strcmp(a, "--yes") == 0) {
             c.yes = true;
+            continue;
+        }
+        if (strcmp(a, "--exit-code") == 0) {
+            c.exit_code = true;
             continue;
         }
         if (strcmp(a, "--async") == 0 || strcmp(a, "--drain") == 0) { /* jobs (cmd_jobs.c) */

@@ -372,3 +372,34 @@ def test_lesions_of_a_session_never_analyzed_or_off(store):
     assert "no lesions were recorded" in cli("--user", "alice", "lesions", s).out
     bad = cli("--json", "--user", "alice", "analyze", s, env_extra={"BCD_MM_PER_PX": "-2"})
     assert bad.rc != 0
+
+
+def test_exit_code_tells_a_change_from_none(tmp_path):
+    """--exit-code: analyze and compare exit 20 when they found a change, 0 when none (the
+    first check, the same photos again); errors keep their own statuses; other commands and
+    analyze --async refuse it."""
+    cli = make_runner(tmp_path)
+    first = new_session(cli, check="check1")
+    r = cli("--user", "alice", "analyze", first, "--exit-code")
+    assert r.rc == 0, r.err  # the first check: nothing to compare
+    same = new_session(cli, check="check1")
+    r = cli("--json", "--user", "alice", "analyze", same, "--exit-code")
+    assert r.rc == 0, r.err
+    assert r.json()["data"]["changed"] is False
+    changed = new_session(cli, check="check2")
+    r = cli("--json", "--user", "alice", "analyze", changed, "--exit-code")
+    assert r.rc == 20, r.err
+    assert r.json()["data"]["changed"] is True
+    # the readable form exits the same way
+    assert cli("--user", "alice", "analyze", changed, "--exit-code").rc == 20
+    # without the option a change is a success
+    assert cli("--user", "alice", "analyze", changed).rc == 0
+    assert cli("--user", "alice", "compare", changed, same, "--exit-code").rc == 20
+    assert cli("--user", "alice", "compare", same, first, "--exit-code").rc == 0
+    # an error is still an error
+    r = cli("--user", "alice", "compare", changed, "00000000-0000-0000-0000-000000000000", "--exit-code")
+    assert r.rc not in (0, 20)
+    for args in (["session", "list"], ["analyze", first, "--async"]):
+        r = cli("--user", "alice", *args, "--exit-code")
+        assert r.rc == 2
+        assert "--exit-code" in r.error()["message"]
