@@ -612,7 +612,7 @@ static char *caller_json(const cJSON *claims, const char *kid)
               put(o, "iat", claims, "iat", cJSON_Number) && put(o, "aud", claims, "aud", cJSON_Array) &&
               put(o, "iss", claims, "iss", cJSON_String) &&
               (kid ? cJSON_AddStringToObject(o, "kid", kid) : cJSON_AddNullToObject(o, "kid")) != NULL;
-    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    char *s = ok ? bcd__utf8_repair(cJSON_PrintUnformatted(o)) : NULL; /* claims are the token's bytes */
     cJSON_Delete(o);
     return s;
 }

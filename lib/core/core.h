@@ -115,6 +115,13 @@ void bcd__log(const bcd_ctx *ctx, bcd_log_level level, const char *fmt, ...)
 /* Memory and strings. */
 char *bcd__strdup(const char *s);
 char *bcd__strndup(const char *s, size_t n);
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, surrogates
+ * or code points above U+10FFFF), 0 when the bytes there are not one. */
+size_t bcd__utf8_seq(const unsigned char *s);
+/* JSON text made safe to hand out: s itself when it is valid UTF-8; otherwise a copy with
+ * each byte that starts no well-formed sequence replaced by U+FFFD, and s freed. NULL
+ * (s freed) when out of memory; NULL for NULL. */
+char *bcd__utf8_repair(char *s);
 /* Overwrite and free a secret string. */
 void bcd__free_secret(char *s);
 

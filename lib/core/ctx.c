@@ -345,7 +345,7 @@ bcd_status bcd_ctx_config_json(char **out, const bcd_ctx *ctx)
         else
             cJSON_AddNullToObject(o, keys[k].name);
     }
-    char *s = cJSON_PrintUnformatted(o);
+    char *s = bcd__utf8_repair(cJSON_PrintUnformatted(o)); /* values are the environment's bytes */
     cJSON_Delete(o);
     if (!s)
         return BCD_ENOMEM;

@@ -142,7 +142,7 @@ bcd_status bcd_error_json(char **out, const bcd_error *e)
         cJSON_AddStringToObject(inner, "correlation_id", e->correlation_id);
     else
         cJSON_AddNullToObject(inner, "correlation_id");
-    char *s = cJSON_PrintUnformatted(root);
+    char *s = bcd__utf8_repair(cJSON_PrintUnformatted(root)); /* a file name may be any bytes */
     cJSON_Delete(root);
     if (!s)
         return BCD_ENOMEM;

@@ -27,6 +27,70 @@ char *bcd__strndup(const char *s, size_t n)
     return d;
 }
 
+size_t bcd__utf8_seq(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    /* the lead byte gives the length and the bounds of the first continuation byte */
+    unsigned lo = 0x80, hi = 0xBF;
+    size_t n;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* overlong */
+        hi = c == 0xED ? 0x9F : 0xBF; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80; /* overlong */
+        hi = c == 0xF4 ? 0x8F : 0xBF; /* above U+10FFFF */
+    } else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k < n; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF)
+            return 0;
+    return n;
+}
+
+char *bcd__utf8_repair(char *s)
+{
+    if (!s)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t bad = 0, len = 0;
+    while (p[len]) {
+        size_t n = bcd__utf8_seq(p + len);
+        bad += n == 0;
+        len += n ? n : 1;
+    }
+    if (!bad)
+        return s;
+    char *d = malloc(len + 2 * bad + 1);
+    if (!d) {
+        free(s);
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = bcd__utf8_seq(p + i);
+        if (n) {
+            memcpy(d + o, p + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(d + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    d[o] = '\0';
+    free(s);
+    return d;
+}
+
 void bcd__free_secret(char *s)
 {
     if (s) {

@@ -187,7 +187,7 @@ bcd_status bcd_health(char **out, bcd_ctx *ctx)
         cJSON_ReplaceItemInObject(o, "status", cJSON_CreateString("down"));
         cJSON_ReplaceItemInObject(o, "ok", cJSON_CreateBool(false));
     }
-    char *s = ok && o ? cJSON_PrintUnformatted(o) : NULL;
+    char *s = ok && o ? bcd__utf8_repair(cJSON_PrintUnformatted(o)) : NULL;
     cJSON_Delete(o);
     if (!s)
         return bcd__ctx_fail(ctx, BCD_ENOMEM, "out_of_memory", "out of memory");

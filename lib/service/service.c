@@ -166,7 +166,8 @@ bcd_status bcd__svc_owned_session(bcd_service *svc, const char *user_id, const c
 
 bcd_status bcd__svc_emit(bcd_service *svc, cJSON *root, bool ok, char **out)
 {
-    char *s = ok && root ? cJSON_PrintUnformatted(root) : NULL;
+    /* valid UTF-8 whatever a stored text or a file name held (see bcd__utf8_repair()) */
+    char *s = ok && root ? bcd__utf8_repair(cJSON_PrintUnformatted(root)) : NULL;
     cJSON_Delete(root);
     if (!s)
         return bcd__svc_fail(svc, BCD_ENOMEM, "out_of_memory", "out of memory");

@@ -219,3 +219,47 @@ def test_heatmap_folder_is_private(cli, tmp_path):
         assert os.stat(d).st_mode & 0o777 == 0o700
     for f in (tmp_path / "maps" / "deep").iterdir():
         assert os.stat(f).st_mode & 0o777 == 0o600
+
+
+def run_bytes(root, *args):
+    """bcd-cli with arguments as bytes (any file name), its output as bytes."""
+    from conftest import CLI
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BCD_", "SUPABASE_"))}
+    env.update({"BCD_DATA_DIR": str(root / "data"), "HOME": str(root), "BCD_USER": "alice"})
+    p = subprocess.run([os.fsencode(CLI), *[a if isinstance(a, bytes) else str(a).encode() for a in args]],
+                       capture_output=True, env=env, cwd=root, timeout=300, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_json_is_utf8_whatever_names_and_stored_texts_hold(cli, tmp_path):
+    """A file name that is not UTF-8 (legal on Linux) and a damaged byte in a stored summary:
+    every JSON printed is valid UTF-8, the bad bytes replaced by U+FFFD."""
+    sid = ok(cli("--json", "--user", "alice", "session", "create"))["session_id"]
+    bad = os.fsencode(str(tmp_path)) + b"/photo-\xff\xfe.jpg"
+    # the error envelope names the file
+    rc, out, err = run_bytes(tmp_path, "--json", "image", "add", sid, "front", bad)
+    assert rc != 0
+    env = json.loads(err.splitlines()[0].decode("utf-8"))  # strict: fails on a raw byte
+    assert "\ufffd" in json.dumps(env, ensure_ascii=False)
+    # a registered photo's path is echoed
+    with open(os.path.join(EXAMPLES, "check1", "front.jpg"), "rb") as f:
+        data = f.read()
+    with open(bad, "wb") as f:
+        f.write(data)
+    rc, out, err = run_bytes(tmp_path, "--json", "image", "register", sid, "front", bad)
+    assert rc == 0, err
+    doc = json.loads(out.decode("utf-8"))
+    assert "\ufffd" in json.dumps(doc, ensure_ascii=False)
+    # a stored analysis with a damaged byte in its summary
+    sid = new_session(cli)
+    ok(cli("--json", "--user", "alice", "analyze", sid))
+    con = sqlite3.connect(str(tmp_path / "data" / "bcd.sqlite3"))
+    with con:
+        row = con.execute("SELECT CAST(summary AS BLOB) FROM session_analysis WHERE session_id = ?", (sid,)).fetchone()
+        damaged = bytes(row[0][:5]) + b"\xc3" + bytes(row[0][6:])
+        con.execute("UPDATE session_analysis SET summary = CAST(? AS TEXT) WHERE session_id = ?", (damaged, sid))
+    con.close()
+    rc, out, err = run_bytes(tmp_path, "--json", "analysis", "get", sid)
+    assert rc == 0, err
+    doc = json.loads(out.decode("utf-8"))
+    assert "\ufffd" in json.dumps(doc, ensure_ascii=False)

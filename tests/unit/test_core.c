@@ -199,6 +199,39 @@ START_TEST(test_uuid)
 }
 END_TEST
 
+/* Repair of one text: the result, or "=" when the text itself is returned (valid). */
+static void repaired(const char *in, const char *want)
+{
+    char *s = bcd__strdup(in);
+    ck_assert_ptr_nonnull(s);
+    char *r = bcd__utf8_repair(s);
+    ck_assert_ptr_nonnull(r);
+    if (strcmp(want, "=") == 0) {
+        ck_assert_ptr_eq(r, s);
+        ck_assert_str_eq(r, in);
+    } else {
+        ck_assert_str_eq(r, want);
+    }
+    free(r);
+}
+
+START_TEST(test_utf8_repair)
+{
+    repaired("", "=");
+    repaired("plain ascii {\"a\":1}", "=");
+    repaired("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", "="); /* 2, 3, 4 bytes, U+10FFFF */
+    repaired("a\xff" "b", "a\xef\xbf\xbd" "b");                                    /* never a lead byte */
+    repaired("\x80", "\xef\xbf\xbd");                                                /* lone continuation */
+    repaired("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");                            /* overlong '/' */
+    repaired("\xe0\x80\xaf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");        /* overlong, 3 bytes */
+    repaired("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");        /* a surrogate */
+    repaired("\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* > U+10FFFF */
+    repaired("x\xe2\x82", "x\xef\xbf\xbd\xef\xbf\xbd");                          /* cut short */
+    repaired("\xc3\xa9\xc3", "\xc3\xa9\xef\xbf\xbd");
+    ck_assert_ptr_null(bcd__utf8_repair(NULL));
+}
+END_TEST
+
 START_TEST(test_read_file)
 {
     bcd_ctx *ctx = NULL;
@@ -427,6 +460,7 @@ int main(void)
     tcase_add_test(tc, test_config_load_env_empty_path_reads_no_file);
     tcase_add_test(tc, test_dotenv_errors);
     tcase_add_test(tc, test_uuid);
+    tcase_add_test(tc, test_utf8_repair);
     tcase_add_test(tc, test_read_file);
     tcase_add_test(tc, test_file_write_replaces_and_fails_cleanly);
     tcase_add_test(tc, test_file_write_follows_a_link_to_its_target);
