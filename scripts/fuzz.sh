@@ -23,7 +23,7 @@ while getopts t:n: o; do
     esac
 done
 shift $((OPTIND - 1))
-all="image_decode exif feature_map png_encode preprocess dotenv supabase jwks jwt cli_args"
+all="image_decode exif feature_map png_encode preprocess dotenv supabase jwks jwt cli_args store"
 harnesses=${*:-$all}
 
 build=${BCD_FUZZ_BUILD:-build-fuzz}
@@ -68,6 +68,7 @@ extra() {
     case "$1" in
         cli_args) echo "-close_fd_mask=2" ;;
         image_decode) echo "-max_len=131072" ;;
+        store) echo "-max_len=32768" ;; # a store of one session (512-byte pages) is 17 kB
         *) echo "-max_len=8192" ;;
     esac
 }
