@@ -187,7 +187,9 @@ const struct cli_command cli_session_commands[] = {
      "carried from check to check, its state (matched, new, gone, not_visible), centre and\n"
      "size, and for matched lesions what changed since the previous check (diameter, area,\n"
      "colour as CIEDE2000, darkening, a second colour) with a change score. The readable form\n"
-     "lists each angle's counts and its changed lesions; --json has every lesion.\n"
+     "lists each angle's counts, its changed lesions, and how many matched lesions could not\n"
+     "be judged and why (light_differs, registration_unverified, too_faint, ...); --json has\n"
+     "every lesion, with change.not_judged.\n"
      "BCD_MM_PER_PX (the photos' scale) adds sizes in mm.\n" USER_HELP,
      1, 1, cmd_lesions},
 };
