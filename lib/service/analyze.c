@@ -25,15 +25,6 @@
 #define CLIP_HIGH 250.0
 #define BASELINE_FULL 3
 
-#define ENTER(svc)                                                                                                \
-    do {                                                                                                          \
-        if (!(svc))                                                                                               \
-            return BCD_EINVAL;                                                                                    \
-        bcd__svc_clear(svc);                                                                                      \
-        if (!out)                                                                                                 \
-            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");                            \
-    } while (0)
-
 struct quality {
     double blur_variance;
     double clipped_fraction;
@@ -685,7 +676,7 @@ done:
 bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                const char *model_spec)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st != BCD_OK)
@@ -769,7 +760,7 @@ bcd_status bcd_session_analyze(char **out, bcd_service *svc, const char *user_id
 
 bcd_status bcd_analysis_get(char **out, bcd_service *svc, const char *user_id, const char *session_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st != BCD_OK)

@@ -6,19 +6,10 @@
 
 #include "service_internal.h"
 
-#define ENTER(svc)                                                                                                \
-    do {                                                                                                          \
-        if (!(svc))                                                                                               \
-            return BCD_EINVAL;                                                                                    \
-        bcd__svc_clear(svc);                                                                                      \
-        if (!out)                                                                                                 \
-            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");                            \
-    } while (0)
-
 bcd_status bcd_image_delete(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                             const char *angle, int order_index)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st == BCD_OK)
@@ -68,7 +59,7 @@ static bcd_status delete_one(bcd_service *svc, const char *session_id, int *imag
 
 bcd_status bcd_session_delete(char **out, bcd_service *svc, const char *user_id, const char *session_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st == BCD_OK)
@@ -92,7 +83,7 @@ bcd_status bcd_session_delete(char **out, bcd_service *svc, const char *user_id,
 
 bcd_status bcd_user_delete(char **out, bcd_service *svc, const char *user_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st != BCD_OK)
         return st;

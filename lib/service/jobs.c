@@ -25,15 +25,6 @@
 #define IDLE_REPORT_MS 1000
 #define STORE_RETRIES 5 /* consecutive queue failures before a worker thread gives up */
 
-#define ENTER(svc)                                                                                                \
-    do {                                                                                                          \
-        if (!(svc))                                                                                               \
-            return BCD_EINVAL;                                                                                    \
-        bcd__svc_clear(svc);                                                                                      \
-        if (!out)                                                                                                 \
-            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");                            \
-    } while (0)
-
 static double mono_s(void)
 {
     struct timespec ts;
@@ -123,7 +114,7 @@ static bcd_status job_json(bcd_service *svc, const struct bcd__job_row *j, char 
 bcd_status bcd_session_analyze_async(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                      const char *model_spec)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st != BCD_OK)
@@ -180,7 +171,7 @@ bcd_status bcd_session_analyze_async(char **out, bcd_service *svc, const char *u
 
 bcd_status bcd_job_status(char **out, bcd_service *svc, const char *user_id, const char *job_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     char id[BCD__ID_LEN];
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st == BCD_OK)
@@ -203,7 +194,7 @@ bcd_status bcd_job_status(char **out, bcd_service *svc, const char *user_id, con
 
 bcd_status bcd_job_status_for_session(char **out, bcd_service *svc, const char *user_id, const char *session_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st != BCD_OK)

@@ -30,6 +30,16 @@ struct bcd_service {
 
 /* Error recording on the service (the handle the caller asks). */
 void bcd__svc_clear(bcd_service *svc);
+/* The start of a public operation that returns a document in *out: a NULL service is
+ * BCD_EINVAL, the last error is cleared, and a NULL out is invalid_argument. */
+#define BCD__SVC_ENTER(svc, out)                                                                                  \
+    do {                                                                                                          \
+        if (!(svc))                                                                                               \
+            return BCD_EINVAL;                                                                                    \
+        bcd__svc_clear(svc);                                                                                      \
+        if (!(out))                                                                                               \
+            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");                            \
+    } while (0)
 bcd_status bcd__svc_fail(bcd_service *svc, bcd_status st, const char *code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))

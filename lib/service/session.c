@@ -6,15 +6,6 @@
 #include "bcd/image.h"
 #include "service_internal.h"
 
-#define ENTER(svc)                                                                                                \
-    do {                                                                                                          \
-        if (!(svc))                                                                                               \
-            return BCD_EINVAL;                                                                                    \
-        bcd__svc_clear(svc);                                                                                      \
-        if (!out)                                                                                                 \
-            return bcd__svc_fail(svc, BCD_EINVAL, "invalid_argument", "out is NULL");                            \
-    } while (0)
-
 static void session_json(bool *ok, cJSON *o, const struct bcd__session_row *r)
 {
     bcd__j_str(ok, o, "session_id", r->id);
@@ -27,7 +18,7 @@ static void session_json(bool *ok, cJSON *o, const struct bcd__session_row *r)
 
 bcd_status bcd_session_create(char **out, bcd_service *svc, const char *user_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st != BCD_OK)
         return st;
@@ -80,7 +71,7 @@ static cJSON *angles_array(unsigned set)
 
 bcd_status bcd_session_complete(char **out, bcd_service *svc, const char *user_id, const char *session_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row row;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &row);
     if (st != BCD_OK)
@@ -129,7 +120,7 @@ bcd_status bcd_session_complete(char **out, bcd_service *svc, const char *user_i
 
 bcd_status bcd_session_list(char **out, bcd_service *svc, const char *user_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st != BCD_OK)
         return st;
@@ -158,7 +149,7 @@ bcd_status bcd_session_list(char **out, bcd_service *svc, const char *user_id)
 
 bcd_status bcd_session_info(char **out, bcd_service *svc, const char *user_id, const char *session_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row row;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &row);
     if (st != BCD_OK)
@@ -261,7 +252,7 @@ static bcd_status do_register(bcd_service *svc, const struct bcd__image_row *in,
 bcd_status bcd_image_register(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                               const char *angle, const char *path, int order_index)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st == BCD_OK)
@@ -300,7 +291,7 @@ bcd_status bcd_image_register(char **out, bcd_service *svc, const char *user_id,
 bcd_status bcd_image_add(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                          const char *angle, const char *file_path, int order_index)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st == BCD_OK)
@@ -436,7 +427,7 @@ static void first_per_angle(const struct bcd__image_row *imgs, size_t n, long id
 bcd_status bcd_image_preview(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                              const char *angle)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_check_user(svc, user_id);
     if (st == BCD_OK)
@@ -486,7 +477,7 @@ bcd_status bcd_image_preview(char **out, bcd_service *svc, const char *user_id, 
 
 bcd_status bcd_session_thumbnails(char **out, bcd_service *svc, const char *user_id, const char *session_id)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     bcd_status st = bcd__svc_owned_session(svc, user_id, session_id, &srow);
     if (st != BCD_OK)
@@ -582,7 +573,7 @@ static bcd_status check_filename(bcd_service *svc, const char *name, const char 
 bcd_status bcd_image_upload_url(char **out, bcd_service *svc, const char *user_id, const char *session_id,
                                 const char *angle, const char *filename)
 {
-    ENTER(svc);
+    BCD__SVC_ENTER(svc, out);
     struct bcd__session_row srow;
     const char *ctype = NULL;
     bcd_status st = bcd__svc_check_user(svc, user_id);
