@@ -180,7 +180,8 @@ int cli_print_lesions(const char *json)
         /* matched lesions whose change could not be judged, by reason: where nothing was
          * said, and why */
         static const char *const whys[] = { "light_differs", "registration_unverified", "too_faint",
-                                            "frame_edge", "near_clipping", "far_from_mapping", "not_separated" };
+                                            "frame_edge", "near_clipping", "far_from_mapping", "not_separated",
+                                            "skin_edge" };
         size_t nwhy[sizeof whys / sizeof *whys] = { 0 }, total = 0;
         cJSON_ArrayForEach(l, list)
         {

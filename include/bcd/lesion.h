@@ -90,12 +90,20 @@ typedef struct bcd_lesion_change {
     double delta_e, delta_e_sd;           /**< CIEDE2000 of the mean colour, skin matched */
     double darkening, darkening_sd;       /**< ln of the ratio of contrasts (> 0: darker) */
     double spread, spread_sd;             /**< colour spread, CIE76 units (> 0: more colours) */
+    double pixel_delta_e;                 /**< median colour change pixel by pixel inside the
+                                               lesion (CIE76, light matched); NaN when the two
+                                               could not be laid over each other */
+    double part_delta_e;                  /**< how much more the most changed fifth of the
+                                               lesion changed than its median (CIE76): a
+                                               colour that appeared in part of it; NaN as above */
     double asymmetry, irregularity;       /**< change of each */
     double light;                         /**< ln ratio of the surrounding skin's brightness,
                                                current over previous, less the pair's median */
     int judged;                           /**< 0 when the light differs too much here (a
                                                shadow band, a highlight) to judge a change */
-    int second_colour;                    /**< 1 when a second colour appeared */
+    int second_colour;                    /**< 1 when a second colour appeared: part_delta_e
+                                               far above that of the pair's other lesions
+                                               of about this size */
 } bcd_lesion_change;
 
 /** One lesion. Coordinates in the photos as displayed (after EXIF orientation). */
@@ -181,7 +189,8 @@ BCD_API size_t bcd_lesion_result_changed(const bcd_lesion_result *r);
  * in one photo only), "registration_unverified" (the photos' alignment is not confirmed
  * there), "far_from_mapping" (further from where the registration puts it than its error:
  * maybe a neighbouring spot), "not_separated" (found again only merged with a neighbour or
- * with a relaxed threshold). Static string.
+ * with a relaxed threshold), "skin_edge" (at the edge of the visible skin: clothing, hair, the
+ * background or a deep shadow next to it). Static string.
  */
 BCD_API const char *bcd_lesion_result_not_judged(const bcd_lesion_result *r, size_t i);
 /** The strongest change score of the result (0 when none; NaN when not compared). */
@@ -201,7 +210,8 @@ BCD_API const char *bcd_lesion_state_name(bcd_lesion_state s);
  * "previous_center", "diameter_px", "diameter_mm", "area_px", "lab", "spread",
  * "irregularity", "asymmetry", "contrast", "in_overlap", "changed", "score",
  * "change": {..., "judged", "not_judged": string|null (see
- * bcd_lesion_result_not_judged()), "second_colour"} | null}]}.
+ * bcd_lesion_result_not_judged()), "second_colour", "pixel_delta_e", "part_delta_e"} |
+ * null}]}.
  * @param[out] out  caller frees with bcd_free().
  */
 BCD_API bcd_status bcd_lesion_result_json(char **out, const bcd_lesion_result *r);

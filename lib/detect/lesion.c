@@ -19,18 +19,25 @@
 #define MIN_DIAM_GROWTH_MM 0.5
 #define MIN_DARKENING 0.30     /* ln of the contrast ratio */
 #define MIN_DELTA_E 7.0
-#define MIN_SPREAD 4.0
+#define MIN_PART_DE 5.0  /* a part of the lesion whose colour changed this much more (CIE76) */
+#define Z_PART 5.0       /* ... and this far beyond the pair's spread of the same measure */
+#define PART_SD_MIN 0.8
+#define MAX_FOCUS_DK 0.3 /* the spots around it darkened within this of the pair's median */
+#define PART_MED_DEFAULT 1.8 /* the measure's typical value and spread on unchanged lesions, */
+#define PART_SD_DEFAULT 0.8  /* used when a pair has too few lesions of about the same size */
 #define Z_CHANGED 3.0
 /* Light: a lesion is judged only where the skin's brightness changed about as much as the
  * pair's median (not a shadow band in one photo only) and is not near clipping, where the
  * camera's tone curve squeezes contrasts. */
 #define MAX_LIGHT_DIFF 0.25
 #define MAX_EVEN_LIGHT_DIFF 1.0 /* where the light is even around the spot in both photos */
+#define MAX_SIZE_LIGHT_DIFF 0.6 /* a change of size is judged up to this */
 #define EVEN_LIGHT 0.25
 /* Faint spots (freckles) change their measured size and contrast with every change of
  * blur and noise: a lesion is judged when it is at least this dark in one of the photos. */
 #define MIN_JUDGED_CONTRAST 0.25
 #define GROWN_MAX 25.0         /* a spot grown at most this much in area is the same one */
+#define PAIR_MAX_AREA 40.0     /* a gone spot and a new one at its place: the same lesion */
 #define MIN_NEW_CONTRAST 0.3   /* a new lesion this dark at least (ln G), */
 #define MIN_NEW_DELTA_E 10.0   /* or this far in colour from the skin around it (CIEDE2000) */
 #define MIN_SIZE_CONTRAST 0.4  /* a size change is judged on spots this dark in both photos */
@@ -49,6 +56,9 @@ struct bcd_lesion_result {
     double light_median; /* the pair's median ln ratio of skin brightness */
     uint8_t *even;       /* per lesion: the light is even around it in both photos */
     uint8_t *why;        /* per lesion: why its change is not judged (enum why), 0 if it is */
+    double *near_dk;     /* per lesion: the darkening of the matched spots around it (ln of
+                            the ratio of contrasts, their median; NaN when too few): how
+                            this part of the photo changed in focus */
     size_t spots, prev_spots, matched;
 };
 
@@ -61,7 +71,7 @@ static int cmp_dbl(const void *a, const void *b)
 static const char *const state_names[] = { "matched", "new", "gone", "not_visible" };
 
 /* Why a matched lesion's change is measured but not judged. */
-enum why { WHY_NONE, WHY_CLIPPED, WHY_EDGE, WHY_FAINT, WHY_LIGHT, WHY_UNVERIFIED, WHY_FAR, WHY_MERGED };
+enum why { WHY_NONE, WHY_CLIPPED, WHY_EDGE, WHY_FAINT, WHY_LIGHT, WHY_UNVERIFIED, WHY_FAR, WHY_MERGED, WHY_SKIN_EDGE };
 static const char *const why_names[] = { NULL,
                                          "near_clipping",
                                          "frame_edge",
@@ -69,7 +79,8 @@ static const char *const why_names[] = { NULL,
                                          "light_differs",
                                          "registration_unverified",
                                          "far_from_mapping",
-                                         "not_separated" };
+                                         "not_separated",
+                                         "skin_edge" };
 
 const char *bcd_lesion_state_name(bcd_lesion_state s)
 {
@@ -101,6 +112,7 @@ void bcd_lesion_result_free(bcd_lesion_result *r)
     free(r->l);
     free(r->even);
     free(r->why);
+    free(r->near_dk);
     free(r);
 }
 
@@ -112,10 +124,12 @@ static bcd_lesion_result *result_new(size_t cap, const bcd_lesion_options *o)
     r->l = calloc(cap ? cap : 1, sizeof *r->l);
     r->even = calloc(cap ? cap : 1, 1);
     r->why = calloc(cap ? cap : 1, 1);
-    if (!r->l || !r->even || !r->why) {
+    r->near_dk = calloc(cap ? cap : 1, sizeof *r->near_dk);
+    if (!r->l || !r->even || !r->why || !r->near_dk) {
         free(r->l);
         free(r->even);
         free(r->why);
+        free(r->near_dk);
         free(r);
         return NULL;
     }
@@ -191,6 +205,30 @@ static bool near_border(const bcd__spotmap *m, const bcd__spot *s)
     return s->x < g || s->y < g || s->x > m->ow - 1.0 - g || s->y > m->oh - 1.0 - g;
 }
 
+/* Spot s lies at the edge of the skin (clothing, hair, the background, a deep shadow):
+ * what lies beyond it casts shadows and changes the spot's surroundings between photos.
+ * True when more than 2 % of the square around it (a quarter of its diameter, at least 4
+ * analysis pixels, beyond it each way), the spot itself left out, is not visible skin. */
+static bool skin_edge(const bcd__spotmap *m, const bcd__spot *s)
+{
+    double r0 = 0.5 * s->diameter * m->fx + 2.0, r = 0.5 * s->diameter * m->fx + fmax(4.0, 0.25 * s->diameter * m->fx);
+    int cx = (int)lround((s->x + 0.5) * m->fx - 0.5), cy = (int)lround((s->y + 0.5) * m->fy - 0.5), R = (int)ceil(r);
+    int n = 0, off = 0;
+    for (int y = cy - R; y <= cy + R; y++)
+        for (int x = cx - R; x <= cx + R; x++) {
+            if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r0 * r0)
+                continue; /* the spot itself, which need not look like skin */
+            n++;
+            if (x < 0 || y < 0 || x >= m->w || y >= m->h) {
+                off++;
+                continue;
+            }
+            size_t i = (size_t)y * m->w + x;
+            off += !m->skin[i] || m->dark[i];
+        }
+    return off > 0.02 * n;
+}
+
 /* The skin around spot s is evenly lit: its brightness in four discs around it (two
  * diameters away, each way) within EVEN_LIGHT (ln units) of each other. Under such light,
  * a change of light between the photos is one factor that the spot's contrast and colour,
@@ -212,7 +250,7 @@ static bool even_light(const bcd__spotmap *m, const bcd__spot *s)
 /* The change of a matched pair: prev spot p, current spot c; J the local area scale of
  * the mapping previous -> current. Fills l->change, l->score and l->changed. */
 static void measure_change(bcd_lesion *l, uint8_t *even, uint8_t *why, const bcd__spot *p, const bcd__spot *c, double J, const bcd__spotmap *P,
-                           const bcd__spotmap *C, double mm, double prev_mm)
+                           const bcd__spotmap *C, const bcd__warp *bwd, double mm, double prev_mm)
 {
     bcd_lesion_change *ch = &l->change;
     double s = sqrt(J);
@@ -248,16 +286,17 @@ static void measure_change(bcd_lesion *l, uint8_t *even, uint8_t *why, const bcd
     ch->darkening_sd = 0.08 + 0.5 * (P->noise / mp + C->noise / mc);
     ch->spread = c->spread - p->spread;
     ch->spread_sd = 1.0 + 0.15 * (c->spread + p->spread);
+    bcd__lesion_patch(P, C, p, c, bwd, &ch->pixel_delta_e, &ch->part_delta_e);
     ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
     *why = c->skin_rgb[1] >= MAX_SKIN_LEVEL || p->skin_rgb[1] >= MAX_SKIN_LEVEL ? WHY_CLIPPED
            : near_border(C, c) || near_border(P, p)                          ? WHY_EDGE
+           : skin_edge(C, c) || skin_edge(P, p)                              ? WHY_SKIN_EDGE
            : fmax(c->contrast, p->contrast) < MIN_JUDGED_CONTRAST            ? WHY_FAINT
                                                                              : WHY_NONE;
     ch->judged = *why == WHY_NONE;
     *even = even_light(C, c) && even_light(P, p);
     ch->asymmetry = c->asymmetry - p->asymmetry;
     ch->irregularity = c->irregularity - p->irregularity;
-    ch->second_colour = ch->spread > MIN_SPREAD && ch->spread > Z_CHANGED * ch->spread_sd && c->spread > 6.0;
     l->has_change = 1;
 
     /* what score_changes() needs */
@@ -285,10 +324,12 @@ static void robust_stats(double *v, size_t n, double *med, double *sd)
 }
 
 /* The medians of darkening and of colour change (delta E) over the matched lesions
- * whose diameter is within a factor SIZE_BAND of d; left as they are when fewer than 8. */
-static void size_med(const bcd_lesion_result *r, double d, double *dark, double *de)
+ * whose diameter is within a factor SIZE_BAND of d, and the median and spread of the
+ * change of a part (part_delta_e); each left as it is when fewer than 8. */
+static void size_med(const bcd_lesion_result *r, double d, double *dark, double *de, double *part, double *part_sd)
 {
-    double v[2][512];
+    double v[3][512];
+    size_t np = 0;
     size_t m = 0;
     for (size_t i = 0; i < r->n && m < 512; i++) {
         const bcd_lesion *l = &r->l[i];
@@ -297,7 +338,11 @@ static void size_med(const bcd_lesion_result *r, double d, double *dark, double 
         v[0][m] = l->change.darkening;
         v[1][m] = l->change.delta_e;
         m++;
+        if (isfinite(l->change.part_delta_e))
+            v[2][np++] = l->change.part_delta_e;
     }
+    if (np >= 8)
+        robust_stats(v[2], np, part, part_sd);
     if (m < 8)
         return;
     qsort(v[0], m, sizeof(double), cmp_dbl);
@@ -319,8 +364,9 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
     double *v = malloc((n + 1) * 4 * sizeof *v);
     if (!v)
         return BCD_ENOMEM;
-    double med[5], sd[5];
-    for (int k = 0; k < 5; k++) {
+    /* size (ln of the ratio of diameters), darkening, delta E, light */
+    double med[4], sd[4];
+    for (int k = 0; k < 4; k++) {
         size_t m = 0;
         for (size_t i = 0; i < r->n; i++) {
             const bcd_lesion *l = &r->l[i];
@@ -331,19 +377,22 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
             v[m++] = k == 0 ? log((l->diameter_px + 1.0) / (dp + 1.0))
                      : k == 1 ? c->darkening
                      : k == 2 ? c->delta_e
-                     : k == 3 ? c->spread
                               : c->light;
         }
         robust_stats(v, m, &med[k], &sd[k]);
     }
     free(v);
-    r->light_median = med[4];
+    r->light_median = med[3];
     for (size_t i = 0; i < r->n; i++) {
         bcd_lesion *l = &r->l[i];
         if (!l->has_change)
             continue;
-        l->change.light -= med[4];
-        if (l->change.judged && fabs(l->change.light) > (r->even[i] ? MAX_EVEN_LIGHT_DIFF : MAX_LIGHT_DIFF)) {
+        l->change.light -= med[3];
+        /* the outline is taken against the skin right around the spot, so its size holds
+         * under a larger change of light than its darkness and colour do */
+        double lim = r->even[i] ? MAX_EVEN_LIGHT_DIFF : MAX_LIGHT_DIFF;
+        bool size_only = fabs(l->change.light) > lim;
+        if (l->change.judged && fabs(l->change.light) > fmax(lim, MAX_SIZE_LIGHT_DIFF)) {
             l->change.judged = 0;
             r->why[i] = WHY_LIGHT;
         }
@@ -373,22 +422,33 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
         double zmax = 0;
         /* blur and sharpening change small spots' contrast and colour more than large
          * ones': darkening and colour are taken against the lesions of about this size */
-        double mk = med[1], me = med[2];
-        size_med(r, dc, &mk, &me);
-        double dk = c->darkening - mk, sdk = fmax(c->darkening_sd, sd[1]);
+        double mk = med[1], me = med[2], mpart = PART_MED_DEFAULT, sdpart = PART_SD_DEFAULT;
+        size_med(r, dc, &mk, &me, &mpart, &sdpart);
+        /* where the spots around it darkened more than the pair's (this part of one photo
+         * in sharper focus), that is the camera too */
+        double nd = r->near_dk[i];
+        double dk = c->darkening - (isfinite(nd) ? fmax(mk, nd) : mk), sdk = fmax(c->darkening_sd, sd[1]);
         /* blur spreads a spot and pales it, sharpening does the reverse: a growth that
          * paled, or a darkening that shrank, is the camera, not the skin */
         if (big_d && dk > -BLUR_SIGNATURE)
             zmax = fmax(zmax, ld / sdd);
-        if (dk >= MIN_DARKENING && ld > -0.5 * BLUR_SIGNATURE)
+        /* a darkening or a new colour counts on a spot that stands out now (a faint
+         * freckle's contrast and colour are at the mercy of blur and of the skin's texture) */
+        bool stands = l->contrast >= MIN_SIZE_CONTRAST && !size_only;
+        if (dk >= MIN_DARKENING && ld > -0.5 * BLUR_SIGNATURE && stands)
             zmax = fmax(zmax, dk / sdk);
         double de = c->delta_e - me, sde = fmax(c->delta_e_sd, sd[2]);
-        if (de >= MIN_DELTA_E && dk >= 0.0)
+        if (de >= MIN_DELTA_E && dk >= 0.0 && stands)
             zmax = fmax(zmax, de / sde);
-        double dsp = c->spread - med[3], sds = fmax(c->spread_sd, sd[3]);
-        c->second_colour = dsp >= MIN_SPREAD && dsp / sds >= Z_CHANGED;
+        /* a second colour: a part of the lesion changed colour much more than the rest, and
+         * much more than the parts of the other lesions of about its size */
+        double dpart = c->part_delta_e - mpart, zpart = dpart / fmax(sdpart, PART_SD_MIN);
+        /* ... where both photos are about as sharp as elsewhere (blur mixes a lesion's
+         * colours in one photo only) */
+        bool focus = (!isfinite(nd) || fabs(nd - med[1]) <= MAX_FOCUS_DK) && !size_only;
+        c->second_colour = isfinite(dpart) && dpart >= MIN_PART_DE && zpart >= Z_PART && focus;
         if (c->second_colour)
-            zmax = fmax(zmax, dsp / sds);
+            zmax = fmax(zmax, Z_CHANGED + (zpart - Z_PART));
         l->score = 1.0 / (1.0 + exp(-1.5 * (zmax - Z_CHANGED)));
         l->changed = l->score >= 0.5;
     }
@@ -460,17 +520,25 @@ static bool transfer_make(struct transfer *t, const bcd__spotmap *P, const bcd__
     return true;
 }
 
-static double transfer_at(const struct transfer *t, double x, double y, double R)
+/* The median ratio of the matched spots within R of (x, y) (the spot at (x, y) itself left
+ * out); NaN when fewer than three. */
+static double transfer_near(const struct transfer *t, double x, double y, double R)
 {
     double v[64];
     size_t k = 0;
     for (size_t i = 0; i < t->n && k < 64; i++)
-        if (fabs(t->x[i] - x) <= R && fabs(t->y[i] - y) <= R)
+        if (fabs(t->x[i] - x) <= R && fabs(t->y[i] - y) <= R && (t->x[i] != x || t->y[i] != y))
             v[k++] = t->ratio[i];
     if (k < 3)
-        return t->global;
+        return NAN;
     qsort(v, k, sizeof *v, cmp_dbl);
     return v[k / 2];
+}
+
+static double transfer_at(const struct transfer *t, double x, double y, double R)
+{
+    double v = transfer_near(t, x, y, R);
+    return isfinite(v) ? v : t->global;
 }
 
 /* The diameter of the smallest fifth of the spots within R of (x, y) (photo pixels): the
@@ -522,6 +590,73 @@ static bool inside(const bcd__spotmap *m, double x, double y)
     return x >= 0 && y >= 0 && x <= m->ow - 1.0 && y <= m->oh - 1.0;
 }
 
+/* A previous spot not found again (gone) where a new one now lies is that lesion,
+ * changed past what a probe accepts as the same spot (grown many times, much darker, or
+ * grown to one side): the two become one matched lesion, with the previous id, and its
+ * change is judged like any other. src: the spot of each lesion; lesions [0, nprev) were
+ * made from previous spots, the others from current ones. */
+static void pair_gone_new(bcd_lesion_result *r, const int *src, size_t nprev, const bcd__spotmap *P,
+                          const bcd__spotmap *C, const bcd__spot_match *sm, double mm, double pmm)
+{
+    size_t out = nprev;
+    for (size_t k = nprev; k < r->n; k++) {
+        bcd_lesion *ln = &r->l[k];
+        bool merged = false;
+        /* a new spot that is a change by itself stays one */
+        if (ln->state == BCD_LESION_NEW && !ln->changed) {
+            const bcd__spot *c = &C->spots[src[k]];
+            size_t best = nprev;
+            double bd = INFINITY;
+            for (size_t g = 0; g < nprev; g++) {
+                const bcd_lesion *lg = &r->l[g];
+                if (lg->state != BCD_LESION_GONE)
+                    continue;
+                double dist = hypot(lg->x - c->x, lg->y - c->y);
+                /* inside the new spot, or the new spot's centre inside where the old one is */
+                /* an area many times the largest growth of a mole is another thing */
+                double ra = c->area / fmax(P->spots[src[g]].area * bcd__warp_area_scale(&sm->fwd, lg->prev_x, lg->prev_y), 1e-9);
+                if (dist <= 0.5 * fmax(c->diameter, lg->diameter_px) + 2.0 * sm->residual && dist < bd &&
+                    ra <= PAIR_MAX_AREA && ra >= 1.0 / PAIR_MAX_AREA) {
+                    bd = dist;
+                    best = g;
+                }
+            }
+            if (best < nprev) {
+                bcd_lesion *lg = &r->l[best];
+                const bcd__spot *p = &P->spots[src[best]];
+                double J = bcd__warp_area_scale(&sm->fwd, p->x, p->y);
+                uint32_t id = lg->id;
+                lesion_blank(lg);
+                lg->id = id;
+                lg->state = BCD_LESION_MATCHED;
+                lg->x = c->x;
+                lg->y = c->y;
+                lg->prev_x = p->x;
+                lg->prev_y = p->y;
+                lesion_from_spot(lg, c, mm);
+                measure_change(lg, &r->even[best], &r->why[best], p, c, J, P, C, &sm->bwd, mm, pmm);
+                lg->in_overlap = bcd__spot_match_verified(sm, p->x, p->y, false);
+                /* judged only when it stands out now and stood out then (a faint spot in a
+                 * blurred photo is measured smaller than it is) */
+                if (lg->change.judged && (c->contrast < MIN_SIZE_CONTRAST || p->contrast < MIN_JUDGED_CONTRAST)) {
+                    lg->change.judged = 0;
+                    r->why[best] = WHY_FAINT;
+                }
+                r->matched++;
+                merged = true;
+            }
+        }
+        if (!merged) {
+            r->l[out] = r->l[k];
+            r->even[out] = r->even[k];
+            r->near_dk[out] = r->near_dk[k];
+            r->why[out] = r->why[k];
+            out++;
+        }
+    }
+    r->n = out;
+}
+
 static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, const bcd__spotmap *C,
                                const bcd_lesion_options *o)
 {
@@ -532,10 +667,13 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
     bool *used_ref = calloc(o->nprevious + 1, 1);
     uint32_t *pid = calloc(P->n + 1, sizeof *pid);
     bool *cur_taken = calloc(C->n + 1, 1);
-    if (!used_ref || !pid || !cur_taken) {
+    /* per lesion of r: the spot it was made from (previous or current photo) */
+    int *src = malloc((P->n + C->n + 1) * sizeof *src);
+    if (!used_ref || !pid || !cur_taken || !src) {
         free(used_ref);
         free(pid);
         free(cur_taken);
+        free(src);
         bcd__spot_match_clear(&sm);
         return BCD_ENOMEM;
     }
@@ -605,6 +743,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         const bcd__spot *p = &P->spots[i];
         bcd_lesion *l = &r->l[r->n++];
         lesion_blank(l);
+        src[r->n - 1] = (int)i;
         l->id = pid[i];
         l->prev_x = p->x;
         l->prev_y = p->y;
@@ -620,11 +759,12 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->x = c->x;
             l->y = c->y;
             lesion_from_spot(l, c, mm);
-            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], p, c, J, P, C, mm, pmm);
+            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], p, c, J, P, C, &sm.bwd, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y, false);
             /* a pair much further apart than the registration's own residual may be two
              * neighbouring spots: kept as a match, not judged */
-            if (l->change.judged && hypot(c->x - u, c->y - v) > 3.0 * sm.residual + 0.25 * c->diameter) {
+            if (l->change.judged && hypot(c->x - u, c->y - v) > 3.0 * sm.residual + 0.25 * c->diameter +
+                                            0.5 * fabs(c->diameter - p->diameter * sqrt(J))) {
                 l->change.judged = 0;
                 r->why[r->n - 1] = WHY_FAR;
             }
@@ -673,7 +813,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->x = cs->x;
             l->y = cs->y;
             lesion_from_spot(l, cs, mm);
-            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], p, cs, J, P, C, mm, pmm);
+            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], p, cs, J, P, C, &sm.bwd, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p->x, p->y, false);
             /* re-found only with a relaxed threshold, or merged: not reliable enough to
              * judge a change */
@@ -692,6 +832,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         l->score = l->in_overlap && lit && expect >= 2.5 * C->t_seed && pk < 0.2 * expect ? 0.6 : 0.2;
         l->changed = 0; /* see bcd/lesion.h: reported, not flagged */
     }
+    size_t nprev_l = r->n; /* lesions [0, nprev_l) come from previous spots */
     /* current spots with no previous one */
     for (size_t j = 0; j < C->n; j++) {
         if (cur_taken[j])
@@ -699,6 +840,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         const bcd__spot *c = &C->spots[j];
         bcd_lesion *l = &r->l[r->n++];
         lesion_blank(l);
+        src[r->n - 1] = (int)j;
         l->x = c->x;
         l->y = c->y;
         lesion_from_spot(l, c, mm);
@@ -731,7 +873,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
             l->prev_x = p.x;
             l->prev_y = p.y;
             double Jf = bcd__warp_area_scale(&sm.fwd, p.x, p.y);
-            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], &p, c, Jf, P, C, mm, pmm);
+            measure_change(l, &r->even[r->n - 1], &r->why[r->n - 1], &p, c, Jf, P, C, &sm.bwd, mm, pmm);
             l->in_overlap = bcd__spot_match_verified(&sm, p.x, p.y, false);
             if (ak != 2 && l->change.judged) {
                 l->change.judged = 0; /* fainter or not separated there: not judged; grown: judged */
@@ -760,6 +902,11 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         l->score = clear && strong ? fmin(1.0, 0.5 + 0.5 * (c->contrast / (3.0 * C->t_seed))) : 0.3;
         l->changed = l->score >= 0.5;
     }
+    pair_gone_new(r, src, nprev_l, P, C, &sm, mm, pmm);
+    for (size_t i = 0; i < r->n; i++) {
+        double t = r->l[i].has_change ? transfer_near(&tf, r->l[i].x, r->l[i].y, 0.06 * L) : NAN;
+        r->near_dk[i] = isfinite(t) && t > 0 ? -log(t) : NAN;
+    }
     transfer_free(&tf);
     st = score_changes(r, C->fx, mm);
     if (st != BCD_OK)
@@ -780,6 +927,7 @@ done:
     free(used_ref);
     free(pid);
     free(cur_taken);
+    free(src);
     bcd__spot_match_clear(&sm);
     return st;
 }
@@ -926,7 +1074,9 @@ static cJSON *change_json(const bcd_lesion *l, const char *why)
               add(o, "delta_e", num(c->delta_e, 0.01)) && add(o, "delta_e_sd", num(c->delta_e_sd, 0.01)) &&
               add(o, "darkening", num(c->darkening, 0.001)) &&
               add(o, "darkening_sd", num(c->darkening_sd, 0.001)) && add(o, "spread", num(c->spread, 0.01)) &&
-              add(o, "spread_sd", num(c->spread_sd, 0.01)) && add(o, "asymmetry", num(c->asymmetry, 0.001)) &&
+              add(o, "spread_sd", num(c->spread_sd, 0.01)) &&
+              add(o, "pixel_delta_e", num(c->pixel_delta_e, 0.01)) &&
+              add(o, "part_delta_e", num(c->part_delta_e, 0.01)) && add(o, "asymmetry", num(c->asymmetry, 0.001)) &&
               add(o, "irregularity", num(c->irregularity, 0.001)) && add(o, "light", num(c->light, 0.001)) &&
               add(o, "judged", cJSON_CreateBool(c->judged)) &&
               add(o, "not_judged", why ? cJSON_CreateString(why) : cJSON_CreateNull()) &&

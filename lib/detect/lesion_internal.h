@@ -136,4 +136,12 @@ bcd_status bcd__spots_register(bcd__spot_match *out, const bcd__spotmap *prev, c
                                const double *prior);
 void bcd__spot_match_clear(bcd__spot_match *m);
 
+/* The colour change inside a matched lesion, pixel by pixel (patch.c): the previous photo
+ * laid over the current one around spot c through bwd (current -> previous), aligned on the
+ * darkness pattern, its light matched on the skin around the spots. med: median CIE76
+ * difference over the pixels that both photos show as the lesion; part: the 80th
+ * percentile less the median. false (both NaN) when they cannot be laid over each other. */
+bool bcd__lesion_patch(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__spot *p, const bcd__spot *c,
+                       const bcd__warp *bwd, double *med, double *part);
+
 #endif

@@ -41,6 +41,10 @@ static double urand(uint32_t *s)
 struct dot {
     double x, y, d;
     double keep[3];
+    /* a second colour over a disc of radius sub_r centred (sub_dx, sub_dy) from the
+     * centre, keeping keep2 instead (sub_r 0: none) */
+    double sub_r, sub_dx, sub_dy;
+    double keep2[3];
 };
 
 /* The peak-to-peak amplitude of the pixel noise of scene() (0-255 units). */
@@ -71,8 +75,13 @@ static bcd_image *scene(int w, int h, const struct dot *dots, int n, double ligh
             for (int x = x0 < 0 ? 0 : x0; x <= x1 && x < w; x++) {
                 double dist = hypot(x - d->x, y - d->y);
                 double a = 1.0 / (1.0 + exp((dist - r) / 0.6)); /* soft edge */
-                for (int c = 0; c < 3; c++)
-                    mul[((size_t)y * w + x) * 3 + c] *= (float)(1.0 - a * (1.0 - d->keep[c]));
+                double b = d->sub_r > 0
+                               ? 1.0 / (1.0 + exp((hypot(x - d->x - d->sub_dx, y - d->y - d->sub_dy) - d->sub_r) / 0.6))
+                               : 0.0;
+                for (int c = 0; c < 3; c++) {
+                    double keep = b > 0 ? d->keep[c] + b * (d->keep2[c] - d->keep[c]) : d->keep[c];
+                    mul[((size_t)y * w + x) * 3 + c] *= (float)(1.0 - a * (1.0 - keep));
+                }
             }
     }
     for (int y = 0; y < h; y++)
@@ -91,6 +100,7 @@ static void random_dots(struct dot *dots, int n, int w, int h, double dmin, doub
 {
     for (int k = 0; k < n; k++) {
         struct dot *d = &dots[k];
+        memset(d, 0, sizeof *d);
         bool ok;
         do {
             d->x = 0.1 * w + 0.8 * w * urand(&seed);
@@ -351,7 +361,7 @@ START_TEST(test_register_few_moles_among_uneven_faint_spots)
      * not the other, as under shadow bands or a change of blur): the strongest spots'
      * neighbourhoods differ between the photos, the moles still move together */
     int w = 1000, h = 800, nm = 5, nf = 90;
-    struct dot m[5], mm[5], *a = malloc((size_t)(nm + nf) * sizeof *a), *b = malloc((size_t)(nm + nf) * sizeof *b);
+    struct dot m[5], mm[5], *a = calloc((size_t)(nm + nf), sizeof *a), *b = calloc((size_t)(nm + nf), sizeof *b);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     random_dots(m, nm, w, h, 14, 18, 61);
@@ -461,7 +471,7 @@ START_TEST(test_states_new_gone_not_visible_matched)
     int not_visible = 0, matched = 0;
     for (int k = 0; k < n; k++) {
         const bcd_lesion *l = by_previous(r, dots[k].x, dots[k].y, 2);
-        ck_assert_ptr_nonnull(l);
+        ck_assert_msg(l != NULL, "dot %d at (%.1f, %.1f) d %.1f: no lesion", k, dots[k].x, dots[k].y, dots[k].d);
         if (dots[k].x - 120 < -dots[k].d) {
             ck_assert_int_eq(l->state, BCD_LESION_NOT_VISIBLE);
             not_visible++;
@@ -510,6 +520,88 @@ START_TEST(test_growth_and_darkening_are_changes)
     ck_assert_uint_eq(bcd_lesion_result_changed(r), 2);
     /* sizes in mm where the scale is known */
     ck_assert_double_eq_tol(g->diameter_mm, later[3].d * 0.1, 0.3);
+    bcd_lesion_result_free(r);
+    free_img(prev);
+    free_img(cur);
+}
+END_TEST
+
+START_TEST(test_second_colour_is_a_change)
+{
+    /* one mole gains a blue-grey part over a third of it, at the same size and about the
+     * same mean darkness; the light changes between the photos */
+    int w = 1000, h = 800, n = 40;
+    struct dot dots[40], later[40];
+    random_dots(dots, n, w, h, 18, 26, 41);
+    memcpy(later, dots, sizeof dots);
+    struct dot *m = &later[5];
+    m->sub_r = 0.3 * m->d;
+    m->sub_dx = 0.15 * m->d;
+    m->sub_dy = -0.1 * m->d;
+    m->keep2[0] = m->keep[0] * 0.45;
+    m->keep2[1] = m->keep[1] * 0.75;
+    m->keep2[2] = fmin(1.0, m->keep[2] * 1.5);
+    bcd_image *prev = scene(w, h, dots, n, 1.0, 12), *cur = scene(w, h, later, n, 0.9, 13);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, cur, prev, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r), BCD_LESION_COMPARED);
+    const bcd_lesion *l = by_previous(r, dots[5].x, dots[5].y, 2);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->state, BCD_LESION_MATCHED);
+    ck_assert(l->change.judged);
+    ck_assert(fabs(l->change.diameter_px) < 3);
+    ck_assert(l->change.part_delta_e > 8);
+    ck_assert(l->change.second_colour);
+    ck_assert(l->changed);
+    /* the others: laid over each other, their parts unchanged */
+    int compared = 0;
+    for (int k = 0; k < n; k++) {
+        if (k == 5)
+            continue;
+        const bcd_lesion *o = by_previous(r, dots[k].x, dots[k].y, 2);
+        ck_assert_ptr_nonnull(o);
+        if (isfinite(o->change.part_delta_e)) {
+            compared++;
+            ck_assert_msg(o->change.part_delta_e < 4, "mole %d: part %.2f", k, o->change.part_delta_e);
+        }
+        ck_assert(!o->change.second_colour);
+    }
+    ck_assert_int_ge(compared, 30);
+    ck_assert_uint_eq(bcd_lesion_result_changed(r), 1);
+    bcd_lesion_result_free(r);
+    free_img(prev);
+    free_img(cur);
+}
+END_TEST
+
+START_TEST(test_changed_past_recognition_keeps_its_id)
+{
+    /* a small mole grows to five times its width (28 times its area): too unlike to be
+     * re-found as the same spot, it is still the lesion at that place (its id, matched,
+     * changed), not a gone one and a new one */
+    int w = 1000, h = 800, n = 40;
+    struct dot dots[40], later[40];
+    random_dots(dots, n, w, h, 12, 18, 53);
+    dots[9].d = 6.5;
+    for (int c = 0; c < 3; c++)
+        dots[9].keep[c] = 0.3;
+    memcpy(later, dots, sizeof dots);
+    later[9].d = 34;
+    bcd_image *prev = scene(w, h, dots, n, 1.0, 14), *cur = scene(w, h, later, n, 1.0, 15);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, cur, prev, NULL), BCD_OK);
+    const bcd_lesion *l = by_previous(r, dots[9].x, dots[9].y, 3);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->state, BCD_LESION_MATCHED);
+    ck_assert(l->changed);
+    ck_assert(l->change.area_pct > 300);
+    /* no other lesion at that place */
+    for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
+        const bcd_lesion *o = bcd_lesion_result_get(r, i);
+        if (o != l)
+            ck_assert(!(hypot(o->x - later[9].x, o->y - later[9].y) < 20 && o->state == BCD_LESION_NEW));
+    }
+    ck_assert_uint_eq(bcd_lesion_result_changed(r), 1);
     bcd_lesion_result_free(r);
     free_img(prev);
     free_img(cur);
@@ -728,6 +820,8 @@ static Suite *lesion_suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_states_new_gone_not_visible_matched);
     tcase_add_test(tc, test_growth_and_darkening_are_changes);
+    tcase_add_test(tc, test_second_colour_is_a_change);
+    tcase_add_test(tc, test_changed_past_recognition_keeps_its_id);
     tcase_add_test(tc, test_not_judged_says_why);
     tcase_add_test(tc, test_ids_carried_over_three_checks);
     tcase_add_test(tc, test_api_arguments_and_json);
