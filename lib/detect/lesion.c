@@ -40,6 +40,7 @@
 #define PAIR_MAX_AREA 40.0     /* a gone spot and a new one at its place: the same lesion */
 #define MIN_NEW_CONTRAST 0.3   /* a new lesion this dark at least (ln G), */
 #define MIN_NEW_DELTA_E 10.0   /* or this far in colour from the skin around it (CIEDE2000) */
+#define MIN_AGREEMENT 0.4      /* correlation of the skin around a new spot with the previous photo's */
 #define MIN_SIZE_CONTRAST 0.4  /* a size change is judged on spots this dark in both photos */
 #define SIZE_BAND 1.4          /* lesions "of about the same size" */
 #define BLUR_SIGNATURE 0.25
@@ -896,9 +897,15 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         /* distinct: dark (a mole), or of a colour clearly not the skin's (a red papule, only
          * a little darker in green) */
         bool distinct = c->contrast >= MIN_NEW_CONTRAST || bcd__delta_e2000(c->lab, c->skin_lab) >= MIN_NEW_DELTA_E;
-        bool strong = l->in_overlap && distinct && c->contrast >= 1.6 * C->t_seed && expect >= 1.6 * P->t_seed &&
+        bool strong = distinct && c->contrast >= 1.6 * C->t_seed && expect >= 1.6 * P->t_seed &&
                       c->diameter >= 1.3 * small &&
                       c->diameter * C->fx >= 3.0 && same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med);
+        /* where the registration was not verified by its own areas, the skin around the
+         * spot (the spot left out) must lie over the previous photo's */
+        if (clear && strong && !l->in_overlap)
+            l->in_overlap = bcd__patch_agreement(P, C, &sm.bwd, c->x, c->y, fmax(0.03 * L, 6.0 * c->diameter),
+                                                 c->diameter) >= MIN_AGREEMENT;
+        strong = strong && l->in_overlap;
         l->score = clear && strong ? fmin(1.0, 0.5 + 0.5 * (c->contrast / (3.0 * C->t_seed))) : 0.3;
         l->changed = l->score >= 0.5;
     }

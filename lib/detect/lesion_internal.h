@@ -141,6 +141,13 @@ void bcd__spot_match_clear(bcd__spot_match *m);
  * darkness pattern, its light matched on the skin around the spots. med: median CIE76
  * difference over the pixels that both photos show as the lesion; part: the 80th
  * percentile less the median. false (both NaN) when they cannot be laid over each other. */
+/* How well the skin around (x, y) (current photo pixels) lies over the previous photo
+ * through bwd (patch.c): the best normalized correlation of the darkness pattern of the
+ * visible skin within radius (current photo pixels), the disc of radius hole around (x, y)
+ * left out, over small shifts. NaN when the window leaves either photo or shows too little
+ * skin. */
+double bcd__patch_agreement(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__warp *bwd, double x, double y,
+                            double radius, double hole);
 bool bcd__lesion_patch(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__spot *p, const bcd__spot *c,
                        const bcd__warp *bwd, double *med, double *part);
 

@@ -43,17 +43,22 @@ static void local_map(double m[6], const bcd__spotmap *P, const bcd__spotmap *C,
 }
 
 /* Normalized cross-correlation of the current window's darkness with the previous photo's
- * through map m shifted by (du, dv); -2 when any sample falls outside. */
-static double ncc(const bcd__spotmap *P, const float *cw, int R, int step, const double m[6], double du, double dv)
+ * through map m shifted by (du, dv), over the window's pixels where use is set (NULL: all);
+ * -2 when any sample falls outside. */
+static double ncc(const bcd__spotmap *P, const float *cw, const uint8_t *use, int R, int step, const double m[6],
+                  double du, double dv)
 {
     double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
     int n = 0;
     for (int j = -R; j <= R; j += step)
         for (int i = -R; i <= R; i += step) {
+            size_t at = (size_t)(j + R) * (2 * R + 1) + (i + R);
+            if (use && !use[at])
+                continue;
             double u = m[0] + m[1] * i + m[2] * j + du, v = m[3] + m[4] * i + m[5] * j + dv;
             if (u < 0 || v < 0 || u > P->w - 1 || v > P->h - 1)
                 return -2;
-            double a = cw[(j + R) * (2 * R + 1) + (i + R)], b = bcd__plane_at(P->con, (float)u, (float)v);
+            double a = cw[at], b = bcd__plane_at(P->con, (float)u, (float)v);
             sa += a;
             sb += b;
             saa += a * a;
@@ -61,10 +66,81 @@ static double ncc(const bcd__spotmap *P, const float *cw, int R, int step, const
             sab += a * b;
             n++;
         }
+    if (n < 16)
+        return -2;
     double va = saa - sa * sa / n, vb = sbb - sb * sb / n;
     if (va <= 1e-12 || vb <= 1e-12)
         return -2;
     return (sab - sa * sb / n) / sqrt(va * vb);
+}
+
+/* The best correlation over shifts of +-SEARCH whole pixels, then half pixels around the
+ * best; the shift in *bu, *bv. */
+static double best_shift(const bcd__spotmap *P, const float *cw, const uint8_t *use, int R, int step,
+                         const double m[6], double *bu, double *bv)
+{
+    double best = -2;
+    *bu = *bv = 0;
+    for (int dv = -SEARCH; dv <= SEARCH; dv++)
+        for (int du = -SEARCH; du <= SEARCH; du++) {
+            double q = ncc(P, cw, use, R, step, m, du, dv);
+            if (q > best) {
+                best = q;
+                *bu = du;
+                *bv = dv;
+            }
+        }
+    double u0 = *bu, v0 = *bv;
+    for (int dv = -1; dv <= 1; dv++)
+        for (int du = -1; du <= 1; du++) {
+            if (!du && !dv)
+                continue;
+            double q = ncc(P, cw, use, R, step, m, u0 + 0.5 * du, v0 + 0.5 * dv);
+            if (q > best) {
+                best = q;
+                *bu = u0 + 0.5 * du;
+                *bv = v0 + 0.5 * dv;
+            }
+        }
+    return best;
+}
+
+double bcd__patch_agreement(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__warp *bwd, double x, double y,
+                            double radius, double hole)
+{
+    double cx = (x + 0.5) * C->fx - 0.5, cy = (y + 0.5) * C->fy - 0.5;
+    int R = (int)ceil(radius * C->fx), step = R > 40 ? (R + 39) / 40 : 1;
+    int ix = (int)lround(cx), iy = (int)lround(cy);
+    if (R < 4 || ix - R < 0 || iy - R < 0 || ix + R > C->w - 1 || iy + R > C->h - 1)
+        return NAN;
+    int side = 2 * R + 1;
+    size_t area = (size_t)side * side;
+    float *cw = malloc(area * sizeof *cw);
+    uint8_t *use = malloc(area);
+    if (!cw || !use) {
+        free(cw);
+        free(use);
+        return NAN;
+    }
+    double h2 = hole * C->fx * hole * C->fx;
+    size_t n = 0;
+    for (int j = -R; j <= R; j++)
+        for (int i = -R; i <= R; i++) {
+            size_t ci = (size_t)(iy + j) * C->w + (ix + i), at = (size_t)(j + R) * side + (i + R);
+            cw[at] = C->con->px[ci];
+            use[at] = C->skin[ci] && !C->dark[ci] && (double)i * i + (double)j * j > h2;
+            n += use[at];
+        }
+    double m[6], bu, bv, q = NAN;
+    if (n >= area / 3) {
+        local_map(m, P, C, bwd, ix, iy, fmax(4.0, 0.5 * radius));
+        q = best_shift(P, cw, use, R, step, m, &bu, &bv);
+        if (q < -1)
+            q = NAN;
+    }
+    free(cw);
+    free(use);
+    return q;
 }
 
 bool bcd__lesion_patch(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__spot *p, const bcd__spot *c,
@@ -93,28 +169,7 @@ bool bcd__lesion_patch(const bcd__spotmap *P, const bcd__spotmap *C, const bcd__
     double m[6];
     local_map(m, P, C, bwd, ix, iy, fmax(2.0, 0.5 * c->diameter));
     /* align: whole pixels, then half pixels around the best */
-    double bu = 0, bv = 0, best = -2;
-    for (int dv = -SEARCH; dv <= SEARCH; dv++)
-        for (int du = -SEARCH; du <= SEARCH; du++) {
-            double q = ncc(P, cw, R, step, m, du, dv);
-            if (q > best) {
-                best = q;
-                bu = du;
-                bv = dv;
-            }
-        }
-    double u0 = bu, v0 = bv;
-    for (int dv = -1; dv <= 1; dv++)
-        for (int du = -1; du <= 1; du++) {
-            if (!du && !dv)
-                continue;
-            double q = ncc(P, cw, R, step, m, u0 + 0.5 * du, v0 + 0.5 * dv);
-            if (q > best) {
-                best = q;
-                bu = u0 + 0.5 * du;
-                bv = v0 + 0.5 * dv;
-            }
-        }
+    double bu, bv, best = best_shift(P, cw, NULL, R, step, m, &bu, &bv);
     if (best < 0.3) {
         free(buf);
         return false;

@@ -406,6 +406,47 @@ START_TEST(test_register_few_moles_among_uneven_faint_spots)
 }
 END_TEST
 
+START_TEST(test_patch_agreement_tells_a_right_mapping_from_a_wrong_one)
+{
+    /* faint spots all over (a freckled skin), the current photo the previous one moved by
+     * (40, -25): through that shift the skin around a place lies over the previous photo's;
+     * through a shift 30 px off, it does not */
+    int w = 900, h = 700, n = 160;
+    struct dot *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    uint32_t seed = 91;
+    for (int k = 0; k < n; k++) {
+        a[k].x = w * urand(&seed);
+        a[k].y = h * urand(&seed);
+        a[k].d = 5 + 6 * urand(&seed);
+        double keep = 0.6 + 0.2 * urand(&seed);
+        for (int c = 0; c < 3; c++)
+            a[k].keep[c] = keep;
+        b[k] = a[k];
+        b[k].x += 40;
+        b[k].y -= 25;
+    }
+    bcd_image *prev = scene(w, h, a, n, 1.0, 3), *cur = scene(w, h, b, n, 0.9, 4);
+    bcd__spotmap P, C;
+    ck_assert_int_eq(bcd__spots_find(&P, prev, 0, 0, 0), BCD_OK);
+    ck_assert_int_eq(bcd__spots_find(&C, cur, 0, 0, 0), BCD_OK);
+    bcd__warp right = { .H = { 1, 0, -40, 0, 1, 25, 0, 0, 1 } }, wrong = { .H = { 1, 0, -10, 0, 1, 25, 0, 0, 1 } };
+    double good = bcd__patch_agreement(&P, &C, &right, 450, 330, 80, 10);
+    double bad = bcd__patch_agreement(&P, &C, &wrong, 450, 330, 80, 10);
+    ck_assert_msg(good > 0.6, "right mapping: %.3f", good);
+    ck_assert_msg(bad < 0.3, "wrong mapping: %.3f", bad);
+    /* a window that leaves the photo has no answer */
+    ck_assert(isnan(bcd__patch_agreement(&P, &C, &right, 20, 20, 80, 10)));
+    bcd__spotmap_clear(&P);
+    bcd__spotmap_clear(&C);
+    free_img(prev);
+    free_img(cur);
+    free(a);
+    free(b);
+}
+END_TEST
+
 START_TEST(test_fit_homography_recovers_a_known_one)
 {
     const double H[9] = { 1.05, 0.1, 12, -0.08, 0.97, -7, 2e-5, -1e-5, 1 };
@@ -812,6 +853,7 @@ static Suite *lesion_suite(void)
     tcase_add_test(tc, test_register_perspective_and_bend);
     tcase_add_test(tc, test_register_few_moles_among_uneven_faint_spots);
     tcase_add_test(tc, test_fit_homography_recovers_a_known_one);
+    tcase_add_test(tc, test_patch_agreement_tells_a_right_mapping_from_a_wrong_one);
     tcase_add_test(tc, test_unrelated_photos_are_not_comparable);
     suite_add_tcase(s, tc);
 
