@@ -45,6 +45,7 @@
 #define SIZE_BAND 1.4          /* lesions "of about the same size" */
 #define BLUR_SIGNATURE 0.25
 #define MAX_SKIN_LEVEL 0.80
+#define SKIN_EDGE_SHARE 0.30   /* of the skin around a spot not visible: at the skin's edge */
 
 struct bcd_lesion_result {
     bcd_lesion_status status;
@@ -208,17 +209,20 @@ static bool near_border(const bcd__spotmap *m, const bcd__spot *s)
 
 /* Spot s lies at the edge of the skin (clothing, hair, the background, a deep shadow):
  * what lies beyond it casts shadows and changes the spot's surroundings between photos.
- * True when more than 2 % of the square around it (a quarter of its diameter, at least 4
- * analysis pixels, beyond it each way), the spot itself left out, is not visible skin. */
+ * True when more than SKIN_EDGE_SHARE of a ring around it (a quarter of its diameter wide,
+ * at least 4 analysis pixels) is not visible skin. */
 static bool skin_edge(const bcd__spotmap *m, const bcd__spot *s)
 {
-    double r0 = 0.5 * s->diameter * m->fx + 2.0, r = 0.5 * s->diameter * m->fx + fmax(4.0, 0.25 * s->diameter * m->fx);
+    /* the skin mask is decided by blocks, and a block across a mole's edge is too varied to
+     * pass as skin: the ring starts a block beyond the spot */
+    double r0 = 0.5 * s->diameter * m->fx + 10.0, r = r0 + fmax(4.0, 0.25 * s->diameter * m->fx);
     int cx = (int)lround((s->x + 0.5) * m->fx - 0.5), cy = (int)lround((s->y + 0.5) * m->fy - 0.5), R = (int)ceil(r);
     int n = 0, off = 0;
     for (int y = cy - R; y <= cy + R; y++)
         for (int x = cx - R; x <= cx + R; x++) {
-            if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r0 * r0)
-                continue; /* the spot itself, which need not look like skin */
+            double d2 = (double)(x - cx) * (x - cx) + (double)(y - cy) * (y - cy);
+            if (d2 <= r0 * r0 || d2 > r * r)
+                continue;
             n++;
             if (x < 0 || y < 0 || x >= m->w || y >= m->h) {
                 off++;
@@ -227,7 +231,7 @@ static bool skin_edge(const bcd__spotmap *m, const bcd__spot *s)
             size_t i = (size_t)y * m->w + x;
             off += !m->skin[i] || m->dark[i];
         }
-    return off > 0.02 * n;
+    return off > SKIN_EDGE_SHARE * n;
 }
 
 /* The skin around spot s is evenly lit: its brightness in four discs around it (two
