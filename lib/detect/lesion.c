@@ -291,7 +291,11 @@ static void measure_change(bcd_lesion *l, uint8_t *even, uint8_t *why, const bcd
     ch->darkening_sd = 0.08 + 0.5 * (P->noise / mp + C->noise / mc);
     ch->spread = c->spread - p->spread;
     ch->spread_sd = 1.0 + 0.15 * (c->spread + p->spread);
-    bcd__lesion_patch(P, C, p, c, bwd, &ch->pixel_delta_e, &ch->part_delta_e);
+    /* pixel by pixel only where a second colour can be judged (a spot that stands out) */
+    if (c->contrast >= MIN_SIZE_CONTRAST)
+        bcd__lesion_patch(P, C, p, c, bwd, &ch->pixel_delta_e, &ch->part_delta_e);
+    else
+        ch->pixel_delta_e = ch->part_delta_e = NAN;
     ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
     *why = c->skin_rgb[1] >= MAX_SKIN_LEVEL || p->skin_rgb[1] >= MAX_SKIN_LEVEL ? WHY_CLIPPED
            : near_border(C, c) || near_border(P, p)                          ? WHY_EDGE
