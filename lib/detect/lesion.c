@@ -622,10 +622,12 @@ static void pair_gone_new(bcd_lesion_result *r, const int *src, size_t nprev, co
                     continue;
                 double dist = hypot(lg->x - c->x, lg->y - c->y);
                 /* inside the new spot, or the new spot's centre inside where the old one is */
-                /* an area many times the largest growth of a mole is another thing */
+                if (dist > 0.5 * fmax(c->diameter, lg->diameter_px) + 2.0 * sm->residual || dist >= bd)
+                    continue;
+                /* an area many times the largest growth of a mole is another thing (the
+                 * mapping's local scale only for the few near enough) */
                 double ra = c->area / fmax(P->spots[src[g]].area * bcd__warp_area_scale(&sm->fwd, lg->prev_x, lg->prev_y), 1e-9);
-                if (dist <= 0.5 * fmax(c->diameter, lg->diameter_px) + 2.0 * sm->residual && dist < bd &&
-                    ra <= PAIR_MAX_AREA && ra >= 1.0 / PAIR_MAX_AREA) {
+                if (ra <= PAIR_MAX_AREA && ra >= 1.0 / PAIR_MAX_AREA) {
                     bd = dist;
                     best = g;
                 }
