@@ -206,7 +206,10 @@ BCD_API const char *bcd_lesion_state_name(bcd_lesion_state s);
 /**
  * The result as JSON: {"status": "first"|"compared"|"not_comparable", "reason": string|null,
  * "mm_per_px": number|null, "previous_mm_per_px", "matched", "registration": {"homography",
- * "residual_px", "spots", "previous_spots"} | null, "lesions": [{"id", "state", "center",
+ * "residual_px", "agreement" (strength-weighted share of the strongest spots of both photos
+ * that the mapping matched, 0-1), "chance_agreement" (the same share for the mapping moved
+ * by a tenth of the photo: what chance matches; a registration must match well beyond it),
+ * "spots", "previous_spots"} | null, "lesions": [{"id", "state", "center",
  * "previous_center", "diameter_px", "diameter_mm", "area_px", "lab", "spread",
  * "irregularity", "asymmetry", "contrast", "in_overlap", "changed", "score",
  * "change": {..., "judged", "not_judged": string|null (see

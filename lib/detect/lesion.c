@@ -45,6 +45,8 @@
 #define SIZE_BAND 1.4          /* lesions "of about the same size" */
 #define BLUR_SIGNATURE 0.25
 #define MAX_SKIN_LEVEL 0.80
+#define MAX_SKIN_RED 0.90 /* near clipping in red: the skin's colour, and so the lesion's
+                           * against it, is not measured */
 #define SKIN_EDGE_SHARE 0.30   /* of the skin around a spot not visible: at the skin's edge */
 
 struct bcd_lesion_result {
@@ -55,6 +57,8 @@ struct bcd_lesion_result {
     size_t n;
     double H[9];
     double residual;
+    double agreement;    /* the registration's share of the strongest spots matched */
+    double chance;       /* ... and what chance matches */
     double light_median; /* the pair's median ln ratio of skin brightness */
     uint8_t *even;       /* per lesion: the light is even around it in both photos */
     uint8_t *why;        /* per lesion: why its change is not judged (enum why), 0 if it is */
@@ -138,6 +142,8 @@ static bcd_lesion_result *result_new(size_t cap, const bcd_lesion_options *o)
     r->mm_per_px = o->mm_per_px > 0 ? o->mm_per_px : NAN;
     r->prev_mm_per_px = o->previous_mm_per_px > 0 ? o->previous_mm_per_px : NAN;
     r->residual = NAN;
+    r->agreement = NAN;
+    r->chance = NAN;
     return r;
 }
 
@@ -297,7 +303,9 @@ static void measure_change(bcd_lesion *l, uint8_t *even, uint8_t *why, const bcd
     else
         ch->pixel_delta_e = ch->part_delta_e = NAN;
     ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
-    *why = c->skin_rgb[1] >= MAX_SKIN_LEVEL || p->skin_rgb[1] >= MAX_SKIN_LEVEL ? WHY_CLIPPED
+    *why = c->skin_rgb[1] >= MAX_SKIN_LEVEL || p->skin_rgb[1] >= MAX_SKIN_LEVEL ||
+                   c->skin_rgb[0] >= MAX_SKIN_RED || p->skin_rgb[0] >= MAX_SKIN_RED
+               ? WHY_CLIPPED
            : near_border(C, c) || near_border(P, p)                          ? WHY_EDGE
            : skin_edge(C, c) || skin_edge(P, p)                              ? WHY_SKIN_EDGE
            : fmax(c->contrast, p->contrast) < MIN_JUDGED_CONTRAST            ? WHY_FAINT
@@ -315,10 +323,11 @@ static void measure_change(bcd_lesion *l, uint8_t *even, uint8_t *why, const bcd
     (void)dp;
 }
 
-/* The per-pair spread of a measure over the matched lesions: median and 1.4826 MAD. */
-static void robust_stats(double *v, size_t n, double *med, double *sd)
+/* The per-pair spread of a measure over the matched lesions: median and 1.4826 MAD; both
+ * 0 when fewer than nmin. */
+static void robust_stats(double *v, size_t n, size_t nmin, double *med, double *sd)
 {
-    if (n < 8) {
+    if (n < nmin) {
         *med = 0;
         *sd = 0;
         return;
@@ -351,7 +360,7 @@ static void size_med(const bcd_lesion_result *r, double d, double *dark, double 
             v[2][np++] = l->change.part_delta_e;
     }
     if (np >= 8)
-        robust_stats(v[2], np, part, part_sd);
+        robust_stats(v[2], np, 8, part, part_sd);
     if (m < 8)
         return;
     qsort(v[0], m, sizeof(double), cmp_dbl);
@@ -382,13 +391,17 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
             if (!l->has_change)
                 continue;
             const bcd_lesion_change *c = &l->change;
+            /* sizes are judged on the spots that stand out in both photos; a faint freckle's
+             * outline moves with blur and texture, and would set the size's noise for all */
+            if (k == 0 && fmin(l->contrast, l->contrast * exp(-c->darkening)) < MIN_SIZE_CONTRAST)
+                continue;
             double dp = l->diameter_px - c->diameter_px;
             v[m++] = k == 0 ? log((l->diameter_px + 1.0) / (dp + 1.0))
                      : k == 1 ? c->darkening
                      : k == 2 ? c->delta_e
                               : c->light;
         }
-        robust_stats(v, m, &med[k], &sd[k]);
+        robust_stats(v, m, k == 0 ? 5 : 8, &med[k], &sd[k]);
     }
     free(v);
     r->light_median = med[3];
@@ -611,8 +624,9 @@ static void pair_gone_new(bcd_lesion_result *r, const int *src, size_t nprev, co
     for (size_t k = nprev; k < r->n; k++) {
         bcd_lesion *ln = &r->l[k];
         bool merged = false;
-        /* a new spot that is a change by itself stays one */
-        if (ln->state == BCD_LESION_NEW && !ln->changed) {
+        /* a new spot that is a change by itself stays one, unless a gone spot that stood
+         * out lies right under it (below) */
+        if (ln->state == BCD_LESION_NEW) {
             const bcd__spot *c = &C->spots[src[k]];
             size_t best = nprev;
             double bd = INFINITY;
@@ -623,6 +637,10 @@ static void pair_gone_new(bcd_lesion_result *r, const int *src, size_t nprev, co
                 double dist = hypot(lg->x - c->x, lg->y - c->y);
                 /* inside the new spot, or the new spot's centre inside where the old one is */
                 if (dist > 0.5 * fmax(c->diameter, lg->diameter_px) + 2.0 * sm->residual || dist >= bd)
+                    continue;
+                /* a flagged new spot: only onto a gone one that stood out, under its middle */
+                if (ln->changed && (P->spots[src[g]].contrast < MIN_SIZE_CONTRAST ||
+                                    dist > 0.5 * fmin(c->diameter, lg->diameter_px) + sm->residual))
                     continue;
                 /* an area many times the largest growth of a mole is another thing (the
                  * mapping's local scale only for the few near enough) */
@@ -747,6 +765,8 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         goto done;
     }
     r->residual = sm.residual;
+    r->agreement = sm.agree;
+    r->chance = sm.chance;
     double L = C->ow > C->oh ? C->ow : C->oh;
     double tol = 0.006 * L;
     /* previous spots: matched, or looked for at their place in the current photo */
@@ -909,7 +929,8 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         bool distinct = c->contrast >= MIN_NEW_CONTRAST || bcd__delta_e2000(c->lab, c->skin_lab) >= MIN_NEW_DELTA_E;
         bool strong = distinct && c->contrast >= 1.6 * C->t_seed && expect >= 1.6 * P->t_seed &&
                       c->diameter >= 1.3 * small &&
-                      c->diameter * C->fx >= 3.0 && same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med);
+                      c->diameter * C->fx >= 3.0 && same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med) &&
+                      !skin_edge(C, c); /* a shadow's corner against the skin's outline */
         /* where the registration was not verified by its own areas, the skin around the
          * spot (the spot left out) must lie over the previous photo's */
         if (clear && strong && !l->in_overlap)
@@ -1154,7 +1175,8 @@ bcd_status bcd_lesion_result_json(char **out, const bcd_lesion_result *r)
         ok = h != NULL;
         for (int k = 0; ok && k < 9; k++)
             ok = cJSON_AddItemToArray(h, cJSON_CreateNumber(r->H[k]));
-        ok = ok && add(reg, "residual_px", num(r->residual, 0.1)) &&
+        ok = ok && add(reg, "residual_px", num(r->residual, 0.1)) && add(reg, "agreement", num(r->agreement, 0.001)) &&
+             add(reg, "chance_agreement", num(r->chance, 0.001)) &&
              add(reg, "spots", cJSON_CreateNumber((double)r->spots)) &&
              add(reg, "previous_spots", cJSON_CreateNumber((double)r->prev_spots));
     } else if (ok) {

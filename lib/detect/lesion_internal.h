@@ -114,6 +114,8 @@ typedef struct bcd__spot_match {
     int areas;        /* areas of the previous photo whose correlation verified the mapping */
     double agree;     /* strength-weighted share of the strongest spots of both photos, on the
                          skin both show, that the mapping matched (0..1) */
+    double chance;    /* the same share for the mapping moved by a tenth of the photo: what
+                         chance matches (see register.c) */
     /* the areas of the previous photo (cells of `cell` previous pixels, gw x gh) whose
      * darkness pattern correlated with the current photo's through the mapping */
     uint8_t *verified;

@@ -920,6 +920,7 @@ static int cmp_proposal(const void *a, const void *b)
  * however well the skin's texture or a shadow's stripes correlate. */
 #define AGREE_TOP 40
 #define MIN_AGREE 0.3 /* a registration that matches less is declined */
+#define MIN_BEYOND_CHANCE 0.25 /* ... or one that matches too little beyond chance */
 
 static bool on_skin(const bcd__spotmap *m, double x, double y)
 {
@@ -955,6 +956,46 @@ static double agreement(const bcd__spot_match *m, const bcd__spotmap *P, const b
             }
     }
     return den > 0 ? num / den : 0;
+}
+
+/* The agreement that chance gives on these two photos: the mapping's homography moved by a
+ * tenth of the photo each way (no field), its spots assigned as the real mapping's are;
+ * the largest of the four. Where the skin shows many faint spots (grain, pores, mottling
+ * of dark skin) a wrong mapping still meets a spot near every place; a registration must
+ * match clearly more than that. -1 on OOM. */
+static double chance_agreement(const bcd__spot_match *m, const bcd__spotmap *P, const bcd__spotmap *C, double L,
+                               double scale)
+{
+    static const int sx[4] = { 1, -1, 0, 0 }, sy[4] = { 0, 0, 1, -1 };
+    bcd__spot_match t;
+    memset(&t, 0, sizeof t);
+    t.match = malloc((P->n + 1) * sizeof *t.match);
+    if (!t.match)
+        return -1;
+    double best = 0;
+    for (int k = 0; k < 4; k++) {
+        double d[2] = { 0.1 * L * sx[k], 0.1 * L * sy[k] };
+        /* fwd: H then the shift; bwd: the shift undone, then its homography */
+        memcpy(t.fwd.H, m->fwd.H, sizeof t.fwd.H);
+        for (int c = 0; c < 3; c++) {
+            t.fwd.H[c] += d[0] * m->fwd.H[6 + c];
+            t.fwd.H[3 + c] += d[1] * m->fwd.H[6 + c];
+        }
+        const double *b = m->bwd.H;
+        for (int r = 0; r < 3; r++) {
+            t.bwd.H[3 * r] = b[3 * r];
+            t.bwd.H[3 * r + 1] = b[3 * r + 1];
+            t.bwd.H[3 * r + 2] = b[3 * r + 2] - b[3 * r] * d[0] - b[3 * r + 1] * d[1];
+        }
+        if (assign(P, C, &t.fwd, TOL1 * L, scale, 0, 0, INFINITY, t.match) < 0) {
+            free(t.match);
+            return -1;
+        }
+        double a = agreement(&t, P, C);
+        best = a > best ? a : best;
+    }
+    free(t.match);
+    return best;
 }
 
 /* The mapping out->fwd refined on every spot it brings together, once per tolerance of
@@ -1050,9 +1091,17 @@ static bcd_status polish(bcd__spot_match *out, const bcd__spotmap *P, const bcd_
             free(r);
         }
         out->agree = agreement(out, P, C);
-        out->ok = k >= (size_t)MIN_INLIERS && out->agree >= MIN_AGREE;
+        out->chance = chance_agreement(out, P, C, L, scale);
+        if (out->chance < 0)
+            st = BCD_ENOMEM;
+        /* beyond chance: the share of what chance leaves unmatched that the mapping matched */
+        double beyond = out->chance < 1.0 ? (out->agree - out->chance) / (1.0 - out->chance) : 0.0;
+        out->ok = k >= (size_t)MIN_INLIERS && out->agree >= MIN_AGREE && beyond >= MIN_BEYOND_CHANCE;
         if (k < (size_t)MIN_INLIERS)
             out->why = "too few spots stayed matched after refining the registration";
+        else if (out->agree >= MIN_AGREE && !out->ok)
+            out->why = "the spots of the two photos match no better than chance (the skin shows too many faint "
+                       "spots, or too little of the same skin)";
         else if (!out->ok)
             out->why = "the strongest spots of the two photos do not match (different skin, or too little of it in both)";
     }

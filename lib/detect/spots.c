@@ -5,7 +5,8 @@
  *  1. The photo is reduced by area averaging to the analysis size.
  *  2. Skin: 8 x 8 blocks whose mean colour is skin-like (the YCbCr box of quality.c) and
  *     not clipped; holes in the skin (a mole, a shadow) are filled, specks dropped. Blocks
- *     in deep shadow (a quarter of the skin's median level or less) or clipped are "dark":
+ *     in deep shadow (a quarter of the skin's median level or less) or clipped in green
+ *     (red clips first on fair skin, and hides no spot) are "dark":
  *     skin that cannot be judged.
  *  3. Darkness: melanin and blood both absorb green, light and shadow scale all channels
  *     alike, so a spot is where ln(G) is below the local skin level. The skin level is
@@ -211,7 +212,10 @@ static bcd_status block_stats(const bcd__spotmap *m, const bcd__plane *lg, int c
                     s[0] += r;
                     s[1] += g;
                     s[2] += b;
-                    if (r >= 250.0f || g >= 250.0f)
+                    /* spots are found in green: a red channel clipped on fair skin in
+                     * bright light hides no spot (its colour is judged apart, on the skin
+                     * around each lesion) */
+                    if (g >= 250.0f)
                         clipped++;
                     vals[n++] = lg->px[i];
                 }

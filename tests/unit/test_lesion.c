@@ -781,6 +781,109 @@ START_TEST(test_unrelated_photos_are_not_comparable)
 }
 END_TEST
 
+/* Skin crowded with faint spots (grain, pores, the mottling of dark skin) and a few moles:
+ * n faint dots of 4-7 px after the moles. */
+static void crowded(struct dot *dots, int nmoles, int nfaint, int w, int h, uint32_t seed)
+{
+    random_dots(dots, nmoles, w, h, 10, 18, seed);
+    for (int k = nmoles; k < nmoles + nfaint; k++) {
+        struct dot *d = &dots[k];
+        memset(d, 0, sizeof *d);
+        d->x = 4 + (w - 8) * urand(&seed);
+        d->y = 4 + (h - 8) * urand(&seed);
+        d->d = 4 + 3 * urand(&seed);
+        for (int c = 0; c < 3; c++)
+            d->keep[c] = 0.72 + 0.08 * urand(&seed);
+    }
+}
+
+START_TEST(test_crowded_unrelated_photos_are_not_comparable)
+{
+    /* where a wrong mapping meets a faint spot near every place it sends one, matching
+     * many spots is not enough: the registration must match clearly more than chance */
+    enum { NM = 8, NF = 900 };
+    static struct dot a[NM + NF], b[NM + NF], c[NM + NF];
+    crowded(a, NM, NF, 900, 700, 61);
+    crowded(b, NM, NF, 900, 700, 62);
+    bcd_image *i1 = scene(900, 700, a, NM + NF, 1.0, 15), *i2 = scene(900, 700, b, NM + NF, 1.0, 16);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, i2, i1, NULL), BCD_OK);
+    ck_assert_msg(bcd_lesion_result_status(r) == BCD_LESION_NOT_COMPARABLE, "compared, %zu changed",
+                  bcd_lesion_result_changed(r));
+    ck_assert_uint_eq(bcd_lesion_result_changed(r), 0);
+    bcd_lesion_result_free(r);
+    /* the same crowded skin seen again, turned and moved: registered, its moles matched */
+    g_a = 0.98 * cos(0.05);
+    g_b = 0.98 * sin(0.05);
+    g_tx = 20;
+    g_ty = -12;
+    g_p = g_amp = 0;
+    map_dots(c, a, NM + NF, warp);
+    bcd_image *i3 = scene(900, 700, c, NM + NF, 1.0, 17);
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, i3, i1, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r), BCD_LESION_COMPARED);
+    int matched = 0;
+    for (int k = 0; k < NM; k++) {
+        const bcd_lesion *l = by_current(r, c[k].x, c[k].y, 3.0);
+        matched += l && l->state == BCD_LESION_MATCHED && hypot(l->prev_x - a[k].x, l->prev_y - a[k].y) < 3.0;
+    }
+    ck_assert_int_ge(matched, NM - 1);
+    bcd_lesion_result_free(r);
+    free_img(i1);
+    free_img(i2);
+    free_img(i3);
+}
+END_TEST
+
+START_TEST(test_spots_found_where_red_is_clipped)
+{
+    /* fair skin in bright light: the red channel clips over the whole skin, green does not;
+     * the moles (found in green) are found, compared, and their colour not judged */
+    struct dot dots[10], moved[10];
+    random_dots(dots, 10, 900, 700, 12, 24, 23);
+    bcd_image *img = scene(900, 700, dots, 10, 1.35, 9);
+    size_t clipped = 0;
+    for (size_t i = 0; i < (size_t)900 * 700; i++)
+        clipped += img->data[3 * i] == 255 && img->data[3 * i + 1] < 250;
+    ck_assert_uint_gt(clipped, 900u * 700u / 2);
+    bcd__spotmap m;
+    ck_assert_int_eq(bcd__spots_find(&m, img, 0, 0, 0), BCD_OK);
+    int found = 0;
+    for (int k = 0; k < 10; k++)
+        for (size_t i = 0; i < m.n; i++)
+            if (hypot(m.spots[i].x - dots[k].x, m.spots[i].y - dots[k].y) < 3.0) {
+                found++;
+                break;
+            }
+    ck_assert_int_eq(found, 10);
+    bcd__spotmap_clear(&m);
+    g_a = 1.0;
+    g_b = 0;
+    g_tx = 15;
+    g_ty = 10;
+    g_p = g_amp = 0;
+    map_dots(moved, dots, 10, warp);
+    bcd_image *img2 = scene(900, 700, moved, 10, 1.35, 10);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, img2, img, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r), BCD_LESION_COMPARED);
+    int matched = 0;
+    for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
+        const bcd_lesion *l = bcd_lesion_result_get(r, i);
+        if (l->state != BCD_LESION_MATCHED)
+            continue;
+        matched++;
+        ck_assert(!l->changed);
+        const char *why = bcd_lesion_result_not_judged(r, i);
+        ck_assert_msg(why && !strcmp(why, "near_clipping"), "judged or %s", why ? why : "(null)");
+    }
+    ck_assert_int_eq(matched, 10);
+    bcd_lesion_result_free(r);
+    free_img(img);
+    free_img(img2);
+}
+END_TEST
+
 START_TEST(test_api_arguments_and_json)
 {
     struct dot a[5];
@@ -842,6 +945,7 @@ static Suite *lesion_suite(void)
     tcase_add_test(tc, test_spots_found_with_their_size);
     tcase_add_test(tc, test_spots_reject_hairs_and_shadow_edges);
     tcase_add_test(tc, test_spots_on_dark_grainy_skin);
+    tcase_add_test(tc, test_spots_found_where_red_is_clipped);
     tcase_add_test(tc, test_spots_too_dark_for_pigment_rejected);
     tcase_add_test(tc, test_delta_e2000_reference_pairs);
     suite_add_tcase(s, tc);
@@ -855,6 +959,7 @@ static Suite *lesion_suite(void)
     tcase_add_test(tc, test_fit_homography_recovers_a_known_one);
     tcase_add_test(tc, test_patch_agreement_tells_a_right_mapping_from_a_wrong_one);
     tcase_add_test(tc, test_unrelated_photos_are_not_comparable);
+    tcase_add_test(tc, test_crowded_unrelated_photos_are_not_comparable);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lesions");
