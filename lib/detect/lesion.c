@@ -240,6 +240,25 @@ static bool skin_edge(const bcd__spotmap *m, const bcd__spot *s)
     return off > SKIN_EDGE_SHARE * n;
 }
 
+/* Spot s lies where the red channel clips on the skin around it (more than
+ * SKIN_EDGE_SHARE of the same ring as skin_edge()'s): its colour, and the colour of any part
+ * of it, are not measured against that skin. */
+static bool red_clipped(const bcd__spotmap *m, const bcd__spot *s)
+{
+    double r0 = 0.5 * s->diameter * m->fx + 2.0, r = r0 + fmax(6.0, 0.5 * s->diameter * m->fx);
+    int cx = (int)lround((s->x + 0.5) * m->fx - 0.5), cy = (int)lround((s->y + 0.5) * m->fy - 0.5), R = (int)ceil(r);
+    int n = 0, hot = 0;
+    for (int y = cy - R; y <= cy + R; y++)
+        for (int x = cx - R; x <= cx + R; x++) {
+            double d2 = (double)(x - cx) * (x - cx) + (double)(y - cy) * (y - cy);
+            if (d2 <= r0 * r0 || d2 > r * r || x < 0 || y < 0 || x >= m->w || y >= m->h)
+                continue;
+            n++;
+            hot += m->c[0]->px[(size_t)y * m->w + x] >= 248.0f;
+        }
+    return n > 0 && hot > SKIN_EDGE_SHARE * n;
+}
+
 /* The skin around spot s is evenly lit: its brightness in four discs around it (two
  * diameters away, each way) within EVEN_LIGHT (ln units) of each other. Under such light,
  * a change of light between the photos is one factor that the spot's contrast and colour,
@@ -304,7 +323,8 @@ static void measure_change(bcd_lesion *l, uint8_t *even, uint8_t *why, const bcd
         ch->pixel_delta_e = ch->part_delta_e = NAN;
     ch->light = log(fmax(c->skin_rgb[1], 1e-4) / fmax(p->skin_rgb[1], 1e-4));
     *why = c->skin_rgb[1] >= MAX_SKIN_LEVEL || p->skin_rgb[1] >= MAX_SKIN_LEVEL ||
-                   c->skin_rgb[0] >= MAX_SKIN_RED || p->skin_rgb[0] >= MAX_SKIN_RED
+                   c->skin_rgb[0] >= MAX_SKIN_RED || p->skin_rgb[0] >= MAX_SKIN_RED || red_clipped(C, c) ||
+                   red_clipped(P, p)
                ? WHY_CLIPPED
            : near_border(C, c) || near_border(P, p)                          ? WHY_EDGE
            : skin_edge(C, c) || skin_edge(P, p)                              ? WHY_SKIN_EDGE
@@ -926,7 +946,8 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         double small = small_spots(P, u, v, 0.06 * Lp) * sqrt(1.0 / fmax(J, 1e-6));
         /* distinct: dark (a mole), or of a colour clearly not the skin's (a red papule, only
          * a little darker in green) */
-        bool distinct = c->contrast >= MIN_NEW_CONTRAST || bcd__delta_e2000(c->lab, c->skin_lab) >= MIN_NEW_DELTA_E;
+        bool distinct = c->contrast >= MIN_NEW_CONTRAST ||
+                        (bcd__delta_e2000(c->lab, c->skin_lab) >= MIN_NEW_DELTA_E && !red_clipped(C, c));
         bool strong = distinct && c->contrast >= 1.6 * C->t_seed && expect >= 1.6 * P->t_seed &&
                       c->diameter >= 1.3 * small &&
                       c->diameter * C->fx >= 3.0 && same_light(C, c->x, c->y, P, u, v, 3.0 * c->diameter, light_med) &&
