@@ -38,6 +38,7 @@
 #define MIN_JUDGED_CONTRAST 0.25
 #define GROWN_MAX 25.0         /* a spot grown at most this much in area is the same one */
 #define PAIR_MAX_AREA 40.0     /* a gone spot and a new one at its place: the same lesion */
+#define FAR_PAIR 0.04          /* of the longer side: a misplaced mole's counterpart within this */
 #define MIN_NEW_CONTRAST 0.3   /* a new lesion this dark at least (ln G), */
 #define MIN_NEW_DELTA_E 10.0   /* or this far in colour from the skin around it (CIEDE2000) */
 #define MIN_AGREEMENT 0.4      /* correlation of the skin around a new spot with the previous photo's */
@@ -408,7 +409,9 @@ static bcd_status score_changes(bcd_lesion_result *r, double fc, double mm)
         size_t m = 0;
         for (size_t i = 0; i < r->n; i++) {
             const bcd_lesion *l = &r->l[i];
-            if (!l->has_change)
+            /* a pair far from where the mapping puts it may be two spots: not in the pair's
+             * statistics */
+            if (!l->has_change || r->why[i] == WHY_FAR)
                 continue;
             const bcd_lesion_change *c = &l->change;
             /* sizes are judged on the spots that stand out in both photos; a faint freckle's
@@ -637,7 +640,7 @@ static bool inside(const bcd__spotmap *m, double x, double y)
  * grown to one side): the two become one matched lesion, with the previous id, and its
  * change is judged like any other. src: the spot of each lesion; lesions [0, nprev) were
  * made from previous spots, the others from current ones. */
-static void pair_gone_new(bcd_lesion_result *r, const int *src, size_t nprev, const bcd__spotmap *P,
+static void pair_gone_new(bcd_lesion_result *r, int *src, size_t nprev, const bcd__spotmap *P,
                           const bcd__spotmap *C, const bcd__spot_match *sm, double mm, double pmm)
 {
     size_t out = nprev;
@@ -700,8 +703,79 @@ static void pair_gone_new(bcd_lesion_result *r, const int *src, size_t nprev, co
             r->even[out] = r->even[k];
             r->near_dk[out] = r->near_dk[k];
             r->why[out] = r->why[k];
+            src[out] = src[k];
             out++;
         }
+    }
+    r->n = out;
+}
+
+/* Where the mapping is locally off (a bend it did not follow, a part of the photo with few
+ * matches), a mole that stood out in both photos is left "gone" at the mapped place and
+ * "new" a little way off. A gone spot that stood out and a new spot (not flagged: where the
+ * mapping holds, a new spot is a change and stays one) that are each other's only alike
+ * standing-out counterpart within FAR_PAIR of the mapped place are the same lesion: matched,
+ * with the previous id, its change measured but not judged (far_from_mapping). */
+static void pair_far(bcd_lesion_result *r, int *src, size_t nprev, const bcd__spotmap *P,
+                     const bcd__spotmap *C, const bcd__spot_match *sm, const struct transfer *tf, double mm,
+                     double pmm)
+{
+    double L = C->ow > C->oh ? C->ow : C->oh, R = FAR_PAIR * L;
+    size_t out = nprev;
+    for (size_t k = nprev; k < r->n; k++) {
+        bcd_lesion *ln = &r->l[k];
+        const bcd__spot *c = &C->spots[src[k]];
+        size_t best = nprev, count = 0;
+        if (ln->state == BCD_LESION_NEW && !ln->changed && c->contrast >= MIN_SIZE_CONTRAST) {
+            double tr = transfer_at(tf, c->x, c->y, 0.06 * L);
+            for (size_t g = 0; g < nprev; g++) {
+                const bcd_lesion *lg = &r->l[g];
+                const bcd__spot *p = &P->spots[src[g]];
+                if (lg->state != BCD_LESION_GONE || p->contrast < MIN_SIZE_CONTRAST ||
+                    hypot(lg->x - c->x, lg->y - c->y) > R)
+                    continue;
+                if (alike(p, c, sqrt(bcd__warp_area_scale(&sm->fwd, p->x, p->y)), tr) != 1)
+                    continue;
+                count++;
+                best = g;
+            }
+        }
+        /* ... and the gone spot has no other such new spot near it */
+        for (size_t k2 = nprev; count == 1 && k2 < r->n; k2++) {
+            const bcd_lesion *lo = &r->l[k2];
+            const bcd__spot *o = &C->spots[src[k2]];
+            if (k2 == k || lo->state != BCD_LESION_NEW || lo->changed || o->contrast < MIN_SIZE_CONTRAST ||
+                hypot(r->l[best].x - o->x, r->l[best].y - o->y) > R)
+                continue;
+            if (alike(&P->spots[src[best]], o, 1.0, transfer_at(tf, o->x, o->y, 0.06 * L)) == 1)
+                count++;
+        }
+        if (count == 1) {
+            bcd_lesion *lg = &r->l[best];
+            const bcd__spot *p = &P->spots[src[best]];
+            uint32_t id = lg->id;
+            lesion_blank(lg);
+            lg->id = id;
+            lg->state = BCD_LESION_MATCHED;
+            lg->x = c->x;
+            lg->y = c->y;
+            lg->prev_x = p->x;
+            lg->prev_y = p->y;
+            lesion_from_spot(lg, c, mm);
+            measure_change(lg, &r->even[best], &r->why[best], p, c, bcd__warp_area_scale(&sm->fwd, p->x, p->y), P,
+                           C, &sm->bwd, mm, pmm);
+            lg->in_overlap = 0;
+            lg->change.judged = 0;
+            r->why[best] = WHY_FAR;
+            r->matched++;
+            continue;
+        }
+        r->l[out] = r->l[k];
+        r->even[out] = r->even[k];
+        r->near_dk[out] = r->near_dk[k];
+        r->why[out] = r->why[k];
+        src[out] = src[k];
+        out++;
     }
     r->n = out;
 }
@@ -962,6 +1036,7 @@ static bcd_status compare_maps(bcd_lesion_result *r, const bcd__spotmap *P, cons
         l->changed = l->score >= 0.5;
     }
     pair_gone_new(r, src, nprev_l, P, C, &sm, mm, pmm);
+    pair_far(r, src, nprev_l, P, C, &sm, &tf, mm, pmm);
     for (size_t i = 0; i < r->n; i++) {
         double t = r->l[i].has_change ? transfer_near(&tf, r->l[i].x, r->l[i].y, 0.06 * L) : NAN;
         r->near_dk[i] = isfinite(t) && t > 0 ? -log(t) : NAN;

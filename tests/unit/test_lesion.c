@@ -884,6 +884,51 @@ START_TEST(test_spots_found_where_red_is_clipped)
 }
 END_TEST
 
+START_TEST(test_misplaced_mole_keeps_its_id)
+{
+    /* the skin under one mole moved 30 px against all the others (a bend the mapping does
+     * not follow): where the mapping cannot be checked around it, the mole that stood out in
+     * both photos, alike in size and darkness, is the same lesion; matched, not judged */
+    struct dot a[12], b[12];
+    random_dots(a, 12, 900, 700, 12, 20, 71);
+    /* mole 0 alone in a corner, nothing around it to check the mapping by */
+    a[0].x = 70;
+    a[0].y = 75;
+    for (int k = 1; k < 12; k++)
+        if (hypot(a[k].x - 70, a[k].y - 75) < 260) {
+            a[k].x = 450 + 30 * k;
+            a[k].y = 600 - 20 * k;
+        }
+    memcpy(b, a, sizeof a);
+    b[0].x += 30;
+    b[0].y -= 8;
+    bcd_image *i1 = scene(900, 700, a, 12, 1.0, 21), *i2 = scene(900, 700, b, 12, 1.0, 22);
+    bcd_lesion_result *r = NULL;
+    ck_assert_int_eq(bcd_lesion_compare(&r, ctx, i2, i1, NULL), BCD_OK);
+    ck_assert_int_eq(bcd_lesion_result_status(r), BCD_LESION_COMPARED);
+    size_t at = bcd_lesion_result_count(r);
+    for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
+        const bcd_lesion *l = bcd_lesion_result_get(r, i);
+        if (isfinite(l->x) && hypot(l->x - b[0].x, l->y - b[0].y) < 3.0)
+            at = i;
+    }
+    ck_assert_uint_lt(at, bcd_lesion_result_count(r));
+    const bcd_lesion *l = bcd_lesion_result_get(r, at);
+    ck_assert_str_eq(bcd_lesion_state_name(l->state), "matched");
+    ck_assert(hypot(l->prev_x - a[0].x, l->prev_y - a[0].y) < 3.0);
+    ck_assert(!l->changed);
+    ck_assert_str_eq(bcd_lesion_result_not_judged(r, at), "far_from_mapping");
+    /* one lesion for it: no "gone" left at its previous place */
+    for (size_t i = 0; i < bcd_lesion_result_count(r); i++) {
+        const bcd_lesion *o = bcd_lesion_result_get(r, i);
+        ck_assert(i == at || !(isfinite(o->prev_x) && hypot(o->prev_x - a[0].x, o->prev_y - a[0].y) < 3.0));
+    }
+    bcd_lesion_result_free(r);
+    free_img(i1);
+    free_img(i2);
+}
+END_TEST
+
 START_TEST(test_api_arguments_and_json)
 {
     struct dot a[5];
@@ -969,6 +1014,7 @@ static Suite *lesion_suite(void)
     tcase_add_test(tc, test_growth_and_darkening_are_changes);
     tcase_add_test(tc, test_second_colour_is_a_change);
     tcase_add_test(tc, test_changed_past_recognition_keeps_its_id);
+    tcase_add_test(tc, test_misplaced_mole_keeps_its_id);
     tcase_add_test(tc, test_not_judged_says_why);
     tcase_add_test(tc, test_ids_carried_over_three_checks);
     tcase_add_test(tc, test_api_arguments_and_json);
