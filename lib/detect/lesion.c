@@ -635,6 +635,35 @@ static bool inside(const bcd__spotmap *m, double x, double y)
     return x >= 0 && y >= 0 && x <= m->ow - 1.0 && y <= m->oh - 1.0;
 }
 
+/* Lesion g (a gone previous spot p) becomes the match of current spot c: the previous id
+ * kept, the rest measured again with J, the mapping's local area scale at p. */
+static void rematch(bcd_lesion_result *r, size_t g, const bcd__spot *p, const bcd__spot *c, double J,
+                    const bcd__spotmap *P, const bcd__spotmap *C, const bcd__spot_match *sm, double mm, double pmm)
+{
+    bcd_lesion *lg = &r->l[g];
+    uint32_t id = lg->id;
+    lesion_blank(lg);
+    lg->id = id;
+    lg->state = BCD_LESION_MATCHED;
+    lg->x = c->x;
+    lg->y = c->y;
+    lg->prev_x = p->x;
+    lg->prev_y = p->y;
+    lesion_from_spot(lg, c, mm);
+    measure_change(lg, &r->even[g], &r->why[g], p, c, J, P, C, &sm->bwd, mm, pmm);
+    r->matched++;
+}
+
+/* Lesion k kept at place out (out <= k) of r's list and of src. */
+static void keep_at(bcd_lesion_result *r, int *src, size_t out, size_t k)
+{
+    r->l[out] = r->l[k];
+    r->even[out] = r->even[k];
+    r->near_dk[out] = r->near_dk[k];
+    r->why[out] = r->why[k];
+    src[out] = src[k];
+}
+
 /* A previous spot not found again (gone) where a new one now lies is that lesion,
  * changed past what a probe accepts as the same spot (grown many times, much darker, or
  * grown to one side): the two become one matched lesion, with the previous id, and its
@@ -676,17 +705,7 @@ static void pair_gone_new(bcd_lesion_result *r, int *src, size_t nprev, const bc
             if (best < nprev) {
                 bcd_lesion *lg = &r->l[best];
                 const bcd__spot *p = &P->spots[src[best]];
-                double J = bcd__warp_area_scale(&sm->fwd, p->x, p->y);
-                uint32_t id = lg->id;
-                lesion_blank(lg);
-                lg->id = id;
-                lg->state = BCD_LESION_MATCHED;
-                lg->x = c->x;
-                lg->y = c->y;
-                lg->prev_x = p->x;
-                lg->prev_y = p->y;
-                lesion_from_spot(lg, c, mm);
-                measure_change(lg, &r->even[best], &r->why[best], p, c, J, P, C, &sm->bwd, mm, pmm);
+                rematch(r, best, p, c, bcd__warp_area_scale(&sm->fwd, p->x, p->y), P, C, sm, mm, pmm);
                 lg->in_overlap = bcd__spot_match_verified(sm, p->x, p->y, false);
                 /* judged only when it stands out now and stood out then (a faint spot in a
                  * blurred photo is measured smaller than it is) */
@@ -694,18 +713,11 @@ static void pair_gone_new(bcd_lesion_result *r, int *src, size_t nprev, const bc
                     lg->change.judged = 0;
                     r->why[best] = WHY_FAINT;
                 }
-                r->matched++;
                 merged = true;
             }
         }
-        if (!merged) {
-            r->l[out] = r->l[k];
-            r->even[out] = r->even[k];
-            r->near_dk[out] = r->near_dk[k];
-            r->why[out] = r->why[k];
-            src[out] = src[k];
-            out++;
-        }
+        if (!merged)
+            keep_at(r, src, out++, k);
     }
     r->n = out;
 }
@@ -751,31 +763,14 @@ static void pair_far(bcd_lesion_result *r, int *src, size_t nprev, const bcd__sp
                 count++;
         }
         if (count == 1) {
-            bcd_lesion *lg = &r->l[best];
             const bcd__spot *p = &P->spots[src[best]];
-            uint32_t id = lg->id;
-            lesion_blank(lg);
-            lg->id = id;
-            lg->state = BCD_LESION_MATCHED;
-            lg->x = c->x;
-            lg->y = c->y;
-            lg->prev_x = p->x;
-            lg->prev_y = p->y;
-            lesion_from_spot(lg, c, mm);
-            measure_change(lg, &r->even[best], &r->why[best], p, c, bcd__warp_area_scale(&sm->fwd, p->x, p->y), P,
-                           C, &sm->bwd, mm, pmm);
-            lg->in_overlap = 0;
-            lg->change.judged = 0;
+            rematch(r, best, p, c, bcd__warp_area_scale(&sm->fwd, p->x, p->y), P, C, sm, mm, pmm);
+            r->l[best].in_overlap = 0;
+            r->l[best].change.judged = 0;
             r->why[best] = WHY_FAR;
-            r->matched++;
             continue;
         }
-        r->l[out] = r->l[k];
-        r->even[out] = r->even[k];
-        r->near_dk[out] = r->near_dk[k];
-        r->why[out] = r->why[k];
-        src[out] = src[k];
-        out++;
+        keep_at(r, src, out++, k);
     }
     r->n = out;
 }
